@@ -1,0 +1,162 @@
+"""The typed model of `mlyard.toml`, validated at load so errors name the file and key.
+
+Every key has a default, so a file with only `[data] target = "y"` is a working project.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+from core.errors import ConfigError
+
+ColumnType = Literal["int", "float", "bool", "category", "string", "date", "datetime"]
+TaskType = Literal["binary", "multiclass", "regression"]
+
+
+class ColumnContract(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """What one input column must look like.
+
+    type: the logical type values must parse as.
+    min / max: inclusive bounds for numeric values.
+    max_null_rate: the largest share of missing values a file may have (0 to 1).
+    categories: for `category` columns, every allowed value; anything else is refused.
+    """
+
+    type: ColumnType
+    min: float | None = None
+    max: float | None = None
+    max_null_rate: float = 0.0
+    categories: list[str] | None = None
+
+
+class ProjectConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """name: the project's name in the catalog and in model references."""
+
+    name: str = "project"
+
+
+class DataConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """How input files look and which columns play which role.
+
+    watch: folders (relative to mlyard.toml) that hold incoming files.
+    dataset: the catalog name for versions of this data (default: the project name).
+    target / id_column / time_column: roles; id and time are never features.
+    exclude: further columns that are kept but never used as features.
+    columns: the schema contract; when empty, it is inferred from the first file ingested.
+    """
+
+    watch: list[str] = msgspec.field(default_factory=lambda: ["data"])
+    dataset: str | None = None
+    target: str | None = None
+    id_column: str | None = None
+    time_column: str | None = None
+    time_format: str | None = None
+    exclude: list[str] = msgspec.field(default_factory=list)
+    dedupe: bool = True
+    columns: dict[str, ColumnContract] = msgspec.field(default_factory=dict)
+
+
+class TrainConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """How to train: task, LightGBM params, split and seed."""
+
+    task: TaskType = "binary"
+    metric: str | None = None
+    seed: int = 42
+    valid_fraction: float = 0.2
+    num_boost_round: int = 500
+    early_stopping_rounds: int = 50
+    params: dict[str, str | int | float | bool] = msgspec.field(default_factory=dict)
+
+
+class Config(msgspec.Struct, forbid_unknown_fields=True):
+    project: ProjectConfig = msgspec.field(default_factory=ProjectConfig)
+    data: DataConfig = msgspec.field(default_factory=DataConfig)
+    train: TrainConfig = msgspec.field(default_factory=TrainConfig)
+
+    @property
+    def dataset_name(self) -> str:
+        return self.data.dataset or self.project.name
+
+
+_PATH_RE = re.compile(r"at `\$((?:\.[^.`\[]+|\[[^\]]*\])*)`")
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate `path`; raise ConfigError naming the file, line or key."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from exc
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    return parse_config(raw, str(path))
+
+
+def parse_config(raw: dict[str, object], source: str) -> Config:
+    _check_columns(raw, source)
+    try:
+        config = msgspec.convert(raw, Config)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{source}: {_describe(str(exc))}") from exc
+    _check_ranges(config, source)
+    return config
+
+
+def _check_columns(raw: dict[str, object], source: str) -> None:
+    """Validate each contract column alone, so an error names the column (msgspec hides
+    dict keys in its paths)."""
+    data = raw.get("data")
+    columns = data.get("columns") if isinstance(data, dict) else None
+    if not isinstance(columns, dict):
+        return
+    for name, column in columns.items():
+        try:
+            msgspec.convert(column, ColumnContract)
+        except msgspec.ValidationError as exc:
+            raise ConfigError(
+                f"{source}: {_describe(str(exc), prefix=f'data.columns.{name}')}"
+            ) from exc
+
+
+def _describe(message: str, prefix: str = "") -> str:
+    """Turn msgspec's `... - at `$.data.seed`` into `key data.seed: ...`."""
+    match = _PATH_RE.search(message)
+    where = ".".join(p for p in (prefix, match.group(1).lstrip(".") if match else "") if p)
+    what = _PATH_RE.sub("", message).rstrip(" -")
+    if what.startswith("Object contains unknown field"):
+        return f"[{where or 'top level'}] has unknown key {what.rsplit(' ', 1)[-1]}"
+    if what.startswith("Invalid enum value") and where.endswith(".type"):
+        what += f"; expected one of {', '.join(ColumnType.__args__)}"
+    if what.startswith("Invalid enum value") and where == "train.task":
+        what += f"; expected one of {', '.join(TaskType.__args__)}"
+    return f"key {where}: {what}" if where else what
+
+
+def _check_ranges(config: Config, source: str) -> None:
+    if not 0 < config.train.valid_fraction < 1:
+        raise ConfigError(
+            f"{source}: key train.valid_fraction: expected a number between 0 and 1, "
+            f"got {config.train.valid_fraction}"
+        )
+    for name, column in config.data.columns.items():
+        if not 0 <= column.max_null_rate <= 1:
+            raise ConfigError(
+                f"{source}: key data.columns.{name}.max_null_rate: expected 0 to 1, "
+                f"got {column.max_null_rate}"
+            )
+        if column.categories is not None and column.type != "category":
+            raise ConfigError(
+                f"{source}: key data.columns.{name}.categories: only allowed with "
+                f'type = "category" (type is {column.type!r})'
+            )
+        if column.min is not None and column.max is not None and column.min > column.max:
+            raise ConfigError(
+                f"{source}: key data.columns.{name}: min {column.min} is above max {column.max}"
+            )

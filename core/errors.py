@@ -1,0 +1,40 @@
+"""Typed errors raised by the engine; each carries one line the user can act on."""
+
+from __future__ import annotations
+
+from storage.errors import CatalogError, MlyardError, NotFound, ObjectCorrupt, StoreLocked
+
+__all__ = [
+    "CatalogError",
+    "ConfigError",
+    "IngestRefused",
+    "MlyardError",
+    "NotFound",
+    "ObjectCorrupt",
+    "StoreLocked",
+    "TrackingError",
+    "UsageError",
+    "WorkspaceNotFound",
+]
+
+
+class ConfigError(MlyardError):
+    title = "Bad configuration"
+
+
+class WorkspaceNotFound(MlyardError):
+    title = "No mlyard project"
+
+
+class IngestRefused(MlyardError):
+    """A file failed validation; it was quarantined and nothing was added."""
+
+    title = "File refused"
+
+
+class TrackingError(MlyardError):
+    title = "Tracking error"
+
+
+class UsageError(MlyardError):
+    title = "Usage error"

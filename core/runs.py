@@ -1,0 +1,140 @@
+"""Listing, filtering, sorting and showing runs, and noticing runs whose process died."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import time
+from dataclasses import dataclass
+
+from core.errors import UsageError
+from core.workspace import Workspace
+from storage import runs_store
+from storage.runs_store import RunFilter, RunRecord, RunSort
+
+# A run on another host is presumed dead when its heartbeat is this old.
+STALE_HEARTBEAT_S = 120.0
+
+_FILTER_RE = re.compile(r"^\s*([A-Za-z_][\w.\-/]*)\s*(<=|>=|!=|==|=|<|>)\s*(.*?)\s*$")
+_GROUPS = {"params": "params", "param": "params", "metrics": "metrics", "metric": "metrics",
+           "tags": "tags", "tag": "tags"}
+
+
+@dataclass
+class RunDetail:
+    run: RunRecord
+    artifacts: list[tuple[str, str, int, float]]
+    metric_points: dict[str, int]
+
+
+def parse_filter(text: str) -> RunFilter:
+    """`metrics.auc > 0.8`, `params.num_leaves = 31`, `status = finished`, `tags.team = x`."""
+    match = _FILTER_RE.match(text)
+    if not match:
+        raise UsageError(
+            f"filter {text!r}: expected FIELD OP VALUE, e.g. 'metrics.auc > 0.8' "
+            "(OP is one of = != < <= > >=)"
+        )
+    field_name, op, raw = match.groups()
+    op = "=" if op == "==" else op
+    raw = raw.strip("'\"")
+    kind, key = _split_field(field_name)
+    value: str | float = raw
+    if kind in {"metrics", "params"} or key in {"start_time", "end_time", "duration"}:
+        try:
+            value = float(raw)
+        except ValueError:
+            if kind == "metrics" or kind == "attr":
+                raise UsageError(f"filter {text!r}: {raw!r} is not a number") from None
+    return RunFilter(kind, key, op, value)
+
+
+def parse_sort(text: str) -> RunSort:
+    """`metrics.auc` (ascending), `-metrics.auc` or `metrics.auc desc` (descending)."""
+    descending = text.startswith("-")
+    spec = text.lstrip("-").strip()
+    parts = spec.split()
+    if len(parts) == 2 and parts[1].lower() in {"asc", "desc"}:
+        descending = parts[1].lower() == "desc"
+        spec = parts[0]
+    kind, key = _split_field(spec)
+    return RunSort(kind, key, descending)
+
+
+def list_runs(
+    ws: Workspace, filters: list[str] | None = None, sort: str | None = None,
+    limit: int | None = None,
+) -> list[RunRecord]:
+    """Runs of this project that match every filter, newest first unless sorted."""
+    parsed = [parse_filter(f) for f in filters or []]
+    order = parse_sort(sort) if sort else None
+    with ws.catalog.session() as con:
+        _reconcile_crashed(con)
+        return runs_store.query_runs(con, ws.project, parsed, order, limit)
+
+
+def show_run(ws: Workspace, ref: str) -> RunDetail:
+    """One run with params, latest metrics, tags, artifacts and point counts per metric."""
+    with ws.catalog.session() as con:
+        _reconcile_crashed(con)
+        run_id = runs_store.resolve_run_id(con, ref)
+        run = runs_store.query_runs(con, None, [RunFilter("attr", "run_id", "=", run_id)],
+                                    None, None)[0]
+        artifacts = runs_store.list_artifacts(con, run_id)
+        counts = runs_store.metric_point_counts(con, run_id)
+    return RunDetail(run, artifacts, counts)
+
+
+def metric_history(ws: Workspace, ref: str, key: str) -> list[tuple[int, float | None, float]]:
+    """Every (step, value, timestamp) logged for one metric of one run."""
+    with ws.catalog.session() as con:
+        run_id = runs_store.resolve_run_id(con, ref)
+        return runs_store.metric_history(con, run_id, key)
+
+
+def _split_field(name: str) -> tuple[str, str]:
+    if "." in name:
+        group, key = name.split(".", 1)
+        if group in _GROUPS:
+            return _GROUPS[group], key
+    if name in runs_store.RUN_ATTRIBUTES:
+        return "attr", name
+    raise UsageError(
+        f"unknown field {name!r}: use params.KEY, metrics.KEY, tags.KEY or one of "
+        f"{', '.join(sorted(runs_store.RUN_ATTRIBUTES))}"
+    )
+
+
+def _reconcile_crashed(con: runs_store.Connection) -> None:
+    """Mark runs whose process is gone as crashed, keeping everything they flushed."""
+    host = socket.gethostname()
+    now = time.time()
+    dead = [
+        run_id
+        for run_id, pid, run_host, heartbeat in runs_store.running_runs(con)
+        if (run_host == host and pid is not None and not _pid_alive(pid))
+        or (run_host != host and now - heartbeat > STALE_HEARTBEAT_S)
+    ]
+    if dead:
+        runs_store.mark_crashed(con, dead)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return False

@@ -1,0 +1,80 @@
+"""Finding a project and opening its workspace.
+
+A project is a folder with `mlyard.toml`, found by walking up from the current directory
+like git finds `.git`. Its workspace (catalog, objects, spool, quarantine) is `.mlyard/`
+beside it unless `--workspace` or `MLYARD_WORKSPACE` points elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.config import Config, load_config
+from core.errors import WorkspaceNotFound
+from storage import meta_store
+from storage.catalog import Catalog
+from storage.objects import ObjectStore
+
+CONFIG_NAME = "mlyard.toml"
+WORKSPACE_DIR = ".mlyard"
+
+
+@dataclass
+class Workspace:
+    project_dir: Path
+    config_path: Path
+    config: Config
+    root: Path
+    catalog: Catalog
+    objects: ObjectStore
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.root / "quarantine"
+
+    @property
+    def project(self) -> str:
+        return self.config.project.name
+
+
+def find_config(start: Path) -> Path:
+    """The nearest `mlyard.toml` at or above `start`."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        candidate = folder / CONFIG_NAME
+        if candidate.is_file():
+            return candidate
+    raise WorkspaceNotFound(
+        f"no {CONFIG_NAME} in {start} or any parent folder; run `mlyard init` to create one"
+    )
+
+
+def open_workspace(
+    start: Path | None = None, workspace: Path | None = None, config_path: Path | None = None
+) -> Workspace:
+    """Open the project around `start` (default: the current directory).
+
+    `workspace` beats `MLYARD_WORKSPACE`, which beats `.mlyard/` beside the config.
+    """
+    path = config_path or find_config(start or Path.cwd())
+    config = load_config(path)
+    env_root = os.environ.get("MLYARD_WORKSPACE")
+    root = workspace or (Path(env_root) if env_root else path.parent / WORKSPACE_DIR)
+    root = root.resolve()
+    ws = Workspace(
+        project_dir=path.parent,
+        config_path=path,
+        config=config,
+        root=root,
+        catalog=Catalog(root),
+        objects=ObjectStore(root / "objects"),
+    )
+    _register_project(ws)
+    return ws
+
+
+def _register_project(ws: Workspace) -> None:
+    with ws.catalog.session() as con:
+        meta_store.register_project(con, ws.project)

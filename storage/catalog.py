@@ -1,0 +1,105 @@
+"""The only place that opens `catalog.duckdb`.
+
+Every access is a short unit of work: take the lock, open, transact, close. No process
+keeps the file open while idle, so the TUI, a training run, the daemon and a cron job
+can all share one catalog. Whoever holds the lock first loads any spooled segments left
+by writers that found it busy.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from storage import spool
+from storage.errors import CatalogError
+from storage.lock import CatalogLock
+from storage.migrations import apply_migrations
+from storage.runs_store import insert_metrics
+
+Connection = duckdb.DuckDBPyConnection
+
+_SEGMENT_LOADERS = {"metrics": insert_metrics}
+
+
+class Catalog:
+    """Short, locked units of work against one workspace's DuckDB file."""
+
+    def __init__(self, workspace_dir: Path) -> None:
+        self.workspace_dir = workspace_dir
+        self.path = workspace_dir / "catalog.duckdb"
+        self.spool_dir = workspace_dir / "spool"
+        self.lock = CatalogLock(workspace_dir / "catalog.lock")
+
+    @contextmanager
+    def session(self, timeout: float | None = None) -> Iterator[Connection]:
+        """One transaction under the lock; commits on success, rolls back on error.
+
+        Raises StoreLocked when another process holds the catalog past `timeout`.
+        """
+        with self.lock.hold(timeout), self._connected() as con, _transaction(con):
+            yield con
+
+    @contextmanager
+    def try_session(self) -> Iterator[Connection | None]:
+        """Like `session`, but yields None at once if the lock is busy."""
+        with self.lock.try_hold() as taken:
+            if not taken:
+                yield None
+                return
+            with self._connected() as con, _transaction(con):
+                yield con
+
+    def ingest_spool(self, con: Connection) -> int:
+        """Load every sealed segment not loaded before; return how many rows were added."""
+        added = 0
+        for path in spool.sealed_segments(self.spool_dir):
+            seen = con.execute(
+                "SELECT 1 FROM spool_segments WHERE name = ?", [path.name]
+            ).fetchone()
+            if seen is None:
+                loader = _SEGMENT_LOADERS[spool.segment_kind(path)]
+                batch = spool.read_segment(path)
+                con.begin()
+                try:
+                    loader(con, batch)
+                    con.execute(
+                        "INSERT INTO spool_segments VALUES (?, ?, ?)",
+                        [path.name, time.time(), batch.num_rows],
+                    )
+                    con.commit()
+                except Exception:
+                    con.rollback()
+                    raise
+                added += batch.num_rows
+            path.unlink(missing_ok=True)
+        return added
+
+    @contextmanager
+    def _connected(self) -> Iterator[Connection]:
+        self.workspace_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            con = duckdb.connect(str(self.path))
+        except duckdb.Error as exc:
+            raise CatalogError(f"{self.path}: cannot open the catalog: {exc}") from exc
+        try:
+            apply_migrations(con, str(self.path))
+            self.ingest_spool(con)
+            yield con
+        finally:
+            con.close()
+
+
+@contextmanager
+def _transaction(con: Connection) -> Iterator[None]:
+    con.begin()
+    try:
+        yield
+    except BaseException:
+        con.rollback()
+        raise
+    con.commit()

@@ -1,0 +1,139 @@
+"""Named, ordered schema migrations, applied in a transaction when a catalog is opened.
+
+Append new migrations at the end and never edit a released one: an older workspace then
+opens in a newer mlyard by running only the steps it has not seen.
+"""
+
+from __future__ import annotations
+
+import time
+
+import duckdb
+
+from storage.errors import CatalogError
+
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "initial catalog",
+        """
+        CREATE TABLE projects (
+            name VARCHAR PRIMARY KEY,
+            created_at DOUBLE NOT NULL
+        );
+        CREATE TABLE runs (
+            run_id VARCHAR PRIMARY KEY,
+            project VARCHAR NOT NULL,
+            name VARCHAR,
+            status VARCHAR NOT NULL,
+            start_time DOUBLE NOT NULL,
+            end_time DOUBLE,
+            heartbeat DOUBLE NOT NULL,
+            pid INTEGER,
+            host VARCHAR,
+            user_name VARCHAR,
+            error VARCHAR
+        );
+        CREATE TABLE params (
+            run_id VARCHAR NOT NULL,
+            key VARCHAR NOT NULL,
+            value VARCHAR NOT NULL,
+            PRIMARY KEY (run_id, key)
+        );
+        CREATE TABLE tags (
+            run_id VARCHAR NOT NULL,
+            key VARCHAR NOT NULL,
+            value VARCHAR NOT NULL,
+            PRIMARY KEY (run_id, key)
+        );
+        CREATE TABLE metrics (
+            run_id VARCHAR NOT NULL,
+            key VARCHAR NOT NULL,
+            value DOUBLE,
+            step BIGINT NOT NULL,
+            ts DOUBLE NOT NULL
+        );
+        CREATE TABLE latest_metrics (
+            run_id VARCHAR NOT NULL,
+            key VARCHAR NOT NULL,
+            value DOUBLE,
+            step BIGINT NOT NULL,
+            ts DOUBLE NOT NULL,
+            PRIMARY KEY (run_id, key)
+        );
+        CREATE TABLE artifacts (
+            run_id VARCHAR NOT NULL,
+            name VARCHAR NOT NULL,
+            object_hash VARCHAR NOT NULL,
+            size BIGINT NOT NULL,
+            created_at DOUBLE NOT NULL,
+            PRIMARY KEY (run_id, name)
+        );
+        CREATE TABLE datasets (
+            name VARCHAR PRIMARY KEY,
+            created_at DOUBLE NOT NULL,
+            contract JSON
+        );
+        CREATE TABLE dataset_versions (
+            dataset VARCHAR NOT NULL,
+            seq INTEGER NOT NULL,
+            source_hash VARCHAR NOT NULL,
+            source_path VARCHAR NOT NULL,
+            snapshot_hash VARCHAR NOT NULL,
+            rows BIGINT NOT NULL,
+            schema JSON NOT NULL,
+            profile JSON NOT NULL,
+            warnings JSON NOT NULL,
+            created_at DOUBLE NOT NULL,
+            PRIMARY KEY (dataset, seq),
+            UNIQUE (dataset, source_hash)
+        );
+        CREATE SEQUENCE event_ids;
+        CREATE TABLE events (
+            event_id BIGINT PRIMARY KEY DEFAULT nextval('event_ids'),
+            ts DOUBLE NOT NULL,
+            kind VARCHAR NOT NULL,
+            subject VARCHAR NOT NULL,
+            actor VARCHAR,
+            detail JSON
+        );
+        CREATE TABLE spool_segments (
+            name VARCHAR PRIMARY KEY,
+            ingested_at DOUBLE NOT NULL,
+            rows BIGINT NOT NULL
+        );
+        CREATE INDEX metrics_run_key ON metrics (run_id, key);
+        """,
+    ),
+]
+
+
+def apply_migrations(con: duckdb.DuckDBPyConnection, catalog_name: str) -> None:
+    """Bring the schema up to date, each migration in its own transaction."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations "
+        "(version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at DOUBLE NOT NULL)"
+    )
+    row = con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
+    current = int(row[0]) if row else 0
+    if current > len(MIGRATIONS):
+        raise CatalogError(
+            f"{catalog_name}: schema version {current} was written by a newer mlyard "
+            f"(this one knows {len(MIGRATIONS)}); upgrade mlyard to open it"
+        )
+    for version, (name, sql) in enumerate(MIGRATIONS, start=1):
+        if version <= current:
+            continue
+        con.begin()
+        try:
+            con.execute(sql)
+            con.execute(
+                "INSERT INTO schema_migrations VALUES (?, ?, ?)", [version, name, time.time()]
+            )
+            con.commit()
+        except Exception:
+            con.rollback()
+            raise
+
+
+def schema_version() -> int:
+    return len(MIGRATIONS)

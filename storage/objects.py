@@ -1,0 +1,95 @@
+"""Content-addressed files: dataset snapshots, models, artifacts, reports.
+
+An object's name is the blake3 hash of its bytes, so the same content is stored once and
+any change on disk is detected when the object is read back.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import blake3
+
+from storage.errors import NotFound, ObjectCorrupt
+
+CHUNK = 1 << 20
+
+
+def hash_file(path: Path) -> str:
+    """The blake3 hex digest of a file, read in chunks so size does not matter."""
+    hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
+    if path.stat().st_size:
+        hasher.update_mmap(str(path))
+    return hasher.hexdigest()
+
+
+class ObjectStore:
+    """Immutable files under `objects/ab/cdef...`, written atomically."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path_for(self, digest: str) -> Path:
+        return self.root / digest[:2] / digest[2:]
+
+    def put_file(self, source: Path) -> str:
+        """Copy `source` into the store and return its hash; the source is only read."""
+        tmp = self._tmp_path()
+        try:
+            shutil.copyfile(source, tmp)
+            return self.adopt(tmp)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def put_bytes(self, data: bytes) -> str:
+        tmp = self._tmp_path()
+        try:
+            with open(tmp, "wb") as handle:
+                handle.write(data)
+            return self.adopt(tmp)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def new_temp(self, suffix: str = "") -> Path:
+        """A fresh path inside the store's temp area, on the same filesystem as the objects."""
+        return self._tmp_path(suffix)
+
+    def adopt(self, tmp: Path) -> str:
+        """Move a finished temp file into place under its hash (fsynced, then renamed)."""
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        digest = hash_file(tmp)
+        final = self.path_for(digest)
+        if final.exists():
+            tmp.unlink()
+            return digest
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(tmp, 0o444)
+        os.replace(tmp, final)
+        return digest
+
+    def open_verified(self, digest: str) -> Path:
+        """The object's path, after checking its bytes still hash to its name."""
+        path = self.path_for(digest)
+        if not path.exists():
+            raise NotFound(f"object {digest[:12]} is missing from {self.root}")
+        actual = hash_file(path)
+        if actual != digest:
+            raise ObjectCorrupt(
+                f"{path}: content hash is {actual[:12]}, expected {digest[:12]}; "
+                "the file was changed on disk"
+            )
+        return path
+
+    def read_bytes(self, digest: str) -> bytes:
+        return self.open_verified(digest).read_bytes()
+
+    def _tmp_path(self, suffix: str = "") -> Path:
+        tmp_dir = self.root / "tmp"
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(dir=tmp_dir, suffix=suffix)
+        os.close(handle)
+        return Path(name)

@@ -1,0 +1,317 @@
+"""SQL for runs and everything logged to them: params, tags, metrics, artifacts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from storage.errors import CatalogError, NotFound
+
+Connection = duckdb.DuckDBPyConnection
+
+METRIC_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("key", pa.string()),
+        ("value", pa.float64()),
+        ("step", pa.int64()),
+        ("ts", pa.float64()),
+    ]
+)
+
+RUN_COLUMNS = (
+    "run_id, project, name, status, start_time, end_time, heartbeat, pid, host, user_name, error"
+)
+
+
+@dataclass
+class RunRecord:
+    run_id: str
+    project: str
+    name: str | None
+    status: str
+    start_time: float
+    end_time: float | None
+    heartbeat: float
+    pid: int | None
+    host: str | None
+    user_name: str | None
+    error: str | None
+    params: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float | None] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """One condition: `field` is `status`, `name`, or a key under `params`/`metrics`/`tags`."""
+
+    kind: str  # "params" | "metrics" | "tags" | "attr"
+    key: str
+    op: str  # = != < <= > >=
+    value: str | float
+
+
+@dataclass(frozen=True)
+class RunSort:
+    kind: str  # "params" | "metrics" | "attr"
+    key: str
+    descending: bool = False
+
+
+_OPS = {"=", "!=", "<", "<=", ">", ">="}
+RUN_ATTRIBUTES = frozenset(
+    {"status", "name", "start_time", "end_time", "run_id", "host", "user_name", "duration"}
+)
+
+
+def insert_run(con: Connection, run: RunRecord) -> None:
+    con.execute(
+        f"INSERT INTO runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            run.run_id, run.project, run.name, run.status, run.start_time, run.end_time,
+            run.heartbeat, run.pid, run.host, run.user_name, run.error,
+        ],
+    )
+
+
+def finish_run(
+    con: Connection, run_id: str, status: str, end_time: float, error: str | None
+) -> None:
+    con.execute(
+        "UPDATE runs SET status = ?, end_time = ?, heartbeat = greatest(heartbeat, ?), error = ? "
+        "WHERE run_id = ?",
+        [status, end_time, end_time, error, run_id],
+    )
+
+
+def touch_heartbeat(con: Connection, run_id: str, ts: float) -> None:
+    con.execute(
+        "UPDATE runs SET heartbeat = greatest(heartbeat, ?) WHERE run_id = ?", [ts, run_id]
+    )
+
+
+def running_runs(con: Connection) -> list[tuple[str, int | None, str | None, float]]:
+    """(run_id, pid, host, heartbeat) of every run still marked running."""
+    return con.execute(
+        "SELECT run_id, pid, host, heartbeat FROM runs WHERE status = 'running'"
+    ).fetchall()
+
+
+def mark_crashed(con: Connection, run_ids: list[str]) -> None:
+    con.execute(
+        "UPDATE runs SET status = 'crashed', end_time = heartbeat "
+        "WHERE status = 'running' AND list_contains(?, run_id)",
+        [run_ids],
+    )
+
+
+def set_params(con: Connection, run_id: str, params: dict[str, str]) -> None:
+    """Record params; logging a different value for a key already logged is an error."""
+    existing = dict(
+        con.execute(
+            "SELECT key, value FROM params WHERE run_id = ? AND list_contains(?, key)",
+            [run_id, list(params)],
+        ).fetchall()
+    )
+    for key, value in params.items():
+        if key in existing and existing[key] != value:
+            raise CatalogError(
+                f"param {key!r} of run {run_id[:8]} is already {existing[key]!r}; "
+                f"params cannot change (got {value!r}); log a metric or tag instead"
+            )
+    fresh = [(run_id, k, v) for k, v in params.items() if k not in existing]
+    if fresh:
+        con.executemany("INSERT INTO params VALUES (?, ?, ?)", fresh)
+
+
+def set_tags(con: Connection, run_id: str, tags: dict[str, str]) -> None:
+    con.executemany(
+        "INSERT INTO tags VALUES (?, ?, ?) ON CONFLICT (run_id, key) DO UPDATE "
+        "SET value = excluded.value",
+        [(run_id, k, v) for k, v in tags.items()],
+    )
+
+
+def insert_metrics(con: Connection, batch: pa.Table) -> None:
+    """Append metric points and move each key's latest value (highest step, then time)."""
+    con.register("metric_batch", batch)
+    try:
+        con.execute("INSERT INTO metrics SELECT run_id, key, value, step, ts FROM metric_batch")
+        con.execute(
+            """
+            INSERT INTO latest_metrics
+            SELECT run_id, key, arg_max(value, (step, ts)), max(step), max(ts)
+            FROM metric_batch GROUP BY run_id, key
+            ON CONFLICT (run_id, key) DO UPDATE SET
+                value = CASE WHEN excluded.step >= step THEN excluded.value ELSE value END,
+                step = greatest(step, excluded.step),
+                ts = greatest(ts, excluded.ts)
+            """
+        )
+        con.execute(
+            """
+            UPDATE runs SET heartbeat = greatest(runs.heartbeat, b.ts)
+            FROM (SELECT run_id, max(ts) AS ts FROM metric_batch GROUP BY run_id) AS b
+            WHERE runs.run_id = b.run_id
+            """
+        )
+    finally:
+        con.unregister("metric_batch")
+
+
+def add_artifact(
+    con: Connection, run_id: str, name: str, object_hash: str, size: int, ts: float
+) -> None:
+    con.execute(
+        "INSERT INTO artifacts VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, name) DO UPDATE "
+        "SET object_hash = excluded.object_hash, size = excluded.size, "
+        "created_at = excluded.created_at",
+        [run_id, name, object_hash, size, ts],
+    )
+
+
+def list_artifacts(con: Connection, run_id: str) -> list[tuple[str, str, int, float]]:
+    return con.execute(
+        "SELECT name, object_hash, size, created_at FROM artifacts WHERE run_id = ? ORDER BY name",
+        [run_id],
+    ).fetchall()
+
+
+def resolve_run_id(con: Connection, ref: str) -> str:
+    """A full run id from a unique prefix (at least 4 characters) or a unique run name."""
+    rows = con.execute(
+        "SELECT run_id FROM runs WHERE starts_with(run_id, ?) OR name = ? LIMIT 2",
+        [ref.lower() if len(ref) >= 4 else "\x00", ref],
+    ).fetchall()
+    if not rows:
+        raise NotFound(f"no run matches {ref!r}")
+    if len(rows) > 1:
+        raise NotFound(f"{ref!r} matches more than one run; give more of the id")
+    return str(rows[0][0])
+
+
+def metric_history(
+    con: Connection, run_id: str, key: str
+) -> list[tuple[int, float | None, float]]:
+    return con.execute(
+        "SELECT step, value, ts FROM metrics WHERE run_id = ? AND key = ? ORDER BY step, ts",
+        [run_id, key],
+    ).fetchall()
+
+
+def metric_keys(con: Connection, run_id: str) -> list[str]:
+    return [
+        r[0]
+        for r in con.execute(
+            "SELECT key FROM latest_metrics WHERE run_id = ? ORDER BY key", [run_id]
+        ).fetchall()
+    ]
+
+
+def count_metric_points(con: Connection, run_id: str | None = None) -> int:
+    row = con.execute(
+        "SELECT count(*) FROM metrics WHERE ? IS NULL OR run_id = ?", [run_id, run_id]
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def metric_point_counts(con: Connection, run_id: str) -> dict[str, int]:
+    return dict(
+        con.execute(
+            "SELECT key, count(*) FROM metrics WHERE run_id = ? GROUP BY key ORDER BY key",
+            [run_id],
+        ).fetchall()
+    )
+
+
+def query_runs(
+    con: Connection,
+    project: str | None,
+    filters: list[RunFilter],
+    sort: RunSort | None,
+    limit: int | None,
+) -> list[RunRecord]:
+    """Runs matching every filter, sorted, with their params, latest metrics and tags."""
+    where, args = ["(? IS NULL OR r.project = ?)"], [project, project]
+    for flt in filters:
+        clause, clause_args = _filter_sql(flt)
+        where.append(clause)
+        args.extend(clause_args)
+    order_sql, order_args = _order_sql(sort)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE selected_runs AS
+        SELECT r.run_id, row_number() OVER (ORDER BY {order_sql}) AS ord
+        FROM runs r WHERE {' AND '.join(where)}
+        ORDER BY ord {'LIMIT ?' if limit is not None else ''}
+        """,
+        [*order_args, *args, *([limit] if limit is not None else [])],
+    )
+    runs = [
+        RunRecord(*row)
+        for row in con.execute(
+            f"SELECT {', '.join('r.' + c.strip() for c in RUN_COLUMNS.split(','))} "
+            "FROM runs r JOIN selected_runs s USING (run_id) ORDER BY s.ord"
+        ).fetchall()
+    ]
+    by_id = {run.run_id: run for run in runs}
+    for table, attr in (("params", "params"), ("latest_metrics", "metrics"), ("tags", "tags")):
+        # Arrow then to_pylist is about twice as fast as fetchall for 100k rows.
+        columns = con.sql(
+            f"SELECT t.run_id, t.key, t.value FROM {table} t JOIN selected_runs s USING (run_id)"
+        ).to_arrow_table()
+        run_ids, keys, values = (column.to_pylist() for column in columns.columns)
+        for run_id, key, value in zip(run_ids, keys, values, strict=True):
+            getattr(by_id[run_id], attr)[key] = value
+    return runs
+
+
+def _filter_sql(flt: RunFilter) -> tuple[str, list[Any]]:
+    if flt.op not in _OPS:
+        raise CatalogError(f"unknown comparison {flt.op!r}; use one of {' '.join(sorted(_OPS))}")
+    numeric = isinstance(flt.value, float)
+    if flt.kind == "attr":
+        if flt.key not in RUN_ATTRIBUTES:
+            raise CatalogError(f"cannot filter on {flt.key!r}; use one of {sorted(RUN_ATTRIBUTES)}")
+        return f"{_attr_expr(flt.key)} {flt.op} ?", [flt.value]
+    if flt.kind not in {"params", "metrics", "tags"}:
+        raise CatalogError(f"unknown field group {flt.kind!r}")
+    table = "latest_metrics" if flt.kind == "metrics" else flt.kind
+    value_expr = "t.value" if flt.kind == "metrics" or not numeric else "try_cast(t.value AS DOUBLE)"
+    return (
+        f"r.run_id IN (SELECT t.run_id FROM {table} t WHERE t.key = ? "
+        f"AND {value_expr} {flt.op} ?)",
+        [flt.key, flt.value],
+    )
+
+
+def _order_sql(sort: RunSort | None) -> tuple[str, list[Any]]:
+    if sort is None:
+        return "r.start_time DESC, r.run_id", []
+    direction = "DESC" if sort.descending else "ASC"
+    if sort.kind == "attr":
+        if sort.key not in RUN_ATTRIBUTES:
+            raise CatalogError(f"cannot sort on {sort.key!r}; use one of {sorted(RUN_ATTRIBUTES)}")
+        return f"{_attr_expr(sort.key)} {direction} NULLS LAST, r.run_id", []
+    table = {"metrics": "latest_metrics", "params": "params"}.get(sort.kind)
+    if table is None:
+        raise CatalogError(f"cannot sort on {sort.kind}.{sort.key}")
+    value = "value" if sort.kind == "metrics" else "try_cast(value AS DOUBLE)"
+    expr = f"(SELECT {value} FROM {table} t WHERE t.run_id = r.run_id AND t.key = ?)"
+    if sort.kind == "params":
+        text = f"(SELECT value FROM {table} t WHERE t.run_id = r.run_id AND t.key = ?)"
+        return (
+            f"{expr} {direction} NULLS LAST, {text} {direction} NULLS LAST, r.run_id",
+            [sort.key, sort.key],
+        )
+    return f"{expr} {direction} NULLS LAST, r.run_id", [sort.key]
+
+
+def _attr_expr(key: str) -> str:
+    if key == "duration":
+        return "(coalesce(r.end_time, r.heartbeat) - r.start_time)"
+    return f"r.{key}"
