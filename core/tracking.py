@@ -151,12 +151,15 @@ def start_run(
         end_time=None, heartbeat=now, pid=os.getpid(), host=socket.gethostname(),
         user_name=_user(), error=None,
     )
-    base_tags = {"mlyard.source": sys.argv[0] if sys.argv and sys.argv[0] else "<interactive>"}
+    source = sys.argv[0] if sys.argv and sys.argv[0] else "<interactive>"
+    all_tags = {"mlyard.source": source}
+    all_tags.update({_check_key("tag", k): str(v) for k, v in (tags or {}).items()})
+    clean_params = {_check_key("param", k): str(v) for k, v in (params or {}).items()}
     with ws.catalog.session() as con:
         runs_store.insert_run(con, record)
-        runs_store.set_tags(con, run_id, {**base_tags, **{k: str(v) for k, v in (tags or {}).items()}})
-        if params:
-            runs_store.set_params(con, run_id, {_check_key("param", k): str(v) for k, v in params.items()})
+        runs_store.set_tags(con, run_id, all_tags)
+        if clean_params:
+            runs_store.set_params(con, run_id, clean_params)
     buffer = MetricBuffer(ws.catalog, run_id, flush_interval=flush_interval)
     buffer.start()
     run = Run(ws, run_id, name, buffer)

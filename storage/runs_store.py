@@ -281,7 +281,8 @@ def _filter_sql(flt: RunFilter) -> tuple[str, list[Any]]:
     if flt.kind not in {"params", "metrics", "tags"}:
         raise CatalogError(f"unknown field group {flt.kind!r}")
     table = "latest_metrics" if flt.kind == "metrics" else flt.kind
-    value_expr = "t.value" if flt.kind == "metrics" or not numeric else "try_cast(t.value AS DOUBLE)"
+    cast = flt.kind != "metrics" and numeric
+    value_expr = "try_cast(t.value AS DOUBLE)" if cast else "t.value"
     return (
         f"r.run_id IN (SELECT t.run_id FROM {table} t WHERE t.key = ? "
         f"AND {value_expr} {flt.op} ?)",
