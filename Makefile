@@ -1,0 +1,44 @@
+# Two commands do all set-up on a fresh machine with Python 3.11+ and make:
+#   make run   - install, build a demo workspace from sample_data/, train, show the runs
+#   make test  - install with test extras, lint, check the layers, run the whole suite
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO := sample_data/churn
+
+.PHONY: run test lint bench sample-data clean-demo
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "mlyard needs Python 3.11 or newer; set PYTHON=python3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed-run
+
+run: $(VENV)/.installed-run
+	cd $(DEMO) && ../../$(BIN)/mlyard ingest data/
+	cd $(DEMO) && ../../$(BIN)/python ../train_example.py
+	cd $(DEMO) && ../../$(BIN)/mlyard runs list --limit 5
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+bench: $(VENV)/.installed-test
+	$(BIN)/python bench/run_all.py
+
+sample-data: $(BIN)/python
+	$(BIN)/python sample_data/generate.py
+
+clean-demo:
+	rm -rf $(DEMO)/.mlyard sample_data/demand/.mlyard

@@ -1,0 +1,280 @@
+"""The `mlyard` command: a thin face over the core functions.
+
+Each command calls one core function and turns its errors into one line on stderr:
+exit 1 for a failure, 2 for a usage error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from core import data as data_api
+from core import output, runs
+from core.errors import IngestRefused, MlyardError, UsageError
+from core.ingest import ingest_file
+from core.scaffold import data_files, init_project
+from core.workspace import Workspace, open_workspace
+
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+class Context:
+    def __init__(self, workspace: Path | None) -> None:
+        self.workspace_override = workspace
+        self._ws: Workspace | None = None
+
+    @property
+    def ws(self) -> Workspace:
+        if self._ws is None:
+            self._ws = open_workspace(workspace=self.workspace_override)
+        return self._ws
+
+
+class _Failed(click.ClickException):
+    """An mlyard error as one line on stderr and an exit code (1 failure, 2 usage)."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"mlyard: {self.message}", err=True)
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UsageError as exc:
+            raise _Failed(exc.msg, 2) from exc
+        except MlyardError as exc:
+            raise _Failed(exc.msg, 1) from exc
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-C", "directory", type=click.Path(file_okay=False, path_type=Path),
+              help="Run as if started in this folder.")
+@click.option("--workspace", type=click.Path(file_okay=False, path_type=Path),
+              help="Workspace folder (default: .mlyard beside mlyard.toml; "
+                   "env MLYARD_WORKSPACE).")
+@click.version_option(package_name="mlyard")
+@click.pass_context
+def cli(ctx: click.Context, directory: Path | None, workspace: Path | None) -> None:
+    """mlyard: from a folder of tabular data to a monitored model, every step versioned."""
+    if directory is not None:
+        os.chdir(directory)
+    ctx.obj = Context(workspace.resolve() if workspace else None)
+
+
+@cli.command()
+@click.option("--from", "from_dir", type=click.Path(path_type=Path),
+              help="Folder of CSV/Parquet files to infer the contract from.")
+@click.option("--target", help="The column to predict (guessed from common names if omitted).")
+@click.option("--name", help="Project name (default: this folder's name).")
+@click.option("--force", is_flag=True, help="Overwrite an existing mlyard.toml.")
+def init(from_dir: Path | None, target: str | None, name: str | None, force: bool) -> None:
+    """Write a working mlyard.toml, inferred from the data in --from."""
+    path = init_project(Path.cwd(), from_dir, target, name, force)
+    output.stdout.print(f"wrote {path}")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@JSON_OPTION
+@click.pass_obj
+def ingest(obj: Context, paths: tuple[Path, ...], as_json: bool) -> None:
+    """Validate files against the contract and store each as a dataset version.
+
+    Folders are expanded to the CSV/Parquet files directly inside them. A refused file is
+    copied to quarantine with its reason; the exit code is 1 if any file was refused.
+    """
+    files = [f for p in paths for f in (data_files(p) if p.is_dir() else [p])]
+    results: list[dict[str, Any]] = []
+    refused = 0
+    for path in files:
+        try:
+            result = ingest_file(obj.ws, path)
+        except IngestRefused as exc:
+            refused += 1
+            results.append({"path": str(path), "status": "refused", "reason": exc.msg})
+            if not as_json:
+                output.stderr.print(f"refused: {exc.msg}", markup=False)
+            continue
+        status = "ingested" if result.created else "unchanged"
+        results.append({"path": str(path), "status": status, "version": result.version.ref,
+                        "rows": result.version.rows, "warnings": result.warnings})
+        if not as_json:
+            verb = "->" if result.created else "already"
+            output.stdout.print(f"{path}: {verb} {result.version.ref} "
+                                f"({result.version.rows:,} rows)", markup=False)
+            for warning in result.warnings if result.created else []:
+                output.stderr.print(f"  warning: {warning}", markup=False)
+    if as_json:
+        output.print_json(results)
+    if refused:
+        raise SystemExit(1)
+
+
+@cli.group()
+def data() -> None:
+    """Dataset versions: list, show, diff."""
+
+
+@data.command("list")
+@JSON_OPTION
+@click.pass_obj
+def data_list(obj: Context, as_json: bool) -> None:
+    """Every dataset version, oldest first."""
+    versions = data_api.list_versions(obj.ws)
+    if as_json:
+        output.print_json([_version_summary(v) for v in versions])
+        return
+    output.print_table(
+        ["version", "rows", "columns", "source", "ingested", "warnings"],
+        [(v.ref, f"{v.rows:,}", len(json.loads(v.schema)), Path(v.source_path).name,
+          output.when(v.created_at), len(json.loads(v.warnings))) for v in versions],
+    )
+
+
+@data.command("show")
+@click.argument("version")
+@JSON_OPTION
+@click.pass_obj
+def data_show(obj: Context, version: str, as_json: bool) -> None:
+    """One version: source, hashes, warnings and the profile of every column."""
+    record = data_api.get_version(obj.ws, version)
+    profile = json.loads(record.profile)
+    if as_json:
+        output.print_json({**_version_summary(record), "profile": profile})
+        return
+    output.stdout.print(f"[bold]{record.ref}[/]  {record.rows:,} rows  from {record.source_path}")
+    output.stdout.print(f"source blake3 {record.source_hash}\nsnapshot {record.snapshot_hash}")
+    for warning in json.loads(record.warnings):
+        output.stdout.print(f"warning: {warning}", markup=False)
+    output.print_table(
+        ["column", "type", "missing", "distinct", "min", "mean", "max", "top"],
+        [(name, p["type"], f"{p['null_rate']:.1%}", p["distinct"], p.get("min"), p.get("mean"),
+          p.get("max"), ", ".join(f"{v}:{n}" for v, n in p.get("top", [])[:3]))
+         for name, p in profile.items()],
+    )
+
+
+@data.command("diff")
+@click.argument("old")
+@click.argument("new")
+@JSON_OPTION
+@click.pass_obj
+def data_diff(obj: Context, old: str, new: str, as_json: bool) -> None:
+    """Schema and profile differences between two versions."""
+    diff = data_api.diff_versions(obj.ws, old, new)
+    changes = diff.changes
+    if as_json:
+        output.print_json({"old": diff.old.ref, "new": diff.new.ref, **changes})
+        return
+    output.stdout.print(f"[bold]{diff.old.ref} -> {diff.new.ref}[/]  rows "
+                        f"{changes['rows'][0]:,} -> {changes['rows'][1]:,}")
+    for label in ("added", "removed"):
+        if changes[label]:
+            output.stdout.print(f"columns {label}: {', '.join(changes[label])}", markup=False)
+    for name, (before, after) in changes["retyped"].items():
+        output.stdout.print(f"column {name}: type {before} -> {after}", markup=False)
+    output.print_table(["column", "missing", "change"],
+                       [(name, f"{c['null_rate'][0]:.1%} -> {c['null_rate'][1]:.1%}",
+                         _describe_change(c)) for name, c in changes["columns"].items()])
+
+
+def _describe_change(change: dict[str, Any]) -> str:
+    parts = []
+    if "mean" in change:
+        before, after = change["mean"]
+        shift = change.get("mean_shift_in_std")
+        parts.append(f"mean {output.fmt(before)} -> {output.fmt(after)}"
+                     + (f" ({shift:+.2f} sd)" if shift is not None else ""))
+    if "largest_share_change" in change:
+        value, before, after = change["largest_share_change"]
+        if abs(after - before) >= 0.005:
+            parts.append(f"{value} {before:.1%} -> {after:.1%}")
+    for label in ("top_added", "top_removed"):
+        if change.get(label):
+            parts.append(f"{label.split('_')[1]}: {', '.join(change[label][:5])}")
+    return "; ".join(parts)
+
+
+@cli.group("runs")
+def runs_group() -> None:
+    """Tracked runs: list, show."""
+
+
+@runs_group.command("list")
+@click.option("--filter", "-f", "filters", multiple=True,
+              help="FIELD OP VALUE, e.g. 'metrics.auc > 0.8' or 'params.num_leaves = 31'; "
+                   "repeat to combine.")
+@click.option("--sort", "-s", help="params.KEY, metrics.KEY or an attribute; prefix - for "
+                                   "descending.")
+@click.option("--limit", "-n", type=int, help="Show at most this many runs.")
+@JSON_OPTION
+@click.pass_obj
+def runs_list(obj: Context, filters: tuple[str, ...], sort: str | None, limit: int | None,
+              as_json: bool) -> None:
+    """Runs of this project, newest first unless sorted."""
+    found = runs.list_runs(obj.ws, list(filters), sort, limit)
+    if as_json:
+        output.print_json(found)
+        return
+    metric_keys = sorted({k for r in found for k in r.metrics})[:6]
+    output.print_table(
+        ["run", "name", "status", "started", "duration", *metric_keys],
+        [(r.run_id[:8], r.name, r.status, output.when(r.start_time),
+          output.duration(r.start_time, r.end_time), *(r.metrics.get(k) for k in metric_keys))
+         for r in found],
+    )
+
+
+@runs_group.command("show")
+@click.argument("run")
+@JSON_OPTION
+@click.pass_obj
+def runs_show(obj: Context, run: str, as_json: bool) -> None:
+    """One run: status, params, latest metrics, tags and artifacts."""
+    detail = runs.show_run(obj.ws, run)
+    record = detail.run
+    if as_json:
+        output.print_json({**output.jsonable(record), "metric_points": detail.metric_points,
+                           "artifacts": [{"name": n, "blake3": h, "size": s}
+                                         for n, h, s, _ in detail.artifacts]})
+        return
+    output.stdout.print(f"[bold]run {record.run_id}[/] {record.name or ''}", markup=True)
+    output.stdout.print(f"status {record.status}  started {output.when(record.start_time)}  "
+                        f"duration {output.duration(record.start_time, record.end_time)}  "
+                        f"on {record.host} pid {record.pid}", markup=False)
+    if record.error:
+        output.stdout.print(f"error: {record.error}", markup=False)
+    output.print_table(["param", "value"], sorted(record.params.items()))
+    output.print_table(["metric", "latest", "points"],
+                       [(k, v, detail.metric_points.get(k, 0))
+                        for k, v in sorted(record.metrics.items())])
+    if record.tags:
+        output.print_table(["tag", "value"], sorted(record.tags.items()))
+    if detail.artifacts:
+        output.print_table(["artifact", "size", "blake3"],
+                           [(n, s, h[:16]) for n, h, s, _ in detail.artifacts])
+
+
+def _version_summary(version: data_api.VersionRecord) -> dict[str, Any]:
+    return {"version": version.ref, "dataset": version.dataset, "seq": version.seq,
+            "rows": version.rows, "source": version.source_path,
+            "source_blake3": version.source_hash, "snapshot_blake3": version.snapshot_hash,
+            "schema": json.loads(version.schema), "warnings": json.loads(version.warnings),
+            "created_at": version.created_at}
+
+
+main = cli
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""The data pipeline: check a file, clean it, and store it as a dataset version.
+
+The heavy work (hashing, validating, writing the Parquet snapshot) runs without the
+catalog lock; only recording the version takes a short unit of work. A refused file is
+copied to quarantine with its reason and nothing is added to the catalog. The source file
+is only ever read.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+import polars as pl
+
+from core.config import ColumnContract
+from core.contract import infer_contract, validate
+from core.errors import IngestRefused
+from core.profile import profile_parquet
+from core.reader import columns_of, scan_as_text, scan_inferred
+from core.sniff import SniffResult, sniff
+from core.workspace import Workspace
+from storage import datasets_store, meta_store
+from storage.datasets_store import VersionRecord
+from storage.objects import hash_file
+
+
+@dataclass
+class IngestResult:
+    path: Path
+    version: VersionRecord
+    created: bool  # False when the same bytes were already a version
+    warnings: list[str] = field(default_factory=list)
+
+
+def ingest_file(ws: Workspace, path: Path) -> IngestResult:
+    """Ingest one CSV or Parquet file as a version of the project's dataset.
+
+    Raises:
+        IngestRefused: the file does not meet the contract or cannot be read; a copy and
+            a `.reason.json` are in the quarantine folder and the catalog is unchanged.
+    """
+    path = path.resolve()
+    if not path.is_file():
+        raise IngestRefused(f"{path}: not found or not a regular file")
+    dataset = ws.config.dataset_name
+    source_hash = hash_file(path)
+    with ws.catalog.session() as con:
+        existing = datasets_store.version_by_source(con, dataset, source_hash)
+        stored = datasets_store.stored_contract(con, dataset)
+    if existing is not None:
+        return IngestResult(path, existing, created=False,
+                            warnings=["same bytes as an existing version; nothing new stored"])
+    try:
+        return _ingest_new(ws, path, dataset, source_hash, stored)
+    except IngestRefused as refusal:
+        _quarantine(ws, path, source_hash, refusal.msg)
+        raise
+
+
+def _ingest_new(ws: Workspace, path: Path, dataset: str, source_hash: str,
+                stored_contract: str | None) -> IngestResult:
+    sniffed = sniff(path)
+    contract, inferred = _contract_for(ws, stored_contract, sniffed)
+    validated = validate(scan_as_text(sniffed), columns_of(sniffed), contract, ws.config.data,
+                         sniffed)
+    snapshot_hash = _write_snapshot(ws, validated.frame, path)
+    types = {name: column.type for name, column in contract.items()}
+    profile = profile_parquet(ws.objects.path_for(snapshot_hash), types)
+    rows = next(iter(profile.values()))["rows"] if profile else 0
+    warnings = sniffed.warnings + validated.warnings
+    record = VersionRecord(
+        dataset=dataset, seq=0, source_hash=source_hash, source_path=str(path),
+        snapshot_hash=snapshot_hash, rows=rows, schema=json.dumps(types),
+        profile=json.dumps(profile, default=str), warnings=json.dumps(warnings),
+        created_at=time.time(),
+    )
+    contract_json = msgspec.json.encode(contract).decode() if inferred else None
+    with ws.catalog.session() as con:
+        datasets_store.ensure_dataset(con, dataset, contract_json, record.created_at)
+        record = datasets_store.add_version(con, record)
+        meta_store.add_event(con, "dataset.version", record.ref, None,
+                             {"source": str(path), "rows": rows, "warnings": warnings})
+    return IngestResult(path, record, created=True, warnings=warnings)
+
+
+def _contract_for(ws: Workspace, stored: str | None,
+                  sniffed: SniffResult) -> tuple[dict[str, ColumnContract], bool]:
+    """The config's contract if it has one, else the stored one, else one inferred now."""
+    if ws.config.data.columns:
+        return dict(ws.config.data.columns), False
+    if stored is not None:
+        return msgspec.json.decode(stored, type=dict[str, ColumnContract]), False
+    return infer_contract(scan_inferred(sniffed), ws.config.data, sniffed), True
+
+
+def _write_snapshot(ws: Workspace, frame: pl.LazyFrame, source: Path) -> str:
+    tmp = ws.objects.new_temp(".parquet")
+    try:
+        frame.sink_parquet(tmp, compression="zstd", statistics=True)
+    except pl.exceptions.PolarsError as exc:
+        tmp.unlink(missing_ok=True)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise IngestRefused(f"{source}: cannot be read: {first}") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return ws.objects.adopt(tmp)
+
+
+def _quarantine(ws: Workspace, path: Path, source_hash: str, reason: str) -> Path:
+    """Copy the refused file and its reason into quarantine; the source is left alone."""
+    folder = ws.quarantine_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    target = folder / f"{stamp}-{source_hash[:12]}-{path.name}"
+    shutil.copyfile(path, target)
+    reason_file = target.with_name(target.name + ".reason.json")
+    reason_file.write_text(json.dumps({
+        "source": str(path), "blake3": source_hash, "reason": reason,
+        "refused_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }, indent=2) + "\n", encoding="utf-8")
+    return target

@@ -1,0 +1,103 @@
+"""Per-column profiles of a dataset version, and the difference between two of them.
+
+A profile is small JSON kept in the catalog, so listing, diffing and (later) drift
+checks never need to reread the snapshot.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+TOP_VALUES = 10
+
+
+def profile_parquet(path: Path, types: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Counts, missing share, range, moments, quantiles or top values for every column."""
+    frame = pl.scan_parquet(path)
+    aggregations: list[pl.Expr] = [pl.len().alias("__rows")]
+    for name, kind in types.items():
+        col = pl.col(name)
+        aggregations += [col.null_count().alias(f"{name}\x00nulls"),
+                         col.n_unique().alias(f"{name}\x00distinct")]
+        if kind in {"int", "float"}:
+            as_float = col.cast(pl.Float64)
+            aggregations += [
+                as_float.min().alias(f"{name}\x00min"), as_float.max().alias(f"{name}\x00max"),
+                as_float.mean().alias(f"{name}\x00mean"), as_float.std().alias(f"{name}\x00std"),
+                *(as_float.quantile(q, "linear").alias(f"{name}\x00p{int(q * 100):02d}")
+                  for q in (0.05, 0.25, 0.5, 0.75, 0.95)),
+            ]
+        elif kind in {"date", "datetime"}:
+            aggregations += [col.min().cast(pl.String).alias(f"{name}\x00min"),
+                             col.max().cast(pl.String).alias(f"{name}\x00max")]
+        elif kind == "bool":
+            aggregations.append(col.cast(pl.Float64).mean().alias(f"{name}\x00true_rate"))
+    stats = frame.select(aggregations).collect(engine="streaming").row(0, named=True)
+    rows = int(stats["__rows"])
+    profile: dict[str, dict[str, Any]] = {}
+    for name, kind in types.items():
+        entry: dict[str, Any] = {"type": kind, "rows": rows}
+        for stat_name, value in stats.items():
+            if stat_name.startswith(f"{name}\x00"):
+                entry[stat_name.split("\x00", 1)[1]] = value
+        entry["null_rate"] = entry["nulls"] / rows if rows else 0.0
+        if kind in {"category", "bool"}:
+            entry["top"] = _top_values(frame, name)
+        profile[name] = entry
+    return profile
+
+
+def _top_values(frame: pl.LazyFrame, name: str) -> list[list[Any]]:
+    counts = (
+        frame.group_by(name).agg(pl.len().alias("n"))
+        .sort(["n", name], descending=[True, False], nulls_last=True).head(TOP_VALUES)
+        .collect(engine="streaming")
+    )
+    return [[None if value is None else str(value), int(n)] for value, n in counts.iter_rows()]
+
+
+def diff_profiles(
+    old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """Schema changes plus, for shared columns, the shifts a person would look at first."""
+    added = [c for c in new if c not in old]
+    removed = [c for c in old if c not in new]
+    retyped = {c: [old[c]["type"], new[c]["type"]] for c in old
+               if c in new and old[c]["type"] != new[c]["type"]}
+    columns: dict[str, dict[str, Any]] = {}
+    for name in (c for c in new if c in old and c not in retyped):
+        before, after = old[name], new[name]
+        change: dict[str, Any] = {
+            "null_rate": [before["null_rate"], after["null_rate"]],
+            "distinct": [before["distinct"], after["distinct"]],
+        }
+        if before["type"] in {"int", "float"}:
+            change["mean"] = [before.get("mean"), after.get("mean")]
+            spread = before.get("std") or 0.0
+            if spread and before.get("mean") is not None and after.get("mean") is not None:
+                change["mean_shift_in_std"] = (after["mean"] - before["mean"]) / spread
+            change["range"] = [[before.get("min"), before.get("max")],
+                               [after.get("min"), after.get("max")]]
+        if "top" in before:
+            change.update(_share_change(before, after))
+        columns[name] = change
+    return {"added": added, "removed": removed, "retyped": retyped, "columns": columns}
+
+
+def _share_change(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """The category whose share of rows moved most, and values that appeared or vanished."""
+    old_share = {v: n / max(1, before["rows"]) for v, n in before["top"]}
+    new_share = {v: n / max(1, after["rows"]) for v, n in after.get("top", [])}
+    values = [v for v in {*old_share, *new_share} if v is not None]
+    change: dict[str, Any] = {
+        "top_added": sorted(v for v in new_share if v is not None and v not in old_share),
+        "top_removed": sorted(v for v in old_share if v is not None and v not in new_share),
+    }
+    if values:
+        moved = max(values, key=lambda v: abs(new_share.get(v, 0.0) - old_share.get(v, 0.0)))
+        change["largest_share_change"] = [moved, old_share.get(moved, 0.0),
+                                          new_share.get(moved, 0.0)]
+    return change

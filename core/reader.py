@@ -1,0 +1,54 @@
+"""Lazy polars scans of input files, so a file larger than memory still ingests."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from core.errors import IngestRefused
+from core.sniff import SniffResult
+
+
+def scan_as_text(sniffed: SniffResult) -> pl.LazyFrame:
+    """Every column as text, exactly as written; typing is the contract's job."""
+    if sniffed.format == "parquet":
+        frame = pl.scan_parquet(sniffed.path)
+        return frame.select(pl.all().cast(pl.String))
+    return pl.scan_csv(
+        sniffed.path,
+        separator=sniffed.separator,
+        infer_schema=False,
+        encoding="utf8",
+        raise_if_empty=True,
+    )
+
+
+def scan_inferred(sniffed: SniffResult) -> pl.LazyFrame:
+    """Columns with types inferred from the whole file, for a first contract."""
+    if sniffed.format == "parquet":
+        return pl.scan_parquet(sniffed.path)
+    return pl.scan_csv(
+        sniffed.path,
+        separator=sniffed.separator,
+        infer_schema_length=None,
+        try_parse_dates=True,
+        null_values=["", "NA", "N/A", "null", "NULL", "None", "nan", "NaN"],
+    )
+
+
+def columns_of(sniffed: SniffResult) -> list[str]:
+    """The file's column names (CSV from the sniffed header, Parquet from its schema)."""
+    if sniffed.format == "csv":
+        return list(sniffed.columns)
+    try:
+        return list(pl.read_parquet_schema(sniffed.path))
+    except Exception as exc:  # polars raises several unrelated types for broken files
+        raise IngestRefused(f"{sniffed.path}: not a readable Parquet file: {exc}") from None
+
+
+def collect(frame: pl.LazyFrame, sniffed: SniffResult) -> pl.DataFrame:
+    """Run a query with the streaming engine; a read failure names the file."""
+    try:
+        return frame.collect(engine="streaming")
+    except pl.exceptions.PolarsError as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise IngestRefused(f"{sniffed.path}: cannot be read: {first_line}") from None
