@@ -226,10 +226,10 @@ def runs_list(obj: Context, filters: tuple[str, ...], sort: str | None, limit: i
     if as_json:
         output.print_json(found)
         return
-    metric_keys = sorted({k for r in found for k in r.metrics})[:6]
+    metric_keys = _headline_metrics({k for r in found for k in r.metrics})
     output.print_table(
         ["run", "name", "status", "started", "duration", *metric_keys],
-        [(r.run_id[:8], r.name, r.status, output.when(r.start_time),
+        [(r.run_id[:8], r.name, r.status, output.when(r.start_time, short=True),
           output.duration(r.start_time, r.end_time), *(r.metrics.get(k) for k in metric_keys))
          for r in found],
     )
@@ -263,6 +263,15 @@ def runs_show(obj: Context, run: str, as_json: bool) -> None:
     if detail.artifacts:
         output.print_table(["artifact", "size", "blake3"],
                            [(n, s, h[:16]) for n, h, s, _ in detail.artifacts])
+
+
+def _headline_metrics(keys: set[str], limit: int = 3) -> list[str]:
+    """Holdout metrics first, then validation ones: what a person compares runs by."""
+    def rank(key: str) -> tuple[int, str]:
+        prefix = key.split(".", 1)[0]
+        return ({"holdout": 0, "test": 0, "valid": 1, "validation": 1}.get(prefix, 2), key)
+
+    return sorted(keys, key=rank)[:limit]
 
 
 def _version_summary(version: data_api.VersionRecord) -> dict[str, Any]:

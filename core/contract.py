@@ -214,9 +214,13 @@ def _parse_number(text: pl.Expr, present: pl.Expr, column: ColumnContract) -> _P
     }
     if column.type == "float":
         return _Parsed(number, failed | infinite, "a finite number", notes)
-    fractional = number.is_not_null() & ~infinite & (number != number.floor())
-    return _Parsed(number.cast(pl.Int64, strict=False), failed | infinite | fractional,
-                   "a whole number", notes)
+    # Whole numbers parse directly so values beyond 2**53 keep every digit; the float
+    # route only serves spellings like "3.0" or "1,234".
+    direct = text.cast(pl.Int64, strict=False)
+    typed = pl.when(token).then(None).otherwise(
+        pl.coalesce(direct, pl.when(number == number.floor()).then(number.cast(pl.Int64,
+                                                                               strict=False))))
+    return _Parsed(typed, present & ~token & typed.is_null(), "a whole number", notes)
 
 
 def _failure_message(frame: pl.LazyFrame, name: str, item: _Parsed, column: ColumnContract,

@@ -60,8 +60,9 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
-def when(ts: float | None) -> str:
-    return "-" if ts is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
+def when(ts: float | None, short: bool = False) -> str:
+    pattern = "%m-%d %H:%M" if short else "%Y-%m-%d %H:%M"
+    return "-" if ts is None else time.strftime(pattern, time.localtime(ts))
 
 
 def duration(start: float, end: float | None) -> str:

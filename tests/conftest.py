@@ -1,0 +1,66 @@
+"""Shared fixtures: real projects in temp folders, real DuckDB files, the real CLI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from core.cli import cli
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_CHURN = REPO / "sample_data" / "churn"
+GOOD_ROWS = 300
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never read a real workspace from the environment."""
+    monkeypatch.delenv("MLYARD_WORKSPACE", raising=False)
+    monkeypatch.delenv("MLYARD_LOCK_TIMEOUT", raising=False)
+
+
+@pytest.fixture
+def churn_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A project with the sample churn contract and an empty data folder, as cwd."""
+    project = tmp_path / "churn"
+    (project / "data").mkdir(parents=True)
+    shutil.copy(SAMPLE_CHURN / "mlyard.toml", project / "mlyard.toml")
+    monkeypatch.chdir(project)
+    yield project
+
+
+@pytest.fixture
+def good_csv() -> str:
+    """The first rows of the first sample batch: a file that meets the contract."""
+    lines = (SAMPLE_CHURN / "data" / "churn_2026_01.csv").read_text().splitlines()
+    return "\n".join(lines[: GOOD_ROWS + 1]) + "\n"
+
+
+def mlyard(*args: str) -> Result:
+    """Run the CLI in-process, with stdout and stderr kept apart."""
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def mlyard_process(*args: str, cwd: Path, env: dict[str, str] | None = None,
+                   ) -> subprocess.CompletedProcess[str]:
+    """Run the CLI as a separate process, as a user or cron would."""
+    return subprocess.run(
+        [sys.executable, "-m", "core.cli", *args], cwd=cwd, capture_output=True, text=True,
+        env={**os.environ, **(env or {})}, timeout=120,
+    )
+
+
+def python_process(code: str, cwd: Path, env: dict[str, str] | None = None,
+                   ) -> subprocess.Popen[str]:
+    """Start a Python child process running `code` in `cwd`."""
+    return subprocess.Popen(
+        [sys.executable, "-c", code], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+    )

@@ -1,0 +1,85 @@
+"""mlyard.toml errors name the file, the key and what was expected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.config import load_config
+from core.errors import ConfigError
+from core.workspace import find_config, open_workspace
+from tests.conftest import mlyard
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "mlyard.toml"
+    path.write_text(text)
+    return path
+
+
+def test_malformed_toml_names_file_and_line(tmp_path: Path) -> None:
+    path = write(tmp_path, '[project]\nname = "x"\n[data\ntarget = "y"\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(path) in err.value.msg and "line 3" in err.value.msg
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('[data]\ntragte = "y"\n', "[data] has unknown key `tragte`"),
+        ("[train]\nseed = \"forty\"\n", "key train.seed: Expected `int`, got `str`"),
+        ('[train]\ntask = "ranking"\n', "expected one of binary, multiclass, regression"),
+        ("[train]\nvalid_fraction = 1.5\n", "key train.valid_fraction"),
+        ('[data.columns.age]\ntype = "integer"\n', "key data.columns.age.type"),
+        ('[data.columns.age]\ntype = "int"\nmax_null_rate = 3\n', "expected 0 to 1"),
+        ('[data.columns.age]\ntype = "int"\ncategories = ["a"]\n', 'only allowed with type'),
+    ],
+)
+def test_bad_values_name_the_key(tmp_path: Path, text: str, expected: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert expected in err.value.msg
+    assert err.value.msg.startswith(str(path))
+
+
+def test_empty_file_is_a_working_config(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, ""))
+    assert config.train.seed == 42 and config.data.watch == ["data"]
+
+
+def test_cli_reports_bad_config_in_one_line_and_exits_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path, "[train]\nseed = 'x'\n")
+    monkeypatch.chdir(tmp_path)
+    result = mlyard("runs", "list")
+    assert result.exit_code == 1
+    assert result.stderr.strip().count("\n") == 0
+    assert "key train.seed" in result.stderr
+
+
+def test_config_is_found_by_walking_up(tmp_path: Path) -> None:
+    path = write(tmp_path, "")
+    deep = tmp_path / "a" / "b"
+    deep.mkdir(parents=True)
+    assert find_config(deep) == path
+
+
+def test_workspace_location_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path, "")
+    assert open_workspace(tmp_path).root == (tmp_path / ".mlyard").resolve()
+    monkeypatch.setenv("MLYARD_WORKSPACE", str(tmp_path / "from-env"))
+    assert open_workspace(tmp_path).root == (tmp_path / "from-env").resolve()
+    explicit = open_workspace(tmp_path, workspace=tmp_path / "explicit")
+    assert explicit.root == (tmp_path / "explicit").resolve()
+    assert (tmp_path / "explicit" / "catalog.duckdb").exists()
+
+
+def test_no_project_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = mlyard("data", "list")
+    assert result.exit_code == 1
+    assert "no mlyard.toml" in result.stderr and "mlyard init" in result.stderr

@@ -1,0 +1,89 @@
+"""Property: any frame that polars writes as CSV ingests back to the same values, and a
+file either becomes a version or is refused with IngestRefused, never anything else."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import polars as pl
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from core import data
+from core.errors import IngestRefused
+from core.ingest import ingest_file
+from core.workspace import open_workspace
+
+CATEGORIES = ["red", "green", "blue"]
+
+
+@st.composite
+def frames(draw: st.DrawFn) -> pl.DataFrame:
+    rows = draw(st.integers(min_value=1, max_value=40))
+    floats = st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False, width=64,
+                                            min_value=-1e12, max_value=1e12))
+    ints = st.one_of(st.none(), st.integers(min_value=-(2**63), max_value=2**63 - 1))
+    return pl.DataFrame({
+        "row_id": list(range(rows)),
+        "amount": draw(st.lists(floats, min_size=rows, max_size=rows)),
+        "count": draw(st.lists(ints, min_size=rows, max_size=rows)),
+        "colour": draw(st.lists(st.sampled_from(CATEGORIES), min_size=rows, max_size=rows)),
+        "label": draw(st.lists(st.sampled_from([0, 1]), min_size=rows, max_size=rows)),
+    }, schema={"row_id": pl.Int64, "amount": pl.Float64, "count": pl.Int64,
+               "colour": pl.String, "label": pl.Int64})
+
+
+CONFIG = """
+[data]
+target = "label"
+id_column = "row_id"
+[data.columns.row_id]
+type = "int"
+[data.columns.amount]
+type = "float"
+max_null_rate = 1
+[data.columns.count]
+type = "int"
+max_null_rate = 1
+[data.columns.colour]
+type = "category"
+categories = ["red", "green", "blue"]
+[data.columns.label]
+type = "int"
+"""
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(frame=frames())
+def test_written_frames_ingest_back_unchanged(frame: pl.DataFrame) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        project = Path(tmp)
+        (project / "mlyard.toml").write_text(CONFIG)
+        path = project / "batch.csv"
+        frame.write_csv(path)
+        ws = open_workspace(project)
+        result = ingest_file(ws, path)
+        assert result.version.rows == frame.height
+        assert data.load_version(ws, result.version.ref).equals(frame)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(content=st.binary(min_size=0, max_size=300),
+       header=st.sampled_from([b"", b"row_id,amount,count,colour,label\n"]))
+def test_arbitrary_bytes_are_ingested_or_refused_cleanly(content: bytes, header: bytes) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        project = Path(tmp)
+        (project / "mlyard.toml").write_text(CONFIG)
+        path = project / "batch.csv"
+        path.write_bytes(header + content)
+        ws = open_workspace(project)
+        try:
+            result = ingest_file(ws, path)
+        except IngestRefused as refusal:
+            assert str(path) in refusal.msg and "\n" not in refusal.msg
+            assert len(data.list_versions(ws)) == 0
+        else:
+            snapshot = data.load_version(ws, result.version.ref)
+            assert snapshot.columns == ["row_id", "amount", "count", "colour", "label"]
+        assert path.read_bytes() == header + content
