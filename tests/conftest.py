@@ -57,10 +57,11 @@ def mlyard_process(*args: str, cwd: Path, env: dict[str, str] | None = None,
     )
 
 
-def python_process(code: str, cwd: Path, env: dict[str, str] | None = None,
+def python_process(code: str, cwd: Path, *args: str, env: dict[str, str] | None = None,
                    ) -> subprocess.Popen[str]:
-    """Start a Python child process running `code` in `cwd`."""
+    """Start a Python child process running `code` in `cwd`, with `args` as sys.argv[1:]."""
     return subprocess.Popen(
-        [sys.executable, "-c", code], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+        [sys.executable, "-c", code, *args], cwd=cwd, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
     )

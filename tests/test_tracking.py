@@ -1,0 +1,136 @@
+"""The tracking API: what a training script logs is what `mlyard runs` shows."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pytest
+
+from core import runs, tracking
+from core.errors import MlyardError, TrackingError
+from core.workspace import open_workspace
+from tests.conftest import mlyard
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "mlyard.toml").write_text('[project]\nname = "demo"\n')
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_params_metrics_tags_and_artifacts_land(project: Path) -> None:
+    artifact = project / "notes.txt"
+    artifact.write_text("hello")
+    with tracking.start_run(name="baseline", params={"lr": 0.1}) as run:
+        tracking.log_param("num_leaves", 31)
+        tracking.set_tag("team", "growth")
+        for value in (0.9, 0.7, 0.5):
+            tracking.log_metric("loss", value)
+        tracking.log_metrics({"auc": 0.8, "acc": 0.75}, step=10)
+        digest = tracking.log_artifact(artifact)
+    detail = runs.show_run(open_workspace(), run.run_id[:8])
+    assert detail.run.status == "finished" and detail.run.name == "baseline"
+    assert detail.run.params == {"lr": "0.1", "num_leaves": "31"}
+    assert detail.run.tags["team"] == "growth"
+    assert detail.run.metrics == {"loss": 0.5, "auc": 0.8, "acc": 0.75}
+    assert detail.metric_points == {"acc": 1, "auc": 1, "loss": 3}
+    assert runs.metric_history(open_workspace(), run.run_id, "loss")[-1][:2] == (2, 0.5)
+    assert [(name, h) for name, h, _, _ in detail.artifacts] == [("notes.txt", digest)]
+    assert open_workspace().objects.read_bytes(digest) == b"hello"
+
+
+def test_exception_marks_the_run_failed_and_keeps_its_metrics(project: Path) -> None:
+    with pytest.raises(ZeroDivisionError):
+        with tracking.start_run() as run:
+            tracking.log_metric("loss", 1.0)
+            _ = 1 / 0
+    detail = runs.show_run(open_workspace(), run.run_id)
+    assert detail.run.status == "failed"
+    assert "ZeroDivisionError" in (detail.run.error or "")
+    assert detail.run.metrics == {"loss": 1.0}
+
+
+def test_nan_and_inf_are_stored_and_printed_as_strict_json(project: Path) -> None:
+    with tracking.start_run() as run:
+        tracking.log_metrics({"diverged": math.nan, "big": math.inf, "small": -math.inf})
+    metrics = runs.show_run(open_workspace(), run.run_id).run.metrics
+    assert math.isnan(metrics["diverged"]) and metrics["big"] == math.inf
+    shown = json.loads(mlyard("runs", "show", run.run_id, "--json").stdout)
+    assert shown["metrics"] == {"diverged": "NaN", "big": "Infinity", "small": "-Infinity"}
+
+
+@pytest.mark.parametrize(
+    ("call", "expected"),
+    [
+        (lambda: tracking.log_metric("auc", "0.8"), "metric 'auc': expected a number, got str"),
+        (lambda: tracking.log_metric("auc", None), "expected a number, got NoneType"),
+        (lambda: tracking.log_metric("", 1.0), "expected a non-empty string"),
+        (lambda: tracking.log_metric("auc", 1.0, step=1.5), "step must be an integer"),
+        (lambda: tracking.log_metrics({"auc": [1]}), "metric 'auc': expected a number"),
+        (lambda: tracking.log_param("lr", 0.2), "param 'lr' of run"),
+    ],
+)
+def test_bad_values_are_refused_with_the_key(project: Path, call: object,
+                                             expected: str) -> None:
+    with tracking.start_run(params={"lr": 0.1}):
+        with pytest.raises(MlyardError) as err:
+            call()  # type: ignore[operator]
+        assert expected in str(err.value)
+
+
+def test_logging_without_a_run_is_a_clear_error(project: Path) -> None:
+    with pytest.raises(TrackingError, match="no active run; call start_run"):
+        tracking.log_metric("x", 1.0)
+
+
+def test_numpy_numbers_are_accepted(project: Path) -> None:
+    with tracking.start_run() as run:
+        tracking.log_metric("auc", np.float32(0.5), step=np.int64(3))
+    assert runs.show_run(open_workspace(), run.run_id).run.metrics == {"auc": 0.5}
+
+
+def test_lightgbm_callback_logs_every_iteration(project: Path) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 4))
+    y = (x[:, 0] + rng.normal(scale=0.5, size=400) > 0).astype(float)
+    train = lgb.Dataset(x[:300], y[:300])
+    valid = lgb.Dataset(x[300:], y[300:], reference=train)
+    with tracking.start_run() as run:
+        lgb.train({"objective": "binary", "metric": ["auc", "binary_logloss"], "verbosity": -1,
+                   "num_threads": 1}, train, num_boost_round=25, valid_sets=[valid],
+                  valid_names=["valid"], callbacks=[tracking.lightgbm_callback()])
+    detail = runs.show_run(open_workspace(), run.run_id)
+    assert detail.metric_points == {"valid.auc": 25, "valid.binary_logloss": 25}
+    steps = [s for s, _, _ in runs.metric_history(open_workspace(), run.run_id, "valid.auc")]
+    assert steps == list(range(25))
+
+
+def test_runs_list_filters_and_sorts_by_params_and_metrics(project: Path) -> None:
+    for leaves, auc in ((15, 0.71), (31, 0.83), (63, 0.79), (127, 0.65)):
+        with tracking.start_run(name=f"leaves-{leaves}", params={"num_leaves": leaves}):
+            tracking.log_metric("auc", auc)
+    listed = json.loads(mlyard("runs", "list", "--json", "-f", "metrics.auc > 0.7",
+                               "-s", "-metrics.auc").stdout)
+    assert [r["name"] for r in listed] == ["leaves-31", "leaves-63", "leaves-15"]
+    by_param = json.loads(mlyard("runs", "list", "--json", "-f", "params.num_leaves >= 31",
+                                 "-s", "params.num_leaves").stdout)
+    assert [r["params"]["num_leaves"] for r in by_param] == ["31", "63", "127"]
+    top = json.loads(mlyard("runs", "list", "--json", "-s", "metrics.auc desc", "-n", "1").stdout)
+    assert top[0]["name"] == "leaves-31"
+    bad = mlyard("runs", "list", "-f", "metrics.auc ~ 3")
+    assert bad.exit_code == 2 and "expected FIELD OP VALUE" in bad.stderr
+    unknown = mlyard("runs", "list", "-s", "colour")
+    assert unknown.exit_code == 2 and "unknown field 'colour'" in unknown.stderr
+
+
+def test_run_reference_by_prefix_and_name(project: Path) -> None:
+    with tracking.start_run(name="named") as run:
+        pass
+    assert json.loads(mlyard("runs", "show", "named", "--json").stdout)["run_id"] == run.run_id
+    missing = mlyard("runs", "show", "zzzz")
+    assert missing.exit_code == 1 and "no run matches 'zzzz'" in missing.stderr
