@@ -34,15 +34,6 @@ POLARS_TYPES: dict[str, pl.DataType] = {
 
 
 @dataclass
-class Validated:
-    """A file that passed: its cleaned lazy frame and what was noticed on the way."""
-
-    frame: pl.LazyFrame
-    rows_in: int
-    warnings: list[str] = field(default_factory=list)
-
-
-@dataclass
 class _Parsed:
     typed: pl.Expr
     failed: pl.Expr
@@ -100,56 +91,99 @@ def _kind_of(name: str, dtype: pl.DataType, stats: dict[str, object], rows: int,
     return "string"
 
 
-def validate(
-    frame: pl.LazyFrame,
-    file_columns: list[str],
-    contract: dict[str, ColumnContract],
-    data: DataConfig,
-    sniffed: SniffResult,
-) -> Validated:
-    """Check a text-typed frame against the contract; return the cleaned frame or refuse."""
-    path = sniffed.path
-    warnings = _check_columns(path, file_columns, contract)
-    parsed = {name: _parse(name, column, data) for name, column in contract.items()}
-    aggregations: list[pl.Expr] = [pl.len().alias("__rows")]
-    for name, column in contract.items():
-        item = parsed[name]
-        aggregations.append(item.failed.sum().alias(f"{name}\x00failed"))
-        aggregations.append(item.typed.null_count().alias(f"{name}\x00nulls"))
-        for index, mask in enumerate(item.notes.values()):
-            aggregations.append(mask.sum().alias(f"{name}\x00note{index}"))
-        if column.min is not None:
-            aggregations.append((item.typed < column.min).sum().alias(f"{name}\x00below"))
-        if column.max is not None:
-            aggregations.append((item.typed > column.max).sum().alias(f"{name}\x00above"))
-    if data.id_column and data.dedupe and data.id_column in contract:
-        aggregations.append(parsed[data.id_column].typed.n_unique().alias("__ids"))
-    stats = collect(frame.select(aggregations), sniffed).row(0, named=True)
-    rows = int(stats["__rows"])
-    for name, column in contract.items():
-        item = parsed[name]
-        if stats[f"{name}\x00failed"]:
-            raise IngestRefused(_failure_message(frame, name, item, column, stats, sniffed))
-        for index, text in enumerate(item.notes):
-            count = stats[f"{name}\x00note{index}"]
-            if count:
-                warnings.append(f"column {name!r}: {count} {text}")
-        _check_bounds(frame, name, item, column, stats, sniffed)
-        nulls = stats[f"{name}\x00nulls"]
-        if nulls / max(rows, 1) > column.max_null_rate + 1e-12:
-            raise IngestRefused(
-                f"{path}: column {name!r} is {nulls / rows:.1%} missing ({nulls} of {rows} rows);"
-                f" the contract allows at most {column.max_null_rate:.0%}"
-            )
-    cleaned = frame.select([parsed[name].typed.alias(name) for name in contract])
-    if "__ids" in stats and stats["__ids"] < rows:
-        repeats = rows - int(stats["__ids"])
-        warnings.append(f"{repeats} rows repeated an {data.id_column!r} seen earlier in the file;"
-                        " kept the last row for each id")
-        cleaned = cleaned.unique(subset=[data.id_column], keep="last", maintain_order=True)
-    if rows == 1:
-        warnings.append("has a single data row")
-    return Validated(cleaned, rows, warnings)
+class ContractChecker:
+    """Checks a file batch by batch and turns each batch into typed, cleaned columns.
+
+    Working in batches keeps memory flat whatever the file's size. A value that does not
+    fit refuses the file at the first batch that has one; the missing-value bound can
+    only be judged on the whole file, in `finish`.
+    """
+
+    def __init__(self, contract: dict[str, ColumnContract], data: DataConfig,
+                 sniffed: SniffResult, file_columns: list[str]) -> None:
+        self.contract = contract
+        self.sniffed = sniffed
+        self.warnings = _check_columns(sniffed.path, file_columns, contract)
+        self.rows = 0
+        self._parsed = {name: _parse(name, column, data) for name, column in contract.items()}
+        self._typed = [item.typed.alias(name) for name, item in self._parsed.items()]
+        self._nulls = dict.fromkeys(contract, 0)
+        self._notes: dict[tuple[str, str], int] = {}
+        self._aggregations: list[pl.Expr] = []
+        for name, column in contract.items():
+            item = self._parsed[name]
+            self._aggregations += [item.failed.sum().alias(f"{name}\x00failed"),
+                                   item.typed.null_count().alias(f"{name}\x00nulls")]
+            self._aggregations += [mask.sum().alias(f"{name}\x00{text}")
+                                   for text, mask in item.notes.items()]
+            if column.min is not None:
+                self._aggregations.append((item.typed < column.min).sum().alias(f"{name}\x00below"))
+            if column.max is not None:
+                self._aggregations.append((item.typed > column.max).sum().alias(f"{name}\x00above"))
+
+    def check(self, batch: pl.DataFrame) -> pl.DataFrame:
+        """The batch's typed columns in contract order; raise IngestRefused on a bad value."""
+        stats = batch.select(self._aggregations).row(0, named=True)
+        for name, column in self.contract.items():
+            if stats[f"{name}\x00failed"]:
+                raise IngestRefused(self._failure(batch, name, column, stats[f"{name}\x00failed"]))
+            for side in ("below", "above"):
+                if stats.get(f"{name}\x00{side}"):
+                    raise IngestRefused(self._out_of_range(batch, name, column, side,
+                                                           stats[f"{name}\x00{side}"]))
+            self._nulls[name] += stats[f"{name}\x00nulls"]
+            for text in self._parsed[name].notes:
+                key = (name, text)
+                self._notes[key] = self._notes.get(key, 0) + stats[f"{name}\x00{text}"]
+        typed = batch.select(self._typed)
+        self.rows += batch.height
+        return typed
+
+    def finish(self) -> list[str]:
+        """Judge the whole file's missing values; return every warning noticed."""
+        if self.rows == 0:
+            raise IngestRefused(f"{self.sniffed.path}: has no data rows")
+        for name, column in self.contract.items():
+            nulls = self._nulls[name]
+            if nulls / self.rows > column.max_null_rate + 1e-12:
+                raise IngestRefused(
+                    f"{self.sniffed.path}: column {name!r} is {nulls / self.rows:.1%} missing "
+                    f"({nulls} of {self.rows} rows); the contract allows at most "
+                    f"{column.max_null_rate:.0%}")
+        warnings = list(self.warnings)
+        warnings += [f"column {name!r}: {count} {text}"
+                     for (name, text), count in self._notes.items() if count]
+        if self.rows == 1:
+            warnings.append("has a single data row")
+        return warnings
+
+    def _failure(self, batch: pl.DataFrame, name: str, column: ColumnContract,
+                 count: int) -> str:
+        item = self._parsed[name]
+        examples = (batch.with_row_index("__row", offset=self.rows + 1).filter(item.failed)
+                    .select("__row", pl.col(name)).head(3))
+        shown = ", ".join(f"row {row}: {value!r}" for row, value in examples.iter_rows())
+        hint = ""
+        if column.type == "category":
+            found = batch.filter(item.failed).get_column(name).unique().sort().head(5).to_list()
+            hint = f"; found {_preview([str(v) for v in found])}"
+            if _looks_recoded(found, column.categories or []):
+                hint += " - were the categories recoded?"
+        more = " (in the first bad batch)" if count > 3 else ""
+        return (f"{self.sniffed.path}: column {name!r} (contract type {column.type}) has "
+                f"{count} value{'s' if count != 1 else ''}{more} that "
+                f"{'is' if count == 1 else 'are'} not {item.expected}: {shown}{hint}")
+
+    def _out_of_range(self, batch: pl.DataFrame, name: str, column: ColumnContract, side: str,
+                      count: int) -> str:
+        typed = self._parsed[name].typed
+        limit = column.min if side == "below" else column.max
+        mask = typed < limit if side == "below" else typed > limit
+        row, value = (batch.with_row_index("__row", offset=self.rows + 1).filter(mask)
+                      .select("__row", pl.col(name)).row(0))
+        return (f"{self.sniffed.path}: column {name!r} has {count} value"
+                f"{'s' if count != 1 else ''} {side} the contract's "
+                f"{'min' if side == 'below' else 'max'} {limit:g} (row {row}: {value!r})")
 
 
 def _check_columns(path: Path, file_columns: list[str],
@@ -221,43 +255,6 @@ def _parse_number(text: pl.Expr, present: pl.Expr, column: ColumnContract) -> _P
         pl.coalesce(direct, pl.when(number == number.floor()).then(number.cast(pl.Int64,
                                                                                strict=False))))
     return _Parsed(typed, present & ~token & typed.is_null(), "a whole number", notes)
-
-
-def _failure_message(frame: pl.LazyFrame, name: str, item: _Parsed, column: ColumnContract,
-                     stats: dict[str, object], sniffed: SniffResult) -> str:
-    count = stats[f"{name}\x00failed"]
-    examples = collect(
-        frame.with_row_index("__row", offset=1).filter(item.failed)
-        .select("__row", pl.col(name)).head(3),
-        sniffed,
-    )
-    shown = ", ".join(f"row {row}: {value!r}" for row, value in examples.iter_rows())
-    hint = ""
-    if column.type == "category":
-        found = collect(frame.filter(item.failed).select(pl.col(name).unique().sort().head(5)),
-                        sniffed).to_series().to_list()
-        hint = f"; found {_preview([str(v) for v in found])}"
-        if _looks_recoded(found, column.categories or []):
-            hint += " - were the categories recoded?"
-    return (f"{sniffed.path}: column {name!r} (contract type {column.type}) has {count} "
-            f"value{'s' if count != 1 else ''} that {'is' if count == 1 else 'are'} not "
-            f"{item.expected}: {shown}{hint}")
-
-
-def _check_bounds(frame: pl.LazyFrame, name: str, item: _Parsed, column: ColumnContract,
-                  stats: dict[str, object], sniffed: SniffResult) -> None:
-    for side, limit, mask in (("below", column.min, item.typed < (column.min or 0)),
-                              ("above", column.max, item.typed > (column.max or 0))):
-        count = stats.get(f"{name}\x00{side}")
-        if not count:
-            continue
-        example = collect(frame.with_row_index("__row", offset=1).filter(mask)
-                          .select("__row", pl.col(name)).head(1), sniffed).row(0)
-        raise IngestRefused(
-            f"{sniffed.path}: column {name!r} has {count} value{'s' if count != 1 else ''} "
-            f"{side} the contract's {'min' if side == 'below' else 'max'} {limit:g} "
-            f"(row {example[0]}: {example[1]!r})"
-        )
 
 
 def _looks_recoded(found: list[object], categories: list[str]) -> bool:

@@ -9,6 +9,7 @@ is only ever read.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -16,12 +17,13 @@ from pathlib import Path
 
 import msgspec
 import polars as pl
+import pyarrow.parquet as pq
 
 from core.config import ColumnContract
-from core.contract import infer_contract, validate
+from core.contract import ContractChecker, infer_contract
 from core.errors import IngestRefused
 from core.profile import profile_parquet
-from core.reader import columns_of, scan_as_text, scan_inferred
+from core.reader import columns_of, read_batches, scan_inferred
 from core.sniff import SniffResult, sniff
 from core.workspace import Workspace
 from storage import datasets_store, meta_store
@@ -66,16 +68,17 @@ def _ingest_new(ws: Workspace, path: Path, dataset: str, source_hash: str,
                 stored_contract: str | None) -> IngestResult:
     sniffed = sniff(path)
     contract, inferred = _contract_for(ws, stored_contract, sniffed)
-    validated = validate(scan_as_text(sniffed), columns_of(sniffed), contract, ws.config.data,
-                         sniffed)
-    snapshot_hash = _write_snapshot(ws, validated.frame, path)
+    checker = ContractChecker(contract, ws.config.data, sniffed, columns_of(sniffed))
+    snapshot, rows, repeats = _write_snapshot(ws, sniffed, checker)
+    warnings = sniffed.warnings + checker.finish()
+    if repeats:
+        warnings.append(f"{repeats} rows repeated an {ws.config.data.id_column!r} seen earlier "
+                        "in the file; kept the last row for each id")
     types = {name: column.type for name, column in contract.items()}
-    profile = profile_parquet(ws.objects.path_for(snapshot_hash), types)
-    rows = next(iter(profile.values()))["rows"] if profile else 0
-    warnings = sniffed.warnings + validated.warnings
+    profile = profile_parquet(ws.objects.path_for(snapshot), types)
     record = VersionRecord(
         dataset=dataset, seq=0, source_hash=source_hash, source_path=str(path),
-        snapshot_hash=snapshot_hash, rows=rows, schema=json.dumps(types),
+        snapshot_hash=snapshot, rows=rows, schema=json.dumps(types),
         profile=json.dumps(profile, default=str), warnings=json.dumps(warnings),
         created_at=time.time(),
     )
@@ -98,18 +101,49 @@ def _contract_for(ws: Workspace, stored: str | None,
     return infer_contract(scan_inferred(sniffed), ws.config.data, sniffed), True
 
 
-def _write_snapshot(ws: Workspace, frame: pl.LazyFrame, source: Path) -> str:
+def _write_snapshot(ws: Workspace, sniffed: SniffResult,
+                    checker: ContractChecker) -> tuple[str, int, int]:
+    """Check and convert the file batch by batch into a Parquet object.
+
+    Returns the object's hash, its row count and how many rows were dropped as repeats
+    of an id. Batches keep memory flat; a whole-file `sink_parquet` grows with the file.
+    """
     tmp = ws.objects.new_temp(".parquet")
     try:
-        frame.sink_parquet(tmp, compression="zstd", statistics=True)
-    except pl.exceptions.PolarsError as exc:
+        writer: pq.ParquetWriter | None = None
+        try:
+            for batch in read_batches(sniffed):
+                table = checker.check(batch).to_arrow()
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
+                writer.write_table(table.cast(writer.schema))
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is None:
+            raise IngestRefused(f"{sniffed.path}: has no data rows")
+        rows, repeats = _dedupe(ws, tmp, checker.rows)
+        return ws.objects.adopt(tmp), rows, repeats
+    finally:
         tmp.unlink(missing_ok=True)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise IngestRefused(f"{source}: cannot be read: {first}") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return ws.objects.adopt(tmp)
+
+
+def _dedupe(ws: Workspace, snapshot: Path, rows: int) -> tuple[int, int]:
+    """Keep the last row of each id; rewrite the snapshot only when an id repeats."""
+    id_column = ws.config.data.id_column
+    if not (ws.config.data.dedupe and id_column):
+        return rows, 0
+    unique = pl.scan_parquet(snapshot).select(pl.col(id_column).n_unique()).collect().item()
+    if unique == rows:
+        return rows, 0
+    deduped = ws.objects.new_temp(".parquet")
+    try:
+        pl.scan_parquet(snapshot).unique(subset=[id_column], keep="last", maintain_order=True) \
+            .sink_parquet(deduped, compression="zstd")
+        os.replace(deduped, snapshot)
+    finally:
+        deduped.unlink(missing_ok=True)
+    return unique, rows - unique
 
 
 def _quarantine(ws: Workspace, path: Path, source_hash: str, reason: str) -> Path:

@@ -6,37 +6,49 @@ checks never need to reread the snapshot.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow.parquet as pq
 
 TOP_VALUES = 10
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+QUANTILE_SAMPLE = 500_000
 
 
 def profile_parquet(path: Path, types: dict[str, str]) -> dict[str, dict[str, Any]]:
-    """Counts, missing share, range, moments, quantiles or top values for every column."""
+    """Counts, missing share, range, moments, quantiles or top values for every column.
+
+    Distinct counts are HyperLogLog estimates and quantiles come from an evenly spaced
+    sample of at most QUANTILE_SAMPLE rows, so memory stays flat for any file size.
+    """
     frame = pl.scan_parquet(path)
-    aggregations: list[pl.Expr] = [pl.len().alias("__rows")]
+    rows = pq.ParquetFile(path).metadata.num_rows
+    reductions: list[pl.Expr] = []
+    quantiles: list[pl.Expr] = []
     for name, kind in types.items():
         col = pl.col(name)
-        aggregations += [col.null_count().alias(f"{name}\x00nulls"),
-                         col.n_unique().alias(f"{name}\x00distinct")]
+        reductions += [col.null_count().alias(f"{name}\x00nulls"),
+                       col.approx_n_unique().alias(f"{name}\x00distinct")]
         if kind in {"int", "float"}:
             as_float = col.cast(pl.Float64)
-            aggregations += [
-                as_float.min().alias(f"{name}\x00min"), as_float.max().alias(f"{name}\x00max"),
-                as_float.mean().alias(f"{name}\x00mean"), as_float.std().alias(f"{name}\x00std"),
-                *(as_float.quantile(q, "linear").alias(f"{name}\x00p{int(q * 100):02d}")
-                  for q in (0.05, 0.25, 0.5, 0.75, 0.95)),
-            ]
+            reductions += [as_float.min().alias(f"{name}\x00min"),
+                           as_float.max().alias(f"{name}\x00max"),
+                           as_float.mean().alias(f"{name}\x00mean"),
+                           as_float.std().alias(f"{name}\x00std")]
+            quantiles += [as_float.quantile(q, "linear").alias(f"{name}\x00p{int(q * 100):02d}")
+                          for q in QUANTILES]
         elif kind in {"date", "datetime"}:
-            aggregations += [col.min().cast(pl.String).alias(f"{name}\x00min"),
-                             col.max().cast(pl.String).alias(f"{name}\x00max")]
+            reductions += [col.min().cast(pl.String).alias(f"{name}\x00min"),
+                           col.max().cast(pl.String).alias(f"{name}\x00max")]
         elif kind == "bool":
-            aggregations.append(col.cast(pl.Float64).mean().alias(f"{name}\x00true_rate"))
-    stats = frame.select(aggregations).collect(engine="streaming").row(0, named=True)
-    rows = int(stats["__rows"])
+            reductions.append(col.cast(pl.Float64).mean().alias(f"{name}\x00true_rate"))
+    stats = frame.select(reductions).collect(engine="streaming").row(0, named=True)
+    if quantiles:
+        step = max(1, math.ceil(rows / QUANTILE_SAMPLE))
+        stats.update(frame.gather_every(step).select(quantiles).collect().row(0, named=True))
     profile: dict[str, dict[str, Any]] = {}
     for name, kind in types.items():
         entry: dict[str, Any] = {"type": kind, "rows": rows}
