@@ -75,20 +75,29 @@ class MetricBuffer:
             if batch is None:
                 return
             try:
-                spool.write_segment(self.catalog.spool_dir, "metrics", batch)
+                self.spool(batch)
             except BaseException:
                 with self._guard:
                     self._points[:0] = points
                 raise
-            self.spooled_segments += 1
 
-    def close(self) -> None:
-        """Stop the flusher and write what is left (to the spool if the lock is busy)."""
+    def stop(self) -> None:
+        """Stop the background flusher; points still buffered stay for `drain`."""
         self._stop.set()
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join()
-        self.flush()
+
+    def drain(self) -> pa.Table | None:
+        """Take every buffered point as one batch (None when empty)."""
+        with self._guard:
+            points, self._points = self._points, []
+        return _to_table(self.run_id, points) if points else None
+
+    def spool(self, batch: pa.Table) -> None:
+        """Keep a batch that could not reach the catalog, for the next session to load."""
+        spool.write_segment(self.catalog.spool_dir, "metrics", batch)
+        self.spooled_segments += 1
 
     def _write_to_catalog(self, batch: pa.Table | None, now: float) -> bool:
         try:
@@ -117,8 +126,8 @@ class MetricBuffer:
                 try:
                     self.flush()
                 except OSError:
-                    # The points went back into the buffer; close() flushes them again
-                    # and reports the error to the caller if it persists.
+                    # The points went back into the buffer; the run's end writes them
+                    # again and reports the error to the caller if it persists.
                     continue
 
 

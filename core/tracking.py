@@ -26,10 +26,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from core.errors import TrackingError
+from core.errors import MlyardError, TrackingError
 from core.metric_buffer import MetricBuffer
 from core.workspace import Workspace, open_workspace
 from storage import meta_store, runs_store
+from storage.runs_store import insert_metrics
 
 _active: list[Run] = []
 _active_guard = threading.Lock()
@@ -129,10 +130,20 @@ class Run:
         with _active_guard:
             if self in _active:
                 _active.remove(self)
-        self._buffer.close()
-        with self.workspace.catalog.session() as con:
-            runs_store.finish_run(con, self.run_id, status, time.time(), error)
-            meta_store.add_event(con, f"run.{status}", self.run_id, _user(), {"error": error})
+        self._buffer.stop()
+        remaining = self._buffer.drain()
+        try:
+            # The last points and the final status go in one unit of work.
+            with self.workspace.catalog.session() as con:
+                if remaining is not None:
+                    insert_metrics(con, remaining)
+                runs_store.finish_run(con, self.run_id, status, time.time(), error)
+                meta_store.add_event(con, f"run.{status}", self.run_id, _user(),
+                                     {"error": error})
+        except MlyardError:
+            if remaining is not None:
+                self._buffer.spool(remaining)
+            raise
 
 
 def start_run(

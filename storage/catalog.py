@@ -8,6 +8,9 @@ by writers that found it busy.
 
 from __future__ import annotations
 
+import hashlib
+import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +37,9 @@ class Catalog:
         self.path = workspace_dir / "catalog.duckdb"
         self.spool_dir = workspace_dir / "spool"
         self.lock = CatalogLock(workspace_dir / "catalog.lock")
+        # One alias per catalog file, so units on different catalogs never collide.
+        self._alias = "catalog_" + hashlib.blake2s(str(self.path.resolve()).encode(),
+                                                    digest_size=6).hexdigest()
 
     @contextmanager
     def session(self, timeout: float | None = None) -> Iterator[Connection]:
@@ -81,17 +87,41 @@ class Catalog:
 
     @contextmanager
     def _connected(self) -> Iterator[Connection]:
+        """Attach the catalog file to this process's in-memory DuckDB for one unit of work.
+
+        Attaching takes about 2 ms where opening a fresh database takes about 10 ms, and
+        detaching releases the file for other processes just the same.
+        """
         self.workspace_dir.mkdir(parents=True, exist_ok=True)
+        con = _engine_cursor()
         try:
-            con = duckdb.connect(str(self.path))
-        except duckdb.Error as exc:
-            raise CatalogError(f"{self.path}: cannot open the catalog: {exc}") from exc
-        try:
-            apply_migrations(con, str(self.path))
-            self.ingest_spool(con)
-            yield con
+            try:
+                con.execute(f"ATTACH ? AS {self._alias}", [str(self.path)])
+            except duckdb.Error as exc:
+                raise CatalogError(f"{self.path}: cannot open the catalog: {exc}") from exc
+            try:
+                con.execute(f"USE {self._alias}")
+                apply_migrations(con, str(self.path))
+                self.ingest_spool(con)
+                yield con
+            finally:
+                con.execute("USE memory")
+                con.execute(f"DETACH {self._alias}")
         finally:
             con.close()
+
+
+_engine: tuple[int, duckdb.DuckDBPyConnection] | None = None
+_engine_guard = threading.Lock()
+
+
+def _engine_cursor() -> Connection:
+    """A new cursor on this process's in-memory DuckDB (made again after a fork)."""
+    global _engine
+    with _engine_guard:
+        if _engine is None or _engine[0] != os.getpid():
+            _engine = (os.getpid(), duckdb.connect(":memory:"))
+        return _engine[1].cursor()
 
 
 @contextmanager

@@ -27,7 +27,7 @@ RUN_COLUMNS = (
 )
 
 
-@dataclass
+@dataclass(slots=True)
 class RunRecord:
     run_id: str
     project: str
@@ -241,32 +241,30 @@ def query_runs(
         clause, clause_args = _filter_sql(flt)
         where.append(clause)
         args.extend(clause_args)
-    order_sql, order_args = _order_sql(sort)
+    join_sql, join_args, order_sql = _order_sql(sort)
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE selected_runs AS
-        SELECT r.run_id, row_number() OVER (ORDER BY {order_sql}) AS ord
-        FROM runs r WHERE {' AND '.join(where)}
-        ORDER BY ord {'LIMIT ?' if limit is not None else ''}
+        SELECT r.run_id FROM runs r {join_sql} WHERE {' AND '.join(where)}
+        ORDER BY {order_sql} {'LIMIT ?' if limit is not None else ''}
         """,
-        [*order_args, *args, *([limit] if limit is not None else [])],
+        [*join_args, *args, *([limit] if limit is not None else [])],
     )
-    runs = [
-        RunRecord(*row)
-        for row in con.execute(
-            f"SELECT {', '.join('r.' + c.strip() for c in RUN_COLUMNS.split(','))} "
-            "FROM runs r JOIN selected_runs s USING (run_id) ORDER BY s.ord"
-        ).fetchall()
-    ]
-    by_id = {run.run_id: run for run in runs}
+    selected = con.sql(
+        f"SELECT {', '.join('r.' + c.strip() for c in RUN_COLUMNS.split(','))} "
+        "FROM runs r JOIN selected_runs s USING (run_id) ORDER BY s.rowid"
+    ).to_arrow_table()
+    columns = (column.to_pylist() for column in selected.columns)
+    runs = [RunRecord(*row) for row in zip(*columns, strict=True)]
     for table, attr in (("params", "params"), ("latest_metrics", "metrics"), ("tags", "tags")):
         # Arrow then to_pylist is about twice as fast as fetchall for 100k rows.
         columns = con.sql(
             f"SELECT t.run_id, t.key, t.value FROM {table} t JOIN selected_runs s USING (run_id)"
         ).to_arrow_table()
         run_ids, keys, values = (column.to_pylist() for column in columns.columns)
+        targets = {run.run_id: getattr(run, attr) for run in runs}
         for run_id, key, value in zip(run_ids, keys, values, strict=True):
-            getattr(by_id[run_id], attr)[key] = value
+            targets[run_id][key] = value
     return runs
 
 
@@ -290,26 +288,25 @@ def _filter_sql(flt: RunFilter) -> tuple[str, list[Any]]:
     )
 
 
-def _order_sql(sort: RunSort | None) -> tuple[str, list[Any]]:
+def _order_sql(sort: RunSort | None) -> tuple[str, list[Any], str]:
+    """(join, join args, ORDER BY) for a sort; params sort numerically where they parse."""
     if sort is None:
-        return "r.start_time DESC, r.run_id", []
+        return "", [], "r.start_time DESC, r.run_id"
     direction = "DESC" if sort.descending else "ASC"
     if sort.kind == "attr":
         if sort.key not in RUN_ATTRIBUTES:
             raise CatalogError(f"cannot sort on {sort.key!r}; use one of {sorted(RUN_ATTRIBUTES)}")
-        return f"{_attr_expr(sort.key)} {direction} NULLS LAST, r.run_id", []
+        return "", [], f"{_attr_expr(sort.key)} {direction} NULLS LAST, r.run_id"
     table = {"metrics": "latest_metrics", "params": "params"}.get(sort.kind)
     if table is None:
         raise CatalogError(f"cannot sort on {sort.kind}.{sort.key}")
-    value = "value" if sort.kind == "metrics" else "try_cast(value AS DOUBLE)"
-    expr = f"(SELECT {value} FROM {table} t WHERE t.run_id = r.run_id AND t.key = ?)"
+    join = f"LEFT JOIN (SELECT run_id, value FROM {table} WHERE key = ?) k ON k.run_id = r.run_id"
     if sort.kind == "params":
-        text = f"(SELECT value FROM {table} t WHERE t.run_id = r.run_id AND t.key = ?)"
-        return (
-            f"{expr} {direction} NULLS LAST, {text} {direction} NULLS LAST, r.run_id",
-            [sort.key, sort.key],
-        )
-    return f"{expr} {direction} NULLS LAST, r.run_id", [sort.key]
+        order = (f"try_cast(k.value AS DOUBLE) {direction} NULLS LAST, "
+                 f"k.value {direction} NULLS LAST, r.run_id")
+    else:
+        order = f"k.value {direction} NULLS LAST, r.run_id"
+    return join, [sort.key], order
 
 
 def _attr_expr(key: str) -> str:

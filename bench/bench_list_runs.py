@@ -1,0 +1,95 @@
+"""Listing, filtering and sorting 10,000 runs with 10 params and 5 metrics each.
+
+    .venv/bin/python bench/bench_list_runs.py
+
+The runs are bulk-loaded straight into the catalog (creating them one by one through the
+tracking API is measured in bench_logging.py). Each timing is one call of the same core
+function the CLI uses, including opening the catalog, taking the lock and building the
+result objects; the median of 7 calls is reported.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pyarrow as pa
+
+from core import runs
+from core.workspace import open_workspace
+from storage.runs_store import METRIC_SCHEMA, insert_metrics
+
+RUNS = 10_000
+PARAMS = 10
+METRICS = 5
+
+
+def load(ws) -> None:  # type: ignore[no-untyped-def]
+    rng = random.Random(0)
+    now = time.time()
+    ids = [uuid.uuid4().hex for _ in range(RUNS)]
+    run_rows = pa.table({
+        "run_id": ids, "project": ["bench"] * RUNS, "name": [f"run-{i}" for i in range(RUNS)],
+        "status": ["finished"] * RUNS, "start_time": [now - i for i in range(RUNS)],
+        "end_time": [now - i + 30 for i in range(RUNS)], "heartbeat": [now] * RUNS,
+        "pid": [1] * RUNS, "host": ["bench"] * RUNS, "user_name": ["bench"] * RUNS,
+        "error": pa.nulls(RUNS, pa.string()),
+    })
+    param_rows = pa.table({
+        "run_id": [r for r in ids for _ in range(PARAMS)],
+        "key": [f"param_{k}" for _ in ids for k in range(PARAMS)],
+        "value": [str(rng.choice([15, 31, 63, 127, 255])) for _ in range(RUNS * PARAMS)],
+    })
+    metrics = pa.table({
+        "run_id": [r for r in ids for _ in range(METRICS)],
+        "key": [f"metric_{k}" for _ in ids for k in range(METRICS)],
+        "value": [rng.random() for _ in range(RUNS * METRICS)],
+        "step": [0] * (RUNS * METRICS), "ts": [now] * (RUNS * METRICS),
+    }, schema=METRIC_SCHEMA)
+    with ws.catalog.session() as con:
+        con.register("run_rows", run_rows)
+        con.register("param_rows", param_rows)
+        con.execute("INSERT INTO runs SELECT * FROM run_rows")
+        con.execute("INSERT INTO params SELECT * FROM param_rows")
+        insert_metrics(con, metrics)
+
+
+def median_ms(call) -> float:  # type: ignore[no-untyped-def]
+    samples = []
+    for _ in range(7):
+        started = time.perf_counter()
+        result = call()
+        samples.append((time.perf_counter() - started) * 1000)
+    assert result
+    return round(statistics.median(samples), 1)
+
+
+def main() -> None:
+    folder = Path(tempfile.mkdtemp(prefix="mlyard-bench-"))
+    try:
+        (folder / "mlyard.toml").write_text('[project]\nname = "bench"\n')
+        ws = open_workspace(folder)
+        load(ws)
+        assert len(runs.list_runs(ws)) == RUNS
+        results = {
+            "list_all_ms": median_ms(lambda: runs.list_runs(ws)),
+            "filter_metric_ms": median_ms(lambda: runs.list_runs(ws, ["metrics.metric_0 > 0.5"])),
+            "filter_and_sort_ms": median_ms(lambda: runs.list_runs(
+                ws, ["metrics.metric_0 > 0.5", "params.param_1 >= 63"], "-metrics.metric_1")),
+            "sort_by_param_ms": median_ms(lambda: runs.list_runs(ws, [], "params.param_2")),
+            "top_50_by_metric_ms": median_ms(lambda: runs.list_runs(ws, [], "-metrics.metric_3",
+                                                                    50)),
+        }
+        print(json.dumps({"benchmark": "list_runs", "runs": RUNS, **results}))
+    finally:
+        shutil.rmtree(folder)
+
+
+if __name__ == "__main__":
+    main()
