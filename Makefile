@@ -25,7 +25,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed-run
 	cd $(DEMO) && ../../$(BIN)/mlyard ingest data/
 	cd $(DEMO) && ../../$(BIN)/python ../train_example.py
-	cd $(DEMO) && ../../$(BIN)/mlyard runs list --limit 5
+	cd $(DEMO) && ../../$(BIN)/mlyard runs show latest
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

@@ -240,7 +240,7 @@ def runs_list(obj: Context, filters: tuple[str, ...], sort: str | None, limit: i
 @JSON_OPTION
 @click.pass_obj
 def runs_show(obj: Context, run: str, as_json: bool) -> None:
-    """One run: status, params, latest metrics, tags and artifacts."""
+    """One run (an id prefix, a name, or `latest`): status, params, metrics, artifacts."""
     detail = runs.show_run(obj.ws, run)
     record = detail.run
     if as_json:

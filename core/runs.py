@@ -78,7 +78,7 @@ def show_run(ws: Workspace, ref: str) -> RunDetail:
     """One run with params, latest metrics, tags, artifacts and point counts per metric."""
     with ws.catalog.session() as con:
         _reconcile_crashed(con)
-        run_id = runs_store.resolve_run_id(con, ref)
+        run_id = runs_store.resolve_run_id(con, ref, ws.project)
         run = runs_store.query_runs(con, None, [RunFilter("attr", "run_id", "=", run_id)],
                                     None, None)[0]
         artifacts = runs_store.list_artifacts(con, run_id)
@@ -89,7 +89,7 @@ def show_run(ws: Workspace, ref: str) -> RunDetail:
 def metric_history(ws: Workspace, ref: str, key: str) -> list[tuple[int, float | None, float]]:
     """Every (step, value, timestamp) logged for one metric of one run."""
     with ws.catalog.session() as con:
-        run_id = runs_store.resolve_run_id(con, ref)
+        run_id = runs_store.resolve_run_id(con, ref, ws.project)
         return runs_store.metric_history(con, run_id, key)
 
 

@@ -181,17 +181,30 @@ def list_artifacts(con: Connection, run_id: str) -> list[tuple[str, str, int, fl
     ).fetchall()
 
 
-def resolve_run_id(con: Connection, ref: str) -> str:
-    """A full run id from a unique prefix (at least 4 characters) or a unique run name."""
-    rows = con.execute(
-        "SELECT run_id FROM runs WHERE starts_with(run_id, ?) OR name = ? LIMIT 2",
-        [ref.lower() if len(ref) >= 4 else "\x00", ref],
-    ).fetchall()
-    if not rows:
-        raise NotFound(f"no run matches {ref!r}")
-    if len(rows) > 1:
-        raise NotFound(f"{ref!r} matches more than one run; give more of the id")
-    return str(rows[0][0])
+def resolve_run_id(con: Connection, ref: str, project: str | None = None) -> str:
+    """A full run id from `latest`, a unique id prefix (4+ characters) or a run name.
+
+    A name used by several runs means the newest of them, as `latest` does.
+    """
+    if ref == "latest":
+        row = con.execute(
+            "SELECT run_id FROM runs WHERE ? IS NULL OR project = ? "
+            "ORDER BY start_time DESC LIMIT 1", [project, project]).fetchone()
+        if row is None:
+            raise NotFound("no runs yet, so there is no latest run")
+        return str(row[0])
+    if len(ref) >= 4:
+        rows = con.execute("SELECT run_id FROM runs WHERE starts_with(run_id, ?) LIMIT 2",
+                           [ref.lower()]).fetchall()
+        if len(rows) > 1:
+            raise NotFound(f"{ref!r} matches more than one run id; give more of it")
+        if rows:
+            return str(rows[0][0])
+    row = con.execute("SELECT run_id FROM runs WHERE name = ? ORDER BY start_time DESC LIMIT 1",
+                      [ref]).fetchone()
+    if row is None:
+        raise NotFound(f"no run matches {ref!r} (by id prefix or name)")
+    return str(row[0])
 
 
 def metric_history(

@@ -129,8 +129,15 @@ def test_runs_list_filters_and_sorts_by_params_and_metrics(project: Path) -> Non
 
 
 def test_run_reference_by_prefix_and_name(project: Path) -> None:
-    with tracking.start_run(name="named") as run:
+    with tracking.start_run(name="named"):
         pass
-    assert json.loads(mlyard("runs", "show", "named", "--json").stdout)["run_id"] == run.run_id
+    with tracking.start_run(name="named") as newer:
+        pass
+    with tracking.start_run(name="other") as last:
+        pass
+    assert json.loads(mlyard("runs", "show", "named", "--json").stdout)["run_id"] == newer.run_id
+    assert json.loads(mlyard("runs", "show", "latest", "--json").stdout)["run_id"] == last.run_id
+    by_prefix = mlyard("runs", "show", newer.run_id[:6], "--json")
+    assert json.loads(by_prefix.stdout)["run_id"] == newer.run_id
     missing = mlyard("runs", "show", "zzzz")
     assert missing.exit_code == 1 and "no run matches 'zzzz'" in missing.stderr

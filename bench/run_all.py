@@ -1,0 +1,27 @@
+"""Run every benchmark in its own process and print one JSON line each.
+
+    make bench        (or: .venv/bin/python bench/run_all.py)
+
+Figures and the machine they were taken on are kept in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).parent
+BENCHMARKS = ["bench_logging.py", "bench_list_runs.py", "bench_ingest.py"]
+
+
+def main() -> None:
+    failed = 0
+    for name in BENCHMARKS:
+        result = subprocess.run([sys.executable, str(HERE / name)], cwd=HERE.parent)
+        failed += result.returncode != 0
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
