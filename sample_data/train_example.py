@@ -41,7 +41,8 @@ def main() -> None:
     ).to_numpy().astype(float)
     y = frame.get_column(cfg.data.target).to_numpy().astype(float)
     objective = {"binary": "binary", "regression": "regression"}[cfg.train.task]
-    params = {"objective": objective, "learning_rate": 0.05, "num_leaves": 31,
+    metrics = ["auc", "binary_logloss"] if objective == "binary" else ["l1", "l2"]
+    params = {"objective": objective, "metric": metrics, "learning_rate": 0.05, "num_leaves": 31,
               "seed": cfg.train.seed, "verbosity": -1, "deterministic": True,
               "num_threads": 2, **cfg.train.params}
     with mlyard.start_run(name=f"{cfg.project.name}-example") as run:

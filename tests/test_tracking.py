@@ -13,7 +13,7 @@ import pytest
 from core import runs, tracking
 from core.errors import MlyardError, TrackingError
 from core.workspace import open_workspace
-from tests.conftest import mlyard
+from tests.conftest import mlyard, python_process
 
 
 @pytest.fixture
@@ -141,3 +141,17 @@ def test_run_reference_by_prefix_and_name(project: Path) -> None:
     assert json.loads(by_prefix.stdout)["run_id"] == newer.run_id
     missing = mlyard("runs", "show", "zzzz")
     assert missing.exit_code == 1 and "no run matches 'zzzz'" in missing.stderr
+
+
+@pytest.mark.parametrize(("ending", "status"), [("pass", "finished"), ("1 / 0", "failed")])
+def test_a_run_left_open_is_ended_when_the_script_exits(project: Path, ending: str,
+                                                        status: str) -> None:
+    script = ("from core import tracking\n"
+              "run = tracking.start_run(name='open')\n"
+              "tracking.log_metric('loss', 0.25)\n"
+              f"{ending}\n")
+    child = python_process(script, project)
+    child.communicate(timeout=60)
+    detail = runs.show_run(open_workspace(), "open")
+    assert detail.run.status == status
+    assert detail.run.metrics == {"loss": 0.25}
