@@ -27,12 +27,6 @@ MAX_CATEGORIES = 50
 NULL_RATE_MARGIN = 0.05
 _THOUSANDS = r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$"
 
-POLARS_TYPES: dict[str, pl.DataType] = {
-    "int": pl.Int64(), "float": pl.Float64(), "bool": pl.Boolean(), "category": pl.String(),
-    "string": pl.String(), "date": pl.Date(), "datetime": pl.Datetime("us"),
-}
-
-
 @dataclass
 class _Parsed:
     typed: pl.Expr
@@ -86,7 +80,8 @@ def _kind_of(name: str, dtype: pl.DataType, stats: dict[str, object], rows: int,
         return "datetime"
     unique = int(stats.get(f"{name}\x00unique") or 0)
     is_role = name in {data.id_column, data.time_column}
-    if not is_role and unique <= MAX_CATEGORIES and (unique <= rows // 2 or name == data.target):
+    few = 0 < unique <= MAX_CATEGORIES and (unique <= rows // 2 or name == data.target)
+    if few and not is_role:
         return "category"
     return "string"
 
