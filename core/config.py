@@ -62,21 +62,49 @@ class DataConfig(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class TrainConfig(msgspec.Struct, forbid_unknown_fields=True):
-    """How to train: task, LightGBM params, split and seed."""
+    """How to train.
+
+    task: binary, multiclass or regression (sets the objective and the metrics).
+    metric: the holdout metric that ranks models and gates promotion (default: auc,
+        multi_logloss or rmse by task).
+    seed, deterministic, num_threads: what makes a run reproducible bit for bit.
+    holdout_fraction: the newest (or, without a time column, a seeded random) share of
+        rows kept out of training for evaluation.
+    valid_fraction: the share of the remaining rows used for early stopping.
+    window: train on the last N dataset versions (0: every version).
+    threshold: the probability above which a binary prediction counts as positive.
+    params: LightGBM parameters on top of mlyard's defaults.
+    """
 
     task: TaskType = "binary"
     metric: str | None = None
     seed: int = 42
+    deterministic: bool = True
+    num_threads: int = 2
+    holdout_fraction: float = 0.2
     valid_fraction: float = 0.2
+    window: int = 0
+    threshold: float = 0.5
     num_boost_round: int = 500
     early_stopping_rounds: int = 50
-    params: dict[str, str | int | float | bool] = msgspec.field(default_factory=dict)
+    params: dict[str, str | int | float | bool | list[str]] = msgspec.field(default_factory=dict)
+
+
+class RegistryConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """auto_register: make every finished `mlyard train` run a model version."""
+
+    auto_register: bool = True
 
 
 class Config(msgspec.Struct, forbid_unknown_fields=True):
+    """The whole file. `gates` maps `min_<metric>`, `max_<metric>`,
+    `max_regression_vs_champion` and `require_clean_data` to thresholds."""
+
     project: ProjectConfig = msgspec.field(default_factory=ProjectConfig)
     data: DataConfig = msgspec.field(default_factory=DataConfig)
     train: TrainConfig = msgspec.field(default_factory=TrainConfig)
+    registry: RegistryConfig = msgspec.field(default_factory=RegistryConfig)
+    gates: dict[str, float | bool] = msgspec.field(default_factory=dict)
 
     @property
     def dataset_name(self) -> str:
@@ -140,11 +168,25 @@ def _describe(message: str, prefix: str = "") -> str:
 
 
 def _check_ranges(config: Config, source: str) -> None:
-    if not 0 < config.train.valid_fraction < 1:
-        raise ConfigError(
-            f"{source}: key train.valid_fraction: expected a number between 0 and 1, "
-            f"got {config.train.valid_fraction}"
-        )
+    for key in ("valid_fraction", "holdout_fraction", "threshold"):
+        value = getattr(config.train, key)
+        if not 0 < value < 1:
+            raise ConfigError(
+                f"{source}: key train.{key}: expected a number between 0 and 1, got {value}"
+            )
+    for key, value in config.gates.items():
+        if key == "require_clean_data":
+            if not isinstance(value, bool):
+                raise ConfigError(f"{source}: key gates.require_clean_data: expected true or "
+                                  f"false, got {value!r}")
+        elif key == "max_regression_vs_champion" or key.startswith(("min_", "max_")):
+            if isinstance(value, bool):
+                raise ConfigError(f"{source}: key gates.{key}: expected a number, got {value}")
+        else:
+            raise ConfigError(
+                f"{source}: [gates] has unknown key `{key}`; expected min_<metric>, "
+                "max_<metric>, max_regression_vs_champion or require_clean_data"
+            )
     for name, column in config.data.columns.items():
         if not 0 <= column.max_null_rate <= 1:
             raise ConfigError(

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgspec
 import polars as pl
 
 from core.config import ColumnContract, DataConfig
@@ -33,6 +34,14 @@ class _Parsed:
     failed: pl.Expr
     expected: str
     notes: dict[str, pl.Expr] = field(default_factory=dict)  # warning text -> row mask
+
+
+def contract_from_json(text: str) -> dict[str, ColumnContract]:
+    return msgspec.json.decode(text, type=dict[str, ColumnContract])
+
+
+def contract_to_json(contract: dict[str, ColumnContract]) -> str:
+    return msgspec.json.encode(contract).decode()
 
 
 def infer_contract(

@@ -9,6 +9,8 @@ from typing import Any
 
 import polars as pl
 
+from core.config import ColumnContract
+from core.contract import contract_from_json
 from core.errors import UsageError
 from core.profile import diff_profiles
 from core.workspace import Workspace
@@ -58,12 +60,33 @@ def load_version(ws: Workspace, ref: str) -> pl.DataFrame:
     return pl.read_parquet(ws.objects.open_verified(version.snapshot_hash))
 
 
-def load_versions(ws: Workspace, refs: list[str] | None = None) -> pl.DataFrame:
-    """Several versions stacked in order (default: every version of the project's dataset)."""
-    versions = ([get_version(ws, r) for r in refs] if refs
-                else list_versions(ws, ws.config.dataset_name))
+def select_versions(ws: Workspace, refs: list[str] | None = None,
+                    window: int = 0) -> list[VersionRecord]:
+    """The named versions, else the last `window` versions (0: all) of the project's data."""
+    if refs:
+        return [get_version(ws, ref) for ref in refs]
+    versions = list_versions(ws, ws.config.dataset_name)
     if not versions:
         raise UsageError(f"dataset {ws.config.dataset_name!r} has no versions; "
                          "run `mlyard ingest FILE` first")
+    return versions[-window:] if window > 0 else versions
+
+
+def read_versions(ws: Workspace, versions: list[VersionRecord]) -> pl.DataFrame:
+    """The versions' rows stacked in order, each snapshot checked against its hash."""
     frames = [pl.read_parquet(ws.objects.open_verified(v.snapshot_hash)) for v in versions]
     return pl.concat(frames, how="vertical_relaxed")
+
+
+def load_versions(ws: Workspace, refs: list[str] | None = None) -> pl.DataFrame:
+    """Several versions stacked in order (default: every version of the project's dataset)."""
+    return read_versions(ws, select_versions(ws, refs))
+
+
+def current_contract(ws: Workspace) -> dict[str, ColumnContract]:
+    """The contract in force: the config's columns, else the one stored at first ingest."""
+    if ws.config.data.columns:
+        return dict(ws.config.data.columns)
+    with ws.catalog.session() as con:
+        stored = datasets_store.stored_contract(con, ws.config.dataset_name)
+    return contract_from_json(stored) if stored else {}

@@ -15,12 +15,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import msgspec
 import polars as pl
 import pyarrow.parquet as pq
 
 from core.config import ColumnContract
-from core.contract import ContractChecker, infer_contract
+from core.contract import (
+    ContractChecker,
+    contract_from_json,
+    contract_to_json,
+    infer_contract,
+)
 from core.errors import IngestRefused
 from core.profile import profile_parquet
 from core.reader import columns_of, read_batches, scan_inferred
@@ -82,7 +86,7 @@ def _ingest_new(ws: Workspace, path: Path, dataset: str, source_hash: str,
         profile=json.dumps(profile, default=str), warnings=json.dumps(warnings),
         created_at=time.time(),
     )
-    contract_json = msgspec.json.encode(contract).decode() if inferred else None
+    contract_json = contract_to_json(contract) if inferred else None
     with ws.catalog.session() as con:
         datasets_store.ensure_dataset(con, dataset, contract_json, record.created_at)
         record = datasets_store.add_version(con, record)
@@ -97,7 +101,7 @@ def _contract_for(ws: Workspace, stored: str | None,
     if ws.config.data.columns:
         return dict(ws.config.data.columns), False
     if stored is not None:
-        return msgspec.json.decode(stored, type=dict[str, ColumnContract]), False
+        return contract_from_json(stored), False
     return infer_contract(scan_inferred(sniffed), ws.config.data, sniffed), True
 
 

@@ -14,7 +14,6 @@ second, so logging costs microseconds and never waits for the catalog lock.
 from __future__ import annotations
 
 import atexit
-import getpass
 import os
 import socket
 import sys
@@ -28,6 +27,7 @@ from typing import Any
 
 from core.errors import MlyardError, TrackingError
 from core.metric_buffer import MetricBuffer
+from core.provenance import current_user
 from core.workspace import Workspace, open_workspace
 from storage import meta_store, runs_store
 from storage.runs_store import insert_metrics
@@ -112,11 +112,18 @@ class Run:
         if not source.is_file():
             raise TrackingError(f"{source}: artifact not found or not a file")
         digest = self.workspace.objects.put_file(source)
-        with self.workspace.catalog.session() as con:
-            runs_store.add_artifact(
-                con, self.run_id, name or source.name, digest, source.stat().st_size, time.time()
-            )
+        self._attach(name or source.name, digest, source.stat().st_size)
         return digest
+
+    def log_bytes(self, name: str, data: bytes) -> str:
+        """Store bytes made in memory (a model, a JSON record) as an artifact."""
+        digest = self.workspace.objects.put_bytes(data)
+        self._attach(name, digest, len(data))
+        return digest
+
+    def _attach(self, name: str, digest: str, size: int) -> None:
+        with self.workspace.catalog.session() as con:
+            runs_store.add_artifact(con, self.run_id, name, digest, size, time.time())
 
     def flush(self) -> None:
         """Make every point logged so far visible to readers now."""
@@ -138,7 +145,7 @@ class Run:
                 if remaining is not None:
                     insert_metrics(con, remaining)
                 runs_store.finish_run(con, self.run_id, status, time.time(), error)
-                meta_store.add_event(con, f"run.{status}", self.run_id, _user(),
+                meta_store.add_event(con, f"run.{status}", self.run_id, current_user(),
                                      {"error": error})
         except MlyardError:
             if remaining is not None:
@@ -160,7 +167,7 @@ def start_run(
     record = runs_store.RunRecord(
         run_id=run_id, project=ws.project, name=name, status="running", start_time=now,
         end_time=None, heartbeat=now, pid=os.getpid(), host=socket.gethostname(),
-        user_name=_user(), error=None,
+        user_name=current_user(), error=None,
     )
     source = sys.argv[0] if sys.argv and sys.argv[0] else "<interactive>"
     all_tags = {"mlyard.source": source}
@@ -274,13 +281,6 @@ def _check_key(kind: str, key: Any) -> str:
     if not isinstance(key, str) or not key:
         raise TrackingError(f"{kind} key {key!r}: expected a non-empty string")
     return key
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return os.environ.get("USER", "unknown")
 
 
 _hooks_installed = False

@@ -104,6 +104,48 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX metrics_run_key ON metrics (run_id, key);
         """,
     ),
+    (
+        "model registry and run inputs",
+        """
+        CREATE TABLE run_inputs (
+            run_id VARCHAR NOT NULL,
+            dataset VARCHAR NOT NULL,
+            seq INTEGER NOT NULL,
+            snapshot_hash VARCHAR NOT NULL,
+            PRIMARY KEY (run_id, dataset, seq)
+        );
+        CREATE TABLE model_versions (
+            model VARCHAR NOT NULL,
+            version INTEGER NOT NULL,
+            run_id VARCHAR NOT NULL,
+            model_hash VARCHAR NOT NULL,
+            card_hash VARCHAR NOT NULL,
+            created_at DOUBLE NOT NULL,
+            created_by VARCHAR,
+            PRIMARY KEY (model, version),
+            UNIQUE (model, run_id)
+        );
+        CREATE TABLE aliases (
+            model VARCHAR NOT NULL,
+            alias VARCHAR NOT NULL,
+            version INTEGER NOT NULL,
+            updated_at DOUBLE NOT NULL,
+            PRIMARY KEY (model, alias)
+        );
+        CREATE SEQUENCE alias_move_ids;
+        CREATE TABLE alias_moves (
+            move_id BIGINT PRIMARY KEY DEFAULT nextval('alias_move_ids'),
+            model VARCHAR NOT NULL,
+            alias VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL,
+            from_version INTEGER,
+            to_version INTEGER NOT NULL,
+            ts DOUBLE NOT NULL,
+            actor VARCHAR,
+            reason VARCHAR
+        );
+        """,
+    ),
 ]
 
 

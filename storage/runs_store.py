@@ -232,6 +232,16 @@ def count_metric_points(con: Connection, run_id: str | None = None) -> int:
     return int(row[0]) if row else 0
 
 
+def latest_metrics_for(con: Connection, run_ids: list[str]) -> dict[str, dict[str, float | None]]:
+    """Each run's latest value of every metric."""
+    found: dict[str, dict[str, float | None]] = {run_id: {} for run_id in run_ids}
+    for run_id, key, value in con.execute(
+        "SELECT run_id, key, value FROM latest_metrics WHERE list_contains(?, run_id)", [run_ids]
+    ).fetchall():
+        found[run_id][key] = value
+    return found
+
+
 def metric_point_counts(con: Connection, run_id: str) -> dict[str, int]:
     return dict(
         con.execute(
