@@ -24,7 +24,8 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 
 run: $(VENV)/.installed-run
 	cd $(DEMO) && ../../$(BIN)/mlyard ingest data/
-	cd $(DEMO) && ../../$(BIN)/python ../train_example.py
+	cd $(DEMO) && ../../$(BIN)/mlyard train
+	cd $(DEMO) && ../../$(BIN)/mlyard models promote latest --reason "make run"
 	cd $(DEMO) && ../../$(BIN)/mlyard runs show latest
 
 lint: $(VENV)/.installed-test

@@ -13,50 +13,16 @@ from typing import Any
 
 import click
 
+from core import compare, output, runs
 from core import data as data_api
-from core import output, runs
-from core.errors import IngestRefused, MlyardError, UsageError
+from core.cli_common import JSON_OPTION, Context, Group
+from core.cli_models import check, export, import_, models, reproduce, train
+from core.errors import IngestRefused
 from core.ingest import ingest_file
 from core.scaffold import data_files, init_project
-from core.workspace import Workspace, open_workspace
-
-JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
-class Context:
-    def __init__(self, workspace: Path | None) -> None:
-        self.workspace_override = workspace
-        self._ws: Workspace | None = None
-
-    @property
-    def ws(self) -> Workspace:
-        if self._ws is None:
-            self._ws = open_workspace(workspace=self.workspace_override)
-        return self._ws
-
-
-class _Failed(click.ClickException):
-    """An mlyard error as one line on stderr and an exit code (1 failure, 2 usage)."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"mlyard: {self.message}", err=True)
-
-
-class _Group(click.Group):
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except UsageError as exc:
-            raise _Failed(exc.msg, 2) from exc
-        except MlyardError as exc:
-            raise _Failed(exc.msg, 1) from exc
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-C", "directory", type=click.Path(file_okay=False, path_type=Path),
               help="Run as if started in this folder.")
 @click.option("--workspace", type=click.Path(file_okay=False, path_type=Path),
@@ -265,6 +231,38 @@ def runs_show(obj: Context, run: str, as_json: bool) -> None:
                            [(n, s, h[:16]) for n, h, s, _ in detail.artifacts])
 
 
+@runs_group.command("compare")
+@click.argument("refs", nargs=-1, required=True)
+@click.option("--curves", "curve_metric", help="Also print this metric's curve per run.")
+@JSON_OPTION
+@click.pass_obj
+def runs_compare(obj: Context, refs: tuple[str, ...], curve_metric: str | None,
+                 as_json: bool) -> None:
+    """Runs side by side: differing params, best metric marked, datasets, durations."""
+    result = compare.compare_runs(obj.ws, list(refs))
+    curves = compare.metric_curves(obj.ws, list(refs), curve_metric) if curve_metric else None
+    if as_json:
+        output.print_json({"runs": [r.run_id for r in result.runs], "params": result.params,
+                           "differing": result.differing, "metrics": result.metrics,
+                           "best": result.best, "datasets": result.datasets,
+                           "durations": result.durations, "curves": curves})
+        return
+    heads = [r.run_id[:8] for r in result.runs]
+    output.print_table(["param", *heads],
+                       [(f"[bold]{k}[/] *" if k in result.differing else k, *values)
+                        for k, values in result.params.items()])
+    output.print_table(["metric", *heads],
+                       [(k, *(f"{output.fmt(v)} *" if result.best.get(k) == i else output.fmt(v)
+                              for i, v in enumerate(values)))
+                        for k, values in result.metrics.items()])
+    output.print_table(["", *heads],
+                       [("datasets", *(", ".join(d) for d in result.datasets)),
+                        ("duration", *(output.duration(0, d) for d in result.durations))])
+    for run_id, points in (curves or {}).items():
+        shown = ", ".join(f"{s}:{output.fmt(v)}" for s, v in points[:: max(1, len(points) // 10)])
+        output.stdout.print(f"{run_id[:8]} {curve_metric}: {shown}", markup=False)
+
+
 def _headline_metrics(keys: set[str], limit: int = 3) -> list[str]:
     """Holdout metrics first, then validation ones: what a person compares runs by."""
     def rank(key: str) -> tuple[int, str]:
@@ -281,6 +279,9 @@ def _version_summary(version: data_api.VersionRecord) -> dict[str, Any]:
             "schema": json.loads(version.schema), "warnings": json.loads(version.warnings),
             "created_at": version.created_at}
 
+
+for _command in (train, models, check, reproduce, export, import_):
+    cli.add_command(_command)
 
 main = cli
 

@@ -106,7 +106,7 @@ def check(ws: Workspace, ref: str | None = None) -> tuple[ModelVersion, list[Gat
     """Run every gate for a version (default: the newest) without moving anything."""
     with ws.catalog.session() as con:
         version = _resolve(con, ws, ref or "latest")
-        return version, evaluate_gates(con, ws.config.gates, version, _primary(ws))
+        return version, evaluate_gates(con, ws.config.gates, version, primary_metric(ws))
 
 
 def promote(ws: Workspace, ref: str, reason: str | None = None,
@@ -122,7 +122,7 @@ def promote(ws: Workspace, ref: str, reason: str | None = None,
     """
     with ws.catalog.session() as con:
         version = _resolve(con, ws, ref)
-        results = evaluate_gates(con, ws.config.gates, version, _primary(ws))
+        results = evaluate_gates(con, ws.config.gates, version, primary_metric(ws))
         failed = [r for r in results if not r.passed]
         if failed and not force:
             raise GatesFailed(f"{version.model}/{version.version} not promoted: " + "; ".join(
@@ -200,7 +200,8 @@ def _holdout_metrics(con: runs_store.Connection,
             for run_id, metrics in runs_store.latest_metrics_for(con, run_ids).items()}
 
 
-def _primary(ws: Workspace) -> str:
+def primary_metric(ws: Workspace) -> str:
+    """The holdout metric that ranks this project's models."""
     return ws.config.train.metric or DEFAULT_METRIC[ws.config.train.task]
 
 

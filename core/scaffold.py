@@ -148,8 +148,20 @@ def _render(name: str, watch: list[str], roles: dict[str, str] | None,
     lines += ["", "[train]"]
     if roles:
         lines.append(f"task = {_q(roles['task'])}  # inferred from the target's values")
-    lines += ["seed = 42", "valid_fraction = 0.2", ""]
+    lines += ["seed = 42", "holdout_fraction = 0.2", "valid_fraction = 0.2", "",
+              "[gates]  # what `mlyard models promote` and `mlyard check` require",
+              _gate_example(roles["task"] if roles else None),
+              "max_regression_vs_champion = 0.005  # primary metric may not get worse by more",
+              ""]
     return "\n".join(lines)
+
+
+def _gate_example(task: str | None) -> str:
+    if task == "binary":
+        return "min_auc = 0.7  # holdout AUC"
+    if task == "multiclass":
+        return "min_accuracy = 0.5  # holdout accuracy"
+    return "# max_rmse = 10.0  # holdout RMSE, in the target's units"
 
 
 def _q(text: str) -> str:

@@ -1,0 +1,92 @@
+"""Catalog rows of one run (and its model version) as plain data, out and back in.
+
+Export reads every row a run owns; import writes them in one transaction, so a bundle
+is either wholly in the catalog or not at all.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+
+from storage.errors import CatalogError
+
+Connection = duckdb.DuckDBPyConnection
+
+# table -> the column that ties its rows to a run
+RUN_TABLES = {"runs": "run_id", "params": "run_id", "tags": "run_id", "metrics": "run_id",
+              "latest_metrics": "run_id", "artifacts": "run_id", "run_inputs": "run_id"}
+
+
+def export_rows(con: Connection, run_id: str) -> dict[str, list[dict[str, Any]]]:
+    """Every row a run owns, the dataset versions it used and its model versions."""
+    rows = {table: _select(con, f"SELECT * FROM {table} WHERE {column} = ?", [run_id])
+            for table, column in RUN_TABLES.items()}
+    rows["dataset_versions"] = _select(
+        con, "SELECT v.* FROM dataset_versions v JOIN run_inputs i "
+        "ON i.dataset = v.dataset AND i.seq = v.seq WHERE i.run_id = ?", [run_id])
+    rows["datasets"] = _select(
+        con, "SELECT * FROM datasets WHERE name IN (SELECT dataset FROM run_inputs "
+        "WHERE run_id = ?)", [run_id])
+    rows["model_versions"] = _select(con, "SELECT * FROM model_versions WHERE run_id = ?",
+                                     [run_id])
+    return rows
+
+
+def import_rows(con: Connection, rows: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Insert a bundle's rows; dataset and model versions get this catalog's numbers.
+
+    Raises CatalogError when the run is already here.
+    """
+    run_id = rows["runs"][0]["run_id"]
+    if con.execute("SELECT 1 FROM runs WHERE run_id = ?", [run_id]).fetchone():
+        raise CatalogError(f"run {run_id[:8]} is already in this workspace")
+    for dataset in rows["datasets"]:
+        con.execute("INSERT INTO datasets VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING",
+                    [dataset["name"], dataset["created_at"], dataset["contract"]])
+    renumbered = {}
+    for version in rows["dataset_versions"]:
+        renumbered[(version["dataset"], version["seq"])] = _import_dataset_version(con, version)
+    for table in RUN_TABLES:
+        for row in rows[table]:
+            if table == "run_inputs":
+                row = {**row, "seq": renumbered[(row["dataset"], row["seq"])]}
+            _insert(con, table, row)
+    models = []
+    for version in rows["model_versions"]:
+        (number,) = con.execute("SELECT coalesce(max(version), 0) + 1 FROM model_versions "
+                                "WHERE model = ?", [version["model"]]).fetchone() or (1,)
+        _insert(con, "model_versions", {**version, "version": number})
+        models.append(f"{version['model']}/{number}")
+    return {"run_id": run_id, "model_versions": models,
+            "dataset_versions": [f"{d}:v{s}" for (d, _), s in renumbered.items()]}
+
+
+def _import_dataset_version(con: Connection, version: dict[str, Any]) -> int:
+    existing = con.execute("SELECT seq FROM dataset_versions WHERE dataset = ? AND "
+                           "source_hash = ?", [version["dataset"], version["source_hash"]]
+                           ).fetchone()
+    if existing:
+        return int(existing[0])
+    (seq,) = con.execute("SELECT coalesce(max(seq), 0) + 1 FROM dataset_versions WHERE "
+                         "dataset = ?", [version["dataset"]]).fetchone() or (1,)
+    _insert(con, "dataset_versions", {**version, "seq": seq})
+    return int(seq)
+
+
+def _select(con: Connection, sql: str, args: list[Any]) -> list[dict[str, Any]]:
+    cursor = con.execute(sql, args)
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _insert(con: Connection, table: str, row: dict[str, Any]) -> None:
+    """Insert one bundle row; its column names must be the table's (never trusted as SQL)."""
+    columns = list(row)
+    known = [d[0] for d in con.execute(f"SELECT * FROM {table} LIMIT 0").description]
+    unknown = [c for c in columns if c not in known]
+    if unknown:
+        raise CatalogError(f"bundle row for table {table} has unknown column {unknown[0]!r}")
+    con.execute(f"INSERT INTO {table} ({', '.join(columns)}) "
+                f"VALUES ({', '.join('?' for _ in columns)})", [row[c] for c in columns])
