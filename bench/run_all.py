@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-BENCHMARKS = ["bench_logging.py", "bench_list_runs.py", "bench_ingest.py"]
+BENCHMARKS = ["bench_logging.py", "bench_list_runs.py", "bench_ingest.py", "bench_train.py"]
 
 
 def main() -> None:

@@ -1,0 +1,111 @@
+"""`mlyard train` wall time against a plain `lightgbm.train` script on the same data.
+
+    .venv/bin/python bench/bench_train.py
+
+200,000 rows and 30 numeric features (binary target), ingested once (not timed). Both
+sides run as fresh processes, so both pay Python start-up and imports, and both read the
+same Parquet snapshot, make the same seeded split, train with the same LightGBM params
+and threads (train and valid evaluated every round, early stopping) and predict the
+holdout. mlyard additionally logs every iteration, evaluates six holdout metrics,
+records provenance, stores the model and its card, and registers a model version.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from core import train
+from core.workspace import open_workspace
+
+ROWS = 200_000
+FEATURES = 30
+OUT = Path(__file__).parent / "out" / "train"
+REPEATS = 3
+
+PLAIN = textwrap.dedent("""
+    import json, sys
+    import lightgbm as lgb
+    import numpy as np
+    import polars as pl
+    params, snapshot, features, holdout, valid, seed, rounds, patience = json.loads(sys.argv[1])
+    frame = pl.read_parquet(snapshot)
+    x = frame.select(features).to_numpy().astype(np.float64)
+    y = frame.get_column("label").cast(pl.Float64).to_numpy()
+    order = np.random.default_rng(seed).permutation(len(y))
+    h = max(1, round(len(y) * holdout)); rest = order[: len(y) - h]
+    v = max(1, round(len(rest) * valid))
+    tr, va, ho = np.sort(rest[: len(rest) - v]), np.sort(rest[len(rest) - v:]), np.sort(order[len(y) - h:])
+    dtrain = lgb.Dataset(x[tr], y[tr], feature_name=features)
+    dvalid = lgb.Dataset(x[va], y[va], reference=dtrain)
+    booster = lgb.train(params, dtrain, num_boost_round=rounds, valid_sets=[dtrain, dvalid],
+                        valid_names=["train", "valid"],
+                        callbacks=[lgb.early_stopping(patience, verbose=False)])
+    booster.predict(x[ho], num_iteration=booster.best_iteration)
+    print(booster.best_iteration)
+""")
+
+
+def make_project() -> Path:
+    project = OUT / "project"
+    shutil.rmtree(project, ignore_errors=True)
+    project.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(ROWS, FEATURES))
+    logit = x[:, :10] @ rng.normal(size=10) + 0.5 * np.sin(x[:, 10] * 3) + x[:, 11] * x[:, 12]
+    label = (rng.random(ROWS) < 1 / (1 + np.exp(-logit))).astype(int)
+    frame = pl.DataFrame({f"f{i:02d}": x[:, i] for i in range(FEATURES)}).with_columns(
+        pl.Series("label", label))
+    frame.write_csv(project / "train.csv")
+    (project / "mlyard.toml").write_text(
+        '[project]\nname = "bench"\n[data]\ntarget = "label"\n[train]\ntask = "binary"\n')
+    subprocess.run([sys.executable, "-m", "core.cli", "ingest", "train.csv"], cwd=project,
+                   check=True, capture_output=True)
+    return project
+
+
+def timed(command: list[str], cwd: Path) -> tuple[float, str]:
+    started = time.perf_counter()
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=True)
+    return time.perf_counter() - started, result.stdout
+
+
+def main() -> None:
+    project = make_project()
+    ws = open_workspace(project)
+    training = train.plan(ws)
+    cfg = ws.config.train
+    snapshot = ws.objects.path_for(training.versions[0].snapshot_hash)
+    features = [f"f{i:02d}" for i in range(FEATURES)]
+    plain_args = json.dumps([training.params, str(snapshot), features, cfg.holdout_fraction,
+                             cfg.valid_fraction, training.seed, cfg.num_boost_round,
+                             cfg.early_stopping_rounds])
+    mlyard_times, plain_times = [], []
+    for _ in range(REPEATS):
+        seconds, out = timed([sys.executable, "-m", "core.cli", "train", "-q", "--json"],
+                             project)
+        mlyard_times.append(seconds)
+        mlyard_best = json.loads(out)["best_iteration"]
+        seconds, out = timed([sys.executable, "-c", PLAIN, plain_args], project)
+        plain_times.append(seconds)
+        plain_best = int(out.strip())
+    ours, theirs = statistics.median(mlyard_times), statistics.median(plain_times)
+    print(json.dumps({
+        "benchmark": "train_overhead", "rows": ROWS, "features": FEATURES,
+        "threads": training.params["num_threads"], "best_iteration": [mlyard_best, plain_best],
+        "mlyard_train_s": round(ours, 2), "plain_lightgbm_s": round(theirs, 2),
+        "overhead_s": round(ours - theirs, 2), "overhead_pct": round(100 * (ours / theirs - 1), 1),
+    }))
+
+
+if __name__ == "__main__":
+    main()
