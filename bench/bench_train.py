@@ -42,9 +42,11 @@ PLAIN = textwrap.dedent("""
     x = frame.select(features).to_numpy().astype(np.float64)
     y = frame.get_column("label").cast(pl.Float64).to_numpy()
     order = np.random.default_rng(seed).permutation(len(y))
-    h = max(1, round(len(y) * holdout)); rest = order[: len(y) - h]
+    h = max(1, round(len(y) * holdout))
+    rest = order[: len(y) - h]
     v = max(1, round(len(rest) * valid))
-    tr, va, ho = np.sort(rest[: len(rest) - v]), np.sort(rest[len(rest) - v:]), np.sort(order[len(y) - h:])
+    tr, va = np.sort(rest[: len(rest) - v]), np.sort(rest[len(rest) - v:])
+    ho = np.sort(order[len(y) - h:])
     dtrain = lgb.Dataset(x[tr], y[tr], feature_name=features)
     dvalid = lgb.Dataset(x[va], y[va], reference=dtrain)
     booster = lgb.train(params, dtrain, num_boost_round=rounds, valid_sets=[dtrain, dvalid],
