@@ -26,7 +26,9 @@ run: $(VENV)/.installed-run
 	cd $(DEMO) && ../../$(BIN)/mlyard ingest data/
 	cd $(DEMO) && ../../$(BIN)/mlyard train
 	cd $(DEMO) && ../../$(BIN)/mlyard models promote latest --reason "make run"
-	cd $(DEMO) && ../../$(BIN)/mlyard runs show latest
+	@# On a terminal, end in the UI; elsewhere (a pipe, CI) print the run instead.
+	cd $(DEMO) && if [ -t 0 ] && [ -t 1 ]; then ../../$(BIN)/mlyard tui; \
+		else ../../$(BIN)/mlyard runs show latest; fi
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,8 @@ from core.ingest import ingest_file
 from core.scaffold import data_files, init_project
 
 
-@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, invoke_without_command=True,
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-C", "directory", type=click.Path(file_okay=False, path_type=Path),
               help="Run as if started in this folder.")
 @click.option("--workspace", type=click.Path(file_okay=False, path_type=Path),
@@ -31,10 +33,27 @@ from core.scaffold import data_files, init_project
 @click.version_option(package_name="mlyard")
 @click.pass_context
 def cli(ctx: click.Context, directory: Path | None, workspace: Path | None) -> None:
-    """mlyard: from a folder of tabular data to a monitored model, every step versioned."""
+    """mlyard: from a folder of tabular data to a monitored model, every step versioned.
+
+    With no command, opens the terminal UI (on a terminal) or prints this help.
+    """
     if directory is not None:
         os.chdir(directory)
     ctx.obj = Context(workspace.resolve() if workspace else None)
+    if ctx.invoked_subcommand is None:
+        if sys.stdout.isatty() and sys.stdin.isatty():
+            ctx.invoke(tui)
+        else:
+            click.echo(ctx.get_help())
+
+
+@cli.command()
+@click.pass_obj
+def tui(obj: Context) -> None:
+    """Open the terminal UI on this project."""
+    from tui.app import MlyardApp  # the UI's imports are paid only by those who open it
+
+    MlyardApp(obj.ws).run()
 
 
 @cli.command()

@@ -10,19 +10,23 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
 TOP_VALUES = 10
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 QUANTILE_SAMPLE = 500_000
+HISTOGRAM_BINS = 12
+EXACT_DISTINCT_ROWS = 1_000_000
 
 
 def profile_parquet(path: Path, types: dict[str, str]) -> dict[str, dict[str, Any]]:
     """Counts, missing share, range, moments, quantiles or top values for every column.
 
-    Distinct counts are HyperLogLog estimates and quantiles come from an evenly spaced
-    sample of at most QUANTILE_SAMPLE rows, so memory stays flat for any file size.
+    Past EXACT_DISTINCT_ROWS rows, distinct counts are HyperLogLog estimates; quantiles
+    come from an evenly spaced sample of at most QUANTILE_SAMPLE rows. Memory stays flat
+    for any file size.
     """
     frame = pl.scan_parquet(path)
     rows = pq.ParquetFile(path).metadata.num_rows
@@ -30,8 +34,9 @@ def profile_parquet(path: Path, types: dict[str, str]) -> dict[str, dict[str, An
     quantiles: list[pl.Expr] = []
     for name, kind in types.items():
         col = pl.col(name)
+        distinct = col.n_unique() if rows <= EXACT_DISTINCT_ROWS else col.approx_n_unique()
         reductions += [col.null_count().alias(f"{name}\x00nulls"),
-                       col.approx_n_unique().alias(f"{name}\x00distinct")]
+                       distinct.alias(f"{name}\x00distinct")]
         if kind in {"int", "float"}:
             as_float = col.cast(pl.Float64)
             reductions += [as_float.min().alias(f"{name}\x00min"),
@@ -46,9 +51,13 @@ def profile_parquet(path: Path, types: dict[str, str]) -> dict[str, dict[str, An
         elif kind == "bool":
             reductions.append(col.cast(pl.Float64).mean().alias(f"{name}\x00true_rate"))
     stats = frame.select(reductions).collect(engine="streaming").row(0, named=True)
+    histograms: dict[str, list[int]] = {}
     if quantiles:
         step = max(1, math.ceil(rows / QUANTILE_SAMPLE))
-        stats.update(frame.gather_every(step).select(quantiles).collect().row(0, named=True))
+        sample = frame.gather_every(step).select(
+            [pl.col(n) for n, k in types.items() if k in {"int", "float"}]).collect()
+        stats.update(sample.select(quantiles).row(0, named=True))
+        histograms = {name: _histogram(sample.get_column(name)) for name in sample.columns}
     profile: dict[str, dict[str, Any]] = {}
     for name, kind in types.items():
         entry: dict[str, Any] = {"type": kind, "rows": rows}
@@ -58,8 +67,20 @@ def profile_parquet(path: Path, types: dict[str, str]) -> dict[str, dict[str, An
         entry["null_rate"] = entry["nulls"] / rows if rows else 0.0
         if kind in {"category", "bool"}:
             entry["top"] = _top_values(frame, name)
+        if name in histograms:
+            entry["histogram"] = histograms[name]
         profile[name] = entry
     return profile
+
+
+def _histogram(values: pl.Series) -> list[int]:
+    """Counts in HISTOGRAM_BINS equal-width bins between the sample's min and max."""
+    finite = values.drop_nulls().cast(pl.Float64).to_numpy()
+    finite = finite[np.isfinite(finite)]
+    if finite.size == 0:
+        return []
+    counts, _ = np.histogram(finite, bins=HISTOGRAM_BINS)
+    return [int(c) for c in counts]
 
 
 def _top_values(frame: pl.LazyFrame, name: str) -> list[list[Any]]:

@@ -10,8 +10,10 @@ from dataclasses import dataclass
 
 from core.errors import UsageError
 from core.workspace import Workspace
-from storage import runs_store
+from storage import models_store, runs_store
 from storage.runs_store import RunFilter, RunRecord, RunSort
+
+NOTE_TAG = "mlyard.note"
 
 # A run on another host is presumed dead when its heartbeat is this old.
 STALE_HEARTBEAT_S = 120.0
@@ -26,6 +28,7 @@ class RunDetail:
     run: RunRecord
     artifacts: list[tuple[str, str, int, float]]
     metric_points: dict[str, int]
+    inputs: list[str]  # dataset versions a training run used
 
 
 def parse_filter(text: str) -> RunFilter:
@@ -70,20 +73,82 @@ def list_runs(
     parsed = [parse_filter(f) for f in filters or []]
     order = parse_sort(sort) if sort else None
     with ws.catalog.session() as con:
-        _reconcile_crashed(con)
+        reconcile_crashed(con)
         return runs_store.query_runs(con, ws.project, parsed, order, limit)
+
+
+@dataclass
+class RunsPage:
+    runs: list[RunRecord]
+    total: int  # runs matching the filters, on every page
+    offset: int
+    inputs: dict[str, list[str]]  # run id -> dataset versions it was trained on
+    param_keys: list[str]
+    metric_keys: list[str]
+
+
+def runs_page(ws: Workspace, expression: str = "", sort: RunSort | None = None,
+              limit: int = 500, offset: int = 0) -> RunsPage:
+    """One page of runs for a table: filtered by a small expression, sorted, counted."""
+    with ws.catalog.session() as con:
+        reconcile_crashed(con)
+        param_keys, metric_keys = runs_store.known_keys(con, ws.project)
+        filters = parse_expression(expression, param_keys, metric_keys)
+        found = runs_store.query_runs(con, ws.project, filters, sort, limit, offset)
+        total = runs_store.count_runs(con, ws.project, filters)
+        inputs = {r.run_id: [f"{d}:v{s}" for d, s, _ in models_store.run_inputs(con, r.run_id)]
+                  for r in found}
+    return RunsPage(found, total, offset, inputs, param_keys, metric_keys)
+
+
+def parse_expression(text: str, param_keys: list[str], metric_keys: list[str]) -> list[RunFilter]:
+    """`auc > 0.8 and num_leaves = 31`: bare names are metrics (also as holdout.NAME), then
+    params, then run attributes. The result is data for parameterised SQL, never SQL."""
+    if not text.strip():
+        return []
+    filters = []
+    for clause in re.split(r"\s+and\s+", text.strip(), flags=re.IGNORECASE):
+        match = _FILTER_RE.match(clause)
+        if not match:
+            raise UsageError(f"filter {clause!r}: expected NAME OP VALUE joined by 'and', "
+                             "e.g. auc > 0.8 and num_leaves = 31")
+        name = match.group(1)
+        if "." not in name or name.split(".", 1)[0] not in _GROUPS:
+            name = _qualify(name, param_keys, metric_keys)
+        filters.append(parse_filter(f"{name} {match.group(2)} {match.group(3)}"))
+    return filters
+
+
+def set_note(ws: Workspace, ref: str, note: str) -> None:
+    """Attach a free-text note to a run (the `mlyard.note` tag)."""
+    with ws.catalog.session() as con:
+        run_id = runs_store.resolve_run_id(con, ref, ws.project)
+        runs_store.set_tags(con, run_id, {NOTE_TAG: note})
+
+
+def _qualify(name: str, param_keys: list[str], metric_keys: list[str]) -> str:
+    if name in metric_keys:
+        return f"metrics.{name}"
+    if f"holdout.{name}" in metric_keys:
+        return f"metrics.holdout.{name}"
+    if name in param_keys:
+        return f"params.{name}"
+    if name in runs_store.RUN_ATTRIBUTES:
+        return name
+    raise UsageError(f"unknown name {name!r} in filter: not a metric, param or run field")
 
 
 def show_run(ws: Workspace, ref: str) -> RunDetail:
     """One run with params, latest metrics, tags, artifacts and point counts per metric."""
     with ws.catalog.session() as con:
-        _reconcile_crashed(con)
+        reconcile_crashed(con)
         run_id = runs_store.resolve_run_id(con, ref, ws.project)
         run = runs_store.query_runs(con, None, [RunFilter("attr", "run_id", "=", run_id)],
                                     None, None)[0]
         artifacts = runs_store.list_artifacts(con, run_id)
         counts = runs_store.metric_point_counts(con, run_id)
-    return RunDetail(run, artifacts, counts)
+        inputs = [f"{d}:v{s}" for d, s, _ in models_store.run_inputs(con, run_id)]
+    return RunDetail(run, artifacts, counts, inputs)
 
 
 def metric_history(ws: Workspace, ref: str, key: str) -> list[tuple[int, float | None, float]]:
@@ -106,7 +171,7 @@ def _split_field(name: str) -> tuple[str, str]:
     )
 
 
-def _reconcile_crashed(con: runs_store.Connection) -> None:
+def reconcile_crashed(con: runs_store.Connection) -> None:
     """Mark runs whose process is gone as crashed, keeping everything they flushed."""
     host = socket.gethostname()
     now = time.time()

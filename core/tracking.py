@@ -241,7 +241,10 @@ def lightgbm_callback(run: Run | None = None, period: int = 1) -> Callable[[Any]
             step=env.iteration,
         )
 
-    _log_iteration.order = 30  # type: ignore[attr-defined]  # after LightGBM's own logging
+    # LightGBM runs callbacks by `order` and in no fixed order within one value, and
+    # early stopping (30) ends training by raising: log before it, or the last iteration
+    # would sometimes be lost.
+    _log_iteration.order = 25  # type: ignore[attr-defined]
     return _log_iteration
 
 

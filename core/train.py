@@ -167,6 +167,7 @@ def _progress(report: ProgressCallback, cfg: Config) -> Callable[[Any], None]:
                 best[:] = [score]
         report(env.iteration + 1, cfg.train.num_boost_round, best[0] if best else None)
 
+    _callback.order = 26  # type: ignore[attr-defined]  # before early stopping (30)
     return _callback
 
 

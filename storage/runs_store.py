@@ -257,21 +257,18 @@ def query_runs(
     filters: list[RunFilter],
     sort: RunSort | None,
     limit: int | None,
+    offset: int = 0,
 ) -> list[RunRecord]:
     """Runs matching every filter, sorted, with their params, latest metrics and tags."""
-    where, args = ["(? IS NULL OR r.project = ?)"], [project, project]
-    for flt in filters:
-        clause, clause_args = _filter_sql(flt)
-        where.append(clause)
-        args.extend(clause_args)
+    where, args = _where_sql(project, filters)
     join_sql, join_args, order_sql = _order_sql(sort)
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE selected_runs AS
-        SELECT r.run_id FROM runs r {join_sql} WHERE {' AND '.join(where)}
-        ORDER BY {order_sql} {'LIMIT ?' if limit is not None else ''}
+        SELECT r.run_id FROM runs r {join_sql} WHERE {where}
+        ORDER BY {order_sql} {'LIMIT ?' if limit is not None else ''} OFFSET ?
         """,
-        [*join_args, *args, *([limit] if limit is not None else [])],
+        [*join_args, *args, *([limit] if limit is not None else []), offset],
     )
     selected = con.sql(
         f"SELECT {', '.join('r.' + c.strip() for c in RUN_COLUMNS.split(','))} "
@@ -289,6 +286,36 @@ def query_runs(
         for run_id, key, value in zip(run_ids, keys, values, strict=True):
             targets[run_id][key] = value
     return runs
+
+
+def count_runs(con: Connection, project: str | None, filters: list[RunFilter]) -> int:
+    where, args = _where_sql(project, filters)
+    row = con.execute(f"SELECT count(*) FROM runs r WHERE {where}", args).fetchone()
+    return int(row[0]) if row else 0
+
+
+def status_counts(con: Connection, project: str | None) -> dict[str, int]:
+    return dict(con.execute("SELECT status, count(*) FROM runs WHERE ? IS NULL OR project = ? "
+                            "GROUP BY status ORDER BY status", [project, project]).fetchall())
+
+
+def known_keys(con: Connection, project: str | None) -> tuple[list[str], list[str]]:
+    """Every param key and every metric key used by the project's runs."""
+    keys = []
+    for table in ("params", "latest_metrics"):
+        keys.append([r[0] for r in con.execute(
+            f"SELECT DISTINCT t.key FROM {table} t JOIN runs r USING (run_id) "
+            "WHERE ? IS NULL OR r.project = ? ORDER BY 1", [project, project]).fetchall()])
+    return keys[0], keys[1]
+
+
+def _where_sql(project: str | None, filters: list[RunFilter]) -> tuple[str, list[Any]]:
+    where, args = ["(? IS NULL OR r.project = ?)"], [project, project]
+    for flt in filters:
+        clause, clause_args = _filter_sql(flt)
+        where.append(clause)
+        args.extend(clause_args)
+    return " AND ".join(where), args
 
 
 def _filter_sql(flt: RunFilter) -> tuple[str, list[Any]]:

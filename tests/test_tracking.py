@@ -110,6 +110,28 @@ def test_lightgbm_callback_logs_every_iteration(project: Path) -> None:
     assert steps == list(range(25))
 
 
+def test_lightgbm_callback_logs_the_iteration_that_triggers_early_stopping(
+    project: Path,
+) -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(600, 5))
+    y = (x[:, 0] + rng.normal(scale=1.5, size=600) > 0).astype(float)
+    train = lgb.Dataset(x[:400], y[:400])
+    valid = lgb.Dataset(x[400:], y[400:], reference=train)
+    # Within one `order`, LightGBM's callback order varies from process to process; five
+    # runs make a wrong order all but certain to show.
+    for seed in range(5):
+        with tracking.start_run() as run:
+            booster = lgb.train(
+                {"objective": "binary", "metric": "auc", "verbosity": -1, "seed": seed,
+                 "num_threads": 1, "learning_rate": 0.3}, train, num_boost_round=500,
+                valid_sets=[valid], valid_names=["valid"],
+                callbacks=[tracking.lightgbm_callback(), lgb.early_stopping(5, verbose=False)])
+        points = runs.show_run(open_workspace(), run.run_id).metric_points["valid.auc"]
+        # Training ran until 5 rounds without improvement after the best one.
+        assert points == booster.best_iteration + 5
+
+
 def test_runs_list_filters_and_sorts_by_params_and_metrics(project: Path) -> None:
     for leaves, auc in ((15, 0.71), (31, 0.83), (63, 0.79), (127, 0.65)):
         with tracking.start_run(name=f"leaves-{leaves}", params={"num_leaves": leaves}):

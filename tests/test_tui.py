@@ -1,0 +1,222 @@
+"""The terminal UI, driven through Textual's pilot on a real workspace.
+
+Snapshots pin what every screen looks like at 100x30 and 80x24; pilot tests drive the
+flows a person uses: filter, mark, compare, switch the metric, promote and roll back.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.binding import Binding
+from textual.pilot import Pilot
+from textual.widgets import DataTable
+from textual.worker import WorkerCancelled
+
+from core import registry
+from core.workspace import open_workspace
+from tests.tui_workspace import build, use_utc
+from tui.app import MlyardApp
+from tui.screens.base import AreaScreen
+from tui.screens.compare import CompareScreen
+from tui.screens.dashboard import DashboardScreen
+from tui.screens.datasets import DatasetsScreen
+from tui.screens.dialogs import Confirm
+from tui.screens.help import HelpScreen
+from tui.screens.models import ModelsScreen
+from tui.screens.run_detail import RunDetailScreen
+from tui.screens.runs import RunsScreen
+
+SIZES = [(100, 30), (80, 24)]
+
+
+@pytest.fixture(scope="session")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    use_utc()
+    return build(tmp_path_factory.mktemp("tui"))
+
+
+@pytest.fixture
+def project(template: Path, tmp_path: Path) -> Path:
+    """A fresh copy per test, since some tests move aliases."""
+    copy = tmp_path / "churn"
+    shutil.copytree(template, copy)
+    return copy
+
+
+def make_app(project: Path) -> MlyardApp:
+    return MlyardApp(open_workspace(project))
+
+
+async def settle(pilot: Pilot[Any]) -> None:
+    """Wait until no worker has run for a few consecutive checks and messages are handled.
+
+    A screen starts its worker when it mounts, which can be after a first wait returns,
+    so one wait is not enough; this loop ends as soon as the app is quiet (within 10 s).
+    """
+    quiet = 0
+    for _ in range(500):
+        await pilot.pause(0.02)
+        if any(worker.is_running for worker in pilot.app.workers):
+            quiet = 0
+            with suppress(WorkerCancelled):
+                await pilot.app.workers.wait_for_complete()
+        else:
+            quiet += 1
+            if quiet >= 5:
+                break
+    # Tables size their columns when they next render; let that happen before a snapshot.
+    pilot.app.screen.refresh(layout=True)
+    await pilot.wait_for_scheduled_animations()
+    await pilot.pause(0.1)
+
+
+def keys_then_settle(*keys: str) -> Callable[[Pilot[Any]], Awaitable[None]]:
+    async def run(pilot: Pilot[Any]) -> None:
+        await settle(pilot)
+        for key in keys:
+            await pilot.press(key)
+            await settle(pilot)
+    return run
+
+
+SCREENS = {
+    "dashboard": (),
+    "runs": ("2",),
+    "compare": ("2", "space", "space", "c"),
+    "run_detail": ("2", "enter"),
+    "datasets": ("3",),
+    "quarantine": ("3", "tab", "right"),
+    "models": ("4",),
+    "promote_confirm": ("4", "down", "p"),
+    "help": ("2", "question_mark"),
+}
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("screen", sorted(SCREENS))
+def test_screen_snapshot(project: Path, snap_compare: Any, screen: str,
+                         size: tuple[int, int]) -> None:
+    """Each screen on the sample workspace looks as recorded."""
+    assert snap_compare(make_app(project), terminal_size=size,
+                        run_before=keys_then_settle(*SCREENS[screen]))
+
+
+@pytest.mark.asyncio
+async def test_filter_mark_compare_and_switch_metric(project: Path) -> None:
+    app = make_app(project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        assert isinstance(app.screen, DashboardScreen)
+        await pilot.press("2")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, RunsScreen)
+        table = screen.query_one("#runs-table", DataTable)
+        assert table.row_count == 2
+        await pilot.press("slash", *"num_leaves = 63", "enter")
+        await settle(pilot)
+        assert table.row_count == 1 and screen.page is not None
+        assert screen.page.runs[0].name == "big-trees"
+        await pilot.press("escape")
+        await settle(pilot)
+        assert table.row_count == 2
+        await pilot.press("space", "space", "c")
+        await settle(pilot)
+        compare = app.screen
+        assert isinstance(compare, CompareScreen) and len(compare.run_ids) == 2
+        plot = compare.query_one("#compare-plot")
+        first = plot.plt._active.monitor.title  # type: ignore[attr-defined]
+        await pilot.press("down")
+        await settle(pilot)
+        second = plot.plt._active.monitor.title  # type: ignore[attr-defined]
+        assert first == "train.auc" and second == "train.binary_logloss"
+        await pilot.press("escape")
+        await settle(pilot)
+        assert isinstance(app.screen, RunsScreen)
+
+
+@pytest.mark.asyncio
+async def test_promote_and_roll_back_move_the_alias_in_the_catalog(project: Path) -> None:
+    app = make_app(project)
+    ws = open_workspace(project)
+    assert registry.resolve(ws, "champion").version == 1
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("4")
+        await settle(pilot)
+        assert isinstance(app.screen, ModelsScreen)
+        await pilot.press("p")
+        await settle(pilot)
+        assert isinstance(app.screen, Confirm)
+        await pilot.press("y")
+        await settle(pilot)
+        assert registry.resolve(ws, "champion").version == 2
+        await pilot.press("b")
+        await settle(pilot)
+        assert isinstance(app.screen, Confirm)
+        await pilot.press("n")
+        await settle(pilot)
+        assert registry.resolve(ws, "champion").version == 2
+        await pilot.press("b", "y")
+        await settle(pilot)
+        assert registry.resolve(ws, "champion").version == 1
+        moves = [(m.kind, m.to_version) for m in registry.history(ws, "champion")]
+        assert moves == [("promote", 1), ("promote", 2), ("rollback", 1)]
+
+
+@pytest.mark.asyncio
+async def test_core_errors_are_notifications_not_crashes(project: Path) -> None:
+    app = make_app(project)
+    async with app.run_test(size=(100, 30), notifications=True) as pilot:
+        await settle(pilot)
+        await pilot.press("2", "slash", *"colour = red", "enter")
+        await settle(pilot)
+        messages = [n.message for n in app._notifications]
+        assert any("unknown name 'colour'" in m for m in messages), messages
+        assert isinstance(app.screen, RunsScreen)
+        await pilot.press("escape", "4")
+        await settle(pilot)
+        await pilot.press("b", "y")
+        await settle(pilot)
+        await pilot.press("b", "y")
+        await settle(pilot)
+        assert any("no earlier champion" in n.message for n in app._notifications)
+
+
+@pytest.mark.asyncio
+async def test_run_detail_shows_importance_and_record(project: Path) -> None:
+    app = make_app(project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("2", "enter")
+        await settle(pilot)
+        detail = app.screen
+        assert isinstance(detail, RunDetailScreen)
+        metrics = detail.query_one("#run-metrics", DataTable)
+        assert metrics.row_count >= 10
+        record = str(detail.query_one("#run-record").render())
+        assert "churn:v1" in record or metrics.row_count
+
+
+def test_every_binding_has_words_and_a_palette_command(project: Path) -> None:
+    app = make_app(project)
+    screens: list[type[AreaScreen]] = [DashboardScreen, RunsScreen, DatasetsScreen,
+                                       ModelsScreen, CompareScreen, RunDetailScreen]
+    for owner in [MlyardApp, *screens, Confirm, HelpScreen]:
+        for binding in owner.BINDINGS:
+            assert isinstance(binding, Binding)
+            assert binding.description and binding.tooltip and binding.id, (owner, binding)
+    runs_screen = RunsScreen()
+    titles = {command.title for command in app.get_system_commands(runs_screen)}
+    for binding in RunsScreen.BINDINGS:
+        assert isinstance(binding, Binding)
+        assert f"runs: {binding.description.lower()}" in titles
+    for binding in MlyardApp.BINDINGS:
+        assert isinstance(binding, Binding)
+        assert f"go: {binding.description.lower()}" in titles

@@ -1,0 +1,77 @@
+"""The mlyard terminal UI: a thin face over the core engine.
+
+Screens load data in thread workers and show it when a message arrives, so the UI never
+waits on the catalog. Errors from core become notifications, never tracebacks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import partial
+from pathlib import Path
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from core.errors import MlyardError
+from core.workspace import Workspace
+from tui.screens.base import AreaScreen
+from tui.screens.dashboard import DashboardScreen
+from tui.screens.datasets import DatasetsScreen
+from tui.screens.help import HelpScreen
+from tui.screens.models import ModelsScreen
+from tui.screens.runs import RunsScreen
+
+
+class MlyardApp(App[None]):
+    CSS_PATH = Path(__file__).parent / "app.tcss"
+    TITLE = "mlyard"
+    MODES = {"dashboard": DashboardScreen, "runs": RunsScreen, "datasets": DatasetsScreen,
+             "models": ModelsScreen}
+    DEFAULT_MODE = "dashboard"
+    BINDINGS = [
+        Binding("1", "switch_mode('dashboard')", "Dashboard",
+                tooltip="The project at a glance.", id="app.dashboard"),
+        Binding("2", "switch_mode('runs')", "Runs", tooltip="Every run, filter and compare.",
+                id="app.runs"),
+        Binding("3", "switch_mode('datasets')", "Datasets",
+                tooltip="Dataset versions, profiles and quarantine.", id="app.datasets"),
+        Binding("4", "switch_mode('models')", "Models",
+                tooltip="Model versions, aliases, promotion.", id="app.models"),
+        Binding("question_mark,f1", "help", "Help", tooltip="Every key on this screen.",
+                id="app.help"),
+        Binding("q", "quit", "Quit", tooltip="Leave mlyard.", id="app.quit"),
+    ]
+
+    def __init__(self, workspace: Workspace) -> None:
+        super().__init__()
+        self.ws = workspace
+
+    def on_mount(self) -> None:
+        self.sub_title = self.ws.project
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(list(self.BINDINGS), self.screen))
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        """Every key's action as a palette command, titled "area: action"."""
+        yield from super().get_system_commands(screen)
+        for binding in self.BINDINGS:
+            if isinstance(binding, Binding):
+                yield SystemCommand(f"go: {binding.description.lower()}", binding.tooltip,
+                                    partial(self.run_action, binding.action))
+        if isinstance(screen, AreaScreen):
+            for binding in screen.BINDINGS:
+                if isinstance(binding, Binding):
+                    yield SystemCommand(f"{screen.AREA}: {binding.description.lower()}",
+                                        binding.tooltip,
+                                        partial(screen.run_action, binding.action))
+
+    def show_error(self, error: BaseException | None) -> None:
+        """One notification for a failed worker: the core's own words when it has them."""
+        if isinstance(error, MlyardError):
+            self.notify(error.msg, title=error.title, severity="error", timeout=8)
+        else:
+            self.notify(f"{type(error).__name__}: {error}", title="Unexpected error",
+                        severity="error", timeout=8)

@@ -1,0 +1,79 @@
+"""Messages that workers post back to their screens: finished facts, past tense."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from textual.message import Message
+
+from core.compare import Comparison
+from core.overview import Overview
+from core.registry import ModelDetail
+from core.runs import RunDetail, RunsPage
+
+
+@dataclass
+class OverviewLoaded(Message):
+    overview: Overview
+
+
+@dataclass
+class RunsLoaded(Message):
+    page: RunsPage
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, RunsLoaded)
+
+
+@dataclass
+class ComparisonLoaded(Message):
+    comparison: Comparison
+
+
+@dataclass
+class CurvesLoaded(Message):
+    metric: str
+    curves: dict[str, list[tuple[int, float | None]]]
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, CurvesLoaded)
+
+
+@dataclass
+class RunDetailLoaded(Message):
+    detail: RunDetail
+    record: dict[str, Any] | None  # reproduce.json, for training runs
+    importance: dict[str, dict[str, float]] | None
+
+
+@dataclass
+class DatasetsLoaded(Message):
+    versions: list[Any]
+    quarantined: list[Any]
+
+
+@dataclass
+class ProfileLoaded(Message):
+    ref: str
+    profile: dict[str, dict[str, Any]]
+    warnings: list[str]
+
+
+@dataclass
+class DiffLoaded(Message):
+    old: str
+    new: str
+    changes: dict[str, Any]
+
+
+@dataclass
+class ModelsLoaded(Message):
+    rows: list[Any]
+    history: list[Any]
+
+
+@dataclass
+class GatesLoaded(Message):
+    detail: ModelDetail
+    gates: list[Any]

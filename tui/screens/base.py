@@ -1,0 +1,35 @@
+"""What every mlyard screen shares: the workspace, its area name, and the palette."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual import on
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState
+
+from core.workspace import Workspace
+
+
+class AreaScreen(Screen[None]):
+    """A screen of one area of the product (runs, models, ...).
+
+    AREA titles its bindings in the command palette ("runs: compare marked"), so every
+    key is also a palette command and the two cannot drift apart.
+    """
+
+    AREA: ClassVar[str] = ""
+
+    @property
+    def ws(self) -> Workspace:
+        workspace: Workspace = self.app.ws  # type: ignore[attr-defined]
+        return workspace
+
+    def reload(self) -> None:
+        """Load this screen's data again (in a worker)."""
+
+    @on(Worker.StateChanged)
+    def report_failed_worker(self, event: Worker.StateChanged) -> None:
+        """Every worker of every screen fails into the app's one error display."""
+        if event.state == WorkerState.ERROR:
+            self.app.show_error(event.worker.error)  # type: ignore[attr-defined]

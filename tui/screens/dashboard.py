@@ -1,0 +1,124 @@
+"""The project at a glance."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.table import Table
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid
+from textual.widgets import Footer, Header, Static
+
+from core.overview import Overview, project_overview
+from tui.format import number, status, when
+from tui.messages import OverviewLoaded
+from tui.screens.base import AreaScreen
+
+
+class DashboardScreen(AreaScreen):
+    AREA = "dashboard"
+    CSS_PATH = Path(__file__).parent / "dashboard.tcss"
+    HELP = """\
+## Dashboard
+The project at a glance: latest runs, the champion and challenger, the newest dataset
+versions and quarantined files. It refreshes every few seconds.
+"""
+    BINDINGS = [
+        Binding("r", "reload", "Refresh", tooltip="Load the dashboard again now.",
+                id="dashboard.reload"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Grid(id="panels"):
+            yield Static(id="runs-panel", classes="panel")
+            yield Static(id="models-panel", classes="panel")
+            yield Static(id="data-panel", classes="panel")
+            yield Static(id="quarantine-panel", classes="panel")
+            yield Static(id="ops-panel", classes="panel")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        for panel_id, title in (("runs-panel", "Latest runs"), ("models-panel", "Models"),
+                                ("data-panel", "Data"), ("quarantine-panel", "Quarantine"),
+                                ("ops-panel", "Serving · schedules · drift")):
+            self.query_one(f"#{panel_id}", Static).border_title = title
+        self.query_one("#ops-panel", Static).update(
+            "Not set up yet: serving, schedules and drift monitoring arrive with their "
+            "own screens.")
+        self.reload()
+        self.set_interval(5.0, self.reload)
+
+    def action_reload(self) -> None:
+        self.reload()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="dashboard",
+          description="Loading the dashboard")
+    def reload(self) -> None:
+        self.post_message(OverviewLoaded(project_overview(self.ws)))
+
+    @on(OverviewLoaded)
+    def show_overview(self, message: OverviewLoaded) -> None:
+        overview = message.overview
+        self.sub_title = overview.project
+        self.query_one("#runs-panel", Static).update(_runs_table(overview))
+        self.query_one("#models-panel", Static).update(_models_table(overview))
+        self.query_one("#data-panel", Static).update(_data_table(overview))
+        self.query_one("#quarantine-panel", Static).update(_quarantine_table(overview))
+
+
+def _grid() -> Table:
+    return Table(show_edge=False, expand=True, box=None, header_style="bold")
+
+
+def _runs_table(overview: Overview) -> Table | str:
+    if not overview.latest_runs:
+        return "No runs yet: `mlyard train` or the tracking API."
+    table = _grid()
+    for column in ("run", "status", "started", overview.primary_metric):
+        table.add_column(column, no_wrap=True)
+    for run in overview.latest_runs:
+        table.add_row(run.run_id[:8], status(run.status), when(run.start_time),
+                      number(run.metrics.get(overview.primary_metric)))
+    counts = ", ".join(f"{n} {s}" for s, n in overview.status_counts.items())
+    table.caption = counts
+    return table
+
+
+def _models_table(overview: Overview) -> Table | str:
+    if not overview.aliases:
+        return (f"{overview.model_versions} model versions, no aliases yet: "
+                "promote one on the Models screen (4).")
+    table = _grid()
+    for column in ("alias", "version", overview.primary_metric):
+        table.add_column(column, no_wrap=True)
+    for alias in overview.aliases:
+        table.add_row(alias.alias, f"{overview.project}/{alias.version}", number(alias.metric))
+    table.caption = f"{overview.model_versions} versions"
+    return table
+
+
+def _data_table(overview: Overview) -> Table | str:
+    if not overview.datasets:
+        return "No dataset versions yet: `mlyard ingest FILE`."
+    table = _grid()
+    for column in ("version", "rows", "source"):
+        table.add_column(column, no_wrap=True)
+    for version in overview.datasets:
+        table.add_row(version.ref, f"{version.rows:,}", Path(version.source_path).name)
+    table.caption = f"{overview.dataset_versions} versions"
+    return table
+
+
+def _quarantine_table(overview: Overview) -> Table | str:
+    if not overview.quarantined:
+        return "No quarantined files."
+    table = _grid()
+    table.add_column("file", no_wrap=True)
+    table.add_column("reason", overflow="ellipsis", no_wrap=True)
+    for item in overview.quarantined[:6]:
+        reason = item.reason.split(": ", 1)[-1]
+        table.add_row(Path(item.source).name, reason)
+    return table

@@ -1,0 +1,182 @@
+"""Dataset versions with their column profiles, the schema diff between two versions,
+and the files in quarantine with their reasons."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
+
+from core import data, quarantine
+from core.workspace import Workspace
+from tui.format import number, sparkline
+from tui.messages import DatasetsLoaded, DiffLoaded, ProfileLoaded
+from tui.screens.base import AreaScreen
+from tui.widgets.tables import fill
+
+
+class DatasetsScreen(AreaScreen):
+    AREA = "datasets"
+    AUTO_FOCUS = "#versions-table"
+    CSS_PATH = Path(__file__).parent / "datasets.tcss"
+    HELP = """\
+## Datasets
+Versions on the left, the highlighted version's column profiles on the right (the
+sparkline is each numeric column's histogram, or each category's share). `space` marks
+two versions and `d` shows what changed between them. The Quarantine tab lists refused
+files with their reasons.
+"""
+    BINDINGS = [
+        Binding("space", "mark", "Mark", tooltip="Mark a version for the diff.",
+                id="datasets.mark"),
+        Binding("d", "diff", "Diff", tooltip="Schema and profile diff of two marked versions.",
+                id="datasets.diff"),
+        Binding("r", "reload", "Refresh", tooltip="Load the versions again now.",
+                id="datasets.reload"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.marked: list[str] = []
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with TabbedContent(id="datasets-tabs"):
+            with TabPane("Versions", id="tab-versions"):
+                with Horizontal():
+                    yield DataTable(id="versions-table", cursor_type="row")
+                    with Vertical(id="profile-box"):
+                        yield Static(id="profile-title")
+                        yield DataTable(id="profile-table", cursor_type="row")
+                yield Static(id="diff-view")
+            with TabPane("Quarantine", id="tab-quarantine"):
+                yield DataTable(id="quarantine-table", cursor_type="row")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#diff-view", Static).display = False
+        self.reload()
+
+    def action_reload(self) -> None:
+        self.reload()
+
+    def reload(self) -> None:
+        self._load(self.ws)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="datasets",
+          description="Loading dataset versions")
+    def _load(self, ws: Workspace) -> None:
+        self.post_message(DatasetsLoaded(data.list_versions(ws),
+                                         quarantine.list_quarantined(ws)))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="datasets-profile",
+          description="Loading the profile")
+    def _load_profile(self, ws: Workspace, ref: str) -> None:
+        version = data.get_version(ws, ref)
+        self.post_message(ProfileLoaded(version.ref, json.loads(version.profile),
+                                        json.loads(version.warnings)))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="datasets-diff",
+          description="Comparing versions")
+    def _load_diff(self, ws: Workspace, old: str, new: str) -> None:
+        diff = data.diff_versions(ws, old, new)
+        self.post_message(DiffLoaded(diff.old.ref, diff.new.ref, diff.changes))
+
+    @on(DatasetsLoaded)
+    def fill_versions(self, message: DatasetsLoaded) -> None:
+        ordered = list(reversed(message.versions))
+        fill(self.query_one("#versions-table", DataTable),
+             [" ", "version", "rows", "source", "warnings"],
+             [("●" if v.ref in self.marked else " ", v.ref, f"{v.rows:,}",
+               Path(v.source_path).name, len(json.loads(v.warnings))) for v in ordered],
+             keys=[v.ref for v in ordered])
+        fill(self.query_one("#quarantine-table", DataTable), ["file", "refused", "reason"],
+             [(Path(item.source).name, item.refused_at, item.reason.split(": ", 1)[-1])
+              for item in message.quarantined])
+        if not message.versions:
+            self.query_one("#profile-title", Static).update(
+                "No dataset versions yet: `mlyard ingest FILE`.")
+
+    @on(DataTable.RowHighlighted, "#versions-table")
+    def profile_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key.value:
+            self._load_profile(self.ws, event.row_key.value)
+
+    @on(ProfileLoaded)
+    def show_profile(self, message: ProfileLoaded) -> None:
+        warnings = f"  ·  {len(message.warnings)} warnings" if message.warnings else ""
+        self.query_one("#profile-title", Static).update(f"{message.ref}{warnings}")
+        fill(self.query_one("#profile-table", DataTable),
+             ["column", "type", "missing", "distinct", "min", "mean", "max", "shape"],
+             [(name, stats["type"], f"{stats['null_rate']:.1%}", stats["distinct"],
+               number(stats.get("min")), number(stats.get("mean")), number(stats.get("max")),
+               _shape(stats)) for name, stats in message.profile.items()])
+
+    def action_mark(self) -> None:
+        table = self.query_one("#versions-table", DataTable)
+        if not table.row_count:
+            return
+        row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
+        ref = str(row_key.value)
+        if ref in self.marked:
+            self.marked.remove(ref)
+        else:
+            self.marked = [*self.marked[-1:], ref]
+        for key in list(table.rows):
+            table.update_cell(key, table.ordered_columns[0].key,
+                              "●" if key.value in self.marked else " ")
+
+    def action_diff(self) -> None:
+        if len(self.marked) != 2:
+            self.notify("Mark two versions with space first.", severity="warning")
+            return
+        old, new = sorted(self.marked, key=lambda ref: int(ref.rsplit("v", 1)[1]))
+        self._load_diff(self.ws, old, new)
+
+    @on(DiffLoaded)
+    def show_diff(self, message: DiffLoaded) -> None:
+        view = self.query_one("#diff-view", Static)
+        view.display = True
+        view.update(_diff_table(message))
+
+
+def _shape(stats: dict[str, Any]) -> str:
+    if stats.get("histogram"):
+        return sparkline(stats["histogram"])
+    if stats.get("top"):
+        return sparkline([count for _, count in stats["top"]])
+    return ""
+
+
+def _diff_table(message: DiffLoaded) -> Table:
+    changes = message.changes
+    table = Table(title=f"{message.old} -> {message.new}", expand=True, box=None,
+                  header_style="bold")
+    table.add_column("column", no_wrap=True)
+    table.add_column("missing", no_wrap=True)
+    table.add_column("change")
+    for label in ("added", "removed"):
+        for name in changes[label]:
+            table.add_row(name, "", f"column {label}")
+    for name, (before, after) in changes["retyped"].items():
+        table.add_row(name, "", f"type {before} -> {after}")
+    for name, change in changes["columns"].items():
+        parts = []
+        if "mean" in change and change["mean"][0] is not None:
+            shift = change.get("mean_shift_in_std")
+            parts.append(f"mean {number(change['mean'][0])} -> {number(change['mean'][1])}"
+                         + (f" ({shift:+.2f} sd)" if shift is not None else ""))
+        if "largest_share_change" in change:
+            value, before_share, after_share = change["largest_share_change"]
+            if abs(after_share - before_share) >= 0.005:
+                parts.append(f"{value} {before_share:.1%} -> {after_share:.1%}")
+        before_nulls, after_nulls = change["null_rate"]
+        table.add_row(name, f"{before_nulls:.1%} -> {after_nulls:.1%}", "; ".join(parts))
+    return table

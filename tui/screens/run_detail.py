@@ -1,0 +1,163 @@
+"""One run: params, metrics, curves, feature importance, data, record and artifacts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import DataTable, Footer, Header, OptionList, Static, TabbedContent, TabPane
+
+from core import compare, runs
+from core.workspace import Workspace
+from tui.format import duration, number, when
+from tui.messages import CurvesLoaded, RunDetailLoaded
+from tui.screens.base import AreaScreen
+from tui.widgets.curves import BarsPlot, CurvesPlot
+from tui.widgets.tables import fill
+
+
+class RunDetailScreen(AreaScreen):
+    AREA = "run"
+    AUTO_FOCUS = "#run-params"
+    CSS_PATH = Path(__file__).parent / "run_detail.tcss"
+    HELP = """\
+## Run
+Everything about one run in tabs: overview, curves (pick a metric on the left), feature
+importance, the data and reproducibility record, and artifacts. A running run updates
+every two seconds.
+"""
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back", tooltip="Back to the runs.", id="run.back"),
+        Binding("r", "reload", "Refresh", tooltip="Load the run again now.", id="run.reload"),
+    ]
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.running = False
+        self.metric: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with TabbedContent(id="run-tabs"):
+            with TabPane("Overview", id="tab-overview"):
+                yield Static(id="run-summary")
+                with Horizontal():
+                    yield DataTable(id="run-params", cursor_type="row")
+                    yield DataTable(id="run-metrics", cursor_type="row")
+            with TabPane("Curves", id="tab-curves"):
+                with Horizontal():
+                    yield OptionList(id="run-metric-list")
+                    yield CurvesPlot(id="run-plot")
+            with TabPane("Importance", id="tab-importance"):
+                yield BarsPlot(id="run-importance")
+            with TabPane("Data & record", id="tab-record"):
+                yield Static(id="run-record")
+            with TabPane("Artifacts", id="tab-artifacts"):
+                yield DataTable(id="run-artifacts", cursor_type="row")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = f"run {self.run_id[:8]}"
+        self.reload()
+        self.set_interval(2.0, self._refresh_if_running)
+
+    def action_reload(self) -> None:
+        self.reload()
+
+    def reload(self) -> None:
+        self._load(self.ws, self.run_id)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="run",
+          description="Loading the run")
+    def _load(self, ws: Workspace, run_id: str) -> None:
+        detail = runs.show_run(ws, run_id)
+        artifacts = {name: digest for name, digest, _, _ in detail.artifacts}
+        record = _json(ws, artifacts.get("reproduce.json"))
+        importance = _json(ws, artifacts.get("feature_importance.json"))
+        self.post_message(RunDetailLoaded(detail, record, importance))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="run-curves",
+          description="Loading curves")
+    def _load_curves(self, ws: Workspace, run_id: str, metric: str) -> None:
+        self.post_message(CurvesLoaded(metric, compare.metric_curves(ws, [run_id], metric)))
+
+    @on(RunDetailLoaded)
+    def show_run(self, message: RunDetailLoaded) -> None:
+        detail, run = message.detail, message.detail.run
+        self.running = run.status == "running"
+        self.query_one("#run-summary", Static).update(
+            f"{run.name or run.run_id[:8]}  ·  {run.status}  ·  started {when(run.start_time)}"
+            f"  ·  took {duration(run.start_time, run.end_time)}  ·  {run.host} pid {run.pid}"
+            + (f"\nerror: {run.error}" if run.error else "")
+            + (f"\nnote: {run.tags['mlyard.note']}" if "mlyard.note" in run.tags else ""))
+        fill(self.query_one("#run-params", DataTable), ["param", "value"],
+              sorted(run.params.items()))
+        fill(self.query_one("#run-metrics", DataTable), ["metric", "latest", "points"],
+              [(k, number(v), detail.metric_points.get(k, 0))
+               for k, v in sorted(run.metrics.items())])
+        fill(self.query_one("#run-artifacts", DataTable), ["artifact", "bytes", "blake3"],
+              [(name, f"{size:,}", digest[:16]) for name, digest, size, _ in detail.artifacts])
+        self.query_one("#run-record", Static).update(_record(detail.inputs, message.record))
+        importance = (message.importance or {}).get("gain", {})
+        self.query_one("#run-importance", BarsPlot).show("feature importance (gain)",
+                                                          importance)
+        chooser = self.query_one("#run-metric-list", OptionList)
+        curves = [k for k, n in detail.metric_points.items() if n > 1]
+        if [str(chooser.get_option_at_index(i).prompt)
+                for i in range(chooser.option_count)] != curves:
+            chooser.clear_options()
+            chooser.add_options(curves)
+            if curves:
+                chooser.highlighted = 0
+        elif self.metric:
+            self._load_curves(self.ws, self.run_id, self.metric)
+
+    @on(OptionList.OptionHighlighted, "#run-metric-list")
+    def plot_metric(self, event: OptionList.OptionHighlighted) -> None:
+        self.metric = str(event.option.prompt)
+        self._load_curves(self.ws, self.run_id, self.metric)
+
+    @on(CurvesLoaded)
+    def show_curves(self, message: CurvesLoaded) -> None:
+        points = next(iter(message.curves.values()), [])
+        self.query_one("#run-plot", CurvesPlot).show(message.metric,
+                                                      {self.run_id[:8]: points})
+
+    def _refresh_if_running(self) -> None:
+        if self.running:
+            self.reload()
+
+
+def _json(ws: Workspace, digest: str | None) -> dict[str, Any] | None:
+    return None if digest is None else json.loads(ws.objects.read_bytes(digest))
+
+
+def _record(inputs: list[str], record: dict[str, Any] | None) -> Table | str:
+    table = Table(show_header=False, box=None, expand=True)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    table.add_row("datasets", ", ".join(inputs) or "-")
+    if record is None:
+        table.add_row("record", "none (not a `mlyard train` run)")
+        return table
+    split = record.get("split", {})
+    table.add_row("split", f"{split.get('method')} · rows {split.get('rows')}"
+                  + (f" · holdout from {split['holdout_from']}" if "holdout_from" in split
+                     else ""))
+    table.add_row("seed", str(record.get("seed")))
+    git = record.get("git") or {}
+    table.add_row("git", f"{git.get('commit', '-')[:12]}{' (dirty)' if git.get('dirty') else ''}"
+                  if git else "not a git repository")
+    environment = record.get("environment", {})
+    packages = environment.get("packages", {})
+    table.add_row("python", str(environment.get("python")))
+    table.add_row("packages", ", ".join(f"{k} {v}" for k, v in packages.items() if v))
+    table.add_row("platform", str(environment.get("platform")))
+    return table

@@ -1,0 +1,57 @@
+"""Metric curves of one or more runs overlaid in one plot."""
+
+from __future__ import annotations
+
+from textual_plotext import PlotextPlot
+
+from tui.format import downsample
+
+
+class CurvesPlot(PlotextPlot):
+    """Draws {label: [(step, value)]}; each curve is downsampled to the plot's width."""
+
+    DEFAULT_CSS = """
+    CurvesPlot {
+        height: 1fr;
+        min-height: 8;
+    }
+    """
+
+    def show(self, title: str, curves: dict[str, list[tuple[int, float | None]]]) -> None:
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        plt.title(title)
+        width = max(10, self.size.width or 80)
+        drawn = False
+        for label, points in curves.items():
+            kept = downsample(points, width)
+            if kept:
+                plt.plot([s for s, _ in kept], [v for _, v in kept], label=label, marker="braille")
+                drawn = True
+        if not drawn:
+            plt.title(f"{title}: no points")
+        plt.xlabel("step")
+        self.refresh()
+
+
+class BarsPlot(PlotextPlot):
+    """Horizontal bars, largest first: feature importance."""
+
+    DEFAULT_CSS = """
+    BarsPlot {
+        height: 1fr;
+        min-height: 8;
+    }
+    """
+
+    def show(self, title: str, values: dict[str, float], limit: int = 15) -> None:
+        top = sorted(values.items(), key=lambda item: item[1], reverse=True)[:limit]
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        plt.title(title)
+        if top:
+            plt.bar([name for name, _ in reversed(top)], [value for _, value in reversed(top)],
+                    orientation="horizontal", width=0.5)
+        self.refresh()
