@@ -12,13 +12,15 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-BENCHMARKS = ["bench_logging.py", "bench_list_runs.py", "bench_ingest.py", "bench_train.py"]
+BENCHMARKS = ["bench_logging.py", "bench_list_runs.py", "bench_ingest.py", "bench_train.py",
+              "bench_tui.py"]
 
 
 def main() -> None:
     failed = 0
     for name in BENCHMARKS:
-        result = subprocess.run([sys.executable, str(HERE / name)], cwd=HERE.parent)
+        module = f"bench.{Path(name).stem}"
+        result = subprocess.run([sys.executable, "-m", module], cwd=HERE.parent)
         failed += result.returncode != 0
     sys.exit(1 if failed else 0)
 

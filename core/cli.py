@@ -42,18 +42,21 @@ def cli(ctx: click.Context, directory: Path | None, workspace: Path | None) -> N
     ctx.obj = Context(workspace.resolve() if workspace else None)
     if ctx.invoked_subcommand is None:
         if sys.stdout.isatty() and sys.stdin.isatty():
-            ctx.invoke(tui)
+            ctx.invoke(tui, screen="dashboard", no_mouse=False)
         else:
             click.echo(ctx.get_help())
 
 
 @cli.command()
+@click.option("--screen", type=click.Choice(["dashboard", "runs", "datasets", "models"]),
+              default="dashboard", help="The screen to open on.")
+@click.option("--no-mouse", is_flag=True, help="Ignore the mouse (plain SSH terminals).")
 @click.pass_obj
-def tui(obj: Context) -> None:
+def tui(obj: Context, screen: str, no_mouse: bool) -> None:
     """Open the terminal UI on this project."""
     from tui.app import MlyardApp  # the UI's imports are paid only by those who open it
 
-    MlyardApp(obj.ws).run()
+    MlyardApp(obj.ws, screen).run(mouse=not no_mouse)
 
 
 @cli.command()

@@ -220,3 +220,33 @@ def test_every_binding_has_words_and_a_palette_command(project: Path) -> None:
     for binding in MlyardApp.BINDINGS:
         assert isinstance(binding, Binding)
         assert f"go: {binding.description.lower()}" in titles
+
+
+@pytest.mark.asyncio
+async def test_a_running_run_updates_in_place(project: Path) -> None:
+    from core import tracking
+
+    ws = open_workspace(project)
+    run = tracking.start_run(name="live", workspace=ws, flush_interval=60)
+    try:
+        run.log_metric("holdout.accuracy", 0.5)
+        run.flush()
+        app = make_app(project)
+        async with app.run_test(size=(120, 30)) as pilot:
+            await settle(pilot)
+            await pilot.press("2")
+            await settle(pilot)
+            screen = app.screen
+            assert isinstance(screen, RunsScreen)
+            table = screen.query_one("#runs-table", DataTable)
+            column = next(i for i, c in enumerate(table.ordered_columns)
+                          if str(c.label) == "holdout.accuracy")
+            row = table.get_row(run.run_id)
+            assert str(row[column]).strip() == "0.5" and str(row[3]) == "running"
+            run.log_metric("holdout.accuracy", 0.75)
+            run.flush()
+            screen._refresh_if_running()  # what the screen's 2-second timer calls
+            await settle(pilot)
+            assert str(table.get_row(run.run_id)[column]).strip() == "0.75"
+    finally:
+        run.end()

@@ -44,12 +44,17 @@ class MlyardApp(App[None]):
         Binding("q", "quit", "Quit", tooltip="Leave mlyard.", id="app.quit"),
     ]
 
-    def __init__(self, workspace: Workspace) -> None:
+    def __init__(self, workspace: Workspace, screen: str = "dashboard") -> None:
         super().__init__()
         self.ws = workspace
+        if screen not in self.MODES:
+            raise ValueError(f"unknown screen {screen!r}; one of {', '.join(self.MODES)}")
+        self.initial_screen = screen
 
     def on_mount(self) -> None:
         self.sub_title = self.ws.project
+        if self.initial_screen != self.DEFAULT_MODE:
+            self.switch_mode(self.initial_screen)
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(list(self.BINDINGS), self.screen))

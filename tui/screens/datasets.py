@@ -93,8 +93,8 @@ files with their reasons.
     def fill_versions(self, message: DatasetsLoaded) -> None:
         ordered = list(reversed(message.versions))
         fill(self.query_one("#versions-table", DataTable),
-             [" ", "version", "rows", "source", "warnings"],
-             [("●" if v.ref in self.marked else " ", v.ref, f"{v.rows:,}",
+             [" ", "version", "rows", "blake3", "source", "warnings"],
+             [("●" if v.ref in self.marked else " ", v.ref, f"{v.rows:,}", v.source_hash[:10],
                Path(v.source_path).name, len(json.loads(v.warnings))) for v in ordered],
              keys=[v.ref for v in ordered])
         fill(self.query_one("#quarantine-table", DataTable), ["file", "refused", "reason"],

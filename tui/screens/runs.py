@@ -68,6 +68,8 @@ reverse). `space` marks runs, `c` compares the marked ones, `enter` opens a run.
         self.marked: list[str] = []
         self.page: RunsPage | None = None
         self._columns: list[tuple[str, RunSort | None]] = []
+        self._shown: tuple[list[str], list[str]] = ([], [])
+        self._shown_rows: list[tuple[object, ...]] = []
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -112,8 +114,18 @@ reverse). `space` marks runs, `c` compares the marked ones, `enter` opens a run.
                  *(run.params.get(k, "") for k in varying),
                  *(Text(number(run.metrics.get(k)), justify="right") for k in headline))
                 for run in page.runs]
-        fill(table, labels, rows, keys=[run.run_id for run in page.runs],
-             column_keys=[label or "mark" for label, _ in self._columns])
+        keys = [run.run_id for run in page.runs]
+        column_keys = [label or "mark" for label, _ in self._columns]
+        if (labels, keys) == self._shown:
+            # A live refresh of the same page: touch only the cells that changed, so the
+            # table is not rebuilt under the user's cursor every two seconds.
+            for key, row, old_row in zip(keys, rows, self._shown_rows, strict=True):
+                for column, value, old in zip(column_keys, row, old_row, strict=True):
+                    if value != old:
+                        table.update_cell(key, column, value)
+        else:
+            fill(table, labels, rows, keys=keys, column_keys=column_keys)
+        self._shown, self._shown_rows = (labels, keys), rows
         if page.runs:
             table.move_cursor(row=min(cursor, len(page.runs) - 1))
         self._show_status()
@@ -165,7 +177,10 @@ reverse). `space` marks runs, `c` compares the marked ones, `enter` opens a run.
         else:
             self.marked.append(run_id)
         table = self.query_one("#runs-table", DataTable)
-        table.update_cell(run_id, "mark", "●" if run_id in self.marked else " ")
+        mark = "●" if run_id in self.marked else " "
+        table.update_cell(run_id, "mark", mark)
+        index = self._shown[1].index(run_id)
+        self._shown_rows[index] = (mark, *self._shown_rows[index][1:])
         table.action_cursor_down()
         self._show_status()
 
