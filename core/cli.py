@@ -253,6 +253,23 @@ def runs_show(obj: Context, run: str, as_json: bool) -> None:
                            [(n, s, h[:16]) for n, h, s, _ in detail.artifacts])
 
 
+@runs_group.command("log")
+@click.argument("run")
+@click.option("--lines", "-n", default=50, show_default=True, help="How many of the last lines.")
+@JSON_OPTION
+@click.pass_obj
+def runs_log(obj: Context, run: str, lines: int, as_json: bool) -> None:
+    """The last lines a run logged (its captured output and progress)."""
+    tail = runs.log_tail(obj.ws, run, lines)
+    if as_json:
+        output.print_json([{"n": n, "ts": ts, "stream": stream, "line": line}
+                           for n, ts, stream, line in tail])
+        return
+    for _, ts, stream, line in tail:
+        output.stdout.print(f"{output.when(ts)} {stream:6} {line}", markup=False,
+                            highlight=False)
+
+
 @runs_group.command("compare")
 @click.argument("refs", nargs=-1, required=True)
 @click.option("--curves", "curve_metric", help="Also print this metric's curve per run.")

@@ -1,8 +1,10 @@
-"""In-memory buffer for metric points, flushed in batches by a background thread.
+"""In-memory buffer for a run's metric points and output lines, flushed in batches by a
+background thread.
 
-Logging a point must cost microseconds, and a flush must never wait on the catalog lock:
-when the lock is busy the batch is written to a spool segment, and whoever next holds
-the lock loads it. Readers therefore see points up to the last flush (about a second).
+Logging must cost microseconds, and a flush must never wait on the catalog lock: when
+the lock is busy each batch is written to a spool segment, and whoever next holds the
+lock loads it. Readers therefore see what was logged up to the last flush (about a
+second).
 """
 
 from __future__ import annotations
@@ -15,13 +17,23 @@ import pyarrow as pa
 from storage import spool
 from storage.catalog import Catalog
 from storage.errors import MlyardError
-from storage.runs_store import METRIC_SCHEMA, insert_metrics, touch_heartbeat
+from storage.runs_store import (
+    LOG_SCHEMA,
+    METRIC_SCHEMA,
+    insert_logs,
+    insert_metrics,
+    touch_heartbeat,
+)
 
 Point = tuple[str, float, int, float]  # key, value, step, timestamp
+Line = tuple[int, float, str, str]  # seq, timestamp, stream, text
+Batches = dict[str, pa.Table]  # spool kind ("metrics", "logs") -> rows
+
+_LOADERS = {"metrics": insert_metrics, "logs": insert_logs}
 
 
 class MetricBuffer:
-    """Collects (key, value, step, ts) points for one run and flushes them."""
+    """Collects one run's points and lines and flushes them."""
 
     def __init__(
         self,
@@ -38,6 +50,8 @@ class MetricBuffer:
         self.heartbeat_interval = heartbeat_interval
         self.spooled_segments = 0
         self._points: list[Point] = []
+        self._lines: list[Line] = []
+        self._next_line = 0
         self._guard = threading.Lock()
         self._flush_guard = threading.Lock()
         self._wake = threading.Event()
@@ -63,49 +77,67 @@ class MetricBuffer:
         if full:
             self._wake.set()
 
+    def add_lines(self, stream: str, lines: list[str]) -> None:
+        """Output lines, numbered here so their order survives spooling."""
+        now = time.time()
+        with self._guard:
+            for text in lines:
+                self._lines.append((self._next_line, now, stream, text))
+                self._next_line += 1
+
     def flush(self) -> None:
-        """Write buffered points now: into the catalog if free, else into the spool."""
+        """Write what is buffered now: into the catalog if free, else into the spool."""
         with self._flush_guard:
-            with self._guard:
-                points, self._points = self._points, []
+            points, lines = self._take()
             now = time.time()
-            batch = _to_table(self.run_id, points) if points else None
-            if self._write_to_catalog(batch, now):
-                return
-            if batch is None:
+            batches = self._batches(points, lines)
+            if self._write_to_catalog(batches, now):
                 return
             try:
-                self.spool(batch)
+                for kind, batch in batches.items():
+                    self.spool(kind, batch)
             except BaseException:
                 with self._guard:
                     self._points[:0] = points
+                    self._lines[:0] = lines
                 raise
 
     def stop(self) -> None:
-        """Stop the background flusher; points still buffered stay for `drain`."""
+        """Stop the background flusher; what is still buffered stays for `drain`."""
         self._stop.set()
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join()
 
-    def drain(self) -> pa.Table | None:
-        """Take every buffered point as one batch (None when empty)."""
-        with self._guard:
-            points, self._points = self._points, []
-        return _to_table(self.run_id, points) if points else None
+    def drain(self) -> Batches:
+        """Take everything buffered as batches by kind (empty when nothing is left)."""
+        return self._batches(*self._take())
 
-    def spool(self, batch: pa.Table) -> None:
+    def spool(self, kind: str, batch: pa.Table) -> None:
         """Keep a batch that could not reach the catalog, for the next session to load."""
-        spool.write_segment(self.catalog.spool_dir, "metrics", batch)
+        spool.write_segment(self.catalog.spool_dir, kind, batch)
         self.spooled_segments += 1
 
-    def _write_to_catalog(self, batch: pa.Table | None, now: float) -> bool:
+    def _take(self) -> tuple[list[Point], list[Line]]:
+        with self._guard:
+            points, self._points = self._points, []
+            lines, self._lines = self._lines, []
+        return points, lines
+
+    def _batches(self, points: list[Point], lines: list[Line]) -> Batches:
+        batches = {}
+        if points:
+            batches["metrics"] = _table(self.run_id, points, METRIC_SCHEMA)
+        if lines:
+            batches["logs"] = _table(self.run_id, lines, LOG_SCHEMA)
+        return batches
+
+    def _write_to_catalog(self, batches: Batches, now: float) -> bool:
         try:
             with self.catalog.try_session() as con:
                 if con is None:
                     return False
-                if batch is not None:
-                    insert_metrics(con, batch)
+                write(con, batches)
                 touch_heartbeat(con, self.run_id, now)
         except MlyardError:
             # The catalog could not take the batch (for example it could not be opened);
@@ -121,25 +153,25 @@ class MetricBuffer:
             if self._stop.is_set():
                 return
             with self._guard:
-                pending = bool(self._points)
+                pending = bool(self._points or self._lines)
             if pending or time.time() - self._last_heartbeat >= self.heartbeat_interval:
                 try:
                     self.flush()
                 except OSError:
-                    # The points went back into the buffer; the run's end writes them
+                    # The rows went back into the buffer; the run's end writes them
                     # again and reports the error to the caller if it persists.
                     continue
 
 
-def _to_table(run_id: str, points: list[Point]) -> pa.Table:
-    keys, values, steps, stamps = zip(*points, strict=True)
-    return pa.table(
-        [
-            pa.array([run_id] * len(points), pa.string()),
-            pa.array(keys, pa.string()),
-            pa.array(values, pa.float64()),
-            pa.array(steps, pa.int64()),
-            pa.array(stamps, pa.float64()),
-        ],
-        schema=METRIC_SCHEMA,
-    )
+def write(con: object, batches: Batches) -> None:
+    """Insert batches inside the caller's unit of work."""
+    for kind, batch in batches.items():
+        _LOADERS[kind](con, batch)  # type: ignore[arg-type]
+
+
+def _table(run_id: str, rows: list[tuple[object, ...]], schema: pa.Schema) -> pa.Table:
+    columns = list(zip(*rows, strict=True))
+    arrays = [pa.array([run_id] * len(rows), pa.string())]
+    arrays += [pa.array(column, field.type) for column, field in zip(columns, list(schema)[1:],
+                                                                      strict=True)]
+    return pa.table(arrays, schema=schema)

@@ -119,6 +119,13 @@ def parse_expression(text: str, param_keys: list[str], metric_keys: list[str]) -
     return filters
 
 
+def log_tail(ws: Workspace, ref: str, limit: int = 200) -> list[tuple[int, float, str, str]]:
+    """The last lines a run logged: (number, timestamp, stream, text), oldest first."""
+    with ws.catalog.session() as con:
+        run_id = runs_store.resolve_run_id(con, ref, ws.project)
+        return runs_store.log_tail(con, run_id, limit)
+
+
 def set_note(ws: Workspace, ref: str, note: str) -> None:
     """Attach a free-text note to a run (the `mlyard.note` tag)."""
     with ws.catalog.session() as con:

@@ -23,14 +23,14 @@ import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TextIO
 
 from core.errors import MlyardError, TrackingError
 from core.metric_buffer import MetricBuffer
+from core.metric_buffer import write as write_batches
 from core.provenance import current_user
 from core.workspace import Workspace, open_workspace
 from storage import meta_store, runs_store
-from storage.runs_store import insert_metrics
 
 _active: list[Run] = []
 _active_guard = threading.Lock()
@@ -48,6 +48,7 @@ class Run:
         self._buffer = buffer
         self._next_step: dict[str, int] = {}
         self._ended = False
+        self._captured: tuple[TextIO, TextIO] | None = None
 
     def __enter__(self) -> Run:
         return self
@@ -137,20 +138,41 @@ class Run:
         with _active_guard:
             if self in _active:
                 _active.remove(self)
+        self._release_output()
         self._buffer.stop()
         remaining = self._buffer.drain()
         try:
-            # The last points and the final status go in one unit of work.
+            # The last points and lines and the final status go in one unit of work.
             with self.workspace.catalog.session() as con:
-                if remaining is not None:
-                    insert_metrics(con, remaining)
+                write_batches(con, remaining)
                 runs_store.finish_run(con, self.run_id, status, time.time(), error)
                 meta_store.add_event(con, f"run.{status}", self.run_id, current_user(),
                                      {"error": error})
         except MlyardError:
-            if remaining is not None:
-                self._buffer.spool(remaining)
+            for kind, batch in remaining.items():
+                self._buffer.spool(kind, batch)
             raise
+
+    def log_text(self, text: str, stream: str = "log") -> None:
+        """Record output lines, shown by `mlyard runs log` and the UI's live log tail."""
+        lines = text.splitlines()
+        if lines:
+            self._buffer.add_lines(stream, lines)
+
+    def capture_output(self) -> None:
+        """Copy everything printed to stdout and stderr into the run's log, until it ends."""
+        if self._captured is None:
+            self._captured = (sys.stdout, sys.stderr)
+            sys.stdout = _Tee(sys.stdout, self, "stdout")
+            sys.stderr = _Tee(sys.stderr, self, "stderr")
+
+    def _release_output(self) -> None:
+        if self._captured is not None:
+            for tee in (sys.stdout, sys.stderr):
+                if isinstance(tee, _Tee):
+                    tee.flush_partial()
+            sys.stdout, sys.stderr = self._captured
+            self._captured = None
 
 
 def start_run(
@@ -159,8 +181,12 @@ def start_run(
     tags: Mapping[str, Any] | None = None,
     workspace: Workspace | Path | None = None,
     flush_interval: float = 1.0,
+    capture_output: bool = False,
 ) -> Run:
-    """Create a run in the current project's catalog and make it the active run."""
+    """Create a run in the current project's catalog and make it the active run.
+
+    With `capture_output`, what the script prints becomes the run's log as well.
+    """
     ws = workspace if isinstance(workspace, Workspace) else open_workspace(workspace)
     now = time.time()
     run_id = uuid.uuid4().hex
@@ -181,6 +207,8 @@ def start_run(
     buffer = MetricBuffer(ws.catalog, run_id, flush_interval=flush_interval)
     buffer.start()
     run = Run(ws, run_id, name, buffer)
+    if capture_output:
+        run.capture_output()
     with _active_guard:
         _active.append(run)
     _install_exit_hooks()
@@ -246,6 +274,35 @@ def lightgbm_callback(run: Run | None = None, period: int = 1) -> Callable[[Any]
     # would sometimes be lost.
     _log_iteration.order = 25  # type: ignore[attr-defined]
     return _log_iteration
+
+
+class _Tee:
+    """Writes through to the real stream and sends complete lines to the run's log."""
+
+    def __init__(self, stream: TextIO, run: Run, name: str) -> None:
+        self._stream = stream
+        self._run = run
+        self._name = name
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        written = self._stream.write(text)
+        self._partial += text
+        if "\n" in self._partial:
+            complete, self._partial = self._partial.rsplit("\n", 1)
+            self._run.log_text(complete, self._name)
+        return written
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def flush_partial(self) -> None:
+        if self._partial:
+            self._run.log_text(self._partial, self._name)
+            self._partial = ""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 def _require_run() -> Run:

@@ -120,6 +120,8 @@ def train(ws: Workspace, training: TrainPlan, name: str | None = None,
         metrics = evaluate(cfg.train.task, target[split.holdout], predicted,
                            cfg.train.threshold)
         run.log_metrics({f"holdout.{k}": v for k, v in metrics.items()})
+        run.log_text(f"best iteration {best}; holdout " + "  ".join(
+            f"{k}={v:.5g}" for k, v in metrics.items()), "train")
         run.log_metric("best_iteration", best)
         importance = {kind: dict(zip(spec.names, booster.feature_importance(kind).tolist(),
                                      strict=True)) for kind in ("gain", "split")}
@@ -144,7 +146,7 @@ def _fit(cfg: Config, params: dict[str, Any], features: np.ndarray, target: np.n
                             feature_name=spec.names, categorical_feature=categorical,
                             free_raw_data=True)
     valid_set = lgb.Dataset(features[split.valid], target[split.valid], reference=train_set)
-    callbacks = [tracking.lightgbm_callback(run),
+    callbacks = [tracking.lightgbm_callback(run), _log_progress(run),
                  lgb.early_stopping(cfg.train.early_stopping_rounds, verbose=False)]
     if on_iteration is not None:
         callbacks.append(_progress(on_iteration, cfg))
@@ -154,6 +156,18 @@ def _fit(cfg: Config, params: dict[str, Any], features: np.ndarray, target: np.n
                          callbacks=callbacks)
     except lgb.basic.LightGBMError as exc:
         raise UsageError(f"LightGBM refused the training set-up: {exc}") from None
+
+
+def _log_progress(run: tracking.Run, every: int = 10) -> Callable[[Any], None]:
+    """A line in the run's log every `every` iterations, for the live log tail."""
+
+    def _callback(env: Any) -> None:
+        if env.iteration % every == 0 or env.iteration + 1 == env.end_iteration:
+            scores = "  ".join(f"{r[0]}.{r[1]}={r[2]:.5g}" for r in env.evaluation_result_list)
+            run.log_text(f"[{env.iteration + 1}/{env.end_iteration}] {scores}", "train")
+
+    _callback.order = 26  # type: ignore[attr-defined]  # before early stopping (30)
+    return _callback
 
 
 def _progress(report: ProgressCallback, cfg: Config) -> Callable[[Any], None]:
@@ -167,7 +181,7 @@ def _progress(report: ProgressCallback, cfg: Config) -> Callable[[Any], None]:
                 best[:] = [score]
         report(env.iteration + 1, cfg.train.num_boost_round, best[0] if best else None)
 
-    _callback.order = 26  # type: ignore[attr-defined]  # before early stopping (30)
+    _callback.order = 27  # type: ignore[attr-defined]  # before early stopping (30)
     return _callback
 
 

@@ -16,7 +16,8 @@ Connection = duckdb.DuckDBPyConnection
 
 # table -> the column that ties its rows to a run
 RUN_TABLES = {"runs": "run_id", "params": "run_id", "tags": "run_id", "metrics": "run_id",
-              "latest_metrics": "run_id", "artifacts": "run_id", "run_inputs": "run_id"}
+              "latest_metrics": "run_id", "artifacts": "run_id", "run_inputs": "run_id",
+              "run_logs": "run_id"}
 
 
 def export_rows(con: Connection, run_id: str) -> dict[str, list[dict[str, Any]]]:

@@ -22,11 +22,11 @@ from storage import spool
 from storage.errors import CatalogError
 from storage.lock import CatalogLock
 from storage.migrations import apply_migrations
-from storage.runs_store import insert_metrics
+from storage.runs_store import insert_logs, insert_metrics
 
 Connection = duckdb.DuckDBPyConnection
 
-_SEGMENT_LOADERS = {"metrics": insert_metrics}
+_SEGMENT_LOADERS = {"metrics": insert_metrics, "logs": insert_logs}
 
 
 class Catalog:

@@ -146,6 +146,19 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "run logs",
+        """
+        CREATE TABLE run_logs (
+            run_id VARCHAR NOT NULL,
+            seq BIGINT NOT NULL,
+            ts DOUBLE NOT NULL,
+            stream VARCHAR NOT NULL,
+            line VARCHAR NOT NULL
+        );
+        CREATE INDEX run_logs_run ON run_logs (run_id, seq);
+        """,
+    ),
 ]
 
 

@@ -22,6 +22,16 @@ METRIC_SCHEMA = pa.schema(
     ]
 )
 
+LOG_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("seq", pa.int64()),
+        ("ts", pa.float64()),
+        ("stream", pa.string()),
+        ("line", pa.string()),
+    ]
+)
+
 RUN_COLUMNS = (
     "run_id, project, name, status, start_time, end_time, heartbeat, pid, host, user_name, error"
 )
@@ -161,6 +171,22 @@ def insert_metrics(con: Connection, batch: pa.Table) -> None:
         )
     finally:
         con.unregister("metric_batch")
+
+
+def insert_logs(con: Connection, batch: pa.Table) -> None:
+    """Append a run's output lines (numbered by the writer, so order survives spooling)."""
+    con.register("log_batch", batch)
+    try:
+        con.execute("INSERT INTO run_logs SELECT run_id, seq, ts, stream, line FROM log_batch")
+    finally:
+        con.unregister("log_batch")
+
+
+def log_tail(con: Connection, run_id: str, limit: int) -> list[tuple[int, float, str, str]]:
+    """The last `limit` lines a run logged, oldest first."""
+    rows = con.execute("SELECT seq, ts, stream, line FROM run_logs WHERE run_id = ? "
+                       "ORDER BY seq DESC LIMIT ?", [run_id, limit]).fetchall()
+    return list(reversed(rows))
 
 
 def add_artifact(

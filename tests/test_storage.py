@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from core import tracking
+from core import runs, tracking
 from core.workspace import open_workspace
 from storage import migrations, spool
 from storage.catalog import Catalog
@@ -66,15 +66,19 @@ def test_metrics_flushed_while_locked_go_to_the_spool_and_are_loaded_once(
     holder = hold_lock(ws.root, 1.0, tmp_path)
     for step in range(100):
         run.log_metric("loss", float(step), step=step)
+    run.log_text("line while locked")
     run.flush()
-    segments = spool.sealed_segments(ws.catalog.spool_dir)
+    segments = [s for s in spool.sealed_segments(ws.catalog.spool_dir)
+                if spool.segment_kind(s) == "metrics"]
     assert len(segments) == 1
+    assert len(spool.sealed_segments(ws.catalog.spool_dir)) == 2
     holder.communicate(timeout=30)
     kept = segments[0].with_name("copy-of-segment")
     shutil.copy(segments[0], kept)
     run.end()
     with ws.catalog.session() as con:
         assert count_metric_points(con, run.run_id) == 100
+    assert [line for *_, line in runs.log_tail(ws, run.run_id, 10)] == ["line while locked"]
     # A crash between commit and unlink leaves the loaded segment behind: not loaded twice.
     shutil.copy(kept, segments[0])
     with ws.catalog.session() as con:

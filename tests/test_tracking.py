@@ -177,3 +177,22 @@ def test_a_run_left_open_is_ended_when_the_script_exits(project: Path, ending: s
     detail = runs.show_run(open_workspace(), "open")
     assert detail.run.status == status
     assert detail.run.metrics == {"loss": 0.25}
+
+
+def test_captured_output_becomes_the_run_log(project: Path, capsys: pytest.CaptureFixture[str],
+                                             ) -> None:
+    import sys
+
+    before = sys.stdout
+    with tracking.start_run(capture_output=True) as run:
+        print("epoch 1 done")
+        print("warning: slow", file=sys.stderr)
+        run.log_text("two\nlines", stream="notes")
+        sys.stdout.write("no newline at the end")
+    assert sys.stdout is before
+    assert "epoch 1 done" in capsys.readouterr().out
+    result = json.loads(mlyard("runs", "log", run.run_id, "--json").stdout)
+    assert [(r["stream"], r["line"]) for r in result] == [
+        ("stdout", "epoch 1 done"), ("stderr", "warning: slow"), ("notes", "two"),
+        ("notes", "lines"), ("stdout", "no newline at the end")]
+    assert [r["n"] for r in result] == list(range(5))

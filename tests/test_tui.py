@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from textual.binding import Binding
 from textual.pilot import Pilot
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Log, TabbedContent
 from textual.worker import WorkerCancelled
 
 from core import registry
@@ -200,8 +200,11 @@ async def test_run_detail_shows_importance_and_record(project: Path) -> None:
         assert isinstance(detail, RunDetailScreen)
         metrics = detail.query_one("#run-metrics", DataTable)
         assert metrics.row_count >= 10
-        record = str(detail.query_one("#run-record").render())
-        assert "churn:v1" in record or metrics.row_count
+        detail.query_one("#run-tabs", TabbedContent).active = "tab-log"
+        await settle(pilot)
+        log = detail.query_one("#run-log", Log)
+        assert any("train  [1/500] train.auc=" in line for line in log.lines)
+        assert log.lines[-1].split(maxsplit=3)[-1].startswith("best iteration")
 
 
 def test_every_binding_has_words_and_a_palette_command(project: Path) -> None:

@@ -45,6 +45,7 @@ class RunDetailLoaded(Message):
     detail: RunDetail
     record: dict[str, Any] | None  # reproduce.json, for training runs
     importance: dict[str, dict[str, float]] | None
+    log: list[tuple[int, float, str, str]]  # the run's last output lines
 
 
 @dataclass

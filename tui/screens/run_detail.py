@@ -11,7 +11,16 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.widgets import DataTable, Footer, Header, OptionList, Static, TabbedContent, TabPane
+from textual.widgets import (
+    DataTable,
+    Footer,
+    Header,
+    Log,
+    OptionList,
+    Static,
+    TabbedContent,
+    TabPane,
+)
 
 from core import compare, runs
 from core.workspace import Workspace
@@ -21,6 +30,8 @@ from tui.screens.base import AreaScreen
 from tui.widgets.curves import BarsPlot, CurvesPlot
 from tui.widgets.tables import fill
 
+LOG_LINES = 200
+
 
 class RunDetailScreen(AreaScreen):
     AREA = "run"
@@ -29,8 +40,8 @@ class RunDetailScreen(AreaScreen):
     HELP = """\
 ## Run
 Everything about one run in tabs: overview, curves (pick a metric on the left), feature
-importance, the data and reproducibility record, and artifacts. A running run updates
-every two seconds.
+importance, the data and reproducibility record, artifacts, and the last lines of its
+log. A running run updates every two seconds.
 """
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back", tooltip="Back to the runs.", id="run.back"),
@@ -61,6 +72,8 @@ every two seconds.
                 yield Static(id="run-record")
             with TabPane("Artifacts", id="tab-artifacts"):
                 yield DataTable(id="run-artifacts", cursor_type="row")
+            with TabPane("Log", id="tab-log"):
+                yield Log(id="run-log", auto_scroll=True)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -81,7 +94,8 @@ every two seconds.
         artifacts = {name: digest for name, digest, _, _ in detail.artifacts}
         record = _json(ws, artifacts.get("reproduce.json"))
         importance = _json(ws, artifacts.get("feature_importance.json"))
-        self.post_message(RunDetailLoaded(detail, record, importance))
+        self.post_message(RunDetailLoaded(detail, record, importance,
+                                          runs.log_tail(ws, run_id, LOG_LINES)))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="run-curves",
           description="Loading curves")
@@ -105,6 +119,11 @@ every two seconds.
         fill(self.query_one("#run-artifacts", DataTable), ["artifact", "bytes", "blake3"],
               [(name, f"{size:,}", digest[:16]) for name, digest, size, _ in detail.artifacts])
         self.query_one("#run-record", Static).update(_record(detail.inputs, message.record))
+        log = self.query_one("#run-log", Log)
+        log.clear()
+        log.write_lines([f"{when(ts)} {stream:6} {line}" for _, ts, stream, line in message.log]
+                        or ["(nothing logged: pass capture_output=True to start_run, or use "
+                            "run.log_text)"])
         importance = (message.importance or {}).get("gain", {})
         self.query_one("#run-importance", BarsPlot).show("feature importance (gain)",
                                                           importance)
