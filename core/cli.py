@@ -253,6 +253,15 @@ def runs_show(obj: Context, run: str, as_json: bool) -> None:
                            [(n, s, h[:16]) for n, h, s, _ in detail.artifacts])
 
 
+@runs_group.command("tag")
+@click.argument("run")
+@click.argument("tags", nargs=-1, required=True, metavar="KEY=VALUE...")
+@click.pass_obj
+def runs_tag(obj: Context, run: str, tags: tuple[str, ...]) -> None:
+    """Set tags on a run (a note is the tag mlyard.note)."""
+    runs.set_tags(obj.ws, run, dict(runs.parse_tag(t) for t in tags))
+
+
 @runs_group.command("log")
 @click.argument("run")
 @click.option("--lines", "-n", default=50, show_default=True, help="How many of the last lines.")

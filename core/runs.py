@@ -126,11 +126,27 @@ def log_tail(ws: Workspace, ref: str, limit: int = 200) -> list[tuple[int, float
         return runs_store.log_tail(con, run_id, limit)
 
 
-def set_note(ws: Workspace, ref: str, note: str) -> None:
-    """Attach a free-text note to a run (the `mlyard.note` tag)."""
+def set_tags(ws: Workspace, ref: str, tags: dict[str, str]) -> None:
+    """Add or change tags on a run, finished or not."""
+    for key in tags:
+        if not key or not key.strip():
+            raise UsageError("a tag needs a name: KEY=VALUE")
     with ws.catalog.session() as con:
         run_id = runs_store.resolve_run_id(con, ref, ws.project)
-        runs_store.set_tags(con, run_id, {NOTE_TAG: note})
+        runs_store.set_tags(con, run_id, tags)
+
+
+def set_note(ws: Workspace, ref: str, note: str) -> None:
+    """Attach a free-text note to a run (the `mlyard.note` tag)."""
+    set_tags(ws, ref, {NOTE_TAG: note})
+
+
+def parse_tag(text: str) -> tuple[str, str]:
+    """`team=growth` -> ("team", "growth")."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise UsageError(f"tag {text!r}: expected KEY=VALUE, e.g. team=growth")
+    return key.strip(), value.strip()
 
 
 def _qualify(name: str, param_keys: list[str], metric_keys: list[str]) -> str:

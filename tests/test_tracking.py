@@ -196,3 +196,13 @@ def test_captured_output_becomes_the_run_log(project: Path, capsys: pytest.Captu
         ("stdout", "epoch 1 done"), ("stderr", "warning: slow"), ("notes", "two"),
         ("notes", "lines"), ("stdout", "no newline at the end")]
     assert [r["n"] for r in result] == list(range(5))
+
+
+def test_tags_can_be_set_after_a_run_ended(project: Path) -> None:
+    with tracking.start_run(name="tagged") as run:
+        pass
+    assert mlyard("runs", "tag", run.run_id, "team=growth", "mlyard.note=ship it").exit_code == 0
+    tags = runs.show_run(open_workspace(), run.run_id).run.tags
+    assert tags["team"] == "growth" and tags["mlyard.note"] == "ship it"
+    bad = mlyard("runs", "tag", run.run_id, "oops")
+    assert bad.exit_code == 2 and "expected KEY=VALUE" in bad.stderr

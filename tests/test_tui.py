@@ -253,3 +253,27 @@ async def test_a_running_run_updates_in_place(project: Path) -> None:
             assert str(table.get_row(run.run_id)[column]).strip() == "0.75"
     finally:
         run.end()
+
+
+@pytest.mark.asyncio
+async def test_note_and_tag_are_saved_on_the_run(project: Path) -> None:
+    from core import runs
+
+    app = make_app(project)
+    async with app.run_test(size=(100, 30), notifications=True) as pilot:
+        await settle(pilot)
+        await pilot.press("2")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, RunsScreen)
+        run_id = screen._cursor_run()
+        assert run_id is not None
+        await pilot.press("n", *"looks overfit", "enter")
+        await settle(pilot)
+        await pilot.press("t", *"team=growth", "enter")
+        await settle(pilot)
+        await pilot.press("t", *"no-equals", "enter")
+        await settle(pilot)
+        assert any("expected KEY=VALUE" in n.message for n in app._notifications)
+    tags = runs.show_run(open_workspace(project), run_id).run.tags
+    assert tags["mlyard.note"] == "looks overfit" and tags["team"] == "growth"

@@ -36,7 +36,8 @@ class RunsScreen(AreaScreen):
 ## Runs
 `/` filters with an expression such as `auc > 0.8 and num_leaves = 31` (bare names are
 metrics, `holdout.` metrics, then params). `s` sorts by the cursor's column (again to
-reverse). `space` marks runs, `c` compares the marked ones, `enter` opens a run.
+reverse). `space` marks runs, `c` compares the marked ones, `enter` opens a run, `n`
+writes a note and `t` sets a tag.
 """
     BINDINGS = [
         Binding("slash", "filter", "Filter", tooltip="Filter runs by an expression.",
@@ -51,6 +52,8 @@ reverse). `space` marks runs, `c` compares the marked ones, `enter` opens a run.
                 id="runs.open", show=False),
         Binding("n", "note", "Note", tooltip="Write a note on the run under the cursor.",
                 id="runs.note"),
+        Binding("t", "tag", "Tag", tooltip="Set a tag (KEY=VALUE) on the run under the cursor.",
+                id="runs.tag"),
         Binding("right_square_bracket", "page(1)", "Next page", tooltip="Show the next page.",
                 id="runs.next_page", show=False),
         Binding("left_square_bracket", "page(-1)", "Previous page",
@@ -217,6 +220,23 @@ reverse). `space` marks runs, `c` compares the marked ones, `enter` opens a run.
     def _save_note(self, ws: Workspace, run_id: str, note: str) -> None:
         runs.set_note(ws, run_id, note)
         self.app.call_from_thread(self.notify, f"Note saved on {run_id[:8]}.")
+
+    def action_tag(self) -> None:
+        run_id = self._cursor_run()
+        if run_id is None:
+            return
+
+        def save(text: str | None) -> None:
+            if text:
+                self._save_tag(self.ws, run_id, text)
+
+        self.app.push_screen(TextPrompt(f"Tag run {run_id[:8]} (KEY=VALUE)"), save)
+
+    @work(thread=True, exit_on_error=False, group="runs-tag", description="Saving the tag")
+    def _save_tag(self, ws: Workspace, run_id: str, text: str) -> None:
+        key, value = runs.parse_tag(text)
+        runs.set_tags(ws, run_id, {key: value})
+        self.app.call_from_thread(self.notify, f"Tag {key} saved on {run_id[:8]}.")
 
     def action_page(self, step: int) -> None:
         if self.page is None:
