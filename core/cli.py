@@ -17,7 +17,7 @@ import click
 from core import compare, output, runs
 from core import data as data_api
 from core.cli_common import JSON_OPTION, Context, Group
-from core.cli_models import check, export, import_, models, reproduce, train
+from core.cli_models import check, export, import_, models, predict, reproduce, serve, train
 from core.errors import IngestRefused
 from core.ingest import ingest_file
 from core.scaffold import data_files, init_project
@@ -328,7 +328,7 @@ def _version_summary(version: data_api.VersionRecord) -> dict[str, Any]:
             "created_at": version.created_at}
 
 
-for _command in (train, models, check, reproduce, export, import_):
+for _command in (train, models, check, reproduce, export, import_, serve, predict):
     cli.add_command(_command)
 
 main = cli

@@ -231,6 +231,56 @@ def import_(obj: Context, source: Path, as_json: bool) -> None:
                         f"{', '.join(result.dataset_versions) or '-'}", markup=False)
 
 
+@click.command()
+@click.argument("model")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5005, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int,
+              help="Server processes (each loads the model).")
+@click.option("--token", envvar="MLYARD_SERVE_TOKEN",
+              help="Require Authorization: Bearer TOKEN (needed beyond loopback).")
+@click.option("--insecure", is_flag=True, help="Allow a non-loopback host without a token.")
+@click.option("--max-body", default=10 * 1024 * 1024, show_default=True, type=int,
+              help="Largest request body in bytes (larger: 413).")
+@click.pass_obj
+def serve(obj: Context, model: str, host: str, port: int, workers: int, token: str | None,
+          insecure: bool, max_body: int) -> None:
+    """Serve MODEL (a version or an alias, e.g. churn@champion) over MLflow's protocol."""
+    import os
+
+    import uvicorn
+
+    from core.serve import check_binding, create_app
+
+    check_binding(host, token, insecure)
+    version = registry.resolve(obj.ws, model)
+    output.stderr.print(f"serving {version.model}/{version.version} ({model}) on "
+                        f"http://{host}:{port}/invocations", markup=False)
+    if workers > 1:
+        os.environ.update({"MLYARD_SERVE_MODEL": model, "MLYARD_SERVE_TOKEN": token or "",
+                           "MLYARD_SERVE_MAX_BODY": str(max_body),
+                           "MLYARD_WORKSPACE": str(obj.ws.root)})
+        uvicorn.run("core.serve:app_from_env", factory=True, host=host, port=port,
+                    workers=workers, log_level="warning")
+        return
+    uvicorn.run(create_app(obj.ws, model, token, max_body), host=host, port=port,
+                log_level="warning")
+
+
+@click.command()
+@click.argument("model")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", "target", required=True,
+              type=click.Path(dir_okay=False, path_type=Path), help="The .parquet to write.")
+@click.pass_obj
+def predict(obj: Context, model: str, source: Path, target: Path) -> None:
+    """Score a CSV or Parquet file with MODEL into a Parquet file, in batches."""
+    from core.predict import predict_file
+
+    rows = predict_file(obj.ws, model, source, target)
+    output.stdout.print(f"{target}: {rows:,} rows scored", markup=False)
+
+
 def _parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
     """`k=v` with v read as JSON when it parses (numbers, true/false, lists), else text."""
     parsed: dict[str, Any] = {}

@@ -22,11 +22,13 @@ from storage import spool
 from storage.errors import CatalogError
 from storage.lock import CatalogLock
 from storage.migrations import apply_migrations
+from storage.predictions_store import insert_predictions
 from storage.runs_store import insert_logs, insert_metrics
 
 Connection = duckdb.DuckDBPyConnection
 
-_SEGMENT_LOADERS = {"metrics": insert_metrics, "logs": insert_logs}
+_SEGMENT_LOADERS = {"metrics": insert_metrics, "logs": insert_logs,
+                    "predictions": insert_predictions}
 
 
 class Catalog:

@@ -159,6 +159,20 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX run_logs_run ON run_logs (run_id, seq);
         """,
     ),
+    (
+        "prediction log",
+        """
+        CREATE TABLE predictions (
+            request_id VARCHAR NOT NULL,
+            ts DOUBLE NOT NULL,
+            model VARCHAR NOT NULL,
+            version INTEGER NOT NULL,
+            row_index INTEGER NOT NULL,
+            inputs JSON NOT NULL,
+            output JSON NOT NULL
+        );
+        """,
+    ),
 ]
 
 

@@ -1,0 +1,81 @@
+"""The prediction log: every scored row, written for monitoring without slowing scoring.
+
+A request appends to memory and returns; a background thread writes batches about once
+a second, into the catalog when it is free and into the spool when another process
+holds it, exactly like metric points.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from storage import spool
+from storage.catalog import Catalog
+from storage.errors import MlyardError
+from storage.predictions_store import PREDICTION_SCHEMA, insert_predictions
+
+# request id, timestamp, model, version, row in the request, inputs, output
+Prediction = tuple[str, float, str, int, int, dict[str, Any], Any]
+
+
+class PredictionLog:
+    def __init__(self, catalog: Catalog, flush_interval: float = 1.0) -> None:
+        self.catalog = catalog
+        self.flush_interval = flush_interval
+        self._rows: list[Prediction] = []
+        self._guard = threading.Lock()
+        self._flush_guard = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="mlyard-prediction-log",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def add(self, rows: list[Prediction]) -> None:
+        with self._guard:
+            self._rows.extend(rows)
+
+    def flush(self) -> None:
+        with self._flush_guard:
+            with self._guard:
+                rows, self._rows = self._rows, []
+            if not rows:
+                return
+            batch = _table(rows)
+            try:
+                with self.catalog.try_session() as con:
+                    if con is not None:
+                        insert_predictions(con, batch)
+                        return
+            except MlyardError:
+                pass
+            spool.write_segment(self.catalog.spool_dir, "predictions", batch)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        self.flush()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.flush_interval):
+            try:
+                self.flush()
+            except OSError:
+                continue
+
+
+def _table(rows: list[Prediction]) -> pa.Table:
+    request_ids, stamps, models, versions, indexes, inputs, outputs = zip(*rows, strict=True)
+    return pa.table([
+        pa.array(request_ids, pa.string()), pa.array(stamps, pa.float64()),
+        pa.array(models, pa.string()), pa.array(versions, pa.int32()),
+        pa.array(indexes, pa.int32()),
+        pa.array([orjson.dumps(v).decode() for v in inputs], pa.string()),
+        pa.array([orjson.dumps(v).decode() for v in outputs], pa.string()),
+    ], schema=PREDICTION_SCHEMA)
