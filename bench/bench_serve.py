@@ -1,0 +1,148 @@
+"""Scoring server throughput and latency, against the in-process floor and MLflow.
+
+    .venv/bin/python -m bench.bench_serve
+
+A 100-tree LightGBM model on the churn sample. `mlyard serve` runs as its own process on
+127.0.0.1; Debian's `wrk` (compiled, so the client is not the limit) posts single-row
+and 100-row `dataframe_records` bodies at concurrency 1 and 8 for 5 s each. Reported:
+requests/s, rows/s, p50/p95/p99, errors, wrk's CPU seconds, the server's RSS, and the
+cold start to the first answered /ping. MLflow's server is measured the same way when
+`bench/.mlflow-venv/bin/mlflow` exists (create it with
+`python3 -m venv bench/.mlflow-venv && bench/.mlflow-venv/bin/pip install mlflow lightgbm`);
+otherwise the script says it skipped it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+from core import data
+from core.model import load_model
+from core.workspace import open_workspace
+
+HERE = Path(__file__).parent
+OUT = HERE / "out" / "serve"
+REPO = HERE.parent
+DURATION = "5s"
+
+
+def build_project() -> Path:
+    project = OUT / "project"
+    shutil.rmtree(project, ignore_errors=True)
+    (project / "data").mkdir(parents=True)
+    config = (REPO / "sample_data" / "churn" / "mlyard.toml").read_text()
+    config = config.replace("[train]\n", "[train]\nnum_boost_round = 100\n"
+                            "early_stopping_rounds = 1000\n")
+    (project / "mlyard.toml").write_text(config)
+    for path in sorted((REPO / "sample_data" / "churn" / "data").glob("*.csv")):
+        shutil.copy(path, project / "data" / path.name)
+    for args in (["ingest", "data"], ["train", "-q"], ["models", "promote", "latest"]):
+        subprocess.run([sys.executable, "-m", "core.cli", *args], cwd=project, check=True,
+                       capture_output=True)
+    return project
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start(command: list[str], cwd: Path, url: str) -> tuple[subprocess.Popen[bytes], float]:
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    while True:
+        try:
+            if httpx.get(f"{url}/ping", timeout=1).status_code == 200:
+                return process, time.perf_counter() - started
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None:
+            raise RuntimeError(f"{command[0]} exited with {process.returncode}")
+        time.sleep(0.02)
+
+
+def load(url: str, body: Path, connections: int, rows: int) -> dict[str, float]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = subprocess.run(
+        ["wrk", f"-t{min(connections, 2)}", f"-c{connections}", f"-d{DURATION}",
+         "-s", str(HERE / "bench_serve.lua"), f"{url}/invocations"],
+        capture_output=True, text=True, env={**os.environ, "WRK_BODY": str(body)}, check=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    per_s = figures["requests"] / figures["seconds"]
+    return {"requests_per_s": round(per_s), "rows_per_s": round(per_s * rows),
+            "p50_ms": round(figures["p50_ms"], 2), "p95_ms": round(figures["p95_ms"], 2),
+            "p99_ms": round(figures["p99_ms"], 2), "errors": figures["errors"],
+            "client_cpu_s": round((after.ru_utime + after.ru_stime)
+                                  - (before.ru_utime + before.ru_stime), 2)}
+
+
+def measure_server(name: str, command: list[str], cwd: Path, url: str,
+                   bodies: dict[int, Path]) -> dict[str, object]:
+    process, cold = start(command, cwd, url)
+    try:
+        figures: dict[str, object] = {"cold_start_s": round(cold, 2)}
+        for rows, body in bodies.items():
+            for connections in (1, 8):
+                figures[f"{rows}_rows_c{connections}"] = load(url, body, connections, rows)
+        figures["server_rss_mb"] = round(psutil.Process(process.pid).memory_info().rss / 2**20)
+        return {name: figures}
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def in_process_floor(project: Path) -> dict[str, float]:
+    model = load_model(open_workspace(project), "champion")
+    frame = data.load_versions(open_workspace(project)).head(1)
+    features = model.booster
+    from core.features import encode
+
+    row = encode(frame, model.spec)
+    calls, started = 0, time.perf_counter()
+    while time.perf_counter() - started < 2.0:
+        features.predict(row)
+        calls += 1
+    return {"booster_predict_single_row_calls_per_s": round(calls / 2.0)}
+
+
+def main() -> None:
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: apt-get install wrk")
+    project = build_project()
+    frame = data.load_versions(open_workspace(project))
+    spec = load_model(open_workspace(project), "champion").spec
+    bodies = {}
+    for rows in (1, 100):
+        body = OUT / f"body_{rows}.json"
+        records = frame.head(rows).select(spec.names).to_dicts()
+        body.write_text(json.dumps({"dataframe_records": records}))
+        bodies[rows] = body
+    results: dict[str, object] = {"benchmark": "serve", **in_process_floor(project)}
+    port = free_port()
+    results.update(measure_server(
+        "mlyard", [sys.executable, "-m", "core.cli", "serve", "churn@champion", "--port",
+                   str(port)], project, f"http://127.0.0.1:{port}", bodies))
+    mlflow = HERE / ".mlflow-venv" / "bin" / "mlflow"
+    if mlflow.exists():
+        results["mlflow"] = "not compared yet: the model must first be saved in MLflow's format"
+    else:
+        results["mlflow"] = f"skipped: {mlflow} not found (see this script's docstring)"
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
