@@ -136,6 +136,11 @@ def main() -> None:
     results.update(measure_server(
         "mlyard", [sys.executable, "-m", "core.cli", "serve", "churn@champion", "--port",
                    str(port)], project, f"http://127.0.0.1:{port}", bodies))
+    port = free_port()
+    results.update(measure_server(
+        "mlyard_without_prediction_log",
+        [sys.executable, "-m", "core.cli", "serve", "churn@champion", "--port", str(port),
+         "--no-log"], project, f"http://127.0.0.1:{port}", bodies))
     mlflow = HERE / ".mlflow-venv" / "bin" / "mlflow"
     if mlflow.exists():
         results["mlflow"] = "not compared yet: the model must first be saved in MLflow's format"

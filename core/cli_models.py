@@ -242,9 +242,10 @@ def import_(obj: Context, source: Path, as_json: bool) -> None:
 @click.option("--insecure", is_flag=True, help="Allow a non-loopback host without a token.")
 @click.option("--max-body", default=10 * 1024 * 1024, show_default=True, type=int,
               help="Largest request body in bytes (larger: 413).")
+@click.option("--no-log", is_flag=True, help="Do not log predictions (monitoring sees none).")
 @click.pass_obj
 def serve(obj: Context, model: str, host: str, port: int, workers: int, token: str | None,
-          insecure: bool, max_body: int) -> None:
+          insecure: bool, max_body: int, no_log: bool) -> None:
     """Serve MODEL (a version or an alias, e.g. churn@champion) over MLflow's protocol."""
     import os
 
@@ -257,14 +258,16 @@ def serve(obj: Context, model: str, host: str, port: int, workers: int, token: s
     output.stderr.print(f"serving {version.model}/{version.version} ({model}) on "
                         f"http://{host}:{port}/invocations", markup=False)
     if workers > 1:
+        if no_log:
+            raise UsageError("--no-log works with one worker only")
         os.environ.update({"MLYARD_SERVE_MODEL": model, "MLYARD_SERVE_TOKEN": token or "",
                            "MLYARD_SERVE_MAX_BODY": str(max_body),
                            "MLYARD_WORKSPACE": str(obj.ws.root)})
         uvicorn.run("core.serve:app_from_env", factory=True, host=host, port=port,
                     workers=workers, log_level="warning")
         return
-    uvicorn.run(create_app(obj.ws, model, token, max_body), host=host, port=port,
-                log_level="warning")
+    uvicorn.run(create_app(obj.ws, model, token, max_body, log_predictions=not no_log),
+                host=host, port=port, log_level="warning")
 
 
 @click.command()

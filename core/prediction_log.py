@@ -23,8 +23,10 @@ Prediction = tuple[str, float, str, int, int, dict[str, Any], Any]
 
 
 class PredictionLog:
-    def __init__(self, catalog: Catalog, flush_interval: float = 1.0) -> None:
+    def __init__(self, catalog: Catalog, flush_interval: float = 1.0,
+                 enabled: bool = True) -> None:
         self.catalog = catalog
+        self.enabled = enabled
         self.flush_interval = flush_interval
         self._rows: list[Prediction] = []
         self._guard = threading.Lock()
@@ -37,6 +39,8 @@ class PredictionLog:
         self._thread.start()
 
     def add(self, rows: list[Prediction]) -> None:
+        if not self.enabled:
+            return
         with self._guard:
             self._rows.extend(rows)
 

@@ -83,10 +83,11 @@ class ModelHolder:
 
 
 def create_app(ws: Workspace, ref: str, token: str | None = None,
-               max_body: int = DEFAULT_MAX_BODY, poll_interval: float = 1.0) -> Starlette:
+               max_body: int = DEFAULT_MAX_BODY, poll_interval: float = 1.0,
+               log_predictions: bool = True) -> Starlette:
     """The scoring app for model `ref` (a version or an alias)."""
     holder = ModelHolder(ws, ref, poll_interval)
-    predictions = PredictionLog(ws.catalog)
+    predictions = PredictionLog(ws.catalog, enabled=log_predictions)
     stats = _Stats()
 
     async def invocations(request: Request) -> Response:

@@ -168,8 +168,8 @@ MIGRATIONS: list[tuple[str, str]] = [
             model VARCHAR NOT NULL,
             version INTEGER NOT NULL,
             row_index INTEGER NOT NULL,
-            inputs JSON NOT NULL,
-            output JSON NOT NULL
+            inputs VARCHAR NOT NULL,  -- JSON text; not the JSON type, which parses on insert
+            output VARCHAR NOT NULL
         );
         """,
     ),
