@@ -48,7 +48,8 @@ def cli(ctx: click.Context, directory: Path | None, workspace: Path | None) -> N
 
 
 @cli.command()
-@click.option("--screen", type=click.Choice(["dashboard", "runs", "datasets", "models"]),
+@click.option("--screen",
+              type=click.Choice(["dashboard", "runs", "datasets", "models", "serving"]),
               default="dashboard", help="The screen to open on.")
 @click.option("--no-mouse", is_flag=True, help="Ignore the mouse (plain SSH terminals).")
 @click.pass_obj

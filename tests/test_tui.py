@@ -31,6 +31,7 @@ from tui.screens.help import HelpScreen
 from tui.screens.models import ModelsScreen
 from tui.screens.run_detail import RunDetailScreen
 from tui.screens.runs import RunsScreen
+from tui.screens.serving import ServingScreen
 
 SIZES = [(100, 30), (80, 24)]
 
@@ -95,6 +96,7 @@ SCREENS = {
     "models": ("4",),
     "promote_confirm": ("4", "down", "p"),
     "help": ("2", "question_mark"),
+    "serving": ("5",),
 }
 
 
@@ -210,7 +212,8 @@ async def test_run_detail_shows_importance_and_record(project: Path) -> None:
 def test_every_binding_has_words_and_a_palette_command(project: Path) -> None:
     app = make_app(project)
     screens: list[type[AreaScreen]] = [DashboardScreen, RunsScreen, DatasetsScreen,
-                                       ModelsScreen, CompareScreen, RunDetailScreen]
+                                       ModelsScreen, CompareScreen, RunDetailScreen,
+                                       ServingScreen]
     for owner in [MlyardApp, *screens, Confirm, HelpScreen]:
         for binding in owner.BINDINGS:
             assert isinstance(binding, Binding)
@@ -277,3 +280,38 @@ async def test_note_and_tag_are_saved_on_the_run(project: Path) -> None:
         assert any("expected KEY=VALUE" in n.message for n in app._notifications)
     tags = runs.show_run(open_workspace(project), run_id).run.tags
     assert tags["mlyard.note"] == "looks overfit" and tags["team"] == "growth"
+
+
+@pytest.mark.asyncio
+async def test_serving_screen_starts_watches_and_stops_a_server(project: Path) -> None:
+    import httpx
+
+    from core import data
+    from core.model import load_model
+
+    app = make_app(project)
+    async with app.run_test(size=(100, 30), notifications=True) as pilot:
+        await settle(pilot)
+        await pilot.press("5")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, ServingScreen)
+        await pilot.press("s")
+        await settle(pilot)
+        server = app.server_process
+        assert server is not None and server.alive, [n.message for n in app._notifications]
+        ws = open_workspace(project)
+        spec = load_model(ws, "champion").spec
+        records = data.load_versions(ws).head(3).select(spec.names).to_dicts()
+        answer = httpx.post(f"{server.url}/invocations", json={"instances": records})
+        assert answer.status_code == 200
+        await pilot.pause(1.6)  # the server's prediction log flushes about once a second
+        screen._poll(ws, server.url)
+        await settle(pilot)
+        stats = screen.latest_stats
+        assert stats is not None and stats.requests == 1 and stats.rows == 3
+        assert stats.errors == 0 and stats.model_version == 1 and stats.p50_ms is not None
+        assert screen.query_one("#serving-predictions", DataTable).row_count == 3
+        await pilot.press("x")
+        await settle(pilot)
+        assert app.server_process is None and not server.alive

@@ -15,6 +15,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from core.errors import MlyardError
+from core.serving import ServerProcess
 from core.workspace import Workspace
 from tui.screens.base import AreaScreen
 from tui.screens.dashboard import DashboardScreen
@@ -22,13 +23,14 @@ from tui.screens.datasets import DatasetsScreen
 from tui.screens.help import HelpScreen
 from tui.screens.models import ModelsScreen
 from tui.screens.runs import RunsScreen
+from tui.screens.serving import ServingScreen
 
 
 class MlyardApp(App[None]):
     CSS_PATH = Path(__file__).parent / "app.tcss"
     TITLE = "mlyard"
     MODES = {"dashboard": DashboardScreen, "runs": RunsScreen, "datasets": DatasetsScreen,
-             "models": ModelsScreen}
+             "models": ModelsScreen, "serving": ServingScreen}
     DEFAULT_MODE = "dashboard"
     BINDINGS = [
         Binding("1", "switch_mode('dashboard')", "Dashboard",
@@ -39,6 +41,8 @@ class MlyardApp(App[None]):
                 tooltip="Dataset versions, profiles and quarantine.", id="app.datasets"),
         Binding("4", "switch_mode('models')", "Models",
                 tooltip="Model versions, aliases, promotion.", id="app.models"),
+        Binding("5", "switch_mode('serving')", "Serving",
+                tooltip="Start, stop and watch a scoring server.", id="app.serving"),
         Binding("question_mark,f1", "help", "Help", tooltip="Every key on this screen.",
                 id="app.help"),
         Binding("q", "quit", "Quit", tooltip="Leave mlyard.", id="app.quit"),
@@ -50,11 +54,16 @@ class MlyardApp(App[None]):
         if screen not in self.MODES:
             raise ValueError(f"unknown screen {screen!r}; one of {', '.join(self.MODES)}")
         self.initial_screen = screen
+        self.server_process: ServerProcess | None = None
 
     def on_mount(self) -> None:
         self.sub_title = self.ws.project
         if self.initial_screen != self.DEFAULT_MODE:
             self.switch_mode(self.initial_screen)
+
+    def on_unmount(self) -> None:
+        if self.server_process is not None:
+            self.server_process.stop()
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(list(self.BINDINGS), self.screen))

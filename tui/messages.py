@@ -11,6 +11,7 @@ from core.compare import Comparison
 from core.overview import Overview
 from core.registry import ModelDetail
 from core.runs import RunDetail, RunsPage
+from core.serving import ServerProcess, ServerStats
 
 
 @dataclass
@@ -78,3 +79,18 @@ class ModelsLoaded(Message):
 class GatesLoaded(Message):
     detail: ModelDetail
     gates: list[Any]
+
+
+@dataclass
+class ServerStarted(Message):
+    process: ServerProcess
+
+
+@dataclass
+class ServingLoaded(Message):
+    stats: ServerStats
+    predictions: list[Any]
+    at: float  # monotonic time of the reading, for requests per second
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, ServingLoaded)

@@ -46,8 +46,8 @@ versions and quarantined files. It refreshes every few seconds.
                                 ("ops-panel", "Serving · schedules · drift")):
             self.query_one(f"#{panel_id}", Static).border_title = title
         self.query_one("#ops-panel", Static).update(
-            "Not set up yet: serving, schedules and drift monitoring arrive with their "
-            "own screens.")
+            "Serving: press 5 to start, stop and watch a scoring server. Schedules and "
+            "drift monitoring arrive with their own screens.")
         self.reload()
         self.set_interval(5.0, self.reload)
 

@@ -1,0 +1,153 @@
+"""Start and stop a scoring server for a model or alias, and watch it live."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rich.table import Table
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import DataTable, Footer, Header, Input, Static
+
+from core import serving
+from core.serving import ServerProcess
+from core.workspace import Workspace
+from tui.format import number, when
+from tui.messages import ServerStarted, ServingLoaded
+from tui.screens.base import AreaScreen
+from tui.widgets.tables import fill
+
+
+class ServingScreen(AreaScreen):
+    AREA = "serving"
+    AUTO_FOCUS = "#serving-predictions"
+    CSS_PATH = Path(__file__).parent / "serving.tcss"
+    HELP = """\
+## Serving
+`s` starts `mlyard serve` on 127.0.0.1 for the model or alias in the box (`e` to edit
+it), `x` stops it. While it runs: its URL, requests per second, latency percentiles,
+errors and the last predictions it logged. The server keeps following its alias.
+"""
+    BINDINGS = [
+        Binding("s", "start", "Start", tooltip="Serve the model or alias in the box.",
+                id="serving.start"),
+        Binding("x", "stop", "Stop", tooltip="Stop the server.", id="serving.stop"),
+        Binding("e", "edit", "Edit model", tooltip="Type the model or alias to serve.",
+                id="serving.edit"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last: tuple[float, float] | None = None  # (time, requests) at the last poll
+        self.latest_stats: serving.ServerStats | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="serving-form"):
+            yield Static("model:", id="serving-label")
+            yield Input(value="champion", id="serving-ref")
+        yield Static(id="serving-status")
+        yield Static(id="serving-stats")
+        yield DataTable(id="serving-predictions", cursor_type="row")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#serving-predictions", DataTable).border_title = "Last predictions"
+        self._show_status()
+        self.set_interval(1.0, self._poll_if_running)
+
+    @property
+    def server(self) -> ServerProcess | None:
+        process: ServerProcess | None = getattr(self.app, "server_process", None)
+        return process
+
+    def action_edit(self) -> None:
+        self.query_one("#serving-ref", Input).focus()
+
+    @on(Input.Submitted, "#serving-ref")
+    def start_from_box(self) -> None:
+        self.query_one("#serving-predictions", DataTable).focus()
+        self.action_start()
+
+    def action_start(self) -> None:
+        if self.server is not None and self.server.alive:
+            self.notify("A server is already running; stop it first (x).", severity="warning")
+            return
+        ref = self.query_one("#serving-ref", Input).value.strip() or "champion"
+        self.query_one("#serving-status", Static).update(f"starting {ref} ...")
+        self._start(self.ws, ref)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="serving-start",
+          description="Starting the server")
+    def _start(self, ws: Workspace, ref: str) -> None:
+        process = ServerProcess(ws, ref)
+        try:
+            process.wait_ready()
+        except BaseException:
+            process.stop()
+            self.app.call_from_thread(self._show_status)
+            raise
+        self.post_message(ServerStarted(process))
+
+    @on(ServerStarted)
+    def remember_server(self, message: ServerStarted) -> None:
+        self.app.server_process = message.process  # type: ignore[attr-defined]
+        self._last = None
+        self._show_status()
+        self._poll(self.ws, message.process.url)
+
+    def action_stop(self) -> None:
+        if self.server is None:
+            return
+        self.server.stop()
+        self.app.server_process = None  # type: ignore[attr-defined]
+        self._show_status()
+
+    def _poll_if_running(self) -> None:
+        if self.server is not None and self.server.alive:
+            self._poll(self.ws, self.server.url)
+        elif self.server is not None:
+            self.app.server_process = None  # type: ignore[attr-defined]
+            self.notify("The server stopped.", severity="warning")
+            self._show_status()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="serving-poll",
+          description="Reading server figures")
+    def _poll(self, ws: Workspace, url: str) -> None:
+        self.post_message(ServingLoaded(serving.fetch_stats(url),
+                                        serving.recent_predictions(ws, 20), time.monotonic()))
+
+    @on(ServingLoaded)
+    def show_figures(self, message: ServingLoaded) -> None:
+        stats = message.stats
+        self.latest_stats = stats
+        rate = None
+        if self._last is not None and message.at > self._last[0]:
+            rate = (stats.requests - self._last[1]) / (message.at - self._last[0])
+        self._last = (message.at, stats.requests)
+        table = Table(box=None, show_header=False)
+        table.add_column(style="bold")
+        table.add_column()
+        for label, value in (("version", number(stats.model_version)),
+                             ("requests", f"{stats.requests:,.0f}"),
+                             ("requests/s", "-" if rate is None else f"{rate:,.1f}"),
+                             ("errors", f"{stats.errors:,.0f}"),
+                             ("rows scored", f"{stats.rows:,.0f}"),
+                             ("latency p50 / p95 / p99", " / ".join(
+                                 "-" if v is None else f"{v:.1f} ms"
+                                 for v in (stats.p50_ms, stats.p95_ms, stats.p99_ms)))):
+            table.add_row(label, value)
+        self.query_one("#serving-stats", Static).update(table)
+        fill(self.query_one("#serving-predictions", DataTable),
+             ["time", "request", "version", "row", "output", "inputs"],
+             [(when(ts), request_id[:8], version, row, output[:24], inputs[:60])
+              for request_id, ts, version, row, inputs, output in message.predictions])
+
+    def _show_status(self) -> None:
+        server = self.server
+        text = (f"serving {server.ref} at {server.url}/invocations" if server and server.alive
+                else "No server running. Press s to serve the model in the box.")
+        self.query_one("#serving-status", Static).update(text)
