@@ -3,8 +3,9 @@
     .venv/bin/python -m bench.bench_serve
 
 A 100-tree LightGBM model on the churn sample. `mlyard serve` runs as its own process on
-127.0.0.1; Debian's `wrk` (compiled, so the client is not the limit) posts single-row
-and 100-row `dataframe_records` bodies at concurrency 1 and 8 for 5 s each. Reported:
+127.0.0.1 (with and without its prediction log); Debian's `wrk` (compiled, so the client
+is not the limit) posts single-row and 100-row `dataframe_records` bodies at
+concurrency 1 and 8 for 5 s each. Reported:
 requests/s, rows/s, p50/p95/p99, errors, wrk's CPU seconds, the server's RSS, and the
 cold start to the first answered /ping. MLflow's server is measured the same way when
 `bench/.mlflow-venv/bin/mlflow` exists (create it with
@@ -25,9 +26,11 @@ import time
 from pathlib import Path
 
 import httpx
+import polars as pl
 import psutil
 
 from core import data
+from core.features import FeatureSpec, encode
 from core.model import load_model
 from core.workspace import open_workspace
 
@@ -61,8 +64,10 @@ def free_port() -> int:
 
 def start(command: list[str], cwd: Path, url: str) -> tuple[subprocess.Popen[bytes], float]:
     started = time.perf_counter()
+    # MLflow starts uvicorn by name, so its venv's bin must come first on PATH.
+    path = f"{Path(command[0]).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+                               stderr=subprocess.DEVNULL, env={**os.environ, "PATH": path})
     while True:
         try:
             if httpx.get(f"{url}/ping", timeout=1).status_code == 200:
@@ -107,14 +112,10 @@ def measure_server(name: str, command: list[str], cwd: Path, url: str,
 
 def in_process_floor(project: Path) -> dict[str, float]:
     model = load_model(open_workspace(project), "champion")
-    frame = data.load_versions(open_workspace(project)).head(1)
-    features = model.booster
-    from core.features import encode
-
-    row = encode(frame, model.spec)
+    row = encode(data.load_versions(open_workspace(project)).head(1), model.spec)
     calls, started = 0, time.perf_counter()
     while time.perf_counter() - started < 2.0:
-        features.predict(row)
+        model.booster.predict(row)
         calls += 1
     return {"booster_predict_single_row_calls_per_s": round(calls / 2.0)}
 
@@ -143,10 +144,40 @@ def main() -> None:
          "--no-log"], project, f"http://127.0.0.1:{port}", bodies))
     mlflow = HERE / ".mlflow-venv" / "bin" / "mlflow"
     if mlflow.exists():
-        results["mlflow"] = "not compared yet: the model must first be saved in MLflow's format"
+        results.update(measure_mlflow(project, mlflow, frame, spec))
     else:
         results["mlflow"] = f"skipped: {mlflow} not found (see this script's docstring)"
     print(json.dumps(results))
+
+
+def measure_mlflow(project: Path, mlflow: Path, frame: pl.DataFrame,
+                   spec: FeatureSpec) -> dict[str, object]:
+    """The same model and rows through `mlflow models serve --env-manager local`.
+
+    MLflow's LightGBM flavour takes the booster's numeric inputs, so its bodies carry the
+    category codes mlyard would compute; the rows and the model are the same.
+    """
+    model = load_model(open_workspace(project), "champion")
+    saved = OUT / "mlflow-model"
+    shutil.rmtree(saved, ignore_errors=True)
+    subprocess.run([str(mlflow.parent / "python"), str(HERE / "mlflow_save.py"),
+                    str(open_workspace(project).objects.path_for(model.version.model_hash)),
+                    str(saved)], check=True, capture_output=True)
+    bodies = {}
+    for rows in (1, 100):
+        encoded = encode(frame.head(rows), spec)
+        body = OUT / f"mlflow_body_{rows}.json"
+        body.write_text(json.dumps({"dataframe_records": [
+            dict(zip(spec.names, map(_finite, row), strict=True)) for row in encoded.tolist()]}))
+        bodies[rows] = body
+    port = free_port()
+    return measure_server("mlflow", [str(mlflow), "models", "serve", "-m", str(saved),
+                                     "--env-manager", "local", "-h", "127.0.0.1", "-p",
+                                     str(port)], OUT, f"http://127.0.0.1:{port}", bodies)
+
+
+def _finite(value: float) -> float | None:
+    return None if value != value else value
 
 
 if __name__ == "__main__":
