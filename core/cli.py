@@ -19,6 +19,7 @@ from core import data as data_api
 from core.cli_common import JSON_OPTION, Context, Group
 from core.cli_models import check, export, import_, models, predict, reproduce, serve, train
 from core.errors import IngestRefused
+from core.humanize import describe_change
 from core.ingest import ingest_file
 from core.scaffold import data_files, init_project
 
@@ -174,24 +175,7 @@ def data_diff(obj: Context, old: str, new: str, as_json: bool) -> None:
         output.stdout.print(f"column {name}: type {before} -> {after}", markup=False)
     output.print_table(["column", "missing", "change"],
                        [(name, f"{c['null_rate'][0]:.1%} -> {c['null_rate'][1]:.1%}",
-                         _describe_change(c)) for name, c in changes["columns"].items()])
-
-
-def _describe_change(change: dict[str, Any]) -> str:
-    parts = []
-    if "mean" in change:
-        before, after = change["mean"]
-        shift = change.get("mean_shift_in_std")
-        parts.append(f"mean {output.fmt(before)} -> {output.fmt(after)}"
-                     + (f" ({shift:+.2f} sd)" if shift is not None else ""))
-    if "largest_share_change" in change:
-        value, before, after = change["largest_share_change"]
-        if abs(after - before) >= 0.005:
-            parts.append(f"{value} {before:.1%} -> {after:.1%}")
-    for label in ("top_added", "top_removed"):
-        if change.get(label):
-            parts.append(f"{label.split('_')[1]}: {', '.join(change[label][:5])}")
-    return "; ".join(parts)
+                         describe_change(c)) for name, c in changes["columns"].items()])
 
 
 @cli.group("runs")

@@ -6,12 +6,15 @@ import dataclasses
 import json
 import math
 import sys
-import time
 from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+
+from core.humanize import duration, number, when
+
+__all__ = ["duration", "fmt", "jsonable", "print_json", "print_table", "when"]
 
 stdout = Console(highlight=False, soft_wrap=True)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -51,26 +54,4 @@ def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: st
     stdout.print(table)
 
 
-def fmt(value: Any) -> str:
-    """A compact cell: floats to 4 significant digits, None as a dash."""
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
-def when(ts: float | None, short: bool = False) -> str:
-    pattern = "%m-%d %H:%M" if short else "%Y-%m-%d %H:%M"
-    return "-" if ts is None else time.strftime(pattern, time.localtime(ts))
-
-
-def duration(start: float, end: float | None) -> str:
-    if end is None:
-        return "-"
-    seconds = max(0.0, end - start)
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+fmt = number

@@ -1,43 +1,30 @@
-"""Small text helpers shared by the screens: numbers, statuses, sparklines."""
+"""Small text helpers shared by the screens: statuses, sparklines, downsampling.
+
+Numbers, times and durations come from core.humanize, as in the CLI."""
 
 from __future__ import annotations
 
 import math
-import time
 
 from rich.text import Text
+
+from core import humanize
+from core.humanize import duration, number
+
+__all__ = ["downsample", "duration", "number", "sparkline", "status", "when"]
 
 BARS = "▁▂▃▄▅▆▇█"
 STATUS_STYLE = {"running": "bold cyan", "finished": "green", "failed": "red",
                 "crashed": "bold red"}
 
 
-def number(value: object) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "NaN"
-        return f"{value:.4g}"
-    return str(value)
+def when(ts: float | None) -> str:
+    """Month, day and time: screens are narrow and runs are recent."""
+    return humanize.when(ts, short=True)
 
 
 def status(value: str) -> Text:
     return Text(value, style=STATUS_STYLE.get(value, ""))
-
-
-def when(ts: float | None) -> str:
-    return "-" if ts is None else time.strftime("%m-%d %H:%M", time.localtime(ts))
-
-
-def duration(start: float, end: float | None) -> str:
-    if end is None:
-        return "-"
-    seconds = max(0.0, end - start)
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes}m{secs:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
 
 
 def sparkline(counts: list[int] | list[float]) -> str:

@@ -15,6 +15,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
 from core import data, quarantine
+from core.humanize import describe_change
 from core.workspace import Workspace
 from tui.format import number, sparkline
 from tui.messages import DatasetsLoaded, DiffLoaded, ProfileLoaded
@@ -168,15 +169,6 @@ def _diff_table(message: DiffLoaded) -> Table:
     for name, (before, after) in changes["retyped"].items():
         table.add_row(name, "", f"type {before} -> {after}")
     for name, change in changes["columns"].items():
-        parts = []
-        if "mean" in change and change["mean"][0] is not None:
-            shift = change.get("mean_shift_in_std")
-            parts.append(f"mean {number(change['mean'][0])} -> {number(change['mean'][1])}"
-                         + (f" ({shift:+.2f} sd)" if shift is not None else ""))
-        if "largest_share_change" in change:
-            value, before_share, after_share = change["largest_share_change"]
-            if abs(after_share - before_share) >= 0.005:
-                parts.append(f"{value} {before_share:.1%} -> {after_share:.1%}")
         before_nulls, after_nulls = change["null_rate"]
-        table.add_row(name, f"{before_nulls:.1%} -> {after_nulls:.1%}", "; ".join(parts))
+        table.add_row(name, f"{before_nulls:.1%} -> {after_nulls:.1%}", describe_change(change))
     return table

@@ -1,0 +1,51 @@
+"""Short human forms of numbers, times and changes, shared by the CLI and the UI."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+
+def number(value: object) -> str:
+    """Floats to 4 significant digits, None as a dash."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return "NaN" if math.isnan(value) else f"{value:.4g}"
+    return str(value)
+
+
+def when(ts: float | None, short: bool = False) -> str:
+    pattern = "%m-%d %H:%M" if short else "%Y-%m-%d %H:%M"
+    return "-" if ts is None else time.strftime(pattern, time.localtime(ts))
+
+
+def duration(start: float, end: float | None) -> str:
+    if end is None:
+        return "-"
+    seconds = max(0.0, end - start)
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def describe_change(change: dict[str, Any]) -> str:
+    """One line for a column's profile change: mean shift, biggest category move, new
+    and vanished values."""
+    parts = []
+    if "mean" in change and change["mean"][0] is not None:
+        before, after = change["mean"]
+        shift = change.get("mean_shift_in_std")
+        parts.append(f"mean {number(before)} -> {number(after)}"
+                     + (f" ({shift:+.2f} sd)" if shift is not None else ""))
+    if "largest_share_change" in change:
+        value, before, after = change["largest_share_change"]
+        if abs(after - before) >= 0.005:
+            parts.append(f"{value} {before:.1%} -> {after:.1%}")
+    for label in ("top_added", "top_removed"):
+        if change.get(label):
+            parts.append(f"{label.split('_')[1]}: {', '.join(change[label][:5])}")
+    return "; ".join(parts)
