@@ -1,4 +1,6 @@
-"""The prediction log: every scored row, written for monitoring without slowing scoring.
+"""The prediction log: every scored request, written for monitoring without slowing
+scoring. One record per request holds all its rows, so logging cost follows requests,
+not rows.
 
 A request appends to memory and returns; a background thread writes batches about once
 a second, into the catalog when it is free and into the spool when another process
@@ -11,6 +13,7 @@ import threading
 from typing import Any
 
 import orjson
+import polars as pl
 import pyarrow as pa
 
 from storage import spool
@@ -18,8 +21,9 @@ from storage.catalog import Catalog
 from storage.errors import MlyardError
 from storage.predictions_store import PREDICTION_SCHEMA, insert_predictions
 
-# request id, timestamp, model, version, row in the request, inputs, output
-Prediction = tuple[str, float, str, int, int, dict[str, Any], Any]
+# One scored request: request id, timestamp, model, version, its typed feature rows
+# (columnar, so a busy server holds arrays rather than one dict per row), outputs.
+Prediction = tuple[str, float, str, int, pl.DataFrame, list[Any]]
 
 
 class PredictionLog:
@@ -75,11 +79,11 @@ class PredictionLog:
 
 
 def _table(rows: list[Prediction]) -> pa.Table:
-    request_ids, stamps, models, versions, indexes, inputs, outputs = zip(*rows, strict=True)
+    request_ids, stamps, models, versions, inputs, outputs = zip(*rows, strict=True)
     return pa.table([
         pa.array(request_ids, pa.string()), pa.array(stamps, pa.float64()),
         pa.array(models, pa.string()), pa.array(versions, pa.int32()),
-        pa.array(indexes, pa.int32()),
-        pa.array([orjson.dumps(v).decode() for v in inputs], pa.string()),
+        pa.array([len(v) for v in outputs], pa.int32()),
+        pa.array([frame.write_json() for frame in inputs], pa.string()),
         pa.array([orjson.dumps(v).decode() for v in outputs], pa.string()),
     ], schema=PREDICTION_SCHEMA)

@@ -163,8 +163,7 @@ async def _score(request: Request, holder: ModelHolder, predictions: PredictionL
     request_id = uuid.uuid4().hex
     now = time.time()
     version = model.version
-    predictions.add([(request_id, now, version.model, version.version, i, row, value)
-                     for i, (row, value) in enumerate(zip(rows, values, strict=True))])
+    predictions.add([(request_id, now, version.model, version.version, frame, values)])
     return Response(orjson.dumps({"predictions": values}), media_type="application/json",
                     headers={"x-request-id": request_id, "x-mlyard-rows": str(len(values)),
                              "x-mlyard-model-version": str(version.version)})

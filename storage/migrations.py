@@ -167,9 +167,11 @@ MIGRATIONS: list[tuple[str, str]] = [
             ts DOUBLE NOT NULL,
             model VARCHAR NOT NULL,
             version INTEGER NOT NULL,
-            row_index INTEGER NOT NULL,
-            inputs VARCHAR NOT NULL,  -- JSON text; not the JSON type, which parses on insert
-            output VARCHAR NOT NULL
+            rows INTEGER NOT NULL,
+            -- JSON arrays, one element per scored row, as text: the JSON type would
+            -- parse every value on insert, on the serving hot path
+            inputs VARCHAR NOT NULL,
+            outputs VARCHAR NOT NULL
         );
         """,
     ),

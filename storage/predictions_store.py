@@ -13,9 +13,9 @@ PREDICTION_SCHEMA = pa.schema(
         ("ts", pa.float64()),
         ("model", pa.string()),
         ("version", pa.int32()),
-        ("row_index", pa.int32()),
+        ("rows", pa.int32()),
         ("inputs", pa.string()),
-        ("output", pa.string()),
+        ("outputs", pa.string()),
     ]
 )
 
@@ -30,12 +30,14 @@ def insert_predictions(con: Connection, batch: pa.Table) -> None:
 
 def recent_predictions(con: Connection, model: str,
                        limit: int) -> list[tuple[str, float, int, int, str, str]]:
-    """The newest logged predictions: (request id, ts, version, row, inputs, output)."""
+    """The newest logged requests: (request id, ts, version, rows, inputs, outputs)."""
     return con.execute(
-        "SELECT request_id, ts, version, row_index, inputs, output FROM predictions "
-        "WHERE model = ? ORDER BY ts DESC, row_index LIMIT ?", [model, limit]).fetchall()
+        "SELECT request_id, ts, version, rows, inputs, outputs FROM predictions "
+        "WHERE model = ? ORDER BY ts DESC LIMIT ?", [model, limit]).fetchall()
 
 
 def count_predictions(con: Connection, model: str) -> int:
-    row = con.execute("SELECT count(*) FROM predictions WHERE model = ?", [model]).fetchone()
+    """Rows scored, over every logged request."""
+    row = con.execute("SELECT coalesce(sum(rows), 0) FROM predictions WHERE model = ?",
+                      [model]).fetchone()
     return int(row[0]) if row else 0

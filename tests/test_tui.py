@@ -311,7 +311,8 @@ async def test_serving_screen_starts_watches_and_stops_a_server(project: Path) -
         stats = screen.latest_stats
         assert stats is not None and stats.requests == 1 and stats.rows == 3
         assert stats.errors == 0 and stats.model_version == 1 and stats.p50_ms is not None
-        assert screen.query_one("#serving-predictions", DataTable).row_count == 3
+        logged = screen.query_one("#serving-predictions", DataTable)
+        assert logged.row_count == 1 and logged.get_row_at(0)[3] == 3
         await pilot.press("x")
         await settle(pilot)
         assert app.server_process is None and not server.alive

@@ -29,7 +29,7 @@ class ServingScreen(AreaScreen):
 ## Serving
 `s` starts `mlyard serve` on 127.0.0.1 for the model or alias in the box (`e` to edit
 it), `x` stops it. While it runs: its URL, requests per second, latency percentiles,
-errors and the last predictions it logged. The server keeps following its alias.
+errors and the last requests it logged. The server keeps following its alias.
 """
     BINDINGS = [
         Binding("s", "start", "Start", tooltip="Serve the model or alias in the box.",
@@ -142,9 +142,9 @@ errors and the last predictions it logged. The server keeps following its alias.
             table.add_row(label, value)
         self.query_one("#serving-stats", Static).update(table)
         fill(self.query_one("#serving-predictions", DataTable),
-             ["time", "request", "version", "row", "output", "inputs"],
-             [(when(ts), request_id[:8], version, row, output[:24], inputs[:60])
-              for request_id, ts, version, row, inputs, output in message.predictions])
+             ["time", "request", "version", "rows", "outputs", "inputs"],
+             [(when(ts), request_id[:8], version, count, outputs[:24], inputs[:60])
+              for request_id, ts, version, count, inputs, outputs in message.predictions])
 
     def _show_status(self) -> None:
         server = self.server
