@@ -261,3 +261,34 @@ def test_predict_file_round_trip(trained: Path, tmp_path: Path,
 def test_no_client_input_gets_a_500(server: Server, body: bytes, content_type: str) -> None:
     answer = post(server, body, content_type)
     assert answer.status_code < 500, answer.text
+
+
+def test_several_workers_serve_the_same_model(trained: Path) -> None:
+    import subprocess
+    import sys
+
+    from core.serving import free_port
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "core.cli", "serve", "champion",
+                               "--port", str(port), "--workers", "2"], cwd=trained,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/ping", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline and server.poll() is None
+            time.sleep(0.1)
+        body = {"instances": features_of(rows(trained, 2), trained).to_dicts()}
+        answers = [httpx.post(f"{url}/invocations", json=body, timeout=30) for _ in range(10)]
+        assert {a.status_code for a in answers} == {200}
+        assert np.allclose(answers[0].json()["predictions"],
+                           expected(trained, features_of(rows(trained, 2), trained)))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
