@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -41,6 +42,33 @@ def good_csv() -> str:
     """The first rows of the first sample batch: a file that meets the contract."""
     lines = (SAMPLE_CHURN / "data" / "churn_2026_01.csv").read_text().splitlines()
     return "\n".join(lines[: GOOD_ROWS + 1]) + "\n"
+
+
+SAMPLES = REPO / "sample_data"
+
+
+def sample_project(tmp_path: Path, name: str, batches: int = 2) -> Path:
+    """A copy of a sample project with its first batches ingested, as cwd."""
+    project = tmp_path / name
+    (project / "data").mkdir(parents=True)
+    shutil.copy(SAMPLES / name / "mlyard.toml", project / "mlyard.toml")
+    for path in sorted((SAMPLES / name / "data").glob("*.csv"))[:batches]:
+        shutil.copy(path, project / "data" / path.name)
+    return project
+
+
+@pytest.fixture
+def churn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    project = sample_project(tmp_path, "churn")
+    monkeypatch.chdir(project)
+    assert mlyard("ingest", "data").exit_code == 0
+    return project
+
+
+def train_json(*args: str) -> dict:  # type: ignore[type-arg]
+    result = mlyard("train", "--json", *args)
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
 
 
 def mlyard(*args: str) -> Result:

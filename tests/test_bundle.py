@@ -15,8 +15,7 @@ import pytest
 from core import data, runs
 from core.model import load_model
 from core.workspace import open_workspace
-from tests.conftest import SAMPLE_CHURN, mlyard
-from tests.test_train import sample_project, train_json
+from tests.conftest import SAMPLE_CHURN, mlyard, sample_project, train_json
 
 
 @pytest.fixture

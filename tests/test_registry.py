@@ -6,20 +6,9 @@ import json
 import textwrap
 from pathlib import Path
 
-import pytest
-
 from core import registry
 from core.workspace import open_workspace
-from tests.conftest import mlyard, python_process
-from tests.test_train import sample_project, train_json
-
-
-@pytest.fixture
-def churn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    project = sample_project(tmp_path, "churn")
-    monkeypatch.chdir(project)
-    assert mlyard("ingest", "data").exit_code == 0
-    return project
+from tests.conftest import mlyard, python_process, train_json
 
 
 def set_gates(project: Path, gates: str) -> None:

@@ -23,8 +23,7 @@ from core.model import load_model
 from core.serve import create_app
 from core.workspace import open_workspace
 from storage.predictions_store import count_predictions
-from tests.conftest import mlyard, python_process
-from tests.test_train import sample_project, train_json
+from tests.conftest import mlyard, python_process, sample_project, train_json
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -16,33 +15,7 @@ from core import data, runs
 from core.features import encode
 from core.model import load_model
 from core.workspace import open_workspace
-from tests.conftest import REPO, mlyard
-
-SAMPLES = REPO / "sample_data"
-
-
-def sample_project(tmp_path: Path, name: str, batches: int = 2) -> Path:
-    """A copy of a sample project with its first batches ingested, as cwd."""
-    project = tmp_path / name
-    (project / "data").mkdir(parents=True)
-    shutil.copy(SAMPLES / name / "mlyard.toml", project / "mlyard.toml")
-    for path in sorted((SAMPLES / name / "data").glob("*.csv"))[:batches]:
-        shutil.copy(path, project / "data" / path.name)
-    return project
-
-
-@pytest.fixture
-def churn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    project = sample_project(tmp_path, "churn")
-    monkeypatch.chdir(project)
-    assert mlyard("ingest", "data").exit_code == 0
-    return project
-
-
-def train_json(*args: str) -> dict:  # type: ignore[type-arg]
-    result = mlyard("train", "--json", *args)
-    assert result.exit_code == 0, result.stderr
-    return json.loads(result.stdout)
+from tests.conftest import mlyard, sample_project, train_json
 
 
 @pytest.mark.parametrize(("name", "metrics"), [
