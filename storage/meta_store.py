@@ -25,12 +25,3 @@ def add_event(
         [time.time(), kind, subject, actor, json.dumps(detail)],
     )
 
-
-def list_events(
-    con: Connection, kind: str | None = None, limit: int = 100
-) -> list[tuple[int, float, str, str, str | None, str | None]]:
-    return con.execute(
-        "SELECT event_id, ts, kind, subject, actor, detail FROM events "
-        "WHERE ? IS NULL OR kind = ? ORDER BY event_id DESC LIMIT ?",
-        [kind, kind, limit],
-    ).fetchall()
