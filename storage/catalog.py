@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -113,6 +114,15 @@ class Catalog:
             con.close()
 
 
+# DuckDB keeps pages it read as cache up to its memory limit (by default most of RAM), so
+# one checkpoint over a large prediction log left a serving process holding ~750 MB.
+# The catalog's queries are small; capping the cache keeps every process lean, and a
+# temp directory lets the rare big query spill instead of failing.
+ENGINE_CONFIG = {
+    "memory_limit": "64MB",
+    "temp_directory": str(Path(tempfile.gettempdir()) / f"mlyard-duckdb-{os.getuid()}"),
+}
+
 _engine: tuple[int, duckdb.DuckDBPyConnection] | None = None
 _engine_guard = threading.Lock()
 
@@ -122,7 +132,7 @@ def _engine_cursor() -> Connection:
     global _engine
     with _engine_guard:
         if _engine is None or _engine[0] != os.getpid():
-            _engine = (os.getpid(), duckdb.connect(":memory:"))
+            _engine = (os.getpid(), duckdb.connect(":memory:", config=ENGINE_CONFIG))
         return _engine[1].cursor()
 
 
