@@ -16,6 +16,7 @@ import click
 
 from core import compare, output, runs
 from core import data as data_api
+from core.cli_automation import COMMANDS as AUTOMATION_COMMANDS
 from core.cli_common import JSON_OPTION, Context, Group
 from core.cli_models import check, export, import_, models, predict, reproduce, serve, train
 from core.errors import IngestRefused
@@ -313,7 +314,8 @@ def _version_summary(version: data_api.VersionRecord) -> dict[str, Any]:
             "created_at": version.created_at}
 
 
-for _command in (train, models, check, reproduce, export, import_, serve, predict):
+for _command in (train, models, check, reproduce, export, import_, serve, predict,
+                 *AUTOMATION_COMMANDS):
     cli.add_command(_command)
 
 main = cli

@@ -18,6 +18,7 @@ from core import train as train_api
 from core.cli_common import JSON_OPTION, Context
 from core.errors import UsageError
 from core.gates import GateResult
+from core.jobs import training_slot
 from core.registry import GatesFailed
 
 QUIET_OPTION = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
@@ -37,7 +38,10 @@ def train(obj: Context, datasets: tuple[str, ...], params: tuple[str, ...], seed
           name: str | None, quiet: bool, as_json: bool) -> None:
     """Train LightGBM on dataset versions; log every iteration; store the model."""
     training = train_api.plan(obj.ws, list(datasets), _parse_params(params), seed)
-    with _progress(quiet or as_json) as report:
+    # One training per project at a time: a person waits for a scheduled one to finish.
+    with training_slot(obj.ws, wait=True, who="mlyard train",
+                       on_wait=lambda message: output.stderr.print(message, markup=False)), \
+            _progress(quiet or as_json) as report:
         result = train_api.train(obj.ws, training, name=name, on_iteration=report)
     if as_json:
         output.print_json({"run_id": result.run_id, "best_iteration": result.best_iteration,

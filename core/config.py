@@ -96,6 +96,46 @@ class RegistryConfig(msgspec.Struct, forbid_unknown_fields=True):
     auto_register: bool = True
 
 
+PipelineName = Literal["ingest", "train", "promote"]
+
+
+class AutomationConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """How watchers and schedules behave (`mlyard watch`, `mlyard daemon`).
+
+    settle_seconds: a watched file counts as complete once its size and modification
+        time have not changed for this long.
+    debounce_seconds: after the last new dataset version from a watched folder, wait this
+        long, then run `on_new_data` once for the whole burst.
+    on_new_data: what new data runs: "ingest" (nothing more), "train" (retrain) or
+        "promote" (retrain, then gates, then promote to champion).
+    on_busy: when the project is already training: "skip" (recorded with the reason) or
+        "wait" for it to finish.
+    misfire_grace_seconds: a schedule missed while nothing was running still runs once
+        when it is at most this late.
+    """
+
+    settle_seconds: float = 2.0
+    debounce_seconds: float = 30.0
+    on_new_data: PipelineName = "ingest"
+    on_busy: Literal["skip", "wait"] = "skip"
+    misfire_grace_seconds: float = 3600.0
+
+
+class ScheduleConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """One `[[schedule]]`: a pipeline run by cron expression or at an interval.
+
+    cron: five crontab fields, e.g. "0 2 * * *" (local time).
+    every: an interval such as "90s", "15m", "6h" or "1d".
+    pipeline: "ingest" (the watched folders), "train" (ingest, then retrain) or "promote"
+        (then gates and promotion to champion).
+    """
+
+    name: str
+    cron: str | None = None
+    every: str | None = None
+    pipeline: PipelineName = "train"
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True):
     """The whole file. `gates` maps `min_<metric>`, `max_<metric>`,
     `max_regression_vs_champion` and `require_clean_data` to thresholds."""
@@ -105,6 +145,8 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     train: TrainConfig = msgspec.field(default_factory=TrainConfig)
     registry: RegistryConfig = msgspec.field(default_factory=RegistryConfig)
     gates: dict[str, float | bool] = msgspec.field(default_factory=dict)
+    automation: AutomationConfig = msgspec.field(default_factory=AutomationConfig)
+    schedule: list[ScheduleConfig] = msgspec.field(default_factory=list)
 
     @property
     def dataset_name(self) -> str:
@@ -162,12 +204,15 @@ def _describe(message: str, prefix: str = "") -> str:
         return f"[{where or 'top level'}] has unknown key {what.rsplit(' ', 1)[-1]}"
     if what.startswith("Invalid enum value") and where.endswith(".type"):
         what += f"; expected one of {', '.join(ColumnType.__args__)}"
+    if what.startswith("Invalid enum value") and where.endswith(("on_new_data", "pipeline")):
+        what += f"; expected one of {', '.join(PipelineName.__args__)}"
     if what.startswith("Invalid enum value") and where == "train.task":
         what += f"; expected one of {', '.join(TaskType.__args__)}"
     return f"key {where}: {what}" if where else what
 
 
 def _check_ranges(config: Config, source: str) -> None:
+    _check_automation(config, source)
     for key in ("valid_fraction", "holdout_fraction", "threshold"):
         value = getattr(config.train, key)
         if not 0 < value < 1:
@@ -202,3 +247,17 @@ def _check_ranges(config: Config, source: str) -> None:
             raise ConfigError(
                 f"{source}: key data.columns.{name}: min {column.min} is above max {column.max}"
             )
+
+
+def _check_automation(config: Config, source: str) -> None:
+    for key in ("settle_seconds", "debounce_seconds", "misfire_grace_seconds"):
+        if getattr(config.automation, key) < 0:
+            raise ConfigError(f"{source}: key automation.{key}: expected 0 or more seconds")
+    seen: set[str] = set()
+    for index, entry in enumerate(config.schedule):
+        where = f"{source}: [[schedule]] {entry.name!r} (entry {index + 1})"
+        if entry.name in seen:
+            raise ConfigError(f"{where}: the name is used twice; names must be unique")
+        seen.add(entry.name)
+        if (entry.cron is None) == (entry.every is None):
+            raise ConfigError(f"{where}: set exactly one of `cron` or `every`")

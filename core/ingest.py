@@ -8,6 +8,7 @@ is only ever read.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -154,6 +155,10 @@ def _quarantine(ws: Workspace, path: Path, source_hash: str, reason: str) -> Pat
     """Copy the refused file and its reason into quarantine; the source is left alone."""
     folder = ws.quarantine_dir
     folder.mkdir(parents=True, exist_ok=True)
+    earlier = sorted(folder.glob(f"*-{source_hash[:12]}-{glob.escape(path.name)}"))
+    earlier = [p for p in earlier if not p.name.endswith(".reason.json")]
+    if earlier:  # the same bad bytes again (a watcher restarting): one copy is enough
+        return earlier[0]
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     target = folder / f"{stamp}-{source_hash[:12]}-{path.name}"
     shutil.copyfile(path, target)

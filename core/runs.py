@@ -201,14 +201,14 @@ def reconcile_crashed(con: runs_store.Connection) -> None:
     dead = [
         run_id
         for run_id, pid, run_host, heartbeat in runs_store.running_runs(con)
-        if (run_host == host and pid is not None and not _pid_alive(pid))
+        if (run_host == host and pid is not None and not pid_alive(pid))
         or (run_host != host and now - heartbeat > STALE_HEARTBEAT_S)
     ]
     if dead:
         runs_store.mark_crashed(con, dead)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     if pid == os.getpid():
         return True
     try:

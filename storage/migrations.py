@@ -175,6 +175,49 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "schedules, jobs and the daemon's status",
+        """
+        CREATE TABLE schedules (
+            project VARCHAR NOT NULL,
+            name VARCHAR NOT NULL,
+            cron VARCHAR,
+            every_seconds DOUBLE,
+            pipeline VARCHAR NOT NULL,
+            source VARCHAR NOT NULL,
+            paused BOOLEAN NOT NULL,
+            created_at DOUBLE NOT NULL,
+            last_fire DOUBLE,
+            PRIMARY KEY (project, name)
+        );
+        CREATE SEQUENCE job_ids;
+        CREATE TABLE jobs (
+            job_id BIGINT PRIMARY KEY DEFAULT nextval('job_ids'),
+            project VARCHAR NOT NULL,
+            pipeline_id BIGINT,
+            step VARCHAR NOT NULL,
+            trigger VARCHAR NOT NULL,
+            status VARCHAR NOT NULL,
+            started_at DOUBLE NOT NULL,
+            ended_at DOUBLE,
+            pid INTEGER,
+            host VARCHAR,
+            run_id VARCHAR,
+            detail VARCHAR,
+            error VARCHAR,
+            log_path VARCHAR
+        );
+        CREATE TABLE daemons (
+            project VARCHAR PRIMARY KEY,
+            pid INTEGER NOT NULL,
+            host VARCHAR NOT NULL,
+            started_at DOUBLE NOT NULL,
+            heartbeat DOUBLE NOT NULL,
+            stopped_at DOUBLE,
+            status VARCHAR NOT NULL
+        );
+        """,
+    ),
 ]
 
 
