@@ -51,7 +51,8 @@ def cli(ctx: click.Context, directory: Path | None, workspace: Path | None) -> N
 
 @cli.command()
 @click.option("--screen",
-              type=click.Choice(["dashboard", "runs", "datasets", "models", "serving"]),
+              type=click.Choice(["dashboard", "runs", "datasets", "models", "serving",
+                                 "automation"]),
               default="dashboard", help="The screen to open on.")
 @click.option("--no-mouse", is_flag=True, help="Ignore the mouse (plain SSH terminals).")
 @click.pass_obj

@@ -22,6 +22,7 @@ from core import registry
 from core.workspace import open_workspace
 from tests.tui_workspace import build, use_utc
 from tui.app import MlyardApp
+from tui.screens.automation import AutomationScreen
 from tui.screens.base import AreaScreen
 from tui.screens.compare import CompareScreen
 from tui.screens.dashboard import DashboardScreen
@@ -47,6 +48,9 @@ def project(template: Path, tmp_path: Path) -> Path:
     """A fresh copy per test, since some tests move aliases."""
     copy = tmp_path / "churn"
     shutil.copytree(template, copy)
+    with open_workspace(copy).catalog.session() as con:  # the files now live in the copy
+        con.execute("UPDATE dataset_versions SET source_path = replace(source_path, ?, ?)",
+                    [str(template), str(copy)])
     return copy
 
 
@@ -97,6 +101,7 @@ SCREENS = {
     "promote_confirm": ("4", "down", "p"),
     "help": ("2", "question_mark"),
     "serving": ("5",),
+    "automation": ("6",),
 }
 
 
@@ -213,7 +218,7 @@ def test_every_binding_has_words_and_a_palette_command(project: Path) -> None:
     app = make_app(project)
     screens: list[type[AreaScreen]] = [DashboardScreen, RunsScreen, DatasetsScreen,
                                        ModelsScreen, CompareScreen, RunDetailScreen,
-                                       ServingScreen]
+                                       ServingScreen, AutomationScreen]
     for owner in [MlyardApp, *screens, Confirm, HelpScreen]:
         for binding in owner.BINDINGS:
             assert isinstance(binding, Binding)
@@ -316,3 +321,47 @@ async def test_serving_screen_starts_watches_and_stops_a_server(project: Path) -
         await pilot.press("x")
         await settle(pilot)
         assert app.server_process is None and not server.alive
+
+
+@pytest.mark.asyncio
+async def test_automation_screen_pauses_runs_now_and_shows_the_job_log(project: Path) -> None:
+    import time
+
+    from core import schedules
+
+    app = make_app(project)
+    ws = open_workspace(project)
+    async with app.run_test(size=(100, 30), notifications=True) as pilot:
+        await pilot.press("6")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, AutomationScreen)
+        assert screen.query_one("#schedules-table", DataTable).row_count == 1
+        await pilot.press("p")
+        await settle(pilot)
+        assert schedules.get_schedule(ws, "nightly").paused is False
+        await pilot.press("p")
+        await settle(pilot)
+        assert schedules.get_schedule(ws, "nightly").paused is True
+
+        await pilot.press("n")
+        deadline = time.monotonic() + 90
+        while True:
+            await settle(pilot)
+            overview = screen.overview
+            assert overview is not None
+            mine = [j for j in overview.jobs if j.trigger == "manual:nightly"]
+            if {(j.step, j.status) for j in mine} >= {("ingest", "succeeded"),
+                                                     ("train", "succeeded")}:
+                break
+            assert time.monotonic() < deadline, [(j.step, j.status, j.error) for j in mine]
+            await pilot.pause(0.5)
+            screen.reload()
+        jobs_table = screen.query_one("#jobs-table", DataTable)
+        train_job = next(j for j in mine if j.step == "train")
+        jobs_table.focus()
+        row = [str(j.job_id) for j in overview.jobs].index(str(train_job.job_id))
+        jobs_table.move_cursor(row=row)
+        await settle(pilot)
+        log = screen.query_one("#job-log", Log)
+        assert any("trained run" in line for line in log.lines)

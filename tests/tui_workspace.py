@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import shutil
 import time
 import uuid
@@ -14,8 +15,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from core import registry, tracking
+from core import registry, schedules, tracking
 from core.ingest import ingest_file
+from core.pipeline import run_pipeline
 from core.train import plan, train
 from core.workspace import open_workspace
 from tests.conftest import SAMPLE_CHURN
@@ -46,6 +48,11 @@ def build(folder: Path) -> Path:
         train(ws, plan(ws, overrides={"num_leaves": 63}), name="big-trees")
     registry.promote(ws, "1", reason="first")
     registry.set_alias(ws, "challenger", "2", reason="try")
+    with (project / "mlyard.toml").open("a") as config:
+        config.write('\n[[schedule]]\nname = "nightly"\ncron = "0 2 * * *"\n')
+    ws = open_workspace(project)
+    schedules.set_paused(ws, "nightly", True)  # a next fire time would depend on today
+    run_pipeline(ws, "ingest", "manual")
     _freeze(ws)
     return project
 
@@ -60,6 +67,16 @@ def _freeze(ws) -> None:  # type: ignore[no-untyped-def]
                     "created_by = 'alice'", [BASE_TIME])
         con.execute("UPDATE alias_moves SET ts = ? + move_id * 60, actor = 'alice'",
                     [BASE_TIME + 3600])
+        con.execute("UPDATE jobs SET started_at = ? + 7200 + job_id * 60, "
+                    "ended_at = ? + 7201.5 + job_id * 60, pid = 4242, host = 'box'",
+                    [BASE_TIME, BASE_TIME])
+        logs = [Path(row[0]) for row in con.execute("SELECT log_path FROM jobs").fetchall()]
+    for log in logs:
+        text = re.sub(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}", "2026-05-28 22:26:40,000",
+                      log.read_text(), flags=re.MULTILINE)
+        log.write_text(text.replace(str(ws.project_dir) + os.sep, ""))
+    for path in (ws.project_dir / "data").iterdir():
+        os.utime(path, (BASE_TIME, BASE_TIME))
     for reason_file in ws.quarantine_dir.glob("*.reason.json"):
         record = json.loads(reason_file.read_text())
         record["refused_at"] = "2026-05-28T20:30:00Z"

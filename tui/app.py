@@ -17,6 +17,7 @@ from textual.screen import Screen
 from core.errors import MlyardError
 from core.serving import ServerProcess
 from core.workspace import Workspace
+from tui.screens.automation import AutomationScreen
 from tui.screens.base import AreaScreen
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.datasets import DatasetsScreen
@@ -30,7 +31,8 @@ class MlyardApp(App[None]):
     CSS_PATH = Path(__file__).parent / "app.tcss"
     TITLE = "mlyard"
     MODES = {"dashboard": DashboardScreen, "runs": RunsScreen, "datasets": DatasetsScreen,
-             "models": ModelsScreen, "serving": ServingScreen}
+             "models": ModelsScreen, "serving": ServingScreen,
+             "automation": AutomationScreen}
     DEFAULT_MODE = "dashboard"
     BINDINGS = [
         Binding("1", "switch_mode('dashboard')", "Dashboard",
@@ -43,6 +45,9 @@ class MlyardApp(App[None]):
                 tooltip="Model versions, aliases, promotion.", id="app.models"),
         Binding("5", "switch_mode('serving')", "Serving",
                 tooltip="Start, stop and watch a scoring server.", id="app.serving"),
+        Binding("6", "switch_mode('automation')", "Automation",
+                tooltip="Watched folders, schedules and the job history.",
+                id="app.automation"),
         Binding("question_mark,f1", "help", "Help", tooltip="Every key on this screen.",
                 id="app.help"),
         Binding("q", "quit", "Quit", tooltip="Leave mlyard.", id="app.quit"),

@@ -15,7 +15,7 @@ __all__ = ["downsample", "duration", "number", "sparkline", "status", "when"]
 
 BARS = "▁▂▃▄▅▆▇█"
 STATUS_STYLE = {"running": "bold cyan", "finished": "green", "failed": "red",
-                "crashed": "bold red"}
+                "crashed": "bold red", "succeeded": "green", "skipped": "yellow"}
 
 
 def when(ts: float | None) -> str:

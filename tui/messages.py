@@ -7,6 +7,7 @@ from typing import Any
 
 from textual.message import Message
 
+from core.automation import AutomationOverview
 from core.compare import Comparison
 from core.overview import Overview
 from core.registry import ModelDetail
@@ -94,3 +95,17 @@ class ServingLoaded(Message):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, ServingLoaded)
+
+
+@dataclass
+class AutomationLoaded(Message):
+    overview: AutomationOverview
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, AutomationLoaded)
+
+
+@dataclass
+class JobLogLoaded(Message):
+    job_id: int
+    lines: list[str]
