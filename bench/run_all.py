@@ -13,7 +13,7 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 BENCHMARKS = ["bench_logging.py", "bench_list_runs.py", "bench_ingest.py", "bench_train.py",
-              "bench_tui.py", "bench_serve.py"]
+              "bench_tui.py", "bench_serve.py", "bench_watch.py"]
 
 
 def main() -> None:

@@ -1,0 +1,105 @@
+"""A burst of 1,000 files into a folder watched by `mlyard daemon`.
+
+    .venv/bin/python -m bench.bench_watch [--files 1000]
+
+The daemon runs as its own process with `on_new_data = "promote"`, a 0.5 s settle time
+and a 5 s debounce. The six churn sample batches (21,600 rows) are cut into 1,000 CSV
+files written as fast as Python can; each is written under a `.part` name and renamed,
+as uploaders do. Reported: the time until every file is a dataset version, files/s,
+how many retrains the burst caused (the point: one), and the time to the promoted model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from core import data, jobs
+from core.workspace import open_workspace
+
+HERE = Path(__file__).parent
+OUT = HERE / "out" / "watch"
+REPO = HERE.parent
+SAMPLE = REPO / "sample_data" / "churn"
+
+
+def build_project() -> Path:
+    project = OUT / "project"
+    shutil.rmtree(project, ignore_errors=True)
+    (project / "incoming").mkdir(parents=True)
+    config = (SAMPLE / "mlyard.toml").read_text()
+    config = config.replace('watch = ["data"]', 'watch = ["incoming"]')
+    # Small slices have noisier null rates than whole batches; the burst is about volume.
+    config = re.sub(r"max_null_rate = [0-9.]+", "max_null_rate = 1", config)
+    config = config.replace("[train]\n", "[train]\nnum_boost_round = 100\n")
+    config += ('\n[automation]\nsettle_seconds = 0.5\ndebounce_seconds = 5\n'
+               'on_new_data = "promote"\n')
+    (project / "mlyard.toml").write_text(config)
+    return project
+
+
+def slices(count: int) -> list[str]:
+    header = ""
+    rows: list[str] = []
+    for path in sorted((SAMPLE / "data").glob("*.csv")):
+        header, *lines = path.read_text().splitlines()
+        rows.extend(lines)
+    size = len(rows) // count
+    return ["\n".join([header, *rows[i * size:(i + 1) * size]]) + "\n" for i in range(count)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--files", type=int, default=1000)
+    args = parser.parse_args()
+    project = build_project()
+    texts = slices(args.files)
+    daemon = subprocess.Popen([sys.executable, "-m", "core.cli", "daemon"], cwd=project,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ws = open_workspace(project)
+    try:
+        time.sleep(2.0)  # the daemon is up and watching
+        started = time.perf_counter()
+        for index, text in enumerate(texts):
+            part = project / "incoming" / f"slice-{index:05d}.csv.part"
+            part.write_text(text)
+            part.rename(part.with_suffix(""))
+        written = time.perf_counter() - started
+        peak_rss = 0
+        while len(data.list_versions(ws)) < args.files:
+            peak_rss = max(peak_rss, psutil.Process(daemon.pid).memory_info().rss)
+            time.sleep(0.5)
+        ingested = time.perf_counter() - started
+        while not any(j.step == "promote" and j.status != "running"
+                      for j in jobs.list_jobs(ws, 10_000)):
+            time.sleep(0.5)
+        promoted = time.perf_counter() - started
+        time.sleep(8.0)  # longer than the debounce: would a second retrain follow?
+        history = jobs.list_jobs(ws, 10_000)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=60)
+    trains = [j for j in history if j.step == "train"]
+    print(json.dumps({
+        "benchmark": "watch", "files": args.files,
+        "rows": sum(v.rows for v in data.list_versions(ws)),
+        "write_s": round(written, 2), "all_ingested_s": round(ingested, 1),
+        "files_per_s": round(args.files / ingested, 1),
+        "ingest_jobs": sum(j.step == "ingest" for j in history),
+        "retrains": len(trains), "retrain_status": [j.status for j in trains],
+        "promoted_after_s": round(promoted, 1),
+        "daemon_peak_rss_mb": round(peak_rss / 2**20),
+    }))
+
+
+if __name__ == "__main__":
+    main()
