@@ -136,9 +136,38 @@ class ScheduleConfig(msgspec.Struct, forbid_unknown_fields=True):
     pipeline: PipelineName = "train"
 
 
+DriftMethod = Literal["ks", "wasserstein", "chisquare", "jensenshannon", "psi"]
+
+
+class ColumnMonitorConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """`[monitor.columns.NAME]`: this column's drift method and threshold (a p-value for
+    ks and chisquare, a distance otherwise)."""
+
+    method: DriftMethod | None = None
+    threshold: float | None = None
+
+
+class MonitorConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """Drift, data quality and alerts.
+
+    drift_share: the dataset has drifted when more than this share of features has.
+    on_drift: what severe drift (dataset drift) does: "alert" (a catalog event) or
+        "retrain" (also runs the train pipeline, once per reference and data).
+    on_ingest: check each new dataset version against the champion when it is ingested
+        by `mlyard pipeline`, a schedule or a watcher.
+    columns: per-column overrides of the drift method and threshold.
+    """
+
+    drift_share: float = 0.5
+    on_drift: Literal["alert", "retrain"] = "alert"
+    on_ingest: bool = True
+    columns: dict[str, ColumnMonitorConfig] = msgspec.field(default_factory=dict)
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True):
     """The whole file. `gates` maps `min_<metric>`, `max_<metric>`,
-    `max_regression_vs_champion` and `require_clean_data` to thresholds."""
+    `max_regression_vs_champion`, `require_clean_data` and `no_severe_drift` to
+    thresholds."""
 
     project: ProjectConfig = msgspec.field(default_factory=ProjectConfig)
     data: DataConfig = msgspec.field(default_factory=DataConfig)
@@ -147,6 +176,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     gates: dict[str, float | bool] = msgspec.field(default_factory=dict)
     automation: AutomationConfig = msgspec.field(default_factory=AutomationConfig)
     schedule: list[ScheduleConfig] = msgspec.field(default_factory=list)
+    monitor: MonitorConfig = msgspec.field(default_factory=MonitorConfig)
 
     @property
     def dataset_name(self) -> str:
@@ -206,6 +236,8 @@ def _describe(message: str, prefix: str = "") -> str:
         what += f"; expected one of {', '.join(ColumnType.__args__)}"
     if what.startswith("Invalid enum value") and where.endswith(("on_new_data", "pipeline")):
         what += f"; expected one of {', '.join(PipelineName.__args__)}"
+    if what.startswith("Invalid enum value") and where.endswith(".method"):
+        what += f"; expected one of {', '.join(DriftMethod.__args__)}"
     if what.startswith("Invalid enum value") and where == "train.task":
         what += f"; expected one of {', '.join(TaskType.__args__)}"
     return f"key {where}: {what}" if where else what
@@ -213,6 +245,7 @@ def _describe(message: str, prefix: str = "") -> str:
 
 def _check_ranges(config: Config, source: str) -> None:
     _check_automation(config, source)
+    _check_monitor(config, source)
     for key in ("valid_fraction", "holdout_fraction", "threshold"):
         value = getattr(config.train, key)
         if not 0 < value < 1:
@@ -220,9 +253,9 @@ def _check_ranges(config: Config, source: str) -> None:
                 f"{source}: key train.{key}: expected a number between 0 and 1, got {value}"
             )
     for key, value in config.gates.items():
-        if key == "require_clean_data":
+        if key in ("require_clean_data", "no_severe_drift"):
             if not isinstance(value, bool):
-                raise ConfigError(f"{source}: key gates.require_clean_data: expected true or "
+                raise ConfigError(f"{source}: key gates.{key}: expected true or "
                                   f"false, got {value!r}")
         elif key == "max_regression_vs_champion" or key.startswith(("min_", "max_")):
             if isinstance(value, bool):
@@ -230,7 +263,8 @@ def _check_ranges(config: Config, source: str) -> None:
         else:
             raise ConfigError(
                 f"{source}: [gates] has unknown key `{key}`; expected min_<metric>, "
-                "max_<metric>, max_regression_vs_champion or require_clean_data"
+                "max_<metric>, max_regression_vs_champion, require_clean_data or "
+                "no_severe_drift"
             )
     for name, column in config.data.columns.items():
         if not 0 <= column.max_null_rate <= 1:
@@ -247,6 +281,12 @@ def _check_ranges(config: Config, source: str) -> None:
             raise ConfigError(
                 f"{source}: key data.columns.{name}: min {column.min} is above max {column.max}"
             )
+
+
+def _check_monitor(config: Config, source: str) -> None:
+    if not 0 <= config.monitor.drift_share <= 1:
+        raise ConfigError(f"{source}: key monitor.drift_share: expected 0 to 1, got "
+                          f"{config.monitor.drift_share}")
 
 
 def _check_automation(config: Config, source: str) -> None:

@@ -26,8 +26,18 @@ class GateResult:
     detail: str
 
 
+@dataclass(frozen=True)
+class DriftFinding:
+    """The newest data against the candidate's training data, checked before the gates
+    (it reads data and scores it, which is no work for inside the catalog lock)."""
+
+    current: str  # the dataset version compared
+    severity: str  # none | moderate | severe
+    drifted: list[str]
+
+
 def evaluate_gates(con: Connection, gates: dict[str, float | bool], version: ModelVersion,
-                   primary_metric: str) -> list[GateResult]:
+                   primary_metric: str, drift: DriftFinding | None = None) -> list[GateResult]:
     """Every configured gate for `version`, judged against the catalog as it is now."""
     metrics = _metrics(con, version.run_id)
     results: list[GateResult] = []
@@ -35,6 +45,9 @@ def evaluate_gates(con: Connection, gates: dict[str, float | bool], version: Mod
         if gate == "require_clean_data":
             if threshold:
                 results.append(_clean_data(con, version))
+        elif gate == "no_severe_drift":
+            if threshold:
+                results.append(_drift(drift))
         elif gate == "max_regression_vs_champion":
             results.append(_vs_champion(con, version, metrics, primary_metric, float(threshold)))
         else:
@@ -88,3 +101,14 @@ def _clean_data(con: Connection, version: ModelVersion) -> GateResult:
     detail = ("every training dataset version was clean" if not warned
               else f"ingest warnings on {', '.join(warned)}")
     return GateResult("require_clean_data", not warned, len(warned), 0, detail)
+
+
+def _drift(drift: DriftFinding | None) -> GateResult:
+    if drift is None:
+        return GateResult("no_severe_drift", False, None, "not severe",
+                          "no dataset version to compare with the training data")
+    passed = drift.severity != "severe"
+    what = f" ({', '.join(drift.drifted)})" if drift.drifted else ""
+    return GateResult("no_severe_drift", passed, drift.severity, "not severe",
+                      f"{drift.current} against this model's training data: "
+                      f"{drift.severity} drift{what}")

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core import registry
+from core import monitor, registry
 from core import train as train_api
 from core.errors import IngestRefused
 from core.ingest import ingest_file
@@ -31,6 +31,7 @@ class IngestSummary:
     unchanged: int = 0
     refused: list[str] = field(default_factory=list)  # one line each: file and reason
     outcomes: list[tuple[str, str]] = field(default_factory=list)  # file, what happened
+    drift: list[str] = field(default_factory=list)  # one line per new version checked
 
 
 @dataclass
@@ -69,6 +70,11 @@ def ingest_files(ws: Workspace, files: list[Path]) -> IngestSummary:
         else:
             summary.unchanged += 1
             summary.outcomes.append((str(path), f"unchanged ({result.version.ref})"))
+    for report in monitor.after_ingest(ws, summary.new_versions):
+        line = (f"{report.current_label}: {report.severity} drift against "
+                f"{report.model}/{report.version} (report {report.report_id})")
+        summary.drift.append(line)
+        log.info("%s", line)
     return summary
 
 
@@ -113,7 +119,8 @@ def _ingest_step(ws: Workspace, current: Job, result: PipelineResult,
     summary = ingest_files(ws, files)
     result.ingest = summary
     current.detail.update(files=len(files), new_versions=summary.new_versions,
-                          unchanged=summary.unchanged, refused=summary.refused)
+                          unchanged=summary.unchanged, refused=summary.refused,
+                          drift=summary.drift)
 
 
 def _train_step(ws: Workspace, current: Job, result: PipelineResult, wait: bool,

@@ -16,7 +16,7 @@ from typing import Any
 
 from core.errors import MlyardError, NotFound, UsageError
 from core.evaluate import DEFAULT_METRIC
-from core.gates import GateResult, evaluate_gates
+from core.gates import DriftFinding, GateResult, evaluate_gates
 from core.provenance import current_user
 from core.workspace import Workspace
 from storage import meta_store, models_store, runs_store
@@ -106,7 +106,10 @@ def check(ws: Workspace, ref: str | None = None) -> tuple[ModelVersion, list[Gat
     """Run every gate for a version (default: the newest) without moving anything."""
     with ws.catalog.session() as con:
         version = _resolve(con, ws, ref or "latest")
-        return version, evaluate_gates(con, ws.config.gates, version, primary_metric(ws))
+    finding = drift_finding(ws, version)
+    with ws.catalog.session() as con:
+        return version, evaluate_gates(con, ws.config.gates, version, primary_metric(ws),
+                                       finding)
 
 
 def promote(ws: Workspace, ref: str, reason: str | None = None,
@@ -122,7 +125,10 @@ def promote(ws: Workspace, ref: str, reason: str | None = None,
     """
     with ws.catalog.session() as con:
         version = _resolve(con, ws, ref)
-        results = evaluate_gates(con, ws.config.gates, version, primary_metric(ws))
+    finding = drift_finding(ws, version)
+    with ws.catalog.session() as con:
+        version = _resolve(con, ws, str(version.version))
+        results = evaluate_gates(con, ws.config.gates, version, primary_metric(ws), finding)
         failed = [r for r in results if not r.passed]
         if failed and not force:
             raise GatesFailed(f"{version.model}/{version.version} not promoted: " + "; ".join(
@@ -150,6 +156,21 @@ def rollback(ws: Workspace, reason: str | None = None) -> AliasMove:
                                        current_user(), reason)
         _log_move(con, move)
     return move
+
+
+def drift_finding(ws: Workspace, version: ModelVersion) -> DriftFinding | None:
+    """For the `no_severe_drift` gate: the newest dataset version against the version's
+    training data (None when the gate is off or there is no data)."""
+    if not ws.config.gates.get("no_severe_drift"):
+        return None
+    from core import monitor  # monitor resolves models through this module
+
+    try:
+        report = monitor.drift(ws, reference=str(version.version))
+    except UsageError:
+        return None
+    return DriftFinding(report.current_label, report.severity,
+                        [c.column for c in report.drifted])
 
 
 def history(ws: Workspace, alias: str | None = None) -> list[AliasMove]:

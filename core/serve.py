@@ -92,7 +92,8 @@ def create_app(ws: Workspace, ref: str, token: str | None = None,
 
     async def invocations(request: Request) -> Response:
         started = time.perf_counter()
-        response = await _score(request, holder, predictions, max_body)
+        response = await _score(request, holder, predictions, max_body,
+                                ws.config.data.id_column)
         stats.observe(response.status_code, time.perf_counter() - started,
                       int(response.headers.get("x-mlyard-rows", "0")))
         return response
@@ -141,7 +142,7 @@ def create_app(ws: Workspace, ref: str, token: str | None = None,
 
 
 async def _score(request: Request, holder: ModelHolder, predictions: PredictionLog,
-                 max_body: int) -> Response:
+                 max_body: int, id_column: str | None) -> Response:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_body:
         return _error(f"body of {declared} bytes is over the limit of {max_body}", 413)
@@ -163,6 +164,10 @@ async def _score(request: Request, holder: ModelHolder, predictions: PredictionL
     request_id = uuid.uuid4().hex
     now = time.time()
     version = model.version
+    if id_column is not None and id_column in rows[0]:
+        # Logged (never scored) so that labels arriving later can be joined by id.
+        frame = frame.with_columns(pl.Series(id_column, [str(row.get(id_column))
+                                                         for row in rows], pl.String))
     predictions.add([(request_id, now, version.model, version.version, frame, values)])
     return Response(orjson.dumps({"predictions": values}), media_type="application/json",
                     headers={"x-request-id": request_id, "x-mlyard-rows": str(len(values)),

@@ -24,6 +24,7 @@ from core.errors import UsageError
 from core.evaluate import DEFAULT_METRIC, LIGHTGBM_METRICS, evaluate
 from core.features import FeatureSpec, build_spec, encode, encode_target
 from core.provenance import environment, git_state
+from core.reference import REFERENCE_ARTIFACT, reference_sketch
 from core.split import split_rows
 from core.workspace import Workspace
 from storage import models_store
@@ -127,6 +128,8 @@ def train(ws: Workspace, training: TrainPlan, name: str | None = None,
                                      strict=True)) for kind in ("gain", "split")}
         artifacts["feature_importance.json"] = run.log_bytes("feature_importance.json",
                                                              _dumps(importance))
+        reference = reference_sketch(frame, spec, predicted, cfg.train.task)
+        artifacts[REFERENCE_ARTIFACT] = run.log_bytes(REFERENCE_ARTIFACT, _dumps(reference))
         card = _model_card(cfg, spec, params, metrics, best, training, run.run_id, importance)
         model_text = booster.model_to_string(num_iteration=best).encode()
         artifacts["model.txt"] = run.log_bytes("model.txt", model_text)

@@ -149,7 +149,8 @@ class FolderWatcher:
             summary = ingest_files(self.ws, files)
             current.detail.update(files=[str(f) for f in files],
                                   new_versions=summary.new_versions,
-                                  unchanged=summary.unchanged, refused=summary.refused)
+                                  unchanged=summary.unchanged, refused=summary.refused,
+                                  drift=summary.drift)
         now = time.time()
         for path, outcome in summary.outcomes:
             self.recent.appendleft(SeenFile(now, path, outcome))

@@ -218,6 +218,51 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "drift reports and live performance",
+        """
+        CREATE SEQUENCE drift_report_ids;
+        CREATE TABLE drift_reports (
+            report_id BIGINT PRIMARY KEY DEFAULT nextval('drift_report_ids'),
+            project VARCHAR NOT NULL,
+            ts DOUBLE NOT NULL,
+            model VARCHAR NOT NULL,
+            version INTEGER NOT NULL,
+            reference_run VARCHAR NOT NULL,
+            current_kind VARCHAR NOT NULL,
+            current_label VARCHAR NOT NULL,
+            rows BIGINT NOT NULL,
+            drifted INTEGER NOT NULL,
+            features INTEGER NOT NULL,
+            dataset_drift BOOLEAN NOT NULL,
+            severity VARCHAR NOT NULL,
+            detail VARCHAR NOT NULL
+        );
+        CREATE TABLE drift_columns (
+            report_id BIGINT NOT NULL,
+            role VARCHAR NOT NULL,
+            column_name VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL,
+            method VARCHAR NOT NULL,
+            statistic DOUBLE,
+            threshold DOUBLE NOT NULL,
+            drifted BOOLEAN NOT NULL,
+            psi DOUBLE,
+            PRIMARY KEY (report_id, role, column_name)
+        );
+        CREATE TABLE performance (
+            project VARCHAR NOT NULL,
+            model VARCHAR NOT NULL,
+            version INTEGER NOT NULL,
+            window_start DOUBLE NOT NULL,
+            window_end DOUBLE NOT NULL,
+            rows BIGINT NOT NULL,
+            metrics VARCHAR NOT NULL,
+            computed_at DOUBLE NOT NULL,
+            PRIMARY KEY (project, model, version, window_start)
+        );
+        """,
+    ),
 ]
 
 

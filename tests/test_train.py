@@ -71,7 +71,7 @@ def test_the_run_records_what_reproduces_it(churn: Path) -> None:
     ws = open_workspace()
     artifacts = {n: h for n, h, _, _ in runs.show_run(ws, trained["run_id"]).artifacts}
     assert set(artifacts) == {"model.txt", "model_card.json", "reproduce.json",
-                              "feature_importance.json"}
+                              "feature_importance.json", "reference.json"}
     record = json.loads(ws.objects.read_bytes(artifacts["reproduce.json"]))
     assert [d["ref"] for d in record["datasets"]] == ["churn:v1", "churn:v2"]
     assert record["seed"] == 7 and record["params"]["num_leaves"] == 15

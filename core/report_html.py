@@ -1,0 +1,78 @@
+"""A drift report as one self-contained HTML page: a summary, a table of every column,
+and reference-vs-current charts drawn as inline SVG, so it opens offline, from an
+email attachment or a CI artifact, with no script or network."""
+
+from __future__ import annotations
+
+import html
+import time
+from typing import Any
+
+BAR_WIDTH, CHART_HEIGHT = 14, 90
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; }
+td, th { padding: 4px 10px; border-bottom: 1px solid #ddd; text-align: left; }
+.drift { color: #b00020; font-weight: bold; } .ok { color: #1b7f3b; }
+.chart { display: inline-block; margin: 0 2em 2em 0; vertical-align: top; }
+.ref { fill: #7a8ca5; } .cur { fill: #e07b39; }
+"""
+
+
+def render(report: dict[str, Any]) -> str:
+    """The page for one report (as `core.monitor.to_json` or `get_report` return it)."""
+    current = report["current"]
+    title = (f"Drift of {current['label']} against {report['model']}/{report['version']}")
+    columns = list(report["features"])
+    columns += [c for c in (report.get("prediction"), report.get("target")) if c]
+    rows = "".join(_row(c) for c in columns)
+    charts = "".join(_chart(c) for c in columns if c.get("chart"))
+    quality = "".join(f"<li>{html.escape(line)}</li>" for line in report.get("quality", []))
+    verdict = ("dataset drift" if report["dataset_drift"] else "no dataset drift")
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>{STYLE}</style></head><body>
+<h1>{html.escape(title)}</h1>
+<p>{time.strftime('%Y-%m-%d %H:%M', time.localtime(report['ts']))} &middot;
+{current['rows']:,} rows &middot; <b>{verdict}</b>: {len(report['drifted'])} of
+{len(report['features'])} features drifted ({report['drift_share']:.0%}, threshold
+{report['drift_share_threshold']:.0%}) &middot; severity <b>{report['severity']}</b></p>
+<table><tr><th>column</th><th>kind</th><th>method</th><th>statistic</th>
+<th>threshold</th><th>drift</th><th>PSI</th></tr>{rows}</table>
+{f'<h2>Data quality</h2><ul>{quality}</ul>' if quality else ''}
+<h2>Reference (grey) and current (orange)</h2>{charts}
+</body></html>
+"""
+
+
+def _row(column: dict[str, Any]) -> str:
+    statistic = column["statistic"]
+    psi = column["psi"]
+    mark = '<span class="drift">drift</span>' if column["drifted"] else \
+        '<span class="ok">ok</span>'
+    return (f"<tr><td>{html.escape(column['column'])}</td><td>{column['kind']}</td>"
+            f"<td>{column['method']}</td>"
+            f"<td>{'-' if statistic is None else f'{statistic:.4g}'}</td>"
+            f"<td>{column['threshold']:g}</td><td>{mark}</td>"
+            f"<td>{'-' if psi is None else f'{psi:.3f}'} ({column['psi_level']})</td></tr>")
+
+
+def _chart(column: dict[str, Any]) -> str:
+    chart = column["chart"]
+    reference, current = chart["reference"], chart["current"]
+    if not reference:
+        return ""
+    labels = chart.get("categories") or [f"{edge:.4g}" for edge in chart["edges"][:-1]]
+    top = max(max(reference), max(current), 1e-9)
+    bars = []
+    for index, (ref, cur) in enumerate(zip(reference, current, strict=True)):
+        x = index * (2 * BAR_WIDTH + 4)
+        for offset, share, css in ((0, ref, "ref"), (BAR_WIDTH, cur, "cur")):
+            height = CHART_HEIGHT * share / top
+            bars.append(f'<rect class="{css}" x="{x + offset}" y="{CHART_HEIGHT - height:.1f}" '
+                        f'width="{BAR_WIDTH - 1}" height="{height:.1f}">'
+                        f"<title>{html.escape(str(labels[index]))}: {share:.1%}</title></rect>")
+    width = len(reference) * (2 * BAR_WIDTH + 4)
+    return (f'<div class="chart"><b>{html.escape(column["column"])}</b><br>'
+            f'<svg width="{width}" height="{CHART_HEIGHT}" role="img">{"".join(bars)}</svg>'
+            "</div>")

@@ -1,0 +1,174 @@
+"""Monitoring on the sample data: drift of each monthly batch, served traffic through a
+real server, late labels, alerts, the retrain trigger and the drift gate."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import httpx
+import polars as pl
+import pytest
+
+from core import data, jobs, monitor
+from core.quality import check_quality
+from core.workspace import open_workspace
+from tests.conftest import mlyard, mlyard_process, sample_project, train_json
+from tests.test_serve import Server
+
+DRIFTING = {"payment_method", "monthly_charges", "total_charges", "support_calls"}
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """All six batches ingested; the champion trained on the first two."""
+    project = sample_project(tmp_path_factory.mktemp("monitor"), "churn", batches=6)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(project)
+        assert mlyard("ingest", "data").exit_code == 0
+        train_json("--dataset", "churn:v1", "--dataset", "churn:v2")
+        assert mlyard("models", "promote", "1").exit_code == 0
+    return project
+
+
+@pytest.fixture
+def project(template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    copy = tmp_path / "churn"
+    shutil.copytree(template, copy)
+    monkeypatch.chdir(copy)
+    return copy
+
+
+def drift_json(*args: str) -> dict:  # type: ignore[type-arg]
+    result = mlyard("drift", "--json", *args)
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_batch_six_is_flagged_on_the_features_that_drift_and_batches_two_to_five_are_not(
+        project: Path) -> None:
+    for batch in range(2, 6):
+        report = drift_json("--current", f"churn:v{batch}")
+        assert report["drifted"] == [] and report["severity"] == "none", batch
+        assert not report["prediction"]["drifted"] and not report["target"]["drifted"]
+    drifted = drift_json("--current", "churn:v6")
+    assert set(drifted["drifted"]) == DRIFTING
+    assert drifted["severity"] == "severe"  # the model's predictions moved too
+    assert drifted["prediction"]["drifted"] and drifted["target"]["drifted"]
+    by_column = {c["column"]: c for c in drifted["features"]}
+    assert by_column["monthly_charges"]["method"] == "wasserstein"
+    assert by_column["payment_method"]["method"] == "jensenshannon"
+
+
+def test_reports_are_stored_as_a_time_series_and_alerts_raised(project: Path) -> None:
+    for batch in (3, 6):
+        drift_json("--current", f"churn:v{batch}")
+    ws = open_workspace()
+    history = monitor.list_reports(ws)
+    assert [r.current_label for r in history] == ["churn:v6", "churn:v3"]
+    with ws.catalog.session() as con:
+        from storage.monitor_store import column_series
+
+        series = [row for row in column_series(con, ws.project, 10)
+                  if row[4] == "support_calls"]
+    assert [(label, drifted) for _, _, label, _, _, _, drifted, _ in series] == [
+        ("churn:v3", False), ("churn:v6", True)]
+    listed = json.loads(mlyard("alerts", "--json").stdout)
+    assert [(a["kind"], a["severity"], a["current"]) for a in listed] == [
+        ("alert.drift", "severe", "churn:v6")]
+    assert set(listed[0]["drifted"]) == DRIFTING
+
+
+def test_the_html_report_is_self_contained(project: Path) -> None:
+    page = project / "drift.html"
+    assert mlyard("drift", "--current", "churn:v6", "--html", str(page)).exit_code == 0
+    text = page.read_text()
+    assert "<svg" in text and "monthly_charges" in text and "dataset drift" in text
+    assert "<script" not in text and "http://" not in text and "https://" not in text
+
+
+def test_served_traffic_drift_and_live_performance_from_late_labels(project: Path) -> None:
+    ws = open_workspace()
+    batch_6 = data.load_version(ws, "churn:v6")
+    features = [c for c in batch_6.columns if c not in ("snapshot_date", "churned")]
+    with Server(project, "churn@champion") as server:
+        for start in range(0, 1200, 100):
+            rows = batch_6.slice(start, 100).select(features).to_dicts()
+            answer = httpx.post(f"{server.url}/invocations", json={"dataframe_records": rows})
+            assert answer.status_code == 200
+    report = drift_json("--served", "1h")
+    assert report["current"]["kind"] == "served" and report["current"]["rows"] == 1200
+    assert set(report["drifted"]) >= {"monthly_charges", "support_calls"}
+
+    labels = batch_6.slice(0, 1200).select("customer_id", "churned")
+    labels = pl.concat([labels, pl.DataFrame({"customer_id": ["nobody"], "churned": [1]})])
+    labels.write_csv(project / "labels.csv")
+    result = mlyard("feedback", "labels.csv", "--window", "1d", "--json")
+    assert result.exit_code == 0, result.stderr
+    outcome = json.loads(result.stdout)
+    assert outcome["labels"] == 1201 and outcome["matched"] == 1200
+    [window] = outcome["windows"]
+    assert window["rows"] == 1200 and window["version"] == 1
+    from core.evaluate import evaluate
+    from core.model import load_model
+
+    model = load_model(ws, "champion")
+    rows = batch_6.slice(0, 1200)
+    expected = evaluate("binary", rows["churned"].to_numpy(), model.predict(rows))
+    assert window["metrics"]["auc"] == pytest.approx(expected["auc"], abs=1e-9)
+    stored = json.loads(mlyard("performance", "--json").stdout)
+    assert stored[0]["rows"] == 1200
+
+
+def test_severe_drift_triggers_one_retrain(project: Path) -> None:
+    config = project / "mlyard.toml"
+    config.write_text(config.read_text() + '\n[monitor]\non_drift = "retrain"\n')
+    for _ in range(2):  # checking the same data again does not retrain again
+        assert drift_json("--current", "churn:v6")["severity"] == "severe"
+    trains = [j for j in jobs.list_jobs(open_workspace()) if j.step == "train"]
+    assert [(j.trigger, j.status) for j in trains] == [("drift", "succeeded")]
+
+
+def test_the_drift_gate_fails_a_candidate_whose_training_data_no_longer_matches(
+        project: Path) -> None:
+    config = project / "mlyard.toml"
+    config.write_text(config.read_text().replace("[gates]", "[gates]\nno_severe_drift = true"))
+    stale = mlyard_process("check", "1", cwd=project)
+    assert stale.returncode == 1
+    assert "no_severe_drift" in stale.stdout and "churn:v6" in stale.stdout
+    fresh = train_json("--dataset", "churn:v6")
+    passed = mlyard_process("check", str(fresh["model_version"]), cwd=project)
+    assert "no_severe_drift" in passed.stdout
+    assert "FAIL" not in passed.stdout.split("no_severe_drift")[1].splitlines()[0]
+
+
+def test_quality_findings_name_the_column() -> None:
+    from core.config import ColumnContract
+
+    frame = pl.DataFrame({
+        "id": ["a", "b", "b"] + [f"x{i}" for i in range(27)],
+        "age": [None, -3.0, 40.0] + [30.0] * 27,
+        "plan": ["gold", "tin", "gold"] + ["gold"] * 27,
+        "flag": [1] * 30,
+    })
+    contract = {"age": ColumnContract(type="int", min=0, max_null_rate=0.0),
+                "plan": ColumnContract(type="category", categories=["gold", "silver"])}
+    findings = check_quality(frame, contract, ["age", "plan", "flag"], "id")
+    assert any("'age'" in f and "missing" in f for f in findings)
+    assert any("'age'" in f and "below the contract's min 0" in f for f in findings)
+    assert any("'plan'" in f and "new categories tin" in f for f in findings)
+    assert any("'flag'" in f and "constant" in f for f in findings)
+    assert any("'id'" in f and "1 repeated" in f for f in findings)
+
+
+def test_bad_drift_requests_get_one_clear_line(project: Path) -> None:
+    unknown = mlyard("drift", "--current", "churn:v99")
+    assert unknown.exit_code == 1 and "no version v99" in unknown.stderr
+    window = mlyard("drift", "--served", "soon")
+    assert window.exit_code == 2 and "--served 'soon'" in window.stderr
+    nothing = mlyard("drift", "--served", "1h")
+    assert nothing.exit_code == 2 and "no requests" in nothing.stderr
+    (project / "labels.csv").write_text("who,churned\nC1,1\n")
+    labels = mlyard("feedback", "labels.csv")
+    assert labels.exit_code == 2 and "no column 'customer_id'" in labels.stderr
