@@ -13,7 +13,8 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 BENCHMARKS = ["bench_logging.py", "bench_list_runs.py", "bench_ingest.py", "bench_train.py",
-              "bench_tui.py", "bench_serve.py", "bench_watch.py"]
+              "bench_tui.py", "bench_serve.py", "bench_watch.py",
+              "bench_drift.py"]
 
 
 def main() -> None:
