@@ -53,7 +53,7 @@ def cli(ctx: click.Context, directory: Path | None, workspace: Path | None) -> N
 @cli.command()
 @click.option("--screen",
               type=click.Choice(["dashboard", "runs", "datasets", "models", "serving",
-                                 "automation"]),
+                                 "automation", "monitoring"]),
               default="dashboard", help="The screen to open on.")
 @click.option("--no-mouse", is_flag=True, help="Ignore the mouse (plain SSH terminals).")
 @click.pass_obj

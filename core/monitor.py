@@ -277,3 +277,37 @@ def alerts(ws: Workspace, limit: int = 50) -> list[dict[str, Any]]:
         events = monitor_store.recent_events(con, "alert.", limit)
     return [{"event_id": event_id, "ts": ts, "kind": kind, "subject": subject,
              **json.loads(detail)} for event_id, ts, kind, subject, _, detail in events]
+
+
+@dataclass(frozen=True)
+class MonitoringOverview:
+    reports: list[ReportRecord]  # oldest first, the heat table's columns
+    cells: dict[tuple[str, str, int], tuple[float | None, bool, float | None]]
+    # (role, column, report id) -> (statistic, drifted, psi)
+    rows: list[tuple[str, str]]  # (role, column) in table order
+    charts: dict[int, dict[str, Any]]  # report id -> column -> chart data
+    alerts: list[dict[str, Any]]
+    performance: list[Any]  # core.performance.Window, oldest first
+    metric: str  # the primary metric, for the live performance curve
+
+
+def overview(ws: Workspace, reports: int = 12, alert_limit: int = 30) -> MonitoringOverview:
+    """What the Monitoring screen shows, in one call."""
+    from core import performance
+
+    with ws.catalog.session() as con:
+        records = list(reversed(monitor_store.list_reports(con, ws.project, reports)))
+        series = monitor_store.column_series(con, ws.project, reports)
+    cells = {(role, column, report_id): (statistic, drifted, psi)
+             for report_id, _, _, role, column, statistic, drifted, psi in series}
+    order = {"feature": 0, "prediction": 1, "target": 2}
+    rows = sorted({(role, column) for role, column, _ in cells},
+                  key=lambda rc: (order.get(rc[0], 3), rc[1]))
+    charts = {}
+    for record in records:
+        detail = json.loads(record.detail)
+        columns = list(detail["features"]) + [c for c in (detail.get("prediction"),
+                                                          detail.get("target")) if c]
+        charts[record.report_id] = {c["column"]: c["chart"] for c in columns}
+    return MonitoringOverview(records, cells, rows, charts, alerts(ws, alert_limit),
+                              performance.history(ws), registry.primary_metric(ws))

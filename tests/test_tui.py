@@ -30,6 +30,7 @@ from tui.screens.datasets import DatasetsScreen
 from tui.screens.dialogs import Confirm
 from tui.screens.help import HelpScreen
 from tui.screens.models import ModelsScreen
+from tui.screens.monitoring import MonitoringScreen
 from tui.screens.run_detail import RunDetailScreen
 from tui.screens.runs import RunsScreen
 from tui.screens.serving import ServingScreen
@@ -102,6 +103,7 @@ SCREENS = {
     "help": ("2", "question_mark"),
     "serving": ("5",),
     "automation": ("6",),
+    "monitoring": ("7",),
 }
 
 
@@ -218,7 +220,8 @@ def test_every_binding_has_words_and_a_palette_command(project: Path) -> None:
     app = make_app(project)
     screens: list[type[AreaScreen]] = [DashboardScreen, RunsScreen, DatasetsScreen,
                                        ModelsScreen, CompareScreen, RunDetailScreen,
-                                       ServingScreen, AutomationScreen]
+                                       ServingScreen, AutomationScreen,
+                                       MonitoringScreen]
     for owner in [MlyardApp, *screens, Confirm, HelpScreen]:
         for binding in owner.BINDINGS:
             assert isinstance(binding, Binding)
@@ -365,3 +368,23 @@ async def test_automation_screen_pauses_runs_now_and_shows_the_job_log(project: 
         await settle(pilot)
         log = screen.query_one("#job-log", Log)
         assert any("trained run" in line for line in log.lines)
+
+
+@pytest.mark.asyncio
+async def test_monitoring_screen_heat_table_and_chart_follow_the_cursor(project: Path) -> None:
+    from tui.widgets.histograms import HistogramsPlot
+
+    app = make_app(project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("7")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, MonitoringScreen)
+        table = screen.query_one("#drift-table", DataTable)
+        assert table.row_count == 12 and len(table.columns) == 3  # 10 features + 2, 2 reports
+        assert str(table.get_row_at(0)[0]) == "age"
+        await pilot.press("down", "down", "down", "down")
+        await settle(pilot)
+        assert str(table.get_row_at(table.cursor_row)[0]) == "monthly_charges"
+        plot = screen.query_one("#drift-chart", HistogramsPlot)
+        assert plot.shown == "monthly_charges: churn:v2"

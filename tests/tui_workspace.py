@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from core import registry, schedules, tracking
+from core import monitor, registry, schedules, tracking
 from core.ingest import ingest_file
 from core.pipeline import run_pipeline
 from core.train import plan, train
@@ -53,6 +53,8 @@ def build(folder: Path) -> Path:
     ws = open_workspace(project)
     schedules.set_paused(ws, "nightly", True)  # a next fire time would depend on today
     run_pipeline(ws, "ingest", "manual")
+    for ref in ("churn:v1", "churn:v2"):
+        monitor.drift(ws, current=ref)
     _freeze(ws)
     return project
 
@@ -71,6 +73,7 @@ def _freeze(ws) -> None:  # type: ignore[no-untyped-def]
                     "ended_at = ? + 7201.5 + job_id * 60, pid = 4242, host = 'box'",
                     [BASE_TIME, BASE_TIME])
         logs = [Path(row[0]) for row in con.execute("SELECT log_path FROM jobs").fetchall()]
+        con.execute("UPDATE drift_reports SET ts = ? + 9000 + report_id * 60", [BASE_TIME])
     for log in logs:
         text = re.sub(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}", "2026-05-28 22:26:40,000",
                       log.read_text(), flags=re.MULTILINE)

@@ -23,6 +23,7 @@ from tui.screens.dashboard import DashboardScreen
 from tui.screens.datasets import DatasetsScreen
 from tui.screens.help import HelpScreen
 from tui.screens.models import ModelsScreen
+from tui.screens.monitoring import MonitoringScreen
 from tui.screens.runs import RunsScreen
 from tui.screens.serving import ServingScreen
 
@@ -32,7 +33,7 @@ class MlyardApp(App[None]):
     TITLE = "mlyard"
     MODES = {"dashboard": DashboardScreen, "runs": RunsScreen, "datasets": DatasetsScreen,
              "models": ModelsScreen, "serving": ServingScreen,
-             "automation": AutomationScreen}
+             "automation": AutomationScreen, "monitoring": MonitoringScreen}
     DEFAULT_MODE = "dashboard"
     BINDINGS = [
         Binding("1", "switch_mode('dashboard')", "Dashboard",
@@ -48,6 +49,9 @@ class MlyardApp(App[None]):
         Binding("6", "switch_mode('automation')", "Automation",
                 tooltip="Watched folders, schedules and the job history.",
                 id="app.automation"),
+        Binding("7", "switch_mode('monitoring')", "Monitoring",
+                tooltip="Drift over time, alerts and live performance.",
+                id="app.monitoring"),
         Binding("question_mark,f1", "help", "Help", tooltip="Every key on this screen.",
                 id="app.help"),
         Binding("q", "quit", "Quit", tooltip="Leave mlyard.", id="app.quit"),

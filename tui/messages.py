@@ -9,6 +9,7 @@ from textual.message import Message
 
 from core.automation import AutomationOverview
 from core.compare import Comparison
+from core.monitor import MonitoringOverview
 from core.overview import Overview
 from core.registry import ModelDetail
 from core.runs import RunDetail, RunsPage
@@ -109,3 +110,11 @@ class AutomationLoaded(Message):
 class JobLogLoaded(Message):
     job_id: int
     lines: list[str]
+
+
+@dataclass
+class MonitoringLoaded(Message):
+    overview: MonitoringOverview
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, MonitoringLoaded)

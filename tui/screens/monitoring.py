@@ -1,0 +1,133 @@
+"""Drift over time as a heat table (columns down, reports across), the highlighted
+cell's reference and current distributions, the alerts, and live performance."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.coordinate import Coordinate
+from textual.widgets import DataTable, Footer, Header
+
+from core import monitor
+from core.workspace import Workspace
+from tui.format import when
+from tui.messages import MonitoringLoaded
+from tui.screens.base import AreaScreen
+from tui.widgets.curves import CurvesPlot
+from tui.widgets.histograms import HistogramsPlot
+from tui.widgets.tables import fill
+
+REFRESH_SECONDS = 5.0
+ROLE_PREFIX = {"feature": "", "prediction": "▸ ", "target": "▸ "}
+
+
+class MonitoringScreen(AreaScreen):
+    AREA = "monitoring"
+    AUTO_FOCUS = "#drift-table"
+    CSS_PATH = Path(__file__).parent / "monitoring.tcss"
+    HELP = """\
+## Monitoring
+Each row is a feature (then the model's predictions and the target), each column a drift
+report (`mlyard drift`), oldest left. A cell holds the column's drift statistic: red when
+it drifted, yellow when its PSI is moderate or worse. The chart shows the highlighted
+cell's reference (training data) and current distributions. Below: drift and data
+quality alerts, and the live metric from `mlyard feedback` per time window.
+"""
+    BINDINGS = [
+        Binding("r", "reload", "Refresh", tooltip="Load the reports again now.",
+                id="monitoring.reload"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.overview: monitor.MonitoringOverview | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="monitoring-top"):
+            yield DataTable(id="drift-table", cursor_type="cell")
+            yield HistogramsPlot(id="drift-chart")
+        with Horizontal(id="monitoring-bottom"):
+            yield DataTable(id="alerts-table", cursor_type="row")
+            yield CurvesPlot(id="performance-plot")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#drift-table", DataTable).border_title = "Drift by report"
+        self.query_one("#alerts-table", DataTable).border_title = "Alerts"
+        self.reload()
+        self.set_interval(REFRESH_SECONDS, self.reload)
+
+    def reload(self) -> None:
+        self._load(self.ws)
+
+    def action_reload(self) -> None:
+        self.reload()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="monitoring",
+          description="Loading drift reports")
+    def _load(self, ws: Workspace) -> None:
+        self.post_message(MonitoringLoaded(monitor.overview(ws)))
+
+    @on(MonitoringLoaded)
+    def show_overview(self, message: MonitoringLoaded) -> None:
+        overview = message.overview
+        self.overview = overview
+        table = self.query_one("#drift-table", DataTable)
+        cursor = table.cursor_coordinate
+        labels = [r.current_label.replace("served, last ", "served ") for r in overview.reports]
+        fill(table, ["column", *labels],
+             [(ROLE_PREFIX.get(role, "") + column,
+               *(_cell(overview.cells.get((role, column, r.report_id)))
+                 for r in overview.reports)) for role, column in overview.rows],
+             [f"{role}:{column}" for role, column in overview.rows],
+             ["column", *(str(r.report_id) for r in overview.reports)])
+        if overview.rows and overview.reports:
+            # Keep the highlighted cell; start on the newest report of the first column.
+            kept = cursor.row < table.row_count and 0 < cursor.column < len(table.columns)
+            table.cursor_coordinate = cursor if kept else Coordinate(0, len(overview.reports))
+        fill(self.query_one("#alerts-table", DataTable), ["when", "severity", "data", "what"],
+             [(when(a["ts"]), _severity(a["severity"]), a.get("current", ""),
+               ", ".join(a.get("drifted", [])) or "; ".join(a.get("findings", [])))
+              for a in overview.alerts])
+        metric = overview.metric
+        curves: dict[str, list[tuple[int, float | None]]] = {}
+        for window in overview.performance:
+            curves.setdefault(f"v{window.version}", []).append(
+                (int(window.start // 86400), window.metrics.get(metric)))
+        self.query_one("#performance-plot", CurvesPlot).show(
+            f"live {metric} per window (day number)" if curves else
+            "live performance: none yet (mlyard feedback LABELS)", curves)
+        self._show_chart()
+
+    @on(DataTable.CellHighlighted, "#drift-table")
+    def _show_chart(self) -> None:
+        overview = self.overview
+        plot = self.query_one("#drift-chart", HistogramsPlot)
+        table = self.query_one("#drift-table", DataTable)
+        if overview is None or not overview.rows or not overview.reports:
+            plot.show("no drift reports yet (mlyard drift)", None)
+            return
+        row = min(table.cursor_row, len(overview.rows) - 1)
+        column = max(table.cursor_column, 1) - 1
+        report = overview.reports[min(column, len(overview.reports) - 1)]
+        _, name = overview.rows[row]
+        plot.show(f"{name}: {report.current_label}",
+                  overview.charts.get(report.report_id, {}).get(name))
+
+
+def _cell(values: tuple[float | None, bool, float | None] | None) -> Text:
+    if values is None:
+        return Text("")
+    statistic, drifted, psi = values
+    style = "bold red" if drifted else ("yellow" if (psi or 0) >= 0.1 else "green")
+    return Text("-" if statistic is None else f"{statistic:.3g}", style=style)
+
+
+def _severity(value: str) -> Text:
+    return Text(value, style={"severe": "bold red", "moderate": "yellow"}.get(value, ""))

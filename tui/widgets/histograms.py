@@ -1,0 +1,39 @@
+"""Reference and current distributions of one column, side by side."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual_plotext import PlotextPlot
+
+
+class HistogramsPlot(PlotextPlot):
+    """Bars of the reference's and the current data's shares per bin or category."""
+
+    DEFAULT_CSS = """
+    HistogramsPlot {
+        height: 1fr;
+        min-height: 8;
+    }
+    """
+
+    shown: str = ""  # the title of what is drawn now
+
+    def show(self, title: str, chart: dict[str, Any] | None) -> None:
+        self.shown = title
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        plt.title(title)
+        if chart and chart.get("reference"):
+            labels = chart.get("categories") or [f"{edge:.3g}" for edge in chart["edges"][:-1]]
+            positions = list(range(1, len(labels) + 1))
+            plt.multiple_bar(positions, [chart["reference"], chart["current"]],
+                             labels=["reference", "current"])
+            # Ticks chosen here, not by plotext: its own choice varies with the width the
+            # plot happens to have when it is first drawn.
+            step = max(1, len(labels) // 5)
+            plt.xticks(positions[::step], labels[::step])
+        else:
+            plt.title(f"{title}: no chart")
+        self.refresh()
