@@ -28,6 +28,7 @@ from core.contract import (
 )
 from core.errors import IngestRefused
 from core.profile import profile_parquet
+from core.quality import MIN_ROWS_FOR_CONSTANT
 from core.reader import columns_of, read_batches, scan_inferred
 from core.sniff import SniffResult, sniff
 from core.workspace import Workspace
@@ -81,6 +82,7 @@ def _ingest_new(ws: Workspace, path: Path, dataset: str, source_hash: str,
                         "in the file; kept the last row for each id")
     types = {name: column.type for name, column in contract.items()}
     profile = profile_parquet(ws.objects.path_for(snapshot), types)
+    warnings += _constant_columns(profile, rows)
     record = VersionRecord(
         dataset=dataset, seq=0, source_hash=source_hash, source_path=str(path),
         snapshot_hash=snapshot, rows=rows, schema=json.dumps(types),
@@ -93,7 +95,19 @@ def _ingest_new(ws: Workspace, path: Path, dataset: str, source_hash: str,
         record = datasets_store.add_version(con, record)
         meta_store.add_event(con, "dataset.version", record.ref, None,
                              {"source": str(path), "rows": rows, "warnings": warnings})
+        if warnings:  # accepted, but worth a look: the same alerts as served traffic
+            meta_store.add_event(con, "alert.quality", record.ref, "mlyard ingest",
+                                 {"severity": "warning", "current": record.ref,
+                                  "findings": warnings})
     return IngestResult(path, record, created=True, warnings=warnings)
+
+
+def _constant_columns(profile: dict[str, dict[str, object]], rows: int) -> list[str]:
+    """Columns with one value in every row: usually a broken export, never a feature."""
+    if rows < MIN_ROWS_FOR_CONSTANT:
+        return []
+    return [f"column {name!r} has the same value in all {rows:,} rows" for name, entry in
+            profile.items() if entry.get("distinct") == 1 and entry.get("nulls") == 0]
 
 
 def _contract_for(ws: Workspace, stored: str | None,

@@ -172,3 +172,21 @@ def test_bad_drift_requests_get_one_clear_line(project: Path) -> None:
     (project / "labels.csv").write_text("who,churned\nC1,1\n")
     labels = mlyard("feedback", "labels.csv")
     assert labels.exit_code == 2 and "no column 'customer_id'" in labels.stderr
+
+
+def test_a_constant_column_at_ingest_is_a_warning_and_a_quality_alert(
+        churn_project: Path, good_csv: str) -> None:
+    header, *lines = good_csv.splitlines()
+    region = header.split(",").index("region")
+    rows = [line.split(",") for line in lines]
+    for row in rows:
+        row[region] = "north"
+    (churn_project / "data" / "flat.csv").write_text(
+        "\n".join([header, *(",".join(row) for row in rows)]) + "\n")
+    result = mlyard("ingest", "data/flat.csv", "--json")
+    assert result.exit_code == 0, result.stderr
+    [ingested] = json.loads(result.stdout)
+    assert any("'region' has the same value" in w for w in ingested["warnings"])
+    [alert] = json.loads(mlyard("alerts", "--json").stdout)
+    assert alert["kind"] == "alert.quality" and alert["current"] == "churn:v1"
+    assert any("'region'" in finding for finding in alert["findings"])
