@@ -115,7 +115,10 @@ def test_a_bad_file_is_quarantined_while_good_ones_go_on(watcher: FolderWatcher,
     wait_for(lambda: len(versions(ws)) == 2)
     wait_for(lambda: any(p.name.endswith("bad.csv") for p in ws.quarantine_dir.glob("*")))
     assert (incoming / "bad.csv").read_text() == bad  # the source stays where it was
-    ingest_jobs = [j for j in jobs.list_jobs(ws) if j.step == "ingest"]
+    finished = lambda: [j for j in jobs.list_jobs(ws) if j.step == "ingest"  # noqa: E731
+                        and j.status != "running"]
+    wait_for(lambda: any(j.detail and "weekly" in j.detail for j in finished()))
+    ingest_jobs = finished()
     assert all(j.status == "succeeded" for j in ingest_jobs)
     assert any(j.detail and "weekly" in j.detail for j in ingest_jobs)
 
