@@ -20,6 +20,7 @@ from core.cli_automation import COMMANDS as AUTOMATION_COMMANDS
 from core.cli_common import JSON_OPTION, Context, Group
 from core.cli_models import check, export, import_, models, predict, reproduce, serve, train
 from core.cli_monitor import COMMANDS as MONITOR_COMMANDS
+from core.cli_tune import tune
 from core.errors import IngestRefused
 from core.humanize import describe_change
 from core.ingest import ingest_file
@@ -317,7 +318,7 @@ def _version_summary(version: data_api.VersionRecord) -> dict[str, Any]:
 
 
 for _command in (train, models, check, reproduce, export, import_, serve, predict,
-                 *AUTOMATION_COMMANDS, *MONITOR_COMMANDS):
+                 tune, *AUTOMATION_COMMANDS, *MONITOR_COMMANDS):
     cli.add_command(_command)
 
 main = cli

@@ -136,6 +136,31 @@ class ScheduleConfig(msgspec.Struct, forbid_unknown_fields=True):
     pipeline: PipelineName = "train"
 
 
+class ParamRange(msgspec.Struct, forbid_unknown_fields=True):
+    """One `[tune.space]` entry: `{ low = 8, high = 256, log = true }` (integers when both
+    bounds are), or `{ choices = ["gbdt", "dart"] }`."""
+
+    low: int | float | None = None
+    high: int | float | None = None
+    log: bool = False
+    choices: list[str | int | float | bool] | None = None
+
+
+class TuneConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """`mlyard tune`.
+
+    trials: how many trials one `mlyard tune` runs (--trials beats it).
+    timeout: stop starting trials after this many seconds (0: no limit).
+    prune: stop unpromising trials early on their per-iteration validation metric.
+    space: LightGBM parameters to search; mlyard's defaults when empty.
+    """
+
+    trials: int = 30
+    timeout: float = 0.0
+    prune: bool = True
+    space: dict[str, ParamRange] = msgspec.field(default_factory=dict)
+
+
 DriftMethod = Literal["ks", "wasserstein", "chisquare", "jensenshannon", "psi"]
 
 
@@ -177,6 +202,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     automation: AutomationConfig = msgspec.field(default_factory=AutomationConfig)
     schedule: list[ScheduleConfig] = msgspec.field(default_factory=list)
     monitor: MonitorConfig = msgspec.field(default_factory=MonitorConfig)
+    tune: TuneConfig = msgspec.field(default_factory=TuneConfig)
 
     @property
     def dataset_name(self) -> str:
@@ -246,6 +272,7 @@ def _describe(message: str, prefix: str = "") -> str:
 def _check_ranges(config: Config, source: str) -> None:
     _check_automation(config, source)
     _check_monitor(config, source)
+    _check_tune(config, source)
     for key in ("valid_fraction", "holdout_fraction", "threshold"):
         value = getattr(config.train, key)
         if not 0 < value < 1:
@@ -281,6 +308,19 @@ def _check_ranges(config: Config, source: str) -> None:
             raise ConfigError(
                 f"{source}: key data.columns.{name}: min {column.min} is above max {column.max}"
             )
+
+
+def _check_tune(config: Config, source: str) -> None:
+    for name, entry in config.tune.space.items():
+        key = f"{source}: key tune.space.{name}"
+        if entry.choices is not None:
+            if not entry.choices or entry.low is not None or entry.high is not None:
+                raise ConfigError(f"{key}: give either non-empty `choices` or `low` and `high`")
+            continue
+        if entry.low is None or entry.high is None or entry.low >= entry.high:
+            raise ConfigError(f"{key}: expected `low` below `high`, or `choices`")
+        if entry.log and entry.low <= 0:
+            raise ConfigError(f"{key}: a log scale needs `low` above 0")
 
 
 def _check_monitor(config: Config, source: str) -> None:

@@ -92,8 +92,9 @@ def lightgbm_params(cfg: Config, overrides: dict[str, Any], seed: int) -> dict[s
 
 def train(ws: Workspace, training: TrainPlan, name: str | None = None,
           on_iteration: ProgressCallback | None = None,
-          tags: dict[str, str] | None = None) -> TrainResult:
-    """Train, evaluate and store one model as a tracked run."""
+          tags: dict[str, str] | None = None, register: bool | None = None) -> TrainResult:
+    """Train, evaluate and store one model as a tracked run; register it as a model
+    version when `register` says so (default: `[registry] auto_register`)."""
     cfg = training.config
     frame = data.read_versions(ws, training.versions)
     types = json.loads(training.versions[-1].schema)
@@ -136,7 +137,7 @@ def train(ws: Workspace, training: TrainPlan, name: str | None = None,
         artifacts["model_card.json"] = run.log_bytes("model_card.json", _dumps(card))
     result = TrainResult(run.run_id, metrics, best, artifacts["model.txt"], card,
                          artifacts=artifacts)
-    if cfg.registry.auto_register:
+    if cfg.registry.auto_register if register is None else register:
         result.model_version = registry.register(ws, run.run_id).version
     return result
 

@@ -263,6 +263,18 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "tuning journal",
+        """
+        -- Optuna's journal storage: an append-only log every tuning process replays,
+        -- so several processes can share one study.
+        CREATE TABLE tune_journal (
+            seq BIGINT PRIMARY KEY,
+            ts DOUBLE NOT NULL,
+            entry VARCHAR NOT NULL
+        );
+        """,
+    ),
 ]
 
 

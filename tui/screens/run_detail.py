@@ -94,6 +94,8 @@ log. A running run updates every two seconds.
         artifacts = {name: digest for name, digest, _, _ in detail.artifacts}
         record = _json(ws, artifacts.get("reproduce.json"))
         importance = _json(ws, artifacts.get("feature_importance.json"))
+        if "param_importance.json" in artifacts:  # a tuning study's parent run
+            importance = {"params": _json(ws, artifacts["param_importance.json"])}
         self.post_message(RunDetailLoaded(detail, record, importance,
                                           runs.log_tail(ws, run_id, LOG_LINES)))
 
@@ -124,9 +126,10 @@ log. A running run updates every two seconds.
         log.write_lines([f"{when(ts)} {stream:6} {line}" for _, ts, stream, line in message.log]
                         or ["(nothing logged: pass capture_output=True to start_run, or use "
                             "run.log_text)"])
-        importance = (message.importance or {}).get("gain", {})
-        self.query_one("#run-importance", BarsPlot).show("feature importance (gain)",
-                                                          importance)
+        found = message.importance or {}
+        title = "parameter importance" if "params" in found else "feature importance (gain)"
+        self.query_one("#run-importance", BarsPlot).show(
+            title, found.get("params") or found.get("gain") or {})
         chooser = self.query_one("#run-metric-list", OptionList)
         curves = [k for k, n in detail.metric_points.items() if n > 1]
         if [str(chooser.get_option_at_index(i).prompt)

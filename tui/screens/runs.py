@@ -111,7 +111,9 @@ writes a note and `t` sets a tag.
             if order is not None and order == self._sort_key():
                 arrow = " ▼" if self.sort and self.sort.descending else " ▲"
             labels.append(label + arrow)
-        rows = [("●" if run.run_id in self.marked else " ", run.run_id[:8], run.name or "",
+        rows = [("●" if run.run_id in self.marked else " ", run.run_id[:8],
+                 # a tuning trial sits under its study's parent run
+                 ("↳ " if "mlyard.parent" in run.tags else "") + (run.name or ""),
                  status(run.status), when(run.start_time),
                  duration(run.start_time, run.end_time), _versions(page.inputs[run.run_id]),
                  *(run.params.get(k, "") for k in varying),

@@ -45,7 +45,10 @@ class BarsPlot(PlotextPlot):
     }
     """
 
+    shown: dict[str, float] = {}  # what is drawn now, for tests and screen readers
+
     def show(self, title: str, values: dict[str, float], limit: int = 15) -> None:
+        self.shown = dict(values)
         top = sorted(values.items(), key=lambda item: item[1], reverse=True)[:limit]
         plt = self.plt
         plt.clear_data()
