@@ -12,7 +12,7 @@ from typing import Any
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from core import bundle, output, registry
+from core import bundle, compute, output, registry
 from core import reproduce as reproduce_api
 from core import train as train_api
 from core.cli_common import JSON_OPTION, Context
@@ -22,6 +22,9 @@ from core.jobs import training_slot
 from core.registry import GatesFailed
 
 QUIET_OPTION = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+CLUSTER_OPTION = click.option(
+    "--cluster", metavar="ADDRESS",
+    help="Run on this Dask scheduler (tcp://HOST:8786); default: [compute] in mlyard.toml.")
 
 
 @click.command()
@@ -31,18 +34,25 @@ QUIET_OPTION = click.option("--quiet", "-q", is_flag=True, help="No progress bar
               help="A LightGBM parameter on top of the config (repeat).")
 @click.option("--seed", type=int, help="Seed for the split and LightGBM (default: config).")
 @click.option("--name", help="Run name.")
+@CLUSTER_OPTION
 @QUIET_OPTION
 @JSON_OPTION
 @click.pass_obj
 def train(obj: Context, datasets: tuple[str, ...], params: tuple[str, ...], seed: int | None,
-          name: str | None, quiet: bool, as_json: bool) -> None:
+          name: str | None, cluster: str | None, quiet: bool, as_json: bool) -> None:
     """Train LightGBM on dataset versions; log every iteration; store the model."""
     training = train_api.plan(obj.ws, list(datasets), _parse_params(params), seed)
     # One training per project at a time: a person waits for a scheduled one to finish.
     with training_slot(obj.ws, wait=True, who="mlyard train",
-                       on_wait=lambda message: output.stderr.print(message, markup=False)), \
-            _progress(quiet or as_json) as report:
-        result = train_api.train(obj.ws, training, name=name, on_iteration=report)
+                       on_wait=lambda message: output.stderr.print(message, markup=False)):
+        if compute.wants_dask(obj.ws, cluster):
+            from core.dask_engine import train_on_cluster
+
+            with compute.dask_client(obj.ws, cluster) as client:
+                result = train_on_cluster(obj.ws, training, client, name=name)
+        else:
+            with _progress(quiet or as_json) as report:
+                result = train_api.train(obj.ws, training, name=name, on_iteration=report)
     if as_json:
         output.print_json({"run_id": result.run_id, "best_iteration": result.best_iteration,
                            "metrics": result.metrics, "model_version": result.model_version,
@@ -279,12 +289,19 @@ def serve(obj: Context, model: str, host: str, port: int, workers: int, token: s
 @click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("-o", "--output", "target", required=True,
               type=click.Path(dir_okay=False, path_type=Path), help="The .parquet to write.")
+@CLUSTER_OPTION
 @click.pass_obj
-def predict(obj: Context, model: str, source: Path, target: Path) -> None:
+def predict(obj: Context, model: str, source: Path, target: Path, cluster: str | None) -> None:
     """Score a CSV or Parquet file with MODEL into a Parquet file, in batches."""
-    from core.predict import predict_file
+    if compute.wants_dask(obj.ws, cluster):
+        from core.dask_engine import predict_on_cluster
 
-    rows = predict_file(obj.ws, model, source, target)
+        with compute.dask_client(obj.ws, cluster) as client:
+            rows = predict_on_cluster(obj.ws, model, source, target, client)
+    else:
+        from core.predict import predict_file
+
+        rows = predict_file(obj.ws, model, source, target)
     output.stdout.print(f"{target}: {rows:,} rows scored", markup=False)
 
 

@@ -161,6 +161,17 @@ class TuneConfig(msgspec.Struct, forbid_unknown_fields=True):
     space: dict[str, ParamRange] = msgspec.field(default_factory=dict)
 
 
+class ComputeConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """Where `mlyard train` and `mlyard predict` do their heavy work.
+
+    engine: "local" (this process) or "dask" (a Dask cluster; needs `mlyard[dask]`).
+    address: the Dask scheduler, e.g. "tcp://10.0.0.5:8786" (`--cluster` beats it).
+    """
+
+    engine: Literal["local", "dask"] = "local"
+    address: str | None = None
+
+
 DriftMethod = Literal["ks", "wasserstein", "chisquare", "jensenshannon", "psi"]
 
 
@@ -203,6 +214,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     schedule: list[ScheduleConfig] = msgspec.field(default_factory=list)
     monitor: MonitorConfig = msgspec.field(default_factory=MonitorConfig)
     tune: TuneConfig = msgspec.field(default_factory=TuneConfig)
+    compute: ComputeConfig = msgspec.field(default_factory=ComputeConfig)
 
     @property
     def dataset_name(self) -> str:

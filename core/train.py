@@ -119,27 +119,37 @@ def train(ws: Workspace, training: TrainPlan, name: str | None = None,
         booster = _fit(cfg, params, features, target, split, spec, run, on_iteration)
         best = booster.best_iteration or booster.current_iteration()
         predicted = booster.predict(features[split.holdout], num_iteration=best)
-        metrics = evaluate(cfg.train.task, target[split.holdout], predicted,
-                           cfg.train.threshold)
-        run.log_metrics({f"holdout.{k}": v for k, v in metrics.items()})
-        run.log_text(f"best iteration {best}; holdout " + "  ".join(
-            f"{k}={v:.5g}" for k, v in metrics.items()), "train")
-        run.log_metric("best_iteration", best)
-        importance = {kind: dict(zip(spec.names, booster.feature_importance(kind).tolist(),
-                                     strict=True)) for kind in ("gain", "split")}
-        artifacts["feature_importance.json"] = run.log_bytes("feature_importance.json",
-                                                             _dumps(importance))
-        reference = reference_sketch(frame, spec, predicted, cfg.train.task)
-        artifacts[REFERENCE_ARTIFACT] = run.log_bytes(REFERENCE_ARTIFACT, _dumps(reference))
-        card = _model_card(cfg, spec, params, metrics, best, training, run.run_id, importance)
-        model_text = booster.model_to_string(num_iteration=best).encode()
-        artifacts["model.txt"] = run.log_bytes("model.txt", model_text)
-        artifacts["model_card.json"] = run.log_bytes("model_card.json", _dumps(card))
-    result = TrainResult(run.run_id, metrics, best, artifacts["model.txt"], card,
-                         artifacts=artifacts)
+        result = store_model(ws, run, training, spec, params, booster, best,
+                             target[split.holdout], predicted, frame, artifacts)
     if cfg.registry.auto_register if register is None else register:
         result.model_version = registry.register(ws, run.run_id).version
     return result
+
+
+def store_model(ws: Workspace, run: tracking.Run, training: TrainPlan, spec: FeatureSpec,
+                params: dict[str, Any], booster: lgb.Booster, best: int,
+                holdout_target: np.ndarray, predicted: np.ndarray, reference_rows: Any,
+                artifacts: dict[str, str]) -> TrainResult:
+    """Evaluate on the holdout and store everything a model version needs in `run`: the
+    same for a model trained here and one trained on a Dask cluster."""
+    cfg = training.config
+    metrics = evaluate(cfg.train.task, holdout_target, predicted, cfg.train.threshold)
+    run.log_metrics({f"holdout.{k}": v for k, v in metrics.items()})
+    run.log_text(f"best iteration {best}; holdout " + "  ".join(
+        f"{k}={v:.5g}" for k, v in metrics.items()), "train")
+    run.log_metric("best_iteration", best)
+    importance = {kind: dict(zip(spec.names, booster.feature_importance(kind).tolist(),
+                                 strict=True)) for kind in ("gain", "split")}
+    artifacts["feature_importance.json"] = run.log_bytes("feature_importance.json",
+                                                         _dumps(importance))
+    reference = reference_sketch(reference_rows, spec, predicted, cfg.train.task)
+    artifacts[REFERENCE_ARTIFACT] = run.log_bytes(REFERENCE_ARTIFACT, _dumps(reference))
+    card = _model_card(cfg, spec, params, metrics, best, training, run.run_id, importance)
+    model_text = booster.model_to_string(num_iteration=best).encode()
+    artifacts["model.txt"] = run.log_bytes("model.txt", model_text)
+    artifacts["model_card.json"] = run.log_bytes("model_card.json", _dumps(card))
+    return TrainResult(run.run_id, metrics, best, artifacts["model.txt"], card,
+                       artifacts=artifacts)
 
 
 def _fit(cfg: Config, params: dict[str, Any], features: np.ndarray, target: np.ndarray,
