@@ -15,6 +15,7 @@ otherwise the script says it skipped it.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import resource
@@ -133,6 +134,10 @@ def main() -> None:
         body.write_text(json.dumps({"dataframe_records": records}))
         bodies[rows] = body
     results: dict[str, object] = {"benchmark": "serve", **in_process_floor(project)}
+    if importlib.util.find_spec("sklearn") is not None:
+        # lightgbm imports scikit-learn whenever it is installed (the dask extra brings it)
+        results["note"] = ("scikit-learn is installed: every server imports it (~65 MB, "
+                           "~0.4 s); the recorded figures are from an install without it")
     port = free_port()
     results.update(measure_server(
         "mlyard", [sys.executable, "-m", "core.cli", "serve", "churn@champion", "--port",
