@@ -25,6 +25,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
 
+import pyarrow as pa
+
 from core.errors import MlyardError, TrackingError
 from core.metric_buffer import MetricBuffer
 from core.metric_buffer import write as write_batches
@@ -360,6 +362,9 @@ def _install_exit_hooks() -> None:
         previous(*args)
 
     sys.excepthook = _note_uncaught
+    # pyarrow imports pandas (when installed) on its first array; at exit that import
+    # fails ("can't register atexit after shutdown") and the run would be left open.
+    pa.array([0])
     atexit.register(_end_open_runs)
 
 
