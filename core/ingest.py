@@ -66,7 +66,11 @@ def ingest_file(ws: Workspace, path: Path) -> IngestResult:
     try:
         return _ingest_new(ws, path, dataset, source_hash, stored)
     except IngestRefused as refusal:
-        _quarantine(ws, path, source_hash, refusal.msg)
+        copy = _quarantine(ws, path, source_hash, refusal.msg)
+        with ws.catalog.session() as con:
+            meta_store.add_event(con, "alert.quality", path.name, "mlyard ingest", {
+                "severity": "error", "current": path.name, "findings": [refusal.msg],
+                "quarantined": str(copy)})
         raise
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -115,3 +116,10 @@ def test_without_a_scheduler_address_the_message_says_what_to_set(project: Path)
     assert result.exit_code == 2 and "[compute] address" in result.stderr
     unreachable = mlyard("train", "--cluster", "tcp://127.0.0.1:9")
     assert unreachable.exit_code == 2 and "cannot reach the Dask scheduler" in unreachable.stderr
+
+
+def test_without_the_dask_extra_the_message_says_what_to_install(
+        project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if it were not installed
+    result = mlyard("train", "--cluster", "tcp://127.0.0.1:8786")
+    assert result.exit_code == 2 and "pip install 'mlyard[dask]'" in result.stderr

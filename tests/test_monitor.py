@@ -190,3 +190,12 @@ def test_a_constant_column_at_ingest_is_a_warning_and_a_quality_alert(
     [alert] = json.loads(mlyard("alerts", "--json").stdout)
     assert alert["kind"] == "alert.quality" and alert["current"] == "churn:v1"
     assert any("'region'" in finding for finding in alert["findings"])
+
+
+def test_a_refused_file_is_an_error_alert(churn_project: Path, good_csv: str) -> None:
+    (churn_project / "data" / "bad.csv").write_text(good_csv.replace("month-to-month",
+                                                                     "weekly"))
+    assert mlyard("ingest", "data/bad.csv").exit_code == 1
+    [alert] = json.loads(mlyard("alerts", "--json").stdout)
+    assert alert["kind"] == "alert.quality" and alert["severity"] == "error"
+    assert "weekly" in alert["findings"][0] and alert["quarantined"]

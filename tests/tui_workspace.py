@@ -74,6 +74,9 @@ def _freeze(ws) -> None:  # type: ignore[no-untyped-def]
                     [BASE_TIME, BASE_TIME])
         logs = [Path(row[0]) for row in con.execute("SELECT log_path FROM jobs").fetchall()]
         con.execute("UPDATE drift_reports SET ts = ? + 9000 + report_id * 60", [BASE_TIME])
+        con.execute("UPDATE events SET ts = ? + 9000 + event_id * 60, "
+                    "detail = replace(CAST(detail AS VARCHAR), ?, '') WHERE kind LIKE 'alert.%'",
+                    [BASE_TIME, str(ws.project_dir) + os.sep])
     for log in logs:
         text = re.sub(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}", "2026-05-28 22:26:40,000",
                       log.read_text(), flags=re.MULTILINE)
