@@ -100,7 +100,9 @@ def test_a_schedule_fires_and_pausing_it_from_another_process_stops_it(
     assert state["schedules"][0]["last_fire"] is not None
 
     assert mlyard("schedule", "pause", "quick").exit_code == 0
-    time.sleep(3)  # the daemon notices within a heartbeat
+    # The daemon notices within a heartbeat (2 s); a pipeline fired just before that
+    # records its train job once its ingest step is done.
+    time.sleep(6)
     paused_count = len(trains())
     time.sleep(4)
     assert len(trains()) == paused_count
