@@ -95,10 +95,30 @@ def runs_page(ws: Workspace, expression: str = "", sort: RunSort | None = None,
         param_keys, metric_keys = runs_store.known_keys(con, ws.project)
         filters = parse_expression(expression, param_keys, metric_keys)
         found = runs_store.query_runs(con, ws.project, filters, sort, limit, offset)
+        if sort is None:  # in time order, a study's trials sit under its parent run
+            found = nest_children(found)
         total = runs_store.count_runs(con, ws.project, filters)
         inputs = {r.run_id: [f"{d}:v{s}" for d, s, _ in models_store.run_inputs(con, r.run_id)]
                   for r in found}
     return RunsPage(found, total, offset, inputs, param_keys, metric_keys)
+
+
+def nest_children(found: list[RunRecord]) -> list[RunRecord]:
+    """Move each run tagged `mlyard.parent` right after its parent when both are in
+    `found`, keeping every other run where it was."""
+    present = {r.run_id for r in found}
+    children: dict[str, list[RunRecord]] = {}
+    for run in found:
+        parent = run.tags.get("mlyard.parent")
+        if parent in present and parent != run.run_id:
+            children.setdefault(parent, []).append(run)
+    placed = {c.run_id for group in children.values() for c in group}
+    ordered: list[RunRecord] = []
+    for run in found:
+        if run.run_id not in placed:
+            ordered.append(run)
+            ordered.extend(children.get(run.run_id, []))
+    return ordered
 
 
 def parse_expression(text: str, param_keys: list[str], metric_keys: list[str]) -> list[RunFilter]:
