@@ -72,9 +72,6 @@ first; the highlighted job's log is shown beside it. Everything refreshes every 
     def reload(self) -> None:
         self._load(self.ws)
 
-    def action_reload(self) -> None:
-        self.reload()
-
     @work(thread=True, exclusive=True, exit_on_error=False, group="automation",
           description="Loading automation")
     def _load(self, ws: Workspace) -> None:

@@ -28,6 +28,10 @@ class AreaScreen(Screen[None]):
     def reload(self) -> None:
         """Load this screen's data again (in a worker)."""
 
+    def action_reload(self) -> None:
+        """The `r` key of every screen that binds it."""
+        self.reload()
+
     @on(Worker.StateChanged)
     def report_failed_worker(self, event: Worker.StateChanged) -> None:
         """Every worker of every screen fails into the app's one error display."""

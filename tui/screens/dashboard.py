@@ -51,9 +51,6 @@ versions and quarantined files. It refreshes every few seconds.
         self.reload()
         self.set_interval(5.0, self.reload)
 
-    def action_reload(self) -> None:
-        self.reload()
-
     @work(thread=True, exclusive=True, exit_on_error=False, group="dashboard",
           description="Loading the dashboard")
     def reload(self) -> None:

@@ -65,9 +65,6 @@ files with their reasons.
         self.query_one("#diff-view", Static).display = False
         self.reload()
 
-    def action_reload(self) -> None:
-        self.reload()
-
     def reload(self) -> None:
         self._load(self.ws)
 

@@ -62,9 +62,6 @@ champion back to the version it replaced, `a` points another alias at it.
         self.query_one("#models-history", Static).border_title = "Alias moves"
         self.reload()
 
-    def action_reload(self) -> None:
-        self.reload()
-
     def reload(self) -> None:
         self._load(self.ws)
 

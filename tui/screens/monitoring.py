@@ -66,9 +66,6 @@ quality alerts, and the live metric from `mlyard feedback` per time window.
     def reload(self) -> None:
         self._load(self.ws)
 
-    def action_reload(self) -> None:
-        self.reload()
-
     @work(thread=True, exclusive=True, exit_on_error=False, group="monitoring",
           description="Loading drift reports")
     def _load(self, ws: Workspace) -> None:

@@ -81,9 +81,6 @@ log. A running run updates every two seconds.
         self.reload()
         self.set_interval(2.0, self._refresh_if_running)
 
-    def action_reload(self) -> None:
-        self.reload()
-
     def reload(self) -> None:
         self._load(self.ws, self.run_id)
 

@@ -248,9 +248,6 @@ writes a note and `t` sets a tag.
             self.page_offset = offset
             self.reload()
 
-    def action_reload(self) -> None:
-        self.reload()
-
     def _refresh_if_running(self) -> None:
         if self.page and any(r.status == "running" for r in self.page.runs):
             self.reload()
