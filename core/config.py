@@ -248,19 +248,22 @@ def parse_config(raw: dict[str, object], source: str) -> Config:
 
 
 def _check_columns(raw: dict[str, object], source: str) -> None:
-    """Validate each contract column alone, so an error names the column (msgspec hides
-    dict keys in its paths)."""
-    data = raw.get("data")
-    columns = data.get("columns") if isinstance(data, dict) else None
-    if not isinstance(columns, dict):
-        return
-    for name, column in columns.items():
-        try:
-            msgspec.convert(column, ColumnContract)
-        except msgspec.ValidationError as exc:
-            raise ConfigError(
-                f"{source}: {_describe(str(exc), prefix=f'data.columns.{name}')}"
-            ) from exc
+    """Validate each entry of the keyed tables alone, so an error names the column or
+    parameter (msgspec hides dict keys in its paths)."""
+    for section, key, shape in (("data", "columns", ColumnContract),
+                                ("monitor", "columns", ColumnMonitorConfig),
+                                ("tune", "space", ParamRange)):
+        table = raw.get(section)
+        entries = table.get(key) if isinstance(table, dict) else None
+        if not isinstance(entries, dict):
+            continue
+        for name, entry in entries.items():
+            try:
+                msgspec.convert(entry, shape)
+            except msgspec.ValidationError as exc:
+                raise ConfigError(
+                    f"{source}: {_describe(str(exc), prefix=f'{section}.{key}.{name}')}"
+                ) from exc
 
 
 def _describe(message: str, prefix: str = "") -> str:

@@ -35,6 +35,15 @@ def test_malformed_toml_names_file_and_line(tmp_path: Path) -> None:
         ('[data.columns.age]\ntype = "integer"\n', "key data.columns.age.type"),
         ('[data.columns.age]\ntype = "int"\nmax_null_rate = 3\n', "expected 0 to 1"),
         ('[data.columns.age]\ntype = "int"\ncategories = ["a"]\n', 'only allowed with type'),
+        ('[monitor.columns.age]\nmethod = "kl"\n',
+         "key monitor.columns.age.method"),
+        ('[monitor.columns.age]\nmethod = "kl"\n', "expected one of ks, wasserstein"),
+        ("[monitor]\ndrift_share = 2\n", "key monitor.drift_share: expected 0 to 1"),
+        ('[automation]\non_new_data = "deploy"\n', "expected one of ingest, train, promote"),
+        ("[automation]\nsettle_seconds = -1\n", "key automation.settle_seconds"),
+        ('[[schedule]]\nname = "x"\n', "set exactly one of `cron` or `every`"),
+        ('[compute]\nengine = "spark"\n', "key compute.engine"),
+        ("[gates]\nno_severe_drift = 1\n", "key gates.no_severe_drift: expected true or"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path: Path, text: str, expected: str) -> None:
