@@ -105,9 +105,10 @@ def sync_from_config(ws: Workspace) -> None:
     """Copy `[[schedule]]` entries into the catalog; drop config schedules no longer there."""
     wanted = {entry.name: entry for entry in ws.config.schedule}
     with ws.catalog.session() as con:
-        for existing in automation_store.list_schedules(con, ws.project):
-            if existing.source == "config" and existing.name not in wanted:
-                automation_store.delete_schedule(con, ws.project, existing.name)
+        existing = {r.name: r for r in automation_store.list_schedules(con, ws.project)}
+        for name, record in existing.items():
+            if record.source == "config" and name not in wanted:
+                automation_store.delete_schedule(con, ws.project, name)
         for entry in wanted.values():
             try:
                 record = _record(ws.project, entry.name, entry.cron, entry.every,
@@ -115,7 +116,10 @@ def sync_from_config(ws: Workspace) -> None:
             except ValueError as exc:
                 raise ConfigError(f"{ws.config_path}: [[schedule]] {entry.name!r}: {exc}") \
                     from exc
-            automation_store.upsert_schedule(con, record)
+            before = existing.get(entry.name)
+            # Readers call this every few seconds: write only what changed.
+            if before is None or _definition(before) != _definition(record):
+                automation_store.upsert_schedule(con, record)
 
 
 def list_schedules(ws: Workspace) -> list[Schedule]:
@@ -197,6 +201,10 @@ def crontab_lines(ws: Workspace, executable: str | None = None) -> list[str]:
         else:
             lines.append(f"{record.cron} {command} >> {cron_log} 2>&1")
     return lines
+
+
+def _definition(record: ScheduleRecord) -> tuple[object, ...]:
+    return (record.cron, record.every_seconds, record.pipeline, record.source)
 
 
 def _record(project: str, name: str, cron: str | None, every: str | None, pipeline: str,
