@@ -120,7 +120,7 @@ first; the highlighted job's log is shown beside it. Everything refreshes every 
     def _set_paused(self, ws: Workspace, name: str, paused: bool) -> None:
         schedules.set_paused(ws, name, paused)
         self.app.call_from_thread(self.notify, f"{name} {'paused' if paused else 'resumed'}")
-        self._load(ws)
+        self.app.call_from_thread(self.reload)
 
     def action_run_now(self) -> None:
         name = self._selected("#schedules-table")
@@ -133,7 +133,7 @@ first; the highlighted job's log is shown beside it. Everything refreshes every 
         pid = automation.run_schedule_in_background(ws, name)
         self.app.call_from_thread(self.notify, f"{name}: started (pid {pid})")
         time.sleep(0.5)  # let its first job be recorded before the history is read again
-        self._load(ws)
+        self.app.call_from_thread(self.reload)
 
     @on(DataTable.RowHighlighted, "#jobs-table")
     def _show_highlighted_job(self) -> None:
