@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core import monitor, registry
+from core import compute, monitor, registry
 from core import train as train_api
 from core.errors import IngestRefused
 from core.ingest import ingest_file
@@ -127,7 +127,7 @@ def _train_step(ws: Workspace, current: Job, result: PipelineResult, wait: bool,
                 on_wait: Callable[[str], None] | None) -> None:
     try:
         with training_slot(ws, wait=wait, who=f"job {current.job_id}", on_wait=on_wait):
-            trained = train_api.train(ws, train_api.plan(ws))
+            trained = _train(ws)
     except TrainingBusy as busy:
         result.statuses["train"] = "skipped"
         current.skip(busy.msg)
@@ -140,6 +140,16 @@ def _train_step(ws: Workspace, current: Job, result: PipelineResult, wait: bool,
                           metrics=trained.metrics)
     log.info("trained run %s -> model %s/%s %s", trained.run_id, ws.project, version,
              trained.metrics)
+
+
+def _train(ws: Workspace) -> train_api.TrainResult:
+    """Train as `mlyard train` would: here, or on the Dask cluster `[compute]` names."""
+    if not compute.wants_dask(ws, None):
+        return train_api.train(ws, train_api.plan(ws))
+    from core.dask_engine import train_on_cluster
+
+    with compute.dask_client(ws) as client:
+        return train_on_cluster(ws, train_api.plan(ws), client)
 
 
 def _promote_step(ws: Workspace, current: Job, result: PipelineResult) -> None:

@@ -123,3 +123,16 @@ def test_without_the_dask_extra_the_message_says_what_to_install(
     monkeypatch.setitem(sys.modules, "distributed", None)  # as if it were not installed
     result = mlyard("train", "--cluster", "tcp://127.0.0.1:8786")
     assert result.exit_code == 2 and "pip install 'mlyard[dask]'" in result.stderr
+
+
+def test_the_pipeline_trains_on_the_cluster_compute_names(
+        project: Path, cluster: distributed.LocalCluster) -> None:
+    config = project / "mlyard.toml"
+    config.write_text(config.read_text() + f'\n[compute]\nengine = "dask"\n'
+                      f'address = "{cluster.scheduler_address}"\n')
+    result = mlyard("pipeline", "run", "train", "--no-ingest", "--json")
+    assert result.exit_code == 0, result.stderr
+    from core import runs
+
+    run_id = json.loads(result.stdout)["run_id"]
+    assert runs.show_run(open_workspace(), run_id).run.tags["mlyard.engine"] == "dask"
