@@ -105,7 +105,7 @@ class Daemon:
             signal.signal(signum, lambda *_: self._stop.set())
 
     def _start_watcher(self) -> None:
-        folders = [f for f in watched_folders(self.ws)] if self.watch else []
+        folders = watched_folders(self.ws) if self.watch else []
         if not folders:
             return
         until = self.ws.config.automation.on_new_data

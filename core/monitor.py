@@ -22,6 +22,7 @@ from core import data, registry
 from core.drift import ColumnDrift, column_drift
 from core.errors import MlyardError, UsageError
 from core.features import FeatureSpec
+from core.model import load_model
 from core.quality import check_quality
 from core.reference import load_reference, prediction_series, target_series
 from core.schedules import parse_every
@@ -97,7 +98,7 @@ def drift(ws: Workspace, current: str | None = None, served: str | None = None,
     "24h": that long back from now) with the training data of model `reference`."""
     version = registry.resolve(ws, reference)
     sketch = load_reference(ws, version)
-    model = _load_model(ws, version)
+    model = load_model(ws, str(version.version))
     spec = model.spec
     task = str(model.card["task"])
     if served is not None:
@@ -124,12 +125,6 @@ def drift(ws: Workspace, current: str | None = None, served: str | None = None,
         save(ws, report)
         _alert(ws, report)
     return report
-
-
-def _load_model(ws: Workspace, version: ModelVersion) -> Any:
-    from core.model import load_model
-
-    return load_model(ws, str(version.version))
 
 
 def _served_frame(ws: Workspace, version: ModelVersion, spec: FeatureSpec,

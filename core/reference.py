@@ -16,6 +16,7 @@ import polars as pl
 
 from core import data
 from core.features import FeatureSpec
+from core.model import load_model
 from core.sketch import column_kind, sketch_column, sketch_frame
 from core.workspace import Workspace
 from storage import models_store, runs_store
@@ -62,8 +63,7 @@ def load_reference(ws: Workspace, version: ModelVersion) -> dict[str, Any]:
     if REFERENCE_ARTIFACT in artifacts:
         loaded: dict[str, Any] = json.loads(ws.objects.read_bytes(artifacts[REFERENCE_ARTIFACT]))
         return loaded
-    from core.model import load_model  # only for models trained before references existed
-
+    # A model trained before references existed: build one from its recorded inputs.
     model = load_model(ws, str(version.version))
     frame = data.load_versions(ws, [f"{dataset}:v{seq}" for dataset, seq, _ in inputs])
     task = str(model.card["task"])

@@ -19,7 +19,7 @@ import pytest
 from core import jobs
 from core.workspace import open_workspace
 from storage import automation_store
-from tests.conftest import mlyard, mlyard_process, sample_project
+from tests.conftest import mlyard, mlyard_process
 
 FAST_TRAIN = "[train]\nnum_boost_round = 20\nearly_stopping_rounds = 1000\n"
 SLOW_TRAIN = ("[train]\nnum_boost_round = 1000000\nearly_stopping_rounds = 1000000\n"
@@ -33,11 +33,9 @@ def configure(project: Path, train: str, extra: str) -> None:
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = sample_project(tmp_path, "churn")
-    monkeypatch.chdir(folder)
-    assert mlyard("ingest", "data").exit_code == 0
-    return folder
+def project(churn: Path) -> Path:
+    """Two sample batches ingested, as cwd."""
+    return churn
 
 
 @pytest.fixture
