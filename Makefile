@@ -30,9 +30,18 @@ run: $(VENV)/.installed-run
 	cd $(DEMO) && if [ -t 0 ] && [ -t 1 ]; then ../../$(BIN)/mlyard tui; \
 		else ../../$(BIN)/mlyard runs show latest; fi
 
-lint: $(VENV)/.installed-test
+# The installed layout (mlyard/core, mlyard/storage, mlyard/tui) as links to the repo's
+# folders, for the tools that read packages from disk instead of importing them.
+TREE := build/tree
+
+$(TREE)/mlyard:
+	mkdir -p $@
+	for f in __init__.py __main__.py py.typed; do ln -sfn ../../../mlyard/$$f $@/$$f; done
+	for d in core storage tui; do ln -sfn ../../../$$d $@/$$d; done
+
+lint: $(VENV)/.installed-test | $(TREE)/mlyard
 	$(BIN)/ruff check .
-	$(BIN)/lint-imports
+	cd $(TREE) && PYTHONPATH=. ../../$(BIN)/lint-imports ../../pyproject.toml --no-cache
 
 test: lint
 	$(BIN)/python -m pytest -q

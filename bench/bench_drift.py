@@ -22,9 +22,9 @@ import numpy as np
 import polars as pl
 import psutil
 
-from core.features import Feature, FeatureSpec
-from core.monitor import compare
-from core.sketch import sketch_frame
+from mlyard.core.models.features import Feature, FeatureSpec
+from mlyard.core.models.sketch import sketch_frame
+from mlyard.core.monitoring.drift_reports import compare
 
 OUT = Path(__file__).parent / "out" / "drift"
 FEATURES = 50

@@ -65,7 +65,7 @@ def main() -> None:
     project.mkdir(parents=True)
     shutil.copy(REPO / "sample_data" / "churn" / "mlyard.toml", project / "mlyard.toml")
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "core.cli", "ingest", "--json", str(csv_path)],
+    result = subprocess.run([sys.executable, "-m", "mlyard", "ingest", "--json", str(csv_path)],
                             cwd=project, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if result.returncode != 0:

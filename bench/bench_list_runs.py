@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from core import runs
-from core.workspace import open_workspace
-from storage.runs_store import METRIC_SCHEMA, insert_metrics
+from mlyard.core.tracking import run_queries as runs
+from mlyard.core.workspace import open_workspace
+from mlyard.storage.runs_store import METRIC_SCHEMA, insert_metrics
 
 RUNS = 10_000
 PARAMS = 10

@@ -17,9 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from core import tracking
-from core.workspace import open_workspace
-from storage.runs_store import count_metric_points
+from mlyard.core.tracking import active_run as tracking
+from mlyard.core.workspace import open_workspace
+from mlyard.storage.runs_store import count_metric_points
 
 POINTS = 1_000_000
 

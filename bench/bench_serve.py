@@ -30,10 +30,10 @@ import httpx
 import polars as pl
 import psutil
 
-from core import data
-from core.features import FeatureSpec, encode
-from core.model import load_model
-from core.workspace import open_workspace
+from mlyard.core.data import versions as data
+from mlyard.core.models.features import FeatureSpec, encode
+from mlyard.core.models.loading import load_model
+from mlyard.core.workspace import open_workspace
 
 HERE = Path(__file__).parent
 OUT = HERE / "out" / "serve"
@@ -52,7 +52,7 @@ def build_project() -> Path:
     for path in sorted((REPO / "sample_data" / "churn" / "data").glob("*.csv")):
         shutil.copy(path, project / "data" / path.name)
     for args in (["ingest", "data"], ["train", "-q"], ["models", "promote", "latest"]):
-        subprocess.run([sys.executable, "-m", "core.cli", *args], cwd=project, check=True,
+        subprocess.run([sys.executable, "-m", "mlyard", *args], cwd=project, check=True,
                        capture_output=True)
     return project
 
@@ -140,12 +140,12 @@ def main() -> None:
                            "~0.4 s); the recorded figures are from an install without it")
     port = free_port()
     results.update(measure_server(
-        "mlyard", [sys.executable, "-m", "core.cli", "serve", "churn@champion", "--port",
+        "mlyard", [sys.executable, "-m", "mlyard", "serve", "churn@champion", "--port",
                    str(port)], project, f"http://127.0.0.1:{port}", bodies))
     port = free_port()
     results.update(measure_server(
         "mlyard_without_prediction_log",
-        [sys.executable, "-m", "core.cli", "serve", "churn@champion", "--port", str(port),
+        [sys.executable, "-m", "mlyard", "serve", "churn@champion", "--port", str(port),
          "--no-log"], project, f"http://127.0.0.1:{port}", bodies))
     mlflow = HERE / ".mlflow-venv" / "bin" / "mlflow"
     if mlflow.exists():

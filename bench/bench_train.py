@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from core import train
-from core.workspace import open_workspace
+from mlyard.core.training import trainer as train
+from mlyard.core.workspace import open_workspace
 
 ROWS = 200_000
 FEATURES = 30
@@ -70,7 +70,7 @@ def make_project() -> Path:
     frame.write_csv(project / "train.csv")
     (project / "mlyard.toml").write_text(
         '[project]\nname = "bench"\n[data]\ntarget = "label"\n[train]\ntask = "binary"\n')
-    subprocess.run([sys.executable, "-m", "core.cli", "ingest", "train.csv"], cwd=project,
+    subprocess.run([sys.executable, "-m", "mlyard", "ingest", "train.csv"], cwd=project,
                    check=True, capture_output=True)
     return project
 
@@ -93,7 +93,7 @@ def main() -> None:
                              cfg.early_stopping_rounds])
     mlyard_times, plain_times = [], []
     for _ in range(REPEATS):
-        seconds, out = timed([sys.executable, "-m", "core.cli", "train", "-q", "--json"],
+        seconds, out = timed([sys.executable, "-m", "mlyard", "train", "-q", "--json"],
                              project)
         mlyard_times.append(seconds)
         mlyard_best = json.loads(out)["best_iteration"]

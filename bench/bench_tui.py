@@ -23,12 +23,12 @@ import time
 from pathlib import Path
 
 from bench.bench_list_runs import load
-from core.workspace import open_workspace
-from tui.app import MlyardApp
+from mlyard.core.workspace import open_workspace
+from mlyard.tui.app import MlyardApp
 
 WRITER = textwrap.dedent("""
     import time
-    from core import tracking
+    from mlyard.core.tracking import active_run as tracking
     with tracking.start_run(name="live-writer") as run:
         started = time.perf_counter()
         for i in range(60_000):

@@ -23,8 +23,9 @@ from pathlib import Path
 
 import psutil
 
-from core import data, jobs
-from core.workspace import open_workspace
+from mlyard.core.automation import jobs
+from mlyard.core.data import versions as data
+from mlyard.core.workspace import open_workspace
 
 HERE = Path(__file__).parent
 OUT = HERE / "out" / "watch"
@@ -63,7 +64,7 @@ def main() -> None:
     args = parser.parse_args()
     project = build_project()
     texts = slices(args.files)
-    daemon = subprocess.Popen([sys.executable, "-m", "core.cli", "daemon"], cwd=project,
+    daemon = subprocess.Popen([sys.executable, "-m", "mlyard", "daemon"], cwd=project,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ws = open_workspace(project)
     try:

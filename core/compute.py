@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from core.errors import UsageError
-from core.workspace import Workspace
+from mlyard.core.errors import UsageError
+from mlyard.core.workspace import Workspace
 
 INSTALL_HINT = "pip install 'mlyard[dask]' (dask, distributed and scikit-learn)"
 

@@ -12,7 +12,7 @@ from typing import Literal
 
 import msgspec
 
-from core.errors import ConfigError
+from mlyard.core.errors import ConfigError
 
 ColumnType = Literal["int", "float", "bool", "category", "string", "date", "datetime"]
 TaskType = Literal["binary", "multiclass", "regression"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from storage.errors import CatalogError, MlyardError, NotFound, ObjectCorrupt, StoreLocked
+from mlyard.storage.errors import CatalogError, MlyardError, NotFound, ObjectCorrupt, StoreLocked
 
 __all__ = [
     "CatalogError",

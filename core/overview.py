@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core import quarantine, registry
-from core.quarantine import QuarantinedFile
-from core.runs import reconcile_crashed
-from core.workspace import Workspace
-from storage import datasets_store, models_store, runs_store
-from storage.datasets_store import VersionRecord
-from storage.runs_store import RunRecord
+from mlyard.core.data import quarantine
+from mlyard.core.data.quarantine import QuarantinedFile
+from mlyard.core.models import registry
+from mlyard.core.tracking.run_queries import reconcile_crashed
+from mlyard.core.workspace import Workspace
+from mlyard.storage import datasets_store, models_store, runs_store
+from mlyard.storage.datasets_store import VersionRecord
+from mlyard.storage.runs_store import RunRecord
 
 
 @dataclass

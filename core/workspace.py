@@ -11,11 +11,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.config import Config, load_config
-from core.errors import WorkspaceNotFound
-from storage import meta_store
-from storage.catalog import Catalog
-from storage.objects import ObjectStore
+from mlyard.core.config import Config, load_config
+from mlyard.core.errors import WorkspaceNotFound
+from mlyard.storage import meta_store
+from mlyard.storage.catalog import Catalog
+from mlyard.storage.objects import ObjectStore
 
 CONFIG_NAME = "mlyard.toml"
 WORKSPACE_DIR = ".mlyard"

@@ -18,13 +18,12 @@ import numpy as np
 import polars as pl
 from sklearn.metrics import log_loss, mean_absolute_error, roc_auc_score
 
-from core import data
-from core import tracking as mlyard
-from core.workspace import open_workspace
+import mlyard
+from mlyard.core.data import versions as data
 
 
 def main() -> None:
-    ws = open_workspace()
+    ws = mlyard.open_workspace()
     cfg = ws.config
     frame = data.load_versions(ws)
     roles = {cfg.data.id_column, cfg.data.time_column, cfg.data.target, *cfg.data.exclude}

@@ -10,7 +10,7 @@ from typing import Any
 
 import duckdb
 
-from storage.errors import CatalogError
+from mlyard.storage.errors import CatalogError
 
 Connection = duckdb.DuckDBPyConnection
 

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import duckdb
 
-from storage import spool
-from storage.errors import CatalogError
-from storage.lock import CatalogLock
-from storage.migrations import apply_migrations
-from storage.predictions_store import insert_predictions
-from storage.runs_store import insert_logs, insert_metrics
+from mlyard.storage import spool
+from mlyard.storage.errors import CatalogError
+from mlyard.storage.lock import CatalogLock
+from mlyard.storage.migrations import apply_migrations
+from mlyard.storage.predictions_store import insert_predictions
+from mlyard.storage.runs_store import insert_logs, insert_metrics
 
 Connection = duckdb.DuckDBPyConnection
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from storage.errors import NotFound
+from mlyard.storage.errors import NotFound
 
 Connection = duckdb.DuckDBPyConnection
 

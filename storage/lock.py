@@ -16,7 +16,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from storage.errors import StoreLocked
+from mlyard.storage.errors import StoreLocked
 
 DEFAULT_TIMEOUT_S = 30.0
 

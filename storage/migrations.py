@@ -10,7 +10,7 @@ import time
 
 import duckdb
 
-from storage.errors import CatalogError
+from mlyard.storage.errors import CatalogError
 
 MIGRATIONS: list[tuple[str, str]] = [
     (

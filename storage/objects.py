@@ -13,7 +13,7 @@ from pathlib import Path
 
 import blake3
 
-from storage.errors import NotFound, ObjectCorrupt
+from mlyard.storage.errors import NotFound, ObjectCorrupt
 
 CHUNK = 8 << 20
 

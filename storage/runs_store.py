@@ -8,7 +8,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from storage.errors import CatalogError, NotFound
+from mlyard.storage.errors import CatalogError, NotFound
 
 Connection = duckdb.DuckDBPyConnection
 

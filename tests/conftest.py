@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from core.cli import cli
+from mlyard.core.cli.main import cli
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_CHURN = REPO / "sample_data" / "churn"
@@ -80,7 +80,7 @@ def mlyard_process(*args: str, cwd: Path, env: dict[str, str] | None = None,
                    ) -> subprocess.CompletedProcess[str]:
     """Run the CLI as a separate process, as a user or cron would."""
     return subprocess.run(
-        [sys.executable, "-m", "core.cli", *args], cwd=cwd, capture_output=True, text=True,
+        [sys.executable, "-m", "mlyard", *args], cwd=cwd, capture_output=True, text=True,
         env={**os.environ, **(env or {})}, timeout=120,
     )
 

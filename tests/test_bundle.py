@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import data, runs
-from core.model import load_model
-from core.workspace import open_workspace
+from mlyard.core.data import versions as data
+from mlyard.core.models.loading import load_model
+from mlyard.core.tracking import run_queries as runs
+from mlyard.core.workspace import open_workspace
 from tests.conftest import SAMPLE_CHURN, mlyard, sample_project, train_json
 
 

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from core import runs
-from core.workspace import open_workspace
-from storage.runs_store import count_metric_points
+from mlyard.core.tracking import run_queries as runs
+from mlyard.core.workspace import open_workspace
+from mlyard.storage.runs_store import count_metric_points
 from tests.conftest import python_process
 
 WRITER = textwrap.dedent("""
     import sys, time
-    from core import tracking
+    from mlyard.core.tracking import active_run as tracking
     with tracking.start_run(name=sys.argv[1], flush_interval=0.2) as run:
         for i in range(5000):
             run.log_metric("loss", 1.0 / (i + 1), step=i)
@@ -30,8 +30,8 @@ WRITER = textwrap.dedent("""
 
 READER = textwrap.dedent("""
     import os, time
-    from core import runs
-    from core.workspace import open_workspace
+    from mlyard.core.tracking import run_queries as runs
+    from mlyard.core.workspace import open_workspace
     ws = open_workspace()
     reads = 0
     while not os.path.exists("writers.done"):
@@ -74,7 +74,7 @@ def test_four_writers_and_a_reader_lose_nothing(project: Path) -> None:
 
 CRASHER = textwrap.dedent("""
     import time
-    from core import tracking
+    from mlyard.core.tracking import active_run as tracking
     run = tracking.start_run(name="doomed", flush_interval=0.1)
     for i in range(1000):
         run.log_metric("loss", float(i), step=i)

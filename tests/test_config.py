@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from core.config import load_config
-from core.errors import ConfigError
-from core.workspace import find_config, open_workspace
+from mlyard.core.config import load_config
+from mlyard.core.errors import ConfigError
+from mlyard.core.workspace import find_config, open_workspace
 from tests.conftest import mlyard
 
 

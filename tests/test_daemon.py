@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from core import jobs
-from core.workspace import open_workspace
-from storage import automation_store
+from mlyard.core.automation import jobs
+from mlyard.core.workspace import open_workspace
+from mlyard.storage import automation_store
 from tests.conftest import mlyard, mlyard_process
 
 FAST_TRAIN = "[train]\nnum_boost_round = 20\nearly_stopping_rounds = 1000\n"
@@ -44,7 +44,7 @@ def start_daemon(project: Path) -> Iterator[Callable[[], subprocess.Popen[bytes]
 
     def start() -> subprocess.Popen[bytes]:
         log = (project / "daemon.stderr").open("ab")
-        process = subprocess.Popen([sys.executable, "-m", "core.cli", "daemon"], cwd=project,
+        process = subprocess.Popen([sys.executable, "-m", "mlyard", "daemon"], cwd=project,
                                    stdout=log, stderr=log)
         started.append(process)
         return process
@@ -156,7 +156,7 @@ def test_sigterm_mid_training_marks_the_job_and_leaves_a_consistent_catalog(
 
 def test_a_crashed_training_is_marked_failed_and_the_next_start_goes_on(project: Path) -> None:
     configure(project, SLOW_TRAIN, "")
-    child = subprocess.Popen([sys.executable, "-m", "core.cli", "pipeline", "run", "train",
+    child = subprocess.Popen([sys.executable, "-m", "mlyard", "pipeline", "run", "train",
                               "--no-ingest"], cwd=project, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
     wait_for(lambda: [j for j in job_list(project) if j["status"] == "running"])
@@ -221,7 +221,7 @@ def test_crontab_lines_run_headlessly_and_fail_with_a_recorded_log(project: Path
         env = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/")}
         argv = shlex.split(command)
         assert Path(argv[0]).name == "mlyard"
-        argv[0:1] = [sys.executable, "-m", "core.cli"]  # the same mlyard, this checkout
+        argv[0:1] = [sys.executable, "-m", "mlyard"]  # the same mlyard, this checkout
         return subprocess.run(argv, cwd="/", env=env, capture_output=True,
                               timeout=120).returncode
 

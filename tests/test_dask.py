@@ -15,9 +15,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from core import data
-from core.model import load_model
-from core.workspace import open_workspace
+from mlyard.core.data import versions as data
+from mlyard.core.models.loading import load_model
+from mlyard.core.workspace import open_workspace
 from tests.conftest import mlyard, train_json
 
 distributed = pytest.importorskip("distributed")
@@ -50,7 +50,7 @@ def test_a_dask_trained_model_matches_the_local_one_in_quality(
     ws = open_workspace()
     model = load_model(ws, str(remote["model_version"]))
     assert model.card["metrics"]["holdout.auc"] == remote["metrics"]["auc"]
-    from core import runs
+    from mlyard.core.tracking import run_queries as runs
 
     detail = runs.show_run(ws, remote["run_id"])
     assert detail.run.tags["mlyard.engine"] == "dask"
@@ -132,7 +132,7 @@ def test_the_pipeline_trains_on_the_cluster_compute_names(
                       f'address = "{cluster.scheduler_address}"\n')
     result = mlyard("pipeline", "run", "train", "--no-ingest", "--json")
     assert result.exit_code == 0, result.stderr
-    from core import runs
+    from mlyard.core.tracking import run_queries as runs
 
     run_id = json.loads(result.stdout)["run_id"]
     assert runs.show_run(open_workspace(), run_id).run.tags["mlyard.engine"] == "dask"

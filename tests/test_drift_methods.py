@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from core.drift import column_drift
-from core.sketch import sketch_categorical, sketch_numeric
+from mlyard.core.models.sketch import sketch_categorical, sketch_numeric
+from mlyard.core.monitoring.drift_stats import column_drift
 
 REPEATS = 200
 REFERENCE_ROWS = 50_000

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from core.evaluate import evaluate
+from mlyard.core.tracking.evaluation import evaluate
 
 
 def test_binary_metrics_match_hand_computed_values() -> None:

@@ -10,9 +10,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from core import data
-from core.ingest import ingest_file
-from core.workspace import open_workspace
+from mlyard.core.data import versions as data
+from mlyard.core.data.ingest import ingest_file
+from mlyard.core.workspace import open_workspace
 from tests.conftest import mlyard
 
 

@@ -10,10 +10,10 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core import data
-from core.errors import IngestRefused
-from core.ingest import ingest_file
-from core.workspace import open_workspace
+from mlyard.core.data import versions as data
+from mlyard.core.data.ingest import ingest_file
+from mlyard.core.errors import IngestRefused
+from mlyard.core.workspace import open_workspace
 
 CATEGORIES = ["red", "green", "blue"]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from core.workspace import open_workspace
+from mlyard.core.workspace import open_workspace
 from tests.conftest import mlyard
 
 

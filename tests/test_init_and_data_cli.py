@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from core.config import load_config
+from mlyard.core.config import load_config
 from tests.conftest import REPO, SAMPLE_CHURN, mlyard
 
 
@@ -85,8 +85,9 @@ def test_data_list_show_and_diff_reveal_the_drifted_batch(fresh: Path) -> None:
 
 
 def test_core_does_not_import_the_ui() -> None:
-    code = ("import sys, core.cli, core.tracking, core.ingest; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in {'textual', 'tui'}))")
+    code = ("import sys, mlyard.core.cli.main, mlyard.core.tracking.active_run, "
+            "mlyard.core.data.ingest; print(sorted(m for m in sys.modules "
+            "if m.split('.')[0] == 'textual' or m.startswith('mlyard.tui')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=REPO, check=True)
     assert out.stdout.strip() == "[]"

@@ -11,9 +11,11 @@ import httpx
 import polars as pl
 import pytest
 
-from core import data, jobs, monitor
-from core.quality import check_quality
-from core.workspace import open_workspace
+from mlyard.core.automation import jobs
+from mlyard.core.data import versions as data
+from mlyard.core.data.quality import check_quality
+from mlyard.core.monitoring import drift_reports as monitor
+from mlyard.core.workspace import open_workspace
 from tests.conftest import mlyard, mlyard_process, sample_project, train_json
 from tests.test_serve import Server
 
@@ -68,7 +70,7 @@ def test_reports_are_stored_as_a_time_series_and_alerts_raised(project: Path) ->
     history = monitor.list_reports(ws)
     assert [r.current_label for r in history] == ["churn:v6", "churn:v3"]
     with ws.catalog.session() as con:
-        from storage.monitor_store import column_series
+        from mlyard.storage.monitor_store import column_series
 
         series = [row for row in column_series(con, ws.project, 10)
                   if row[4] == "support_calls"]
@@ -110,8 +112,8 @@ def test_served_traffic_drift_and_live_performance_from_late_labels(project: Pat
     assert outcome["labels"] == 1201 and outcome["matched"] == 1200
     [window] = outcome["windows"]
     assert window["rows"] == 1200 and window["version"] == 1
-    from core.evaluate import evaluate
-    from core.model import load_model
+    from mlyard.core.models.loading import load_model
+    from mlyard.core.tracking.evaluation import evaluate
 
     model = load_model(ws, "champion")
     rows = batch_6.slice(0, 1200)
@@ -144,7 +146,7 @@ def test_the_drift_gate_fails_a_candidate_whose_training_data_no_longer_matches(
 
 
 def test_quality_findings_name_the_column() -> None:
-    from core.config import ColumnContract
+    from mlyard.core.config import ColumnContract
 
     frame = pl.DataFrame({
         "id": ["a", "b", "b"] + [f"x{i}" for i in range(27)],

@@ -6,8 +6,8 @@ import json
 import textwrap
 from pathlib import Path
 
-from core import registry
-from core.workspace import open_workspace
+from mlyard.core.models import registry
+from mlyard.core.workspace import open_workspace
 from tests.conftest import mlyard, python_process, train_json
 
 
@@ -93,7 +93,7 @@ def test_aliases_and_references_resolve_everywhere(churn: Path) -> None:
 
 
 def test_registering_a_plain_tracked_run_is_refused(churn: Path) -> None:
-    from core import tracking
+    from mlyard.core.tracking import active_run as tracking
 
     with tracking.start_run(name="notebook") as run:
         tracking.log_metric("auc", 0.9)
@@ -103,8 +103,8 @@ def test_registering_a_plain_tracked_run_is_refused(churn: Path) -> None:
 
 PROMOTER = textwrap.dedent("""
     import sys
-    from core import registry
-    from core.workspace import open_workspace
+    from mlyard.core.models import registry
+    from mlyard.core.workspace import open_workspace
     ws = open_workspace()
     for _ in range(15):
         registry.promote(ws, sys.argv[1], reason="race")

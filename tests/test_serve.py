@@ -18,11 +18,12 @@ import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core import data, registry
-from core.model import load_model
-from core.serve import create_app
-from core.workspace import open_workspace
-from storage.predictions_store import count_predictions
+from mlyard.core.data import versions as data
+from mlyard.core.models import registry
+from mlyard.core.models.loading import load_model
+from mlyard.core.serving.server import create_app
+from mlyard.core.workspace import open_workspace
+from mlyard.storage.predictions_store import count_predictions
 from tests.conftest import mlyard, python_process, sample_project, train_json
 
 
@@ -184,8 +185,8 @@ def test_binding_beyond_loopback_needs_a_token(trained: Path,
 
 PROMOTE = textwrap.dedent("""
     import sys, time
-    from core import registry
-    from core.workspace import open_workspace
+    from mlyard.core.models import registry
+    from mlyard.core.workspace import open_workspace
     time.sleep(0.5)
     registry.promote(open_workspace(), sys.argv[1], reason="swap test", force=True)
 """)
@@ -266,10 +267,10 @@ def test_several_workers_serve_the_same_model(trained: Path) -> None:
     import subprocess
     import sys
 
-    from core.serving import free_port
+    from mlyard.core.serving.supervisor import free_port
 
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "core.cli", "serve", "champion",
+    server = subprocess.Popen([sys.executable, "-m", "mlyard", "serve", "champion",
                                "--port", str(port), "--workers", "2"], cwd=trained,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

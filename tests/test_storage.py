@@ -10,19 +10,20 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from core import runs, tracking
-from core.workspace import open_workspace
-from storage import migrations, spool
-from storage.catalog import Catalog
-from storage.errors import CatalogError, ObjectCorrupt, StoreLocked
-from storage.objects import ObjectStore
-from storage.runs_store import METRIC_SCHEMA, count_metric_points
+from mlyard.core.tracking import active_run as tracking
+from mlyard.core.tracking import run_queries as runs
+from mlyard.core.workspace import open_workspace
+from mlyard.storage import migrations, spool
+from mlyard.storage.catalog import Catalog
+from mlyard.storage.errors import CatalogError, ObjectCorrupt, StoreLocked
+from mlyard.storage.objects import ObjectStore
+from mlyard.storage.runs_store import METRIC_SCHEMA, count_metric_points
 from tests.conftest import mlyard_process, python_process
 
 HOLD_LOCK = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from storage.catalog import Catalog
+    from mlyard.storage.catalog import Catalog
     with Catalog(Path(sys.argv[1])).session():
         print("holding", flush=True)
         time.sleep(float(sys.argv[2]))
@@ -66,7 +67,7 @@ def test_metrics_flushed_while_locked_go_to_the_spool_and_are_loaded_once(
     holder = hold_lock(ws.root, 1.0, tmp_path)
     for step in range(100):
         run.log_metric("loss", float(step), step=step)
-    run.log_text("line while locked")
+    run.log_lines("line while locked")
     run.flush()
     segments = [s for s in spool.sealed_segments(ws.catalog.spool_dir)
                 if spool.segment_kind(s) == "metrics"]

@@ -10,9 +10,10 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from core import runs, tracking
-from core.errors import MlyardError, TrackingError
-from core.workspace import open_workspace
+from mlyard.core.errors import MlyardError, TrackingError
+from mlyard.core.tracking import active_run as tracking
+from mlyard.core.tracking import run_queries as runs
+from mlyard.core.workspace import open_workspace
 from tests.conftest import mlyard, python_process
 
 
@@ -168,9 +169,9 @@ def test_run_reference_by_prefix_and_name(project: Path) -> None:
 @pytest.mark.parametrize(("ending", "status"), [("pass", "finished"), ("1 / 0", "failed")])
 def test_a_run_left_open_is_ended_when_the_script_exits(project: Path, ending: str,
                                                         status: str) -> None:
-    script = ("from core import tracking\n"
-              "run = tracking.start_run(name='open')\n"
-              "tracking.log_metric('loss', 0.25)\n"
+    script = ("import mlyard\n"
+              "run = mlyard.start_run(name='open')\n"
+              "mlyard.log_metric('loss', 0.25)\n"
               f"{ending}\n")
     child = python_process(script, project)
     child.communicate(timeout=60)
@@ -187,7 +188,7 @@ def test_captured_output_becomes_the_run_log(project: Path, capsys: pytest.Captu
     with tracking.start_run(capture_output=True) as run:
         print("epoch 1 done")
         print("warning: slow", file=sys.stderr)
-        run.log_text("two\nlines", stream="notes")
+        run.log_lines("two\nlines", stream="notes")
         sys.stdout.write("no newline at the end")
     assert sys.stdout is before
     assert "epoch 1 done" in capsys.readouterr().out

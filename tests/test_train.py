@@ -11,10 +11,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-from core import data, runs
-from core.features import encode
-from core.model import load_model
-from core.workspace import open_workspace
+from mlyard.core.data import versions as data
+from mlyard.core.models.features import encode
+from mlyard.core.models.loading import load_model
+from mlyard.core.tracking import run_queries as runs
+from mlyard.core.workspace import open_workspace
 from tests.conftest import mlyard, sample_project, train_json
 
 

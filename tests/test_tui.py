@@ -18,22 +18,22 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Log, TabbedContent
 from textual.worker import WorkerCancelled
 
-from core import registry
-from core.workspace import open_workspace
+from mlyard.core.models import registry
+from mlyard.core.workspace import open_workspace
+from mlyard.tui.app import MlyardApp
+from mlyard.tui.screens.automation import AutomationScreen
+from mlyard.tui.screens.base import AreaScreen
+from mlyard.tui.screens.compare import CompareScreen
+from mlyard.tui.screens.dashboard import DashboardScreen
+from mlyard.tui.screens.datasets import DatasetsScreen
+from mlyard.tui.screens.dialogs import Confirm
+from mlyard.tui.screens.help import HelpScreen
+from mlyard.tui.screens.models import ModelsScreen
+from mlyard.tui.screens.monitoring import MonitoringScreen
+from mlyard.tui.screens.run_detail import RunDetailScreen
+from mlyard.tui.screens.runs import RunsScreen
+from mlyard.tui.screens.serving import ServingScreen
 from tests.tui_workspace import build, use_utc
-from tui.app import MlyardApp
-from tui.screens.automation import AutomationScreen
-from tui.screens.base import AreaScreen
-from tui.screens.compare import CompareScreen
-from tui.screens.dashboard import DashboardScreen
-from tui.screens.datasets import DatasetsScreen
-from tui.screens.dialogs import Confirm
-from tui.screens.help import HelpScreen
-from tui.screens.models import ModelsScreen
-from tui.screens.monitoring import MonitoringScreen
-from tui.screens.run_detail import RunDetailScreen
-from tui.screens.runs import RunsScreen
-from tui.screens.serving import ServingScreen
 
 SIZES = [(100, 30), (80, 24)]
 
@@ -238,7 +238,7 @@ def test_every_binding_has_words_and_a_palette_command(project: Path) -> None:
 
 @pytest.mark.asyncio
 async def test_a_running_run_updates_in_place(project: Path) -> None:
-    from core import tracking
+    from mlyard.core.tracking import active_run as tracking
 
     ws = open_workspace(project)
     run = tracking.start_run(name="live", workspace=ws, flush_interval=60)
@@ -268,7 +268,7 @@ async def test_a_running_run_updates_in_place(project: Path) -> None:
 
 @pytest.mark.asyncio
 async def test_note_and_tag_are_saved_on_the_run(project: Path) -> None:
-    from core import runs
+    from mlyard.core.tracking import run_queries as runs
 
     app = make_app(project)
     async with app.run_test(size=(100, 30), notifications=True) as pilot:
@@ -294,8 +294,8 @@ async def test_note_and_tag_are_saved_on_the_run(project: Path) -> None:
 async def test_serving_screen_starts_watches_and_stops_a_server(project: Path) -> None:
     import httpx
 
-    from core import data
-    from core.model import load_model
+    from mlyard.core.data import versions as data
+    from mlyard.core.models.loading import load_model
 
     app = make_app(project)
     async with app.run_test(size=(100, 30), notifications=True) as pilot:
@@ -330,7 +330,7 @@ async def test_serving_screen_starts_watches_and_stops_a_server(project: Path) -
 async def test_automation_screen_pauses_runs_now_and_shows_the_job_log(project: Path) -> None:
     import time
 
-    from core import schedules
+    from mlyard.core.automation import schedules
 
     app = make_app(project)
     ws = open_workspace(project)
@@ -372,7 +372,7 @@ async def test_automation_screen_pauses_runs_now_and_shows_the_job_log(project: 
 
 @pytest.mark.asyncio
 async def test_monitoring_screen_heat_table_and_chart_follow_the_cursor(project: Path) -> None:
-    from tui.widgets.histograms import HistogramsPlot
+    from mlyard.tui.widgets.histograms import HistogramsPlot
 
     app = make_app(project)
     async with app.run_test(size=(100, 30)) as pilot:

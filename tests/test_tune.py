@@ -13,11 +13,12 @@ from pathlib import Path
 import optuna
 import pytest
 
-from core import registry, runs
-from core import tune as tune_api
-from core.config import ParamRange
-from core.errors import ConfigError
-from core.workspace import open_workspace
+from mlyard.core.config import ParamRange
+from mlyard.core.errors import ConfigError
+from mlyard.core.models import registry
+from mlyard.core.tracking import run_queries as runs
+from mlyard.core.training import tune as tune_api
+from mlyard.core.workspace import open_workspace
 from tests.conftest import mlyard, mlyard_process
 
 FAST = ("[train]\nnum_boost_round = 40\nearly_stopping_rounds = 1000\n")
@@ -69,7 +70,7 @@ def test_an_interrupted_study_resumes_where_it_stopped(project: Path) -> None:
                                       "1000000\nparams = { learning_rate = 0.0001 }")
     config.write_text(slow.replace("trials = 3", "trials = 2").replace(
         "learning_rate = { low = 0.05, high = 0.3 }\n", ""))
-    child = subprocess.Popen([sys.executable, "-m", "core.cli", "tune"], cwd=project,
+    child = subprocess.Popen([sys.executable, "-m", "mlyard", "tune"], cwd=project,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while True:
@@ -95,7 +96,7 @@ def test_an_interrupted_study_resumes_where_it_stopped(project: Path) -> None:
 
 
 def test_two_tune_processes_share_one_study(project: Path) -> None:
-    command = [sys.executable, "-m", "core.cli", "tune", "--trials", "3", "--json"]
+    command = [sys.executable, "-m", "mlyard", "tune", "--trials", "3", "--json"]
     first = subprocess.Popen(command, cwd=project, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
@@ -158,9 +159,9 @@ def test_resume_without_a_study_is_a_clear_error(project: Path) -> None:
 async def test_the_parent_run_shows_history_and_parameter_importance(project: Path) -> None:
     from textual.widgets import OptionList
 
-    from tui.app import MlyardApp
-    from tui.screens.run_detail import RunDetailScreen
-    from tui.widgets.curves import BarsPlot
+    from mlyard.tui.app import MlyardApp
+    from mlyard.tui.screens.run_detail import RunDetailScreen
+    from mlyard.tui.widgets.curves import BarsPlot
 
     outcome = json.loads(mlyard("tune", "--json").stdout)
     app = MlyardApp(open_workspace(project))

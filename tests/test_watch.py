@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from core import data, jobs
-from core.watcher import Debouncer, FolderWatcher, is_candidate
-from core.workspace import Workspace, open_workspace
+from mlyard.core.automation import jobs
+from mlyard.core.automation.watcher import Debouncer, FolderWatcher, is_candidate
+from mlyard.core.data import versions as data
+from mlyard.core.workspace import Workspace, open_workspace
 from tests.conftest import SAMPLE_CHURN
 
 SETTLE = 0.6
@@ -187,7 +188,7 @@ def test_candidate_names() -> None:
 
 
 def test_a_missing_watched_folder_is_a_clear_error(ws: Workspace, tmp_path: Path) -> None:
-    from core.errors import ConfigError
+    from mlyard.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="nowhere.*does not exist"):
         FolderWatcher(ws, [tmp_path / "nowhere"])

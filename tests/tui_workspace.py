@@ -15,11 +15,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from core import monitor, registry, schedules, tracking
-from core.ingest import ingest_file
-from core.pipeline import run_pipeline
-from core.train import plan, train
-from core.workspace import open_workspace
+from mlyard.core.automation import schedules
+from mlyard.core.automation.pipeline import run_pipeline
+from mlyard.core.data.ingest import ingest_file
+from mlyard.core.models import registry
+from mlyard.core.monitoring import drift_reports as monitor
+from mlyard.core.tracking import active_run as tracking
+from mlyard.core.training.trainer import plan, train
+from mlyard.core.workspace import open_workspace
 from tests.conftest import SAMPLE_CHURN
 
 BASE_TIME = 1_780_000_000.0  # 2026-05-28 20:26:40 UTC

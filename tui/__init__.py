@@ -1,0 +1,1 @@
+"""The Textual terminal UI: screens, widgets and styles over the core functions."""

@@ -14,18 +14,18 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from core.errors import MlyardError
-from core.serving import ServerProcess
-from core.workspace import Workspace
-from tui.screens.automation import AutomationScreen
-from tui.screens.base import AreaScreen
-from tui.screens.dashboard import DashboardScreen
-from tui.screens.datasets import DatasetsScreen
-from tui.screens.help import HelpScreen
-from tui.screens.models import ModelsScreen
-from tui.screens.monitoring import MonitoringScreen
-from tui.screens.runs import RunsScreen
-from tui.screens.serving import ServingScreen
+from mlyard.core.errors import MlyardError
+from mlyard.core.serving.supervisor import ServerProcess
+from mlyard.core.workspace import Workspace
+from mlyard.tui.screens.automation import AutomationScreen
+from mlyard.tui.screens.base import AreaScreen
+from mlyard.tui.screens.dashboard import DashboardScreen
+from mlyard.tui.screens.datasets import DatasetsScreen
+from mlyard.tui.screens.help import HelpScreen
+from mlyard.tui.screens.models import ModelsScreen
+from mlyard.tui.screens.monitoring import MonitoringScreen
+from mlyard.tui.screens.runs import RunsScreen
+from mlyard.tui.screens.serving import ServingScreen
 
 
 class MlyardApp(App[None]):

@@ -8,8 +8,8 @@ import math
 
 from rich.text import Text
 
-from core import humanize
-from core.humanize import duration, number
+from mlyard.core import humanize
+from mlyard.core.humanize import duration, number
 
 __all__ = ["downsample", "duration", "number", "sparkline", "status", "when"]
 

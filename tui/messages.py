@@ -7,13 +7,13 @@ from typing import Any
 
 from textual.message import Message
 
-from core.automation import AutomationOverview
-from core.compare import Comparison
-from core.monitor import MonitoringOverview
-from core.overview import Overview
-from core.registry import ModelDetail
-from core.runs import RunDetail, RunsPage
-from core.serving import ServerProcess, ServerStats
+from mlyard.core.automation.overview import AutomationOverview
+from mlyard.core.models.registry import ModelDetail
+from mlyard.core.monitoring.drift_reports import MonitoringOverview
+from mlyard.core.overview import Overview
+from mlyard.core.serving.supervisor import ServerProcess, ServerStats
+from mlyard.core.tracking.compare import Comparison
+from mlyard.core.tracking.run_queries import RunDetail, RunsPage
 
 
 @dataclass

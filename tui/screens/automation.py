@@ -12,12 +12,13 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Header, Log, Static
 
-from core import automation, jobs, schedules
-from core.workspace import Workspace
-from tui.format import duration, status, when
-from tui.messages import AutomationLoaded, JobLogLoaded
-from tui.screens.base import AreaScreen
-from tui.widgets.tables import fill
+from mlyard.core.automation import jobs, schedules
+from mlyard.core.automation import overview as automation
+from mlyard.core.workspace import Workspace
+from mlyard.tui.format import duration, status, when
+from mlyard.tui.messages import AutomationLoaded, JobLogLoaded
+from mlyard.tui.screens.base import AreaScreen
+from mlyard.tui.widgets.tables import fill
 
 REFRESH_SECONDS = 2.0
 

@@ -8,7 +8,7 @@ from textual import on
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
-from core.workspace import Workspace
+from mlyard.core.workspace import Workspace
 
 
 class AreaScreen(Screen[None]):

@@ -11,13 +11,13 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Header, OptionList
 
-from core import compare
-from core.workspace import Workspace
-from tui.format import number
-from tui.messages import ComparisonLoaded, CurvesLoaded
-from tui.screens.base import AreaScreen
-from tui.widgets.curves import CurvesPlot
-from tui.widgets.tables import fill
+from mlyard.core.tracking import compare
+from mlyard.core.workspace import Workspace
+from mlyard.tui.format import number
+from mlyard.tui.messages import ComparisonLoaded, CurvesLoaded
+from mlyard.tui.screens.base import AreaScreen
+from mlyard.tui.widgets.curves import CurvesPlot
+from mlyard.tui.widgets.tables import fill
 
 
 class CompareScreen(AreaScreen):

@@ -11,10 +11,10 @@ from textual.binding import Binding
 from textual.containers import Grid
 from textual.widgets import Footer, Header, Static
 
-from core.overview import Overview, project_overview
-from tui.format import number, status, when
-from tui.messages import OverviewLoaded
-from tui.screens.base import AreaScreen
+from mlyard.core.overview import Overview, project_overview
+from mlyard.tui.format import number, status, when
+from mlyard.tui.messages import OverviewLoaded
+from mlyard.tui.screens.base import AreaScreen
 
 
 class DashboardScreen(AreaScreen):

@@ -14,13 +14,14 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
-from core import data, quarantine
-from core.humanize import describe_change
-from core.workspace import Workspace
-from tui.format import number, sparkline
-from tui.messages import DatasetsLoaded, DiffLoaded, ProfileLoaded
-from tui.screens.base import AreaScreen
-from tui.widgets.tables import fill
+from mlyard.core.data import quarantine
+from mlyard.core.data import versions as data
+from mlyard.core.humanize import describe_change
+from mlyard.core.workspace import Workspace
+from mlyard.tui.format import number, sparkline
+from mlyard.tui.messages import DatasetsLoaded, DiffLoaded, ProfileLoaded
+from mlyard.tui.screens.base import AreaScreen
+from mlyard.tui.widgets.tables import fill
 
 
 class DatasetsScreen(AreaScreen):

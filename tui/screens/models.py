@@ -13,14 +13,15 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Footer, Header, Static
 
-from core import registry
-from core.gates import GateResult
-from core.workspace import Workspace
-from tui.format import number, when
-from tui.messages import GatesLoaded, ModelsLoaded
-from tui.screens.base import AreaScreen
-from tui.screens.dialogs import Confirm, TextPrompt
-from tui.widgets.tables import fill
+from mlyard.core.models import registry
+from mlyard.core.models.gates import GateResult
+from mlyard.core.monitoring import drift_reports
+from mlyard.core.workspace import Workspace
+from mlyard.tui.format import number, when
+from mlyard.tui.messages import GatesLoaded, ModelsLoaded
+from mlyard.tui.screens.base import AreaScreen
+from mlyard.tui.screens.dialogs import Confirm, TextPrompt
+from mlyard.tui.widgets.tables import fill
 
 
 class ModelsScreen(AreaScreen):
@@ -74,7 +75,7 @@ champion back to the version it replaced, `a` points another alias at it.
           description="Checking gates")
     def _load_gates(self, ws: Workspace, ref: str) -> None:
         detail = registry.show(ws, ref)
-        _, gates = registry.check(ws, ref)
+        _, gates = registry.check(ws, ref, drift_reports.gate_finding(ws, ref))
         self.post_message(GatesLoaded(detail, gates))
 
     @on(ModelsLoaded)
@@ -131,7 +132,8 @@ champion back to the version it replaced, `a` points another alias at it.
 
     @work(thread=True, exit_on_error=False, group="models-move", description="Promoting")
     def _promote(self, ws: Workspace, ref: str, force: bool) -> None:
-        move, _ = registry.promote(ws, ref, reason="from the TUI", force=force)
+        move, _ = registry.promote(ws, ref, reason="from the TUI", force=force,
+                                   drift=drift_reports.gate_finding(ws, ref))
         self.app.call_from_thread(self.notify, f"champion -> {move.model}/{move.to_version}")
         self.app.call_from_thread(self.reload)
 

@@ -13,14 +13,14 @@ from textual.containers import Horizontal
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Footer, Header
 
-from core import monitor
-from core.workspace import Workspace
-from tui.format import when
-from tui.messages import MonitoringLoaded
-from tui.screens.base import AreaScreen
-from tui.widgets.curves import CurvesPlot
-from tui.widgets.histograms import HistogramsPlot
-from tui.widgets.tables import fill
+from mlyard.core.monitoring import drift_reports as monitor
+from mlyard.core.workspace import Workspace
+from mlyard.tui.format import when
+from mlyard.tui.messages import MonitoringLoaded
+from mlyard.tui.screens.base import AreaScreen
+from mlyard.tui.widgets.curves import CurvesPlot
+from mlyard.tui.widgets.histograms import HistogramsPlot
+from mlyard.tui.widgets.tables import fill
 
 REFRESH_SECONDS = 5.0
 ROLE_PREFIX = {"feature": "", "prediction": "▸ ", "target": "▸ "}

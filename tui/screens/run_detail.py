@@ -22,13 +22,14 @@ from textual.widgets import (
     TabPane,
 )
 
-from core import compare, runs
-from core.workspace import Workspace
-from tui.format import duration, number, when
-from tui.messages import CurvesLoaded, RunDetailLoaded
-from tui.screens.base import AreaScreen
-from tui.widgets.curves import BarsPlot, CurvesPlot
-from tui.widgets.tables import fill
+from mlyard.core.tracking import compare
+from mlyard.core.tracking import run_queries as runs
+from mlyard.core.workspace import Workspace
+from mlyard.tui.format import duration, number, when
+from mlyard.tui.messages import CurvesLoaded, RunDetailLoaded
+from mlyard.tui.screens.base import AreaScreen
+from mlyard.tui.widgets.curves import BarsPlot, CurvesPlot
+from mlyard.tui.widgets.tables import fill
 
 LOG_LINES = 200
 
@@ -122,7 +123,7 @@ log. A running run updates every two seconds.
         log.clear()
         log.write_lines([f"{when(ts)} {stream:6} {line}" for _, ts, stream, line in message.log]
                         or ["(nothing logged: pass capture_output=True to start_run, or use "
-                            "run.log_text)"])
+                            "run.log_lines)"])
         found = message.importance or {}
         title = "parameter importance" if "params" in found else "feature importance (gain)"
         self.query_one("#run-importance", BarsPlot).show(

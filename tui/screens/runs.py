@@ -11,16 +11,16 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
-from core import runs
-from core.runs import RunSort, RunsPage
-from core.workspace import Workspace
-from tui.format import duration, number, status, when
-from tui.messages import RunsLoaded
-from tui.screens.base import AreaScreen
-from tui.screens.compare import CompareScreen
-from tui.screens.dialogs import TextPrompt
-from tui.screens.run_detail import RunDetailScreen
-from tui.widgets.tables import fill
+from mlyard.core.tracking import run_queries as runs
+from mlyard.core.tracking.run_queries import RunSort, RunsPage
+from mlyard.core.workspace import Workspace
+from mlyard.tui.format import duration, number, status, when
+from mlyard.tui.messages import RunsLoaded
+from mlyard.tui.screens.base import AreaScreen
+from mlyard.tui.screens.compare import CompareScreen
+from mlyard.tui.screens.dialogs import TextPrompt
+from mlyard.tui.screens.run_detail import RunDetailScreen
+from mlyard.tui.widgets.tables import fill
 
 PAGE = 500
 _FIXED = [("run", RunSort("attr", "run_id")), ("name", RunSort("attr", "name")),

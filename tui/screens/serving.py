@@ -12,13 +12,13 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
-from core import serving
-from core.serving import ServerProcess
-from core.workspace import Workspace
-from tui.format import number, when
-from tui.messages import ServerStarted, ServingLoaded
-from tui.screens.base import AreaScreen
-from tui.widgets.tables import fill
+from mlyard.core.serving import supervisor as serving
+from mlyard.core.serving.supervisor import ServerProcess
+from mlyard.core.workspace import Workspace
+from mlyard.tui.format import number, when
+from mlyard.tui.messages import ServerStarted, ServingLoaded
+from mlyard.tui.screens.base import AreaScreen
+from mlyard.tui.widgets.tables import fill
 
 
 class ServingScreen(AreaScreen):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual_plotext import PlotextPlot
 
-from tui.format import downsample
+from mlyard.tui.format import downsample
 
 
 class CurvesPlot(PlotextPlot):

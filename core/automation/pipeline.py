@@ -1,0 +1,180 @@
+"""The automated pipeline: ingest the watched folders, retrain, then gates and promotion.
+
+Watchers, schedules, cron lines and people all run it through `run_pipeline`, each step
+recorded as a job; training goes through the project's training slot, so it never runs
+twice at once whoever triggered it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlyard.core import compute
+from mlyard.core.automation.jobs import Job, TrainingBusy, job, training_slot
+from mlyard.core.data.ingest import ingest_file
+from mlyard.core.data.scaffold import data_files
+from mlyard.core.errors import IngestRefused, MlyardError
+from mlyard.core.models import registry
+from mlyard.core.monitoring import drift_reports as monitor
+from mlyard.core.training import trainer as train_api
+from mlyard.core.training.cluster import train_on_cluster
+from mlyard.core.workspace import Workspace
+
+log = logging.getLogger("mlyard.pipeline")
+
+STEPS = ("ingest", "train", "promote")
+
+
+@dataclass
+class IngestSummary:
+    new_versions: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    refused: list[str] = field(default_factory=list)  # one line each: file and reason
+    outcomes: list[tuple[str, str]] = field(default_factory=list)  # file, what happened
+    drift: list[str] = field(default_factory=list)  # one line per new version checked
+
+
+@dataclass
+class PipelineResult:
+    job_ids: list[int] = field(default_factory=list)
+    statuses: dict[str, str] = field(default_factory=dict)  # step -> how it ended
+    ingest: IngestSummary | None = None
+    run_id: str | None = None
+    model_version: int | None = None
+
+    @property
+    def failed(self) -> bool:
+        return "failed" in self.statuses.values()
+
+
+def watched_folders(ws: Workspace) -> list[Path]:
+    """`[data] watch`, relative to mlyard.toml."""
+    return [(ws.project_dir / folder).resolve() for folder in ws.config.data.watch]
+
+
+def ingest_files(ws: Workspace, files: list[Path]) -> IngestSummary:
+    """Ingest each file; a refused one is quarantined and the others go on."""
+    summary = IngestSummary()
+    for path in files:
+        try:
+            result = ingest_file(ws, path)
+        except IngestRefused as refused:
+            summary.refused.append(refused.msg)
+            summary.outcomes.append((str(path), "refused (quarantined)"))
+            log.warning("refused: %s", refused.msg)
+            continue
+        if result.created:
+            summary.new_versions.append(result.version.ref)
+            summary.outcomes.append((str(path), f"-> {result.version.ref}"))
+            log.info("%s -> %s (%d rows)", path, result.version.ref, result.version.rows)
+        else:
+            summary.unchanged += 1
+            summary.outcomes.append((str(path), f"unchanged ({result.version.ref})"))
+    reports = monitor.after_ingest(ws, summary.new_versions)
+    for report in reports:
+        line = (f"{report.current_label}: {report.severity} drift against "
+                f"{report.model}/{report.version} (report {report.report_id})")
+        summary.drift.append(line)
+        log.info("%s", line)
+    retrain_after_drift(ws, reports)
+    return summary
+
+
+def retrain_after_drift(ws: Workspace, reports: list[monitor.DriftReport]) -> bool:
+    """Run the train pipeline when a report newly wants a retrain ([monitor] on_drift =
+    "retrain", once per reference model and data); return whether it ran."""
+    wanted = [r for r in reports if monitor.claim_retrain(ws, r)]
+    if not wanted:
+        return False
+    log.warning("severe drift in %s: retraining", wanted[0].current_label)
+    try:
+        run_pipeline(ws, "train", "drift", ingest=False, wait=False)
+    except MlyardError as exc:
+        log.error("the retrain after drift failed: %s", exc.msg)
+    return True
+
+
+def run_pipeline(ws: Workspace, until: str, trigger: str, ingest: bool = True,
+                 files: list[Path] | None = None, wait: bool | None = None,
+                 on_wait: Callable[[str], None] | None = None) -> PipelineResult:
+    """Run the steps up to `until` (ingest, train or promote), each recorded as a job.
+
+    Args:
+        ingest: run the ingest step first (the watcher has already ingested its files).
+        files: what to ingest (default: every data file in the watched folders).
+        wait: when the project is already training, wait (True) or record the train
+            step as skipped and stop (False); default: `[automation] on_busy`.
+    """
+    if wait is None:
+        wait = ws.config.automation.on_busy == "wait"
+    result = PipelineResult()
+    steps = STEPS[: STEPS.index(until) + 1]
+    pipeline_id: int | None = None
+    for step in steps if ingest else steps[1:]:
+        with job(ws, step, trigger, pipeline_id) as current:
+            pipeline_id = pipeline_id or current.job_id
+            result.job_ids.append(current.job_id)
+            result.statuses[step] = "failed"  # until the step returns or skips
+            if step == "ingest":
+                _ingest_step(ws, current, result, files)
+            elif step == "train":
+                _train_step(ws, current, result, wait, on_wait)
+            else:
+                _promote_step(ws, current, result)
+            result.statuses[step] = "succeeded"
+        if result.statuses[step] != "succeeded":
+            break
+    return result
+
+
+def _ingest_step(ws: Workspace, current: Job, result: PipelineResult,
+                 files: list[Path] | None) -> None:
+    if files is None:
+        files = [f for folder in watched_folders(ws) if folder.is_dir()
+                 for f in data_files(folder)]
+    summary = ingest_files(ws, files)
+    result.ingest = summary
+    current.detail.update(files=len(files), new_versions=summary.new_versions,
+                          unchanged=summary.unchanged, refused=summary.refused,
+                          drift=summary.drift)
+
+
+def _train_step(ws: Workspace, current: Job, result: PipelineResult, wait: bool,
+                on_wait: Callable[[str], None] | None) -> None:
+    try:
+        with training_slot(ws, wait=wait, who=f"job {current.job_id}", on_wait=on_wait):
+            trained = _train(ws)
+    except TrainingBusy as busy:
+        result.statuses["train"] = "skipped"
+        current.skip(busy.msg)
+    current.run_id = result.run_id = trained.run_id
+    version = trained.model_version
+    if version is None:
+        version = registry.register(ws, trained.run_id).version
+    result.model_version = version
+    current.detail.update(run_id=trained.run_id, model_version=version,
+                          metrics=trained.metrics)
+    log.info("trained run %s -> model %s/%s %s", trained.run_id, ws.project, version,
+             trained.metrics)
+
+
+def _train(ws: Workspace) -> train_api.TrainResult:
+    """Train as `mlyard train` would: here, or on the Dask cluster `[compute]` names."""
+    if not compute.wants_dask(ws, None):
+        return train_api.train(ws, train_api.plan(ws))
+    with compute.dask_client(ws) as client:
+        return train_on_cluster(ws, train_api.plan(ws), client)
+
+
+def _promote_step(ws: Workspace, current: Job, result: PipelineResult) -> None:
+    assert result.model_version is not None
+    ref = str(result.model_version)
+    move, gates = registry.promote(ws, ref, reason=f"pipeline ({current.job_id})",
+                                   drift=monitor.gate_finding(ws, ref))
+    current.run_id = result.run_id
+    current.detail.update(champion=move.to_version,
+                          gates={g.gate: g.passed for g in gates})
+    log.info("champion -> %s/%s", ws.project, move.to_version)

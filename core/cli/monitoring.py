@@ -1,0 +1,165 @@
+"""`mlyard drift`, `alerts`, `feedback` and `performance`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mlyard.core.automation.pipeline import retrain_after_drift
+from mlyard.core.cli import output
+from mlyard.core.cli.context import JSON_OPTION, Context
+from mlyard.core.errors import UsageError
+from mlyard.core.monitoring import drift_reports as monitor
+from mlyard.core.monitoring import performance
+from mlyard.core.monitoring.report_html import render
+
+SEVERITIES = ("none", "moderate", "severe")
+
+
+@click.group("drift", invoke_without_command=True)
+@click.option("--current", help="A dataset version to check (default: the newest).")
+@click.option("--served", metavar="WINDOW",
+              help="Check the inputs the server logged over this window instead: 1h, 7d.")
+@click.option("--reference", default="champion", show_default=True,
+              help="The model whose training data is the reference (version or alias).")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the report as a self-contained HTML page.")
+@click.option("--fail-on", type=click.Choice(SEVERITIES[1:]),
+              help="Exit 1 when the severity reaches this level (for cron and CI).")
+@JSON_OPTION
+@click.pass_context
+def drift(ctx: click.Context, current: str | None, served: str | None, reference: str,
+          html_path: Path | None, fail_on: str | None, as_json: bool) -> None:
+    """Per-feature drift of new data or served traffic against a model's training data.
+
+    The report is stored in the catalog (`mlyard drift history`) and raises an alert when
+    features drift; with [monitor] on_drift = "retrain", severe drift retrains once.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if current and served:
+        raise UsageError("give --current or --served, not both")
+    obj: Context = ctx.obj
+    report = monitor.drift(obj.ws, current=current, served=served, reference=reference)
+    retrain_after_drift(obj.ws, [report])
+    detail = monitor.to_json(report)
+    if html_path is not None:
+        html_path.write_text(render(detail), encoding="utf-8")
+    if as_json:
+        output.print_json(detail)
+    else:
+        _print_report(detail)
+        if html_path is not None:
+            output.stdout.print(f"HTML report: {html_path}", markup=False)
+    if fail_on and SEVERITIES.index(report.severity) >= SEVERITIES.index(fail_on):
+        raise SystemExit(1)
+
+
+@drift.command("history")
+@click.option("--limit", "-n", default=20, show_default=True)
+@JSON_OPTION
+@click.pass_obj
+def drift_history(obj: Context, limit: int, as_json: bool) -> None:
+    """Stored drift reports, newest first."""
+    reports = monitor.list_reports(obj.ws, limit)
+    if as_json:
+        output.print_json([{k: v for k, v in vars(r).items() if k != "detail"}
+                           for r in reports])
+        return
+    output.print_table(["report", "when", "current", "rows", "model", "drifted", "severity"],
+                       [(r.report_id, output.when(r.ts), r.current_label, r.rows,
+                         f"{r.model}/{r.version}", f"{r.drifted}/{r.features}", r.severity)
+                        for r in reports])
+
+
+@drift.command("show")
+@click.argument("report_id", type=int)
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the report as a self-contained HTML page.")
+@JSON_OPTION
+@click.pass_obj
+def drift_show(obj: Context, report_id: int, html_path: Path | None, as_json: bool) -> None:
+    """One stored report."""
+    detail = monitor.get_report(obj.ws, report_id)
+    if html_path is not None:
+        html_path.write_text(render(detail), encoding="utf-8")
+    if as_json:
+        output.print_json(detail)
+    else:
+        _print_report(detail)
+
+
+def _print_report(detail: dict[str, Any]) -> None:
+    current = detail["current"]
+    output.stdout.print(
+        f"report {detail['report_id']}: {current['label']} ({current['rows']:,} rows) "
+        f"against {detail['model']}/{detail['version']}: {len(detail['drifted'])} of "
+        f"{len(detail['features'])} features drifted -> severity {detail['severity']}",
+        markup=False)
+    columns = list(detail["features"])
+    columns += [c for c in (detail.get("prediction"), detail.get("target")) if c]
+    output.print_table(
+        ["column", "method", "statistic", "threshold", "drift", "PSI"],
+        [(c["column"], c["method"], c["statistic"], c["threshold"],
+          "DRIFT" if c["drifted"] else "ok", f"{c['psi'] or 0:.3f} {c['psi_level']}")
+         for c in columns])
+    for line in detail.get("quality", []):
+        output.stdout.print(f"quality: {line}", markup=False)
+
+
+@click.command()
+@click.option("--limit", "-n", default=20, show_default=True)
+@JSON_OPTION
+@click.pass_obj
+def alerts(obj: Context, limit: int, as_json: bool) -> None:
+    """Drift and data quality alerts, newest first."""
+    listed = monitor.alerts(obj.ws, limit)
+    if as_json:
+        output.print_json(listed)
+        return
+    output.print_table(["when", "kind", "model", "severity", "data", "what"],
+                       [(output.when(a["ts"]), a["kind"], a["subject"], a["severity"],
+                         a.get("current", ""), ", ".join(a.get("drifted", []))
+                         or "; ".join(a.get("findings", []))) for a in listed])
+
+
+@click.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--window", default="1d", show_default=True,
+              help="The time window metrics are computed over: 1h, 1d, 7d.")
+@JSON_OPTION
+@click.pass_obj
+def feedback(obj: Context, path: Path, window: str, as_json: bool) -> None:
+    """Join late-arriving labels (id and target columns) to logged predictions and
+    compute the model's real metrics per time window."""
+    result = performance.feedback(obj.ws, path, window)
+    if as_json:
+        output.print_json(result)
+        return
+    output.stdout.print(f"{result.matched:,} of {result.labels:,} labels matched a logged "
+                        "prediction", markup=False)
+    _print_windows(result.windows)
+
+
+@click.command("performance")
+@JSON_OPTION
+@click.pass_obj
+def performance_cmd(obj: Context, as_json: bool) -> None:
+    """Live metrics per window, from every `mlyard feedback` so far."""
+    windows = performance.history(obj.ws)
+    if as_json:
+        output.print_json(windows)
+        return
+    _print_windows(windows)
+
+
+def _print_windows(windows: list[performance.Window]) -> None:
+    keys = sorted({k for w in windows for k in w.metrics})
+    output.print_table(["from", "to", "version", "rows", *keys],
+                       [(output.when(w.start), output.when(w.end), w.version, w.rows,
+                         *(w.metrics.get(k) for k in keys)) for w in windows])
+
+
+COMMANDS = (drift, alerts, feedback, performance_cmd)

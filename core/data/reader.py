@@ -1,0 +1,77 @@
+"""Lazy polars scans of input files, so a file larger than memory still ingests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import polars as pl
+
+from mlyard.core.data.sniff import SniffResult
+from mlyard.core.errors import IngestRefused
+
+# Rows per batch when converting a file: large enough to amortise per-batch work,
+# small enough that memory stays flat (measured in bench/bench_ingest.py).
+BATCH_ROWS = 100_000
+
+
+def scan_as_text(sniffed: SniffResult) -> pl.LazyFrame:
+    """Every column as text, exactly as written; typing is the contract's job."""
+    if sniffed.format == "parquet":
+        frame = pl.scan_parquet(sniffed.path)
+        return frame.select(pl.all().cast(pl.String))
+    return pl.scan_csv(
+        sniffed.path,
+        separator=sniffed.separator,
+        infer_schema=False,
+        encoding="utf8",
+        raise_if_empty=True,
+    )
+
+
+def read_batches(sniffed: SniffResult, rows_per_batch: int = BATCH_ROWS) -> Iterator[pl.DataFrame]:
+    """The file as text-typed batches; a read failure part-way names the file."""
+    batches = scan_as_text(sniffed).collect_batches(chunk_size=rows_per_batch)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except pl.exceptions.PolarsError as exc:
+            raise IngestRefused(f"{sniffed.path}: cannot be read: {_first_line(exc)}") from None
+        yield batch
+
+
+def scan_inferred(sniffed: SniffResult) -> pl.LazyFrame:
+    """Columns with types inferred from the whole file, for a first contract."""
+    if sniffed.format == "parquet":
+        return pl.scan_parquet(sniffed.path)
+    return pl.scan_csv(
+        sniffed.path,
+        separator=sniffed.separator,
+        infer_schema_length=None,
+        try_parse_dates=True,
+        null_values=["", "NA", "N/A", "null", "NULL", "None", "nan", "NaN"],
+    )
+
+
+def columns_of(sniffed: SniffResult) -> list[str]:
+    """The file's column names (CSV from the sniffed header, Parquet from its schema)."""
+    if sniffed.format == "csv":
+        return list(sniffed.columns)
+    try:
+        return list(pl.read_parquet_schema(sniffed.path))
+    except Exception as exc:  # polars raises several unrelated types for broken files
+        raise IngestRefused(f"{sniffed.path}: not a readable Parquet file: {exc}") from None
+
+
+def collect(frame: pl.LazyFrame, sniffed: SniffResult) -> pl.DataFrame:
+    """Run a query with the streaming engine; a read failure names the file."""
+    try:
+        return frame.collect(engine="streaming")
+    except pl.exceptions.PolarsError as exc:
+        raise IngestRefused(f"{sniffed.path}: cannot be read: {_first_line(exc)}") from None
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,177 @@
+"""`mlyard export` / `mlyard import`: a run or model version as one self-contained file.
+
+A bundle is a gzipped tar with `manifest.json` (the catalog rows), `objects/<blake3>`
+(model, card, artifacts, dataset snapshots) and `checksums.json` (blake3 of every other
+member). Import refuses anything that is not exactly that: links, absolute or `..`
+paths, unexpected names, a checksum or content hash that does not match, or a
+truncated archive. Rows go into the catalog in one transaction, so nothing is ever
+half-imported.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import blake3
+
+from mlyard.core.errors import MlyardError, NotFound
+from mlyard.core.models import registry
+from mlyard.core.workspace import Workspace
+from mlyard.storage import bundle_store, meta_store, runs_store
+from mlyard.storage.objects import hash_file
+
+FORMAT = "mlyard-bundle"
+FORMAT_VERSION = 1
+_OBJECT_NAME = re.compile(r"^objects/[0-9a-f]{64}$")
+_MAX_MEMBERS = 100_000
+
+
+class BundleRefused(MlyardError):
+    title = "Bundle refused"
+
+
+@dataclass
+class ImportResult:
+    run_id: str
+    model_versions: list[str]
+    dataset_versions: list[str]
+    objects: int
+
+
+def export_bundle(ws: Workspace, ref: str, target: Path) -> dict[str, Any]:
+    """Write RUN or MODEL (a model reference) to `target`; return the manifest."""
+    run_id = _run_for(ws, ref)
+    with ws.catalog.session() as con:
+        rows = bundle_store.export_rows(con, run_id)
+    hashes = sorted({r["object_hash"] for r in rows["artifacts"]}
+                    | {v["snapshot_hash"] for v in rows["dataset_versions"]})
+    manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "exported_at": time.time(),
+                "project": ws.project, "run_id": run_id, "rows": rows, "objects": hashes}
+    manifest_bytes = json.dumps(manifest, default=str, sort_keys=True).encode()
+    checksums = {"manifest.json": blake3.blake3(manifest_bytes).hexdigest()}
+    checksums.update({f"objects/{h}": h for h in hashes})
+    tmp = target.with_name(target.name + ".partial")
+    with tarfile.open(tmp, "w:gz") as archive:
+        _add_bytes(archive, "manifest.json", manifest_bytes)
+        for digest in hashes:
+            archive.add(ws.objects.open_verified(digest), arcname=f"objects/{digest}",
+                        recursive=False)
+        _add_bytes(archive, "checksums.json", json.dumps(checksums, sort_keys=True).encode())
+    tmp.replace(target)
+    return manifest
+
+
+def import_bundle(ws: Workspace, source: Path) -> ImportResult:
+    """Check every member of the bundle, then add its objects and rows to this workspace."""
+    with tempfile.TemporaryDirectory(dir=ws.objects.new_temp().parent) as scratch:
+        folder = Path(scratch)
+        _extract_checked(source, folder)
+        checksums = _load_json(source, folder / "checksums.json")
+        manifest_bytes = (folder / "manifest.json").read_bytes()
+        if blake3.blake3(manifest_bytes).hexdigest() != checksums.get("manifest.json"):
+            raise BundleRefused(f"{source}: manifest.json does not match its checksum "
+                                "(the bundle was changed or damaged)")
+        manifest = _load_json(source, folder / "manifest.json")
+        if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
+            raise BundleRefused(f"{source}: not an mlyard bundle of format {FORMAT_VERSION}")
+        _check_objects(source, folder, manifest, checksums)
+        for digest in manifest["objects"]:
+            tmp = ws.objects.new_temp()
+            shutil.copyfile(folder / "objects" / digest, tmp)
+            ws.objects.adopt(tmp)
+        try:
+            with ws.catalog.session() as con:
+                summary = bundle_store.import_rows(con, manifest["rows"])
+                meta_store.add_event(con, "bundle.imported", summary["run_id"], None,
+                                     {"source": str(source)})
+        except (KeyError, TypeError, IndexError) as exc:
+            raise BundleRefused(f"{source}: manifest rows are malformed ({exc!r})") from None
+    return ImportResult(summary["run_id"], summary["model_versions"],
+                        summary["dataset_versions"], len(manifest["objects"]))
+
+
+def _run_for(ws: Workspace, ref: str) -> str:
+    """A run reference, or else a model reference (`churn@champion`, `churn/3`)."""
+    try:
+        with ws.catalog.session() as con:
+            return runs_store.resolve_run_id(con, ref, ws.project)
+    except NotFound:
+        try:
+            return registry.resolve(ws, ref).run_id
+        except MlyardError:
+            raise NotFound(f"{ref!r} is neither a run nor a model version") from None
+
+
+def _extract_checked(source: Path, folder: Path) -> None:
+    try:
+        with tarfile.open(source, "r:gz") as archive:
+            members = archive.getmembers()
+            if len(members) > _MAX_MEMBERS:
+                raise BundleRefused(f"{source}: too many members ({len(members)})")
+            names = set()
+            for member in members:
+                _check_member(source, member)
+                names.add(member.name)
+            if not {"manifest.json", "checksums.json"} <= names:
+                raise BundleRefused(f"{source}: manifest.json or checksums.json is missing")
+            for member in members:
+                handle = archive.extractfile(member)
+                if handle is None:
+                    raise BundleRefused(f"{source}: member {member.name!r} is not a file")
+                target = folder / member.name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with handle, open(target, "wb") as out:
+                    shutil.copyfileobj(handle, out)
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise BundleRefused(f"{source}: not a readable bundle (truncated or not a .tar.gz: "
+                            f"{exc})") from None
+
+
+def _check_member(source: Path, member: tarfile.TarInfo) -> None:
+    name = member.name
+    if not member.isfile():
+        raise BundleRefused(f"{source}: member {name!r} is a link or special file; "
+                            "bundles hold regular files only")
+    if name.startswith("/") or ".." in Path(name).parts or "\\" in name:
+        raise BundleRefused(f"{source}: member {name!r} points outside the bundle")
+    if name not in {"manifest.json", "checksums.json"} and not _OBJECT_NAME.match(name):
+        raise BundleRefused(f"{source}: unexpected member {name!r}")
+
+
+def _check_objects(source: Path, folder: Path, manifest: dict[str, Any],
+                   checksums: dict[str, str]) -> None:
+    for digest in manifest.get("objects", []):
+        path = folder / "objects" / str(digest)
+        if not path.is_file():
+            raise BundleRefused(f"{source}: object {str(digest)[:12]} is missing")
+        actual = hash_file(path)
+        if actual != digest or checksums.get(f"objects/{digest}") != digest:
+            raise BundleRefused(f"{source}: object {str(digest)[:12]} does not match its "
+                                "hash (the bundle was changed or damaged)")
+
+
+def _load_json(source: Path, path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise BundleRefused(f"{source}: {path.name} is not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise BundleRefused(f"{source}: {path.name} is not a JSON object")
+    return value
+
+
+def _add_bytes(archive: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mtime = int(time.time())
+    info.mode = 0o644
+    archive.addfile(info, io.BytesIO(data))

@@ -1,0 +1,116 @@
+"""Which columns a model sees and how they become numbers, the same at training and
+scoring time.
+
+The spec is saved in the model card, so a model never depends on how categories happen
+to be ordered in the data it is later asked to score: codes come from the contract's
+category list, and a value outside it becomes missing rather than a wrong code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from mlyard.core.config import ColumnContract, Config
+from mlyard.core.errors import UsageError
+
+FEATURE_TYPES = {"int", "float", "bool", "category"}
+
+
+@dataclass
+class Feature:
+    name: str
+    type: str  # int | float | bool | category
+    categories: list[str] | None = None
+
+
+@dataclass
+class FeatureSpec:
+    features: list[Feature]
+    target: str
+    target_type: str
+    classes: list[str] | None  # class labels in code order, for category targets
+    skipped: dict[str, str]  # column -> why it is not a feature
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> FeatureSpec:
+        return cls(features=[Feature(**f) for f in raw["features"]], target=raw["target"],
+                   target_type=raw["target_type"], classes=raw.get("classes"),
+                   skipped=raw.get("skipped", {}))
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @property
+    def categorical(self) -> list[str]:
+        return [f.name for f in self.features if f.type == "category"]
+
+
+def build_spec(config: Config, types: dict[str, str], contract: dict[str, ColumnContract],
+               frame: pl.DataFrame) -> FeatureSpec:
+    """Features are the contract's numeric, boolean and category columns minus roles."""
+    data = config.data
+    target = data.target
+    if not target or target not in types:
+        raise UsageError(f"set [data] target in {config.project.name}'s mlyard.toml to one of "
+                         f"the dataset's columns ({', '.join(types)})")
+    roles = {data.id_column: "id column", data.time_column: "time column", target: "target"}
+    roles.update({name: "excluded in [data] exclude" for name in data.exclude})
+    features: list[Feature] = []
+    skipped: dict[str, str] = {}
+    for name, kind in types.items():
+        if name in roles:
+            skipped[name] = roles[name]
+        elif kind not in FEATURE_TYPES:
+            skipped[name] = f"{kind} columns are not used as features"
+        else:
+            categories = _categories(name, contract, frame) if kind == "category" else None
+            features.append(Feature(name, kind, categories))
+    if not features:
+        raise UsageError("no feature columns: every column is a role, excluded or text")
+    target_type = types[target]
+    classes = _categories(target, contract, frame) if target_type in {"category", "string"} \
+        else None
+    return FeatureSpec(features, target, target_type, classes, skipped)
+
+
+def encode(frame: pl.DataFrame, spec: FeatureSpec) -> np.ndarray:
+    """The feature matrix as float64; missing values and unknown categories are NaN."""
+    missing = [name for name in spec.names if name not in frame.columns]
+    if missing:
+        raise UsageError(f"missing feature column{'s' if len(missing) > 1 else ''} "
+                         f"{', '.join(map(repr, missing))}")
+    columns = []
+    for feature in spec.features:
+        col = pl.col(feature.name)
+        if feature.type == "category":
+            codes = list(range(len(feature.categories or [])))
+            columns.append(col.cast(pl.String).replace_strict(
+                feature.categories or [], codes, default=None, return_dtype=pl.Float64))
+        else:
+            columns.append(col.cast(pl.Float64, strict=False))
+    return frame.select(columns).to_numpy().astype(np.float64, copy=False)
+
+
+def encode_target(frame: pl.DataFrame, spec: FeatureSpec) -> np.ndarray:
+    """Labels as float64: class codes for category targets, the values otherwise."""
+    target = frame.get_column(spec.target)
+    if spec.classes is not None:
+        return target.cast(pl.String).replace_strict(
+            spec.classes, list(range(len(spec.classes))), return_dtype=pl.Float64).to_numpy()
+    return target.cast(pl.Float64).to_numpy()
+
+
+def _categories(name: str, contract: dict[str, ColumnContract],
+                frame: pl.DataFrame) -> list[str]:
+    declared = contract.get(name)
+    if declared is not None and declared.categories:
+        return list(declared.categories)
+    return sorted(str(v) for v in frame.get_column(name).drop_nulls().unique().to_list())

@@ -1,0 +1,114 @@
+"""Promotion gates: the checks a model version must pass before it becomes champion.
+
+The same gates run in `mlyard models promote` and in `mlyard check` for CI. A failed
+gate names itself, the value and the threshold.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+from mlyard.core.tracking.evaluation import higher_is_better
+from mlyard.storage import datasets_store, models_store, runs_store
+from mlyard.storage.models_store import ModelVersion
+
+Connection = runs_store.Connection
+
+
+@dataclass
+class GateResult:
+    gate: str
+    passed: bool
+    value: float | str | None
+    threshold: float | str | None
+    detail: str
+
+
+@dataclass(frozen=True)
+class DriftFinding:
+    """The newest data against the candidate's training data, checked before the gates
+    (it reads data and scores it, which is no work for inside the catalog lock)."""
+
+    current: str  # the dataset version compared
+    severity: str  # none | moderate | severe
+    drifted: list[str]
+
+
+def evaluate_gates(con: Connection, gates: dict[str, float | bool], version: ModelVersion,
+                   primary_metric: str, drift: DriftFinding | None = None) -> list[GateResult]:
+    """Every configured gate for `version`, judged against the catalog as it is now."""
+    metrics = _metrics(con, version.run_id)
+    results: list[GateResult] = []
+    for gate, threshold in sorted(gates.items()):
+        if gate == "require_clean_data":
+            if threshold:
+                results.append(_clean_data(con, version))
+        elif gate == "no_severe_drift":
+            if threshold:
+                results.append(_drift(drift))
+        elif gate == "max_regression_vs_champion":
+            results.append(_vs_champion(con, version, metrics, primary_metric, float(threshold)))
+        else:
+            results.append(_bound(gate, metrics, float(threshold)))
+    return results
+
+
+def _metrics(con: Connection, run_id: str) -> dict[str, float | None]:
+    return runs_store.latest_metrics_for(con, [run_id])[run_id]
+
+
+def _bound(gate: str, metrics: dict[str, float | None], threshold: float) -> GateResult:
+    side, metric = gate.split("_", 1)
+    key = metric if metric in metrics else f"holdout.{metric}"
+    value = metrics.get(key)
+    if value is None or math.isnan(value):
+        return GateResult(gate, False, None, threshold, f"{key} was not recorded for this run")
+    passed = value >= threshold if side == "min" else value <= threshold
+    word = "at least" if side == "min" else "at most"
+    return GateResult(gate, passed, value, threshold,
+                      f"{key} = {value:.4g}, must be {word} {threshold:g}")
+
+
+def _vs_champion(con: Connection, version: ModelVersion, metrics: dict[str, float | None],
+                 primary: str, threshold: float) -> GateResult:
+    gate = "max_regression_vs_champion"
+    key = f"holdout.{primary}"
+    champion_number = models_store.aliases(con, version.model).get("champion")
+    if champion_number is None or champion_number == version.version:
+        note = "no champion yet" if champion_number is None else "this version is the champion"
+        return GateResult(gate, True, None, threshold, note)
+    champion = models_store.get_version(con, version.model, champion_number)
+    theirs = _metrics(con, champion.run_id).get(key)
+    ours = metrics.get(key)
+    if ours is None or theirs is None:
+        return GateResult(gate, False, None, threshold,
+                          f"{key} missing for this version or for champion v{champion_number}")
+    regression = theirs - ours if higher_is_better(key) else ours - theirs
+    return GateResult(gate, regression <= threshold, regression, threshold,
+                      f"{key} {ours:.4g} vs champion v{champion_number} {theirs:.4g}: "
+                      f"{'worse' if regression > 0 else 'not worse'} by {abs(regression):.4g} "
+                      f"(allowed {threshold:g})")
+
+
+def _clean_data(con: Connection, version: ModelVersion) -> GateResult:
+    warned = []
+    for dataset, seq, _ in models_store.run_inputs(con, version.run_id):
+        record = datasets_store.get_version(con, dataset, seq)
+        if json.loads(record.warnings):
+            warned.append(record.ref)
+    detail = ("every training dataset version was clean" if not warned
+              else f"ingest warnings on {', '.join(warned)}")
+    return GateResult("require_clean_data", not warned, len(warned), 0, detail)
+
+
+def _drift(drift: DriftFinding | None) -> GateResult:
+    if drift is None:
+        return GateResult("no_severe_drift", False, None, "not severe",
+                          "no dataset version to compare with the training data")
+    passed = drift.severity != "severe"
+    what = f" ({', '.join(drift.drifted)})" if drift.drifted else ""
+    return GateResult("no_severe_drift", passed, drift.severity, "not severe",
+                      f"{drift.current} against this model's training data: "
+                      f"{drift.severity} drift{what}")

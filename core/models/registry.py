@@ -1,0 +1,215 @@
+"""The model registry: versions made from runs, and aliases that point at them.
+
+Aliases work like MLflow's current registry: `champion`, `challenger` or any name points
+at one version of the project's model. Every move is recorded with who, when and why,
+and `champion` can be rolled back to the version it replaced. A reference like
+`models:/churn@champion`, `churn/3`, `@challenger` or `3` resolves everywhere a model is
+named.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from mlyard.core.errors import MlyardError, NotFound, UsageError
+from mlyard.core.models.gates import DriftFinding, GateResult, evaluate_gates
+from mlyard.core.tracking.evaluation import DEFAULT_METRIC
+from mlyard.core.tracking.provenance import current_user
+from mlyard.core.workspace import Workspace
+from mlyard.storage import meta_store, models_store, runs_store
+from mlyard.storage.models_store import AliasMove, ModelVersion
+
+_NUMBER_RE = re.compile(r"^v?(\d+)$")
+_ALIAS_RE = re.compile(r"^[A-Za-z][\w.-]*$")
+
+
+class GatesFailed(MlyardError):
+    title = "Promotion refused"
+
+    def __init__(self, msg: str, results: list[GateResult]) -> None:
+        super().__init__(msg)
+        self.results = results
+
+
+@dataclass
+class ModelDetail:
+    version: ModelVersion
+    aliases: list[str]
+    metrics: dict[str, float | None]
+    card: dict[str, Any]
+
+
+def model_name(ws: Workspace) -> str:
+    return ws.config.project.name
+
+
+def register(ws: Workspace, run_ref: str) -> ModelVersion:
+    """Make a finished training run a model version (once; again returns the same)."""
+    with ws.catalog.session() as con:
+        run_id = runs_store.resolve_run_id(con, run_ref, ws.project)
+        artifacts = {name: digest for name, digest, _, _ in runs_store.list_artifacts(con,
+                                                                                       run_id)}
+        if "model.txt" not in artifacts or "model_card.json" not in artifacts:
+            raise UsageError(f"run {run_id[:8]} has no model.txt and model_card.json; "
+                             "only `mlyard train` runs can be registered")
+        version = models_store.add_version(con, model_name(ws), run_id, artifacts["model.txt"],
+                                           artifacts["model_card.json"], current_user())
+        meta_store.add_event(con, "model.registered", f"{version.model}/{version.version}",
+                             current_user(), {"run_id": run_id})
+    return version
+
+
+def resolve(ws: Workspace, ref: str) -> ModelVersion:
+    with ws.catalog.session() as con:
+        return _resolve(con, ws, ref)
+
+
+def list_versions(ws: Workspace) -> list[tuple[ModelVersion, list[str],
+                                               dict[str, float | None]]]:
+    """Every version with its aliases and holdout metrics, oldest first."""
+    with ws.catalog.session() as con:
+        versions = models_store.list_versions(con, model_name(ws))
+        by_version = _aliases_by_version(con, model_name(ws))
+        metrics = _holdout_metrics(con, [v.run_id for v in versions])
+    return [(v, by_version.get(v.version, []), metrics.get(v.run_id, {})) for v in versions]
+
+
+def show(ws: Workspace, ref: str) -> ModelDetail:
+    with ws.catalog.session() as con:
+        version = _resolve(con, ws, ref)
+        aliases = _aliases_by_version(con, version.model).get(version.version, [])
+        metrics = _holdout_metrics(con, [version.run_id]).get(version.run_id, {})
+    card = json.loads(ws.objects.read_bytes(version.card_hash))
+    return ModelDetail(version, aliases, metrics, card)
+
+
+def set_alias(ws: Workspace, alias: str, ref: str, reason: str | None = None) -> AliasMove:
+    """Point `alias` at a version, without gates (promotion to champion has its own)."""
+    if not _ALIAS_RE.match(alias):
+        raise UsageError(f"alias {alias!r}: use letters, digits, '.', '-' or '_', "
+                         "starting with a letter")
+    if alias == "champion":
+        raise UsageError("champion moves only through `mlyard models promote` (gates) "
+                         "or `mlyard models rollback`")
+    with ws.catalog.session() as con:
+        version = _resolve(con, ws, ref)
+        move = models_store.move_alias(con, version.model, alias, version.version, "set",
+                                       current_user(), reason)
+        _log_move(con, move)
+    return move
+
+
+def check(ws: Workspace, ref: str | None = None, drift: DriftFinding | None = None
+          ) -> tuple[ModelVersion, list[GateResult]]:
+    """Run every gate for a version (default: the newest) without moving anything;
+    `drift` is what the `no_severe_drift` gate judges (monitoring's `gate_finding`)."""
+    with ws.catalog.session() as con:
+        version = _resolve(con, ws, ref or "latest")
+        return version, evaluate_gates(con, ws.config.gates, version, primary_metric(ws),
+                                       drift)
+
+
+def promote(ws: Workspace, ref: str, reason: str | None = None, force: bool = False,
+            drift: DriftFinding | None = None) -> tuple[AliasMove, list[GateResult]]:
+    """Make a version champion if every gate passes (or `force`), in one unit of work.
+
+    Gates and the move share one transaction under the catalog lock, so two promotions
+    racing from two processes leave one consistent champion, each judged against the
+    champion it would replace. `drift` is what the `no_severe_drift` gate judges
+    (monitoring's `gate_finding`); without it that gate fails.
+
+    Raises:
+        GatesFailed: a gate failed; nothing moved. Its `results` hold the whole table.
+    """
+    with ws.catalog.session() as con:
+        version = _resolve(con, ws, ref)
+        results = evaluate_gates(con, ws.config.gates, version, primary_metric(ws), drift)
+        failed = [r for r in results if not r.passed]
+        if failed and not force:
+            raise GatesFailed(f"{version.model}/{version.version} not promoted: " + "; ".join(
+                f"gate {r.gate} failed ({r.detail})" for r in failed), results)
+        note = reason or ("forced past failed gates" if failed else None)
+        move = models_store.move_alias(con, version.model, "champion", version.version,
+                                       "promote", current_user(), note)
+        _log_move(con, move)
+    return move, results
+
+
+def rollback(ws: Workspace, reason: str | None = None) -> AliasMove:
+    """Move champion back to the version it replaced most recently (not undone already)."""
+    with ws.catalog.session() as con:
+        model = model_name(ws)
+        stack: list[int] = []
+        for move in models_store.alias_history(con, model, "champion"):
+            if move.kind == "rollback":
+                stack.pop()
+            else:
+                stack.append(move.to_version)
+        if len(stack) < 2:
+            raise UsageError(f"model {model!r} has no earlier champion to roll back to")
+        move = models_store.move_alias(con, model, "champion", stack[-2], "rollback",
+                                       current_user(), reason)
+        _log_move(con, move)
+    return move
+
+
+def history(ws: Workspace, alias: str | None = None) -> list[AliasMove]:
+    with ws.catalog.session() as con:
+        return models_store.alias_history(con, model_name(ws), alias)
+
+
+def _resolve(con: runs_store.Connection, ws: Workspace, ref: str) -> ModelVersion:
+    model = model_name(ws)
+    text = ref.strip().removeprefix("models:/")
+    named, alias, number = None, None, None
+    if "@" in text:
+        named, alias = text.split("@", 1)
+    elif "/" in text:
+        named, number = text.rsplit("/", 1)
+    elif _NUMBER_RE.match(text):
+        number = text
+    else:
+        alias = text
+    if named and named != model:
+        raise NotFound(f"model {named!r} is not in this project (its model is {model!r})")
+    if alias == "latest":
+        return models_store.latest_version(con, model)
+    if alias is not None:
+        if not _ALIAS_RE.match(alias):
+            raise UsageError(f"model reference {ref!r}: expected 3, churn/3, @champion, "
+                             "churn@champion or models:/churn@champion")
+        found = models_store.aliases(con, model).get(alias)
+        if found is None:
+            raise NotFound(f"model {model!r} has no alias {alias!r}")
+        return models_store.get_version(con, model, found)
+    match = _NUMBER_RE.match(number or "")
+    if not match:
+        raise UsageError(f"model reference {ref!r}: {number!r} is not a version number")
+    return models_store.get_version(con, model, int(match.group(1)))
+
+
+def _aliases_by_version(con: runs_store.Connection, model: str) -> dict[int, list[str]]:
+    grouped: dict[int, list[str]] = {}
+    for alias, number in models_store.aliases(con, model).items():
+        grouped.setdefault(number, []).append(alias)
+    return grouped
+
+
+def _holdout_metrics(con: runs_store.Connection,
+                     run_ids: list[str]) -> dict[str, dict[str, float | None]]:
+    return {run_id: {k: v for k, v in metrics.items() if k.startswith("holdout.")}
+            for run_id, metrics in runs_store.latest_metrics_for(con, run_ids).items()}
+
+
+def primary_metric(ws: Workspace) -> str:
+    """The holdout metric that ranks this project's models."""
+    return ws.config.train.metric or DEFAULT_METRIC[ws.config.train.task]
+
+
+def _log_move(con: runs_store.Connection, move: AliasMove) -> None:
+    meta_store.add_event(con, f"alias.{move.kind}", f"{move.model}@{move.alias}", move.actor,
+                         {"from": move.from_version, "to": move.to_version,
+                          "reason": move.reason})

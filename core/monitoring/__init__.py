@@ -1,0 +1,2 @@
+"""Drift of new data and served traffic against a model's reference, live performance
+from late labels, and HTML reports."""

@@ -1,0 +1,318 @@
+"""Drift of new data and of served traffic against a model's training reference, stored
+as reports in the catalog, with alerts that can trigger a retrain.
+
+The reference is a sketch stored with the model (see core.reference); the current data is
+a dataset version or the inputs the server logged over a time window. Each report keeps
+one row per column in the catalog, so every feature has a drift time series.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from mlyard.core.data import versions as data
+from mlyard.core.data.quality import check_quality
+from mlyard.core.durations import parse_every
+from mlyard.core.errors import MlyardError, UsageError
+from mlyard.core.models import registry
+from mlyard.core.models.features import FeatureSpec
+from mlyard.core.models.gates import DriftFinding
+from mlyard.core.models.loading import load_model
+from mlyard.core.models.reference import load_reference, prediction_series, target_series
+from mlyard.core.monitoring import performance
+from mlyard.core.monitoring.drift_stats import ColumnDrift, column_drift
+from mlyard.core.workspace import Workspace
+from mlyard.storage import meta_store, monitor_store
+from mlyard.storage.models_store import ModelVersion
+from mlyard.storage.monitor_store import ColumnRow, ReportRecord
+
+log = logging.getLogger("mlyard.monitor")
+
+
+@dataclass
+class DriftReport:
+    model: str
+    version: int
+    reference_run: str
+    current_kind: str  # dataset | served
+    current_label: str  # "churn:v6", or "served since 2026-11-27 02:00"
+    rows: int
+    columns: list[ColumnDrift]
+    drift_share: float
+    prediction: ColumnDrift | None = None
+    target: ColumnDrift | None = None
+    quality: list[str] = field(default_factory=list)
+    report_id: int | None = None
+    ts: float = field(default_factory=time.time)
+
+    @property
+    def drifted(self) -> list[ColumnDrift]:
+        return [c for c in self.columns if c.drifted]
+
+    @property
+    def share(self) -> float:
+        return len(self.drifted) / len(self.columns) if self.columns else 0.0
+
+    @property
+    def dataset_drift(self) -> bool:
+        return self.share > self.drift_share
+
+    @property
+    def severity(self) -> str:
+        """severe: the dataset drifted (more than `drift_share` of its features) or the
+        model's predictions did; moderate: some features did; none otherwise."""
+        if self.dataset_drift or (self.prediction is not None and self.prediction.drifted):
+            return "severe"
+        return "moderate" if self.drifted else "none"
+
+
+def compare(reference: dict[str, Any], frame: pl.DataFrame, spec: FeatureSpec,
+            overrides: dict[str, tuple[str | None, float | None]],
+            threads: int = 2) -> list[ColumnDrift]:
+    """Each feature of `frame` against its reference sketch, columns in parallel."""
+    missing = [f.name for f in spec.features if f.name not in frame.columns]
+    if missing:
+        raise UsageError(f"the current data has no column {missing[0]!r}, which the model "
+                         "uses as a feature")
+
+    def one(name: str) -> ColumnDrift:
+        method, threshold = overrides.get(name, (None, None))
+        try:
+            return column_drift(name, reference["features"][name], frame[name], method,
+                                threshold)
+        except ValueError as exc:
+            raise UsageError(f"[monitor.columns.{name}]: {exc}") from None
+
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(one, spec.names))
+
+
+def drift(ws: Workspace, current: str | None = None, served: str | None = None,
+          reference: str = "champion", store: bool = True) -> DriftReport:
+    """Compare a dataset version (default: the newest) or served traffic (`served` like
+    "24h": that long back from now) with the training data of model `reference`."""
+    version = registry.resolve(ws, reference)
+    sketch = load_reference(ws, version)
+    model = load_model(ws, str(version.version))
+    spec = model.spec
+    task = str(model.card["task"])
+    if served is not None:
+        frame, outputs, label = _served_frame(ws, version, spec, served)
+        kind = "served"
+        predicted = outputs
+    else:
+        versions = data.select_versions(ws, [current] if current else None)
+        chosen = versions[-1]
+        frame, label, kind = data.read_versions(ws, [chosen]), chosen.ref, "dataset"
+        predicted = prediction_series(model.predict(frame), task) if frame.height else None
+    overrides = {name: (c.method, c.threshold) for name, c in ws.config.monitor.columns.items()}
+    report = DriftReport(version.model, version.version, version.run_id, kind, label,
+                         frame.height, compare(sketch, frame, spec, overrides),
+                         ws.config.monitor.drift_share)
+    if predicted is not None and len(predicted):
+        report.prediction = column_drift("prediction", sketch["prediction"], predicted)
+    if spec.target in frame.columns and frame[spec.target].null_count() < frame.height:
+        report.target = column_drift(spec.target, sketch["target"],
+                                     target_series(frame, spec, task))
+    report.quality = check_quality(frame, data.current_contract(ws), spec.names,
+                                   ws.config.data.id_column)
+    if store:
+        save(ws, report)
+        _alert(ws, report)
+    return report
+
+
+def _served_frame(ws: Workspace, version: ModelVersion, spec: FeatureSpec,
+                  window: str) -> tuple[pl.DataFrame, pl.Series | None, str]:
+    try:
+        seconds = parse_every(window)
+    except ValueError as exc:
+        raise UsageError(f"--served {window!r}: {exc}") from None
+    since = time.time() - seconds
+    with ws.catalog.session() as con:
+        requests = monitor_store.served_requests(con, version.model, since)
+    label = f"served, last {window}"
+    if not requests:
+        raise UsageError(f"no requests to {version.model} were logged in the last {window}; "
+                         "nothing to compare")
+    frame = pl.read_json(_join_arrays(inputs for _, _, inputs, _ in requests).encode())
+    dtypes = {"int": pl.Float64, "float": pl.Float64, "bool": pl.Boolean,
+              "category": pl.String}
+    frame = frame.with_columns([pl.col(f.name).cast(dtypes[f.type], strict=False)
+                                for f in spec.features if f.name in frame.columns])
+    outputs = json.loads(_join_arrays(o for _, _, _, o in requests))
+    predicted = prediction_series(np.asarray(outputs), "multiclass"
+                                  if outputs and isinstance(outputs[0], list) else "binary")
+    return frame, predicted, label
+
+
+def _join_arrays(arrays: Any) -> str:
+    """Several JSON arrays as one, without parsing them first."""
+    return "[" + ",".join(a[1:-1] for a in arrays if len(a) > 2) + "]"
+
+
+def save(ws: Workspace, report: DriftReport) -> int:
+    """Store the report and its per-column rows; return its id."""
+    columns = [("feature", c) for c in report.columns]
+    columns += [("prediction", report.prediction)] if report.prediction else []
+    columns += [("target", report.target)] if report.target else []
+    record = ReportRecord(0, ws.project, report.ts, report.model, report.version,
+                          report.reference_run, report.current_kind, report.current_label,
+                          report.rows, len(report.drifted), len(report.columns),
+                          report.dataset_drift, report.severity, json.dumps(to_json(report)))
+    rows = [ColumnRow(role, c.column, c.kind, c.method, _finite(c.statistic), c.threshold,
+                      c.drifted, _finite(c.psi)) for role, c in columns]
+    with ws.catalog.session() as con:
+        report.report_id = monitor_store.add_report(con, record, rows)
+    return report.report_id
+
+
+def _finite(value: float) -> float | None:
+    return value if value == value else None
+
+
+def to_json(report: DriftReport) -> dict[str, Any]:
+    def column(c: ColumnDrift) -> dict[str, Any]:
+        return {"column": c.column, "kind": c.kind, "method": c.method,
+                "statistic": _finite(c.statistic), "threshold": c.threshold,
+                "drifted": c.drifted, "psi": _finite(c.psi), "psi_level": c.psi_level,
+                "rows": c.rows, "null_share": c.null_share, "chart": c.chart}
+
+    return {"report_id": report.report_id, "ts": report.ts, "model": report.model,
+            "version": report.version, "reference_run": report.reference_run,
+            "current": {"kind": report.current_kind, "label": report.current_label,
+                        "rows": report.rows},
+            "drift_share": report.share, "drift_share_threshold": report.drift_share,
+            "dataset_drift": report.dataset_drift, "severity": report.severity,
+            "drifted": [c.column for c in report.drifted],
+            "features": [column(c) for c in report.columns],
+            "prediction": column(report.prediction) if report.prediction else None,
+            "target": column(report.target) if report.target else None,
+            "quality": report.quality}
+
+
+def _alert(ws: Workspace, report: DriftReport) -> None:
+    """Record an alert for drift or quality findings; severe drift may start a retrain."""
+    subject = f"{report.model}/{report.version}"
+    with ws.catalog.session() as con:
+        if report.severity != "none":
+            meta_store.add_event(con, "alert.drift", subject, "mlyard monitor", {
+                "severity": report.severity, "report_id": report.report_id,
+                "current": report.current_label,
+                "drifted": [c.column for c in report.drifted]})
+        if report.quality:
+            meta_store.add_event(con, "alert.quality", subject, "mlyard monitor", {
+                "severity": "warning", "report_id": report.report_id,
+                "current": report.current_label, "findings": report.quality})
+
+
+def claim_retrain(ws: Workspace, report: DriftReport) -> bool:
+    """Record that `report` wants a retrain, once per reference model and current data
+    (checking the same data again wants nothing new); return whether this call recorded
+    it. Automation acts on a True ([monitor] on_drift = "retrain")."""
+    if report.severity != "severe" or ws.config.monitor.on_drift != "retrain":
+        return False
+    key = f"{report.reference_run}|{report.current_label}"
+    with ws.catalog.session() as con:
+        earlier = monitor_store.recent_events(con, "monitor.retrain", 1000)
+        if any(json.loads(detail).get("key") == key for *_, detail in earlier):
+            return False
+        meta_store.add_event(con, "monitor.retrain", f"{report.model}/{report.version}",
+                             "mlyard monitor", {"key": key, "report_id": report.report_id})
+    return True
+
+
+def gate_finding(ws: Workspace, ref: str) -> DriftFinding | None:
+    """What the `no_severe_drift` gate judges: the newest dataset version against the
+    training data of model version `ref` (None when the gate is off or there is no data).
+    Callers hand it to `registry.promote` and `registry.check`, which sit below us."""
+    if not ws.config.gates.get("no_severe_drift"):
+        return None
+    version = registry.resolve(ws, ref)
+    try:
+        report = drift(ws, reference=str(version.version))
+    except UsageError:
+        return None
+    return DriftFinding(report.current_label, report.severity,
+                        [c.column for c in report.drifted])
+
+
+def after_ingest(ws: Workspace, new_versions: list[str]) -> list[DriftReport]:
+    """Check each new version against the champion, when there is one ([monitor]
+    on_ingest); a busy or champion-less project is not an error here."""
+    if not ws.config.monitor.on_ingest or not new_versions:
+        return []
+    try:
+        registry.resolve(ws, "champion")
+    except MlyardError:
+        return []
+    reports = []
+    for ref in new_versions:
+        try:
+            reports.append(drift(ws, current=ref))
+        except MlyardError as exc:
+            log.warning("drift check of %s: %s", ref, exc.msg)
+    return reports
+
+
+def list_reports(ws: Workspace, limit: int = 50) -> list[ReportRecord]:
+    with ws.catalog.session() as con:
+        return monitor_store.list_reports(con, ws.project, limit)
+
+
+def get_report(ws: Workspace, report_id: int) -> dict[str, Any]:
+    with ws.catalog.session() as con:
+        record = monitor_store.get_report(con, report_id)
+    if record is None or record.project != ws.project:
+        raise UsageError(f"drift report {report_id}: not found in project {ws.project}")
+    detail: dict[str, Any] = json.loads(record.detail)
+    detail["report_id"] = record.report_id
+    return detail
+
+
+def alerts(ws: Workspace, limit: int = 50) -> list[dict[str, Any]]:
+    """Drift and quality alerts, newest first."""
+    with ws.catalog.session() as con:
+        events = monitor_store.recent_events(con, "alert.", limit)
+    return [{"event_id": event_id, "ts": ts, "kind": kind, "subject": subject,
+             **json.loads(detail)} for event_id, ts, kind, subject, _, detail in events]
+
+
+@dataclass(frozen=True)
+class MonitoringOverview:
+    reports: list[ReportRecord]  # oldest first, the heat table's columns
+    cells: dict[tuple[str, str, int], tuple[float | None, bool, float | None]]
+    # (role, column, report id) -> (statistic, drifted, psi)
+    rows: list[tuple[str, str]]  # (role, column) in table order
+    charts: dict[int, dict[str, Any]]  # report id -> column -> chart data
+    alerts: list[dict[str, Any]]
+    performance: list[performance.Window]  # oldest first
+    metric: str  # the primary metric, for the live performance curve
+
+
+def overview(ws: Workspace, reports: int = 12, alert_limit: int = 30) -> MonitoringOverview:
+    """What the Monitoring screen shows, in one call."""
+    with ws.catalog.session() as con:
+        records = list(reversed(monitor_store.list_reports(con, ws.project, reports)))
+        series = monitor_store.column_series(con, ws.project, reports)
+    cells = {(role, column, report_id): (statistic, drifted, psi)
+             for report_id, _, _, role, column, statistic, drifted, psi in series}
+    order = {"feature": 0, "prediction": 1, "target": 2}
+    rows = sorted({(role, column) for role, column, _ in cells},
+                  key=lambda rc: (order.get(rc[0], 3), rc[1]))
+    charts = {}
+    for record in records:
+        detail = json.loads(record.detail)
+        columns = list(detail["features"]) + [c for c in (detail.get("prediction"),
+                                                          detail.get("target")) if c]
+        charts[record.report_id] = {c["column"]: c["chart"] for c in columns}
+    return MonitoringOverview(records, cells, rows, charts, alerts(ws, alert_limit),
+                              performance.history(ws), registry.primary_metric(ws))

@@ -1,0 +1,125 @@
+"""Live performance: labels that arrive later, joined by id to the predictions the
+server logged, give the model's real metrics per time window."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from mlyard.core.durations import parse_every
+from mlyard.core.errors import MlyardError, UsageError
+from mlyard.core.models import registry
+from mlyard.core.models.features import FeatureSpec, encode_target
+from mlyard.core.tracking.evaluation import evaluate
+from mlyard.core.workspace import Workspace
+from mlyard.storage import monitor_store
+
+
+@dataclass(frozen=True)
+class Window:
+    version: int
+    start: float
+    end: float
+    rows: int
+    metrics: dict[str, float]
+
+
+@dataclass(frozen=True)
+class FeedbackResult:
+    labels: int
+    matched: int
+    windows: list[Window]
+
+
+def read_labels(path: Path, id_column: str, target: str) -> pl.DataFrame:
+    """The id and label columns of a CSV or Parquet file, ids as text."""
+    if not path.is_file():
+        raise UsageError(f"{path}: not found")
+    try:
+        frame = (pl.read_parquet(path) if path.suffix.lower() in (".parquet", ".pq")
+                 else pl.read_csv(path, infer_schema_length=10_000))
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise UsageError(f"{path}: cannot read: {exc}") from None
+    for column in (id_column, target):
+        if column not in frame.columns:
+            raise UsageError(f"{path}: no column {column!r}; expected the id column and the "
+                             f"label ({id_column}, {target})")
+    return frame.select(pl.col(id_column).cast(pl.String), pl.col(target)).drop_nulls()
+
+
+def logged_predictions(ws: Workspace, model: str, id_column: str) -> pl.DataFrame:
+    """Every logged row that carried an id: (ts, version, id, prediction index)."""
+    with ws.catalog.session() as con:
+        requests = monitor_store.served_requests(con, model, 0.0)
+    stamps, versions, ids, outputs = [], [], [], []
+    for ts, version, inputs, output in requests:
+        rows = json.loads(inputs)
+        if not rows or id_column not in rows[0]:
+            continue
+        values = json.loads(output)
+        for row, value in zip(rows, values, strict=False):
+            stamps.append(ts)
+            versions.append(version)
+            ids.append(str(row[id_column]))
+            outputs.append(value)
+    return pl.DataFrame({"ts": stamps, "version": versions, id_column: ids,
+                         "prediction": pl.Series(outputs, dtype=pl.Object)
+                         if outputs and isinstance(outputs[0], list) else outputs},
+                        schema_overrides={"ts": pl.Float64, "version": pl.Int64,
+                                          id_column: pl.String})
+
+
+def feedback(ws: Workspace, path: Path, window: str = "1d") -> FeedbackResult:
+    """Join the labels in `path` to logged predictions by id; store and return the
+    metrics of each model version per time window."""
+    id_column = ws.config.data.id_column
+    if id_column is None:
+        raise UsageError("feedback joins labels by id: set [data] id_column in mlyard.toml")
+    try:
+        seconds = parse_every(window)
+    except ValueError as exc:
+        raise UsageError(f"--window {window!r}: {exc}") from None
+    model_name = registry.model_name(ws)
+    detail = registry.show(ws, "champion" if _has_champion(ws) else "latest")
+    spec = FeatureSpec.from_json(detail.card["spec"])
+    labels = read_labels(path, id_column, spec.target)
+    logged = logged_predictions(ws, model_name, id_column)
+    if logged.is_empty():
+        raise UsageError(f"no logged prediction carries {id_column!r}: send the id column "
+                         "with each request so labels can be joined later")
+    latest = logged.sort("ts").unique(subset=[id_column], keep="last")
+    joined = latest.join(labels, on=id_column, how="inner")
+    joined = joined.with_columns(((pl.col("ts") // seconds) * seconds).alias("window"))
+    windows = []
+    task = str(detail.card["task"])
+    for (version, start), group in joined.group_by(["version", "window"],
+                                                   maintain_order=True):
+        truth = encode_target(group, spec)
+        predicted = np.asarray(group["prediction"].to_list(), dtype=np.float64)
+        windows.append(Window(int(version), float(start), float(start) + seconds,
+                              group.height, evaluate(task, truth, predicted)))
+    windows.sort(key=lambda w: (w.start, w.version))
+    with ws.catalog.session() as con:
+        for w in windows:
+            monitor_store.put_performance(con, ws.project, model_name, w.version, w.start,
+                                          w.end, w.rows, json.dumps(w.metrics))
+    return FeedbackResult(labels.height, joined.height, windows)
+
+
+def _has_champion(ws: Workspace) -> bool:
+    try:
+        registry.resolve(ws, "champion")
+    except MlyardError:
+        return False
+    return True
+
+
+def history(ws: Workspace) -> list[Window]:
+    """Every stored window, oldest first."""
+    with ws.catalog.session() as con:
+        rows = monitor_store.list_performance(con, ws.project, registry.model_name(ws))
+    return [Window(v, s, e, n, json.loads(m)) for v, s, e, n, m in rows]

@@ -1,0 +1,241 @@
+"""`mlyard serve`: a model behind MLflow's scoring protocol, on Starlette and uvicorn.
+
+The model being served is swapped atomically when its alias moves (from any process):
+a background thread notices the move, loads and verifies the new version, and replaces
+one reference, so a request is always answered by one whole model. Every scored row goes
+to the prediction log without waiting on the catalog.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from importlib import metadata
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import orjson
+import polars as pl
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from mlyard.core.errors import MlyardError, UsageError
+from mlyard.core.models import registry
+from mlyard.core.models.loading import LoadedModel, load_model
+from mlyard.core.serving.prediction_log import PredictionLog
+from mlyard.core.serving.request import ScoringRejected, parse_body, to_frame
+from mlyard.core.workspace import Workspace, open_workspace
+
+log = logging.getLogger("mlyard.serve")
+
+DEFAULT_MAX_BODY = 10 * 1024 * 1024
+OPEN_PATHS = {"/ping", "/health"}  # liveness probes answer without a token
+
+
+class ModelHolder:
+    """The served model; `current` is replaced in one assignment when the alias moves."""
+
+    def __init__(self, ws: Workspace, ref: str, poll_interval: float = 1.0) -> None:
+        self.ws = ws
+        self.ref = ref
+        self.poll_interval = poll_interval
+        self.current: LoadedModel = load_model(ws, ref)
+        self.swaps = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="mlyard-model-watch",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def check_for_move(self) -> bool:
+        """Load the version `ref` points at now, if it is not the one being served."""
+        target = registry.resolve(self.ws, self.ref)
+        if target.version == self.current.version.version:
+            return False
+        replacement = load_model(self.ws, str(target.version))
+        self.current = replacement
+        self.swaps += 1
+        log.info("now serving %s/%s", target.model, target.version)
+        return True
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.poll_interval):
+            try:
+                self.check_for_move()
+            except MlyardError as exc:  # a busy catalog or a missing alias: keep serving
+                log.warning("model watch: %s", exc.msg)
+
+
+def create_app(ws: Workspace, ref: str, token: str | None = None,
+               max_body: int = DEFAULT_MAX_BODY, poll_interval: float = 1.0,
+               log_predictions: bool = True) -> Starlette:
+    """The scoring app for model `ref` (a version or an alias)."""
+    holder = ModelHolder(ws, ref, poll_interval)
+    predictions = PredictionLog(ws.catalog, enabled=log_predictions)
+    stats = _Stats()
+
+    async def invocations(request: Request) -> Response:
+        started = time.perf_counter()
+        response = await _score(request, holder, predictions, max_body,
+                                ws.config.data.id_column)
+        stats.observe(response.status_code, time.perf_counter() - started,
+                      int(response.headers.get("x-mlyard-rows", "0")))
+        return response
+
+    async def ping(request: Request) -> Response:
+        return PlainTextResponse("\n")
+
+    async def version(request: Request) -> Response:
+        return PlainTextResponse(metadata.version("mlyard"))
+
+    async def model_metadata(request: Request) -> Response:
+        model = holder.current
+        return _json({"model": model.version.model, "version": model.version.version,
+                      "ref": ref, "run_id": model.version.run_id,
+                      "features": model.card["spec"]["features"],
+                      "task": model.card["task"], "metrics": model.card["metrics"]})
+
+    async def metrics(request: Request) -> Response:
+        stats.model_version.set(holder.current.version.version)
+        return Response(generate_latest(stats.registry),
+                        media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        holder.start()
+        predictions.start()
+        try:
+            yield
+        finally:
+            holder.stop()
+            predictions.close()
+
+    app = Starlette(routes=[
+        Route("/invocations", invocations, methods=["POST"]),
+        Route("/ping", ping, methods=["GET"]),
+        Route("/health", ping, methods=["GET"]),
+        Route("/version", version, methods=["GET"]),
+        Route("/metadata", model_metadata, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ], lifespan=lifespan)
+    if token:
+        app.add_middleware(_BearerAuth, token=token)
+    app.state.holder = holder
+    app.state.predictions = predictions
+    return app
+
+
+async def _score(request: Request, holder: ModelHolder, predictions: PredictionLog,
+                 max_body: int, id_column: str | None) -> Response:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_body:
+        return _error(f"body of {declared} bytes is over the limit of {max_body}", 413)
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > max_body:
+            return _error(f"body is over the limit of {max_body} bytes", 413)
+    model = holder.current  # one model for the whole request, even if a swap happens now
+    try:
+        rows = parse_body(bytes(body), request.headers.get("content-type", ""))
+        frame = to_frame(rows, model.spec)
+        output = model.predict(frame)
+    except ScoringRejected as rejected:
+        return _error(rejected.msg, rejected.status, rejected.error_code)
+    except (ValueError, TypeError, pl.exceptions.PolarsError, lgb.basic.LightGBMError) as exc:
+        return _error(f"cannot score these rows: {exc}", 400)
+    values = output.tolist() if isinstance(output, np.ndarray) else list(output)
+    request_id = uuid.uuid4().hex
+    now = time.time()
+    version = model.version
+    if id_column is not None and id_column in rows[0]:
+        # Logged (never scored) so that labels arriving later can be joined by id.
+        frame = frame.with_columns(pl.Series(id_column, [str(row.get(id_column))
+                                                         for row in rows], pl.String))
+    predictions.add([(request_id, now, version.model, version.version, frame, values)])
+    return Response(orjson.dumps({"predictions": values}), media_type="application/json",
+                    headers={"x-request-id": request_id, "x-mlyard-rows": str(len(values)),
+                             "x-mlyard-model-version": str(version.version)})
+
+
+class _BearerAuth:
+    """Every path but the liveness probes needs `Authorization: Bearer <token>`."""
+
+    def __init__(self, app: Any, token: str) -> None:
+        self.app = app
+        self.expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] not in OPEN_PATHS:
+            headers = dict(scope["headers"])
+            if headers.get(b"authorization") != self.expected:
+                response = _error("missing or wrong bearer token", 401, "UNAUTHENTICATED")
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class _Stats:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("mlyard_requests", "Scoring requests by status",
+                                ["status"], registry=self.registry)
+        self.latency = Histogram("mlyard_request_latency_seconds",
+                                 "Scoring latency by status", ["status"],
+                                 registry=self.registry,
+                                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                          0.5, 1.0))
+        self.rows = Counter("mlyard_predictions", "Rows scored", registry=self.registry)
+        self.model_version = Gauge("mlyard_model_version", "Model version being served",
+                                   registry=self.registry)
+
+    def observe(self, status: int, seconds: float, rows: int) -> None:
+        self.requests.labels(str(status)).inc()
+        self.latency.labels(str(status)).observe(seconds)
+        if rows:
+            self.rows.inc(rows)
+
+
+def _json(value: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY), status_code=status,
+                    media_type="application/json")
+
+
+def _error(message: str, status: int, code: str = "BAD_REQUEST") -> JSONResponse:
+    return JSONResponse({"error_code": code, "message": message}, status_code=status)
+
+
+def check_binding(host: str, token: str | None, insecure: bool) -> None:
+    """Anything but loopback needs a token, or an explicit --insecure."""
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback and not token and not insecure:
+        raise UsageError(f"binding {host} exposes the model beyond this machine: pass "
+                         "--token TOKEN (clients send Authorization: Bearer TOKEN) or "
+                         "--insecure")
+
+
+def app_from_env() -> Starlette:
+    """For `uvicorn --factory` with several workers: the app configured by environment."""
+    ws = open_workspace(config_path=None)
+    return create_app(ws, os.environ["MLYARD_SERVE_MODEL"],
+                      token=os.environ.get("MLYARD_SERVE_TOKEN") or None,
+                      max_body=int(os.environ.get("MLYARD_SERVE_MAX_BODY", DEFAULT_MAX_BODY)))

@@ -1,0 +1,130 @@
+"""Running `mlyard serve` as a child process and reading its live figures, for the UI.
+
+The server is its own process (as it would be in production), so the UI only starts,
+stops and watches it: figures come from its `/metrics` endpoint and the last
+predictions from the catalog's prediction log.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from mlyard.core.errors import MlyardError
+from mlyard.core.models import registry
+from mlyard.core.processes import mlyard_command
+from mlyard.core.workspace import Workspace
+from mlyard.storage import predictions_store
+
+
+@dataclass
+class ServerStats:
+    requests: float
+    errors: float  # answers other than 200
+    rows: float
+    model_version: int | None
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+
+
+class ServerProcess:
+    """One `mlyard serve` child bound to 127.0.0.1."""
+
+    def __init__(self, ws: Workspace, ref: str, port: int | None = None) -> None:
+        registry.resolve(ws, ref)  # fail here, with the reason, on a bad reference
+        self.ref = ref
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._process = subprocess.Popen(
+            mlyard_command("--workspace", str(ws.root), "serve", ref, "--port", str(self.port)),
+            cwd=ws.project_dir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                error = self._process.stderr.read().decode(errors="replace").strip() \
+                    if self._process.stderr else ""
+                raise MlyardError(f"the server exited: {error.splitlines()[-1] if error else '?'}")
+            try:
+                if httpx.get(f"{self.url}/ping", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise MlyardError(f"the server did not answer /ping within {timeout:g}s")
+
+    @property
+    def alive(self) -> bool:
+        return self._process.poll() is None
+
+    def stop(self) -> None:
+        if self.alive:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+
+
+def fetch_stats(url: str) -> ServerStats:
+    """Counts and latency percentiles from a server's Prometheus endpoint."""
+    try:
+        text = httpx.get(f"{url}/metrics", timeout=2).text
+    except httpx.HTTPError as exc:
+        raise MlyardError(f"{url}: no answer from /metrics ({exc})") from None
+    requests = errors = rows = 0.0
+    version: int | None = None
+    buckets: dict[float, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "mlyard_requests_total":
+                requests += sample.value
+                if sample.labels.get("status") != "200":
+                    errors += sample.value
+            elif sample.name == "mlyard_predictions_total":
+                rows = sample.value
+            elif sample.name == "mlyard_model_version":
+                version = int(sample.value)
+            elif sample.name == "mlyard_request_latency_seconds_bucket":
+                bound = float(sample.labels["le"])
+                buckets[bound] = buckets.get(bound, 0.0) + sample.value
+    return ServerStats(requests, errors, rows, version, *(
+        _percentile(buckets, q) for q in (0.5, 0.95, 0.99)))
+
+
+def recent_predictions(ws: Workspace, limit: int = 20) -> list[tuple[str, float, int, int,
+                                                                     str, str]]:
+    with ws.catalog.session() as con:
+        return predictions_store.recent_predictions(con, registry.model_name(ws), limit)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _percentile(buckets: dict[float, float], quantile: float) -> float | None:
+    """Milliseconds at `quantile`, interpolated within the histogram's buckets."""
+    ordered = sorted(buckets.items())
+    total = ordered[-1][1] if ordered else 0.0
+    if not total:
+        return None
+    wanted = quantile * total
+    lower, below = 0.0, 0.0
+    for bound, count in ordered:
+        if count >= wanted:
+            if bound == float("inf"):
+                return lower * 1000
+            share = (wanted - below) / (count - below) if count > below else 1.0
+            return (lower + (bound - lower) * share) * 1000
+        lower, below = bound, count
+    return lower * 1000

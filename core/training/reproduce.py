@@ -1,0 +1,63 @@
+"""`mlyard reproduce RUN`: train again from what a run recorded and say whether the model
+and its metrics came out identical."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import msgspec
+
+from mlyard.core.config import Config
+from mlyard.core.errors import UsageError
+from mlyard.core.training import trainer as train
+from mlyard.core.workspace import Workspace
+from mlyard.storage import runs_store
+
+
+@dataclass
+class Reproduction:
+    original_run: str
+    new_run: str
+    original_model: str
+    new_model: str
+    metric_differences: dict[str, tuple[float | None, float | None]]
+
+    @property
+    def model_identical(self) -> bool:
+        return self.original_model == self.new_model
+
+    @property
+    def identical(self) -> bool:
+        return self.model_identical and not self.metric_differences
+
+
+def reproduce(ws: Workspace, run_ref: str,
+              on_iteration: train.ProgressCallback | None = None) -> Reproduction:
+    """Replay a training run's config, params, seed and dataset versions as a new run."""
+    with ws.catalog.session() as con:
+        run_id = runs_store.resolve_run_id(con, run_ref, ws.project)
+        artifacts = {n: h for n, h, _, _ in runs_store.list_artifacts(con, run_id)}
+        original_metrics = runs_store.latest_metrics_for(con, [run_id])[run_id]
+    if "reproduce.json" not in artifacts or "model.txt" not in artifacts:
+        raise UsageError(f"run {run_id[:8]} has no reproducibility record; only "
+                         "`mlyard train` runs can be reproduced")
+    record = json.loads(ws.objects.read_bytes(artifacts["reproduce.json"]))
+    config = msgspec.convert(record["config"], Config)
+    config = msgspec.structs.replace(
+        config, registry=msgspec.structs.replace(config.registry, auto_register=False))
+    refs = [item["ref"] for item in record["datasets"]]
+    training = train.plan(ws, refs, record["overrides"], record["seed"], config)
+    for version, item in zip(training.versions, record["datasets"], strict=True):
+        if version.snapshot_hash != item["snapshot_blake3"]:
+            raise UsageError(f"dataset version {version.ref} is not the one run {run_id[:8]} "
+                             "was trained on (its snapshot hash differs)")
+    result = train.train(ws, training, name=f"reproduce-{run_id[:8]}",
+                         on_iteration=on_iteration, tags={"mlyard.reproduces": run_id})
+    differences = {}
+    for key, value in result.metrics.items():
+        before = original_metrics.get(f"holdout.{key}")
+        if before != value:
+            differences[f"holdout.{key}"] = (before, value)
+    return Reproduction(run_id, result.run_id, artifacts["model.txt"], result.model_hash,
+                        differences)

@@ -1,0 +1,245 @@
+"""`mlyard train`: LightGBM on the project's dataset versions, every step recorded.
+
+A training run logs every iteration's train and validation metrics, stops early on the
+validation set, is judged on a holdout the model never saw, and stores the model as
+LightGBM text with a JSON model card. Its reproducibility record names everything that
+determines the result, which is what `mlyard reproduce` replays.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import lightgbm as lgb
+import msgspec
+import numpy as np
+
+from mlyard.core.config import Config
+from mlyard.core.data import versions as data
+from mlyard.core.errors import UsageError
+from mlyard.core.models import registry
+from mlyard.core.models.features import FeatureSpec, build_spec, encode, encode_target
+from mlyard.core.models.reference import REFERENCE_ARTIFACT, reference_sketch
+from mlyard.core.tracking import active_run as tracking
+from mlyard.core.tracking.evaluation import DEFAULT_METRIC, LIGHTGBM_METRICS, evaluate
+from mlyard.core.tracking.provenance import environment, git_state
+from mlyard.core.training.split import split_rows
+from mlyard.core.workspace import Workspace
+from mlyard.storage import models_store
+from mlyard.storage.datasets_store import VersionRecord
+
+# Called after every boosting round with (iteration, total rounds, best validation score).
+ProgressCallback = Callable[[int, int, float | None], None]
+
+
+@dataclass
+class TrainResult:
+    run_id: str
+    metrics: dict[str, float]
+    best_iteration: int
+    model_hash: str
+    card: dict[str, Any]
+    model_version: int | None = None
+    artifacts: dict[str, str] = field(default_factory=dict)  # name -> blake3
+
+
+@dataclass
+class TrainPlan:
+    """Everything that determines a training result, resolved before training starts."""
+
+    config: Config
+    versions: list[VersionRecord]
+    params: dict[str, Any]
+    overrides: dict[str, Any]
+    seed: int
+
+
+def plan(ws: Workspace, dataset_refs: list[str] | None = None,
+         overrides: dict[str, Any] | None = None, seed: int | None = None,
+         config: Config | None = None) -> TrainPlan:
+    """Resolve dataset versions and LightGBM params from the config and the command line."""
+    cfg = config or ws.config
+    chosen_seed = cfg.train.seed if seed is None else seed
+    versions = data.select_versions(ws, dataset_refs, cfg.train.window)
+    return TrainPlan(cfg, versions, lightgbm_params(cfg, overrides or {}, chosen_seed),
+                     dict(overrides or {}), chosen_seed)
+
+
+def lightgbm_params(cfg: Config, overrides: dict[str, Any], seed: int) -> dict[str, Any]:
+    """mlyard's defaults, then `[train] params`, then `--param` overrides."""
+    task = cfg.train.task
+    params: dict[str, Any] = {
+        "objective": {"binary": "binary", "multiclass": "multiclass",
+                      "regression": "regression"}[task],
+        "metric": LIGHTGBM_METRICS[task],
+        "learning_rate": 0.05,
+        "num_leaves": 31,
+        "min_data_in_leaf": 20,
+        "feature_pre_filter": False,
+        "seed": seed,
+        "deterministic": cfg.train.deterministic,
+        "force_col_wise": True,
+        "num_threads": cfg.train.num_threads,
+        "verbosity": -1,
+    }
+    params.update(cfg.train.params)
+    params.update(overrides)
+    params["seed"] = seed
+    return params
+
+
+def train(ws: Workspace, training: TrainPlan, name: str | None = None,
+          on_iteration: ProgressCallback | None = None,
+          tags: dict[str, str] | None = None, register: bool | None = None) -> TrainResult:
+    """Train, evaluate and store one model as a tracked run; register it as a model
+    version when `register` says so (default: `[registry] auto_register`)."""
+    cfg = training.config
+    frame = data.read_versions(ws, training.versions)
+    types = json.loads(training.versions[-1].schema)
+    spec = build_spec(cfg, types, data.current_contract(ws), frame)
+    target = encode_target(frame, spec)
+    keep = ~np.isnan(target)
+    frame, target = frame.filter(keep), target[keep]
+    params = dict(training.params)
+    if cfg.train.task == "multiclass":
+        params["num_class"] = len(spec.classes or np.unique(target))
+    split = split_rows(frame, cfg.data.time_column, cfg.train.holdout_fraction,
+                       cfg.train.valid_fraction, training.seed)
+    features = encode(frame, spec)
+    run_tags = {"mlyard.kind": "train", **(tags or {})}
+    with tracking.start_run(name=name or f"{cfg.project.name}-train", params=_flat(params),
+                            tags=run_tags, workspace=ws) as run:
+        inputs = [(v.dataset, v.seq, v.snapshot_hash) for v in training.versions]
+        with ws.catalog.session() as con:
+            models_store.record_inputs(con, run.run_id, inputs)
+        record = _reproducibility_record(ws, training, split.record)
+        artifacts = {"reproduce.json": run.log_bytes("reproduce.json", _dumps(record))}
+        booster = _fit(cfg, params, features, target, split, spec, run, on_iteration)
+        best = booster.best_iteration or booster.current_iteration()
+        predicted = booster.predict(features[split.holdout], num_iteration=best)
+        result = store_model(ws, run, training, spec, params, booster, best,
+                             target[split.holdout], predicted, frame, artifacts)
+    if cfg.registry.auto_register if register is None else register:
+        result.model_version = registry.register(ws, run.run_id).version
+    return result
+
+
+def store_model(ws: Workspace, run: tracking.Run, training: TrainPlan, spec: FeatureSpec,
+                params: dict[str, Any], booster: lgb.Booster, best: int,
+                holdout_target: np.ndarray, predicted: np.ndarray, reference_rows: Any,
+                artifacts: dict[str, str]) -> TrainResult:
+    """Evaluate on the holdout and store everything a model version needs in `run`: the
+    same for a model trained here and one trained on a Dask cluster."""
+    cfg = training.config
+    metrics = evaluate(cfg.train.task, holdout_target, predicted, cfg.train.threshold)
+    run.log_metrics({f"holdout.{k}": v for k, v in metrics.items()})
+    run.log_lines(f"best iteration {best}; holdout " + "  ".join(
+        f"{k}={v:.5g}" for k, v in metrics.items()), "train")
+    run.log_metric("best_iteration", best)
+    importance = {kind: dict(zip(spec.names, booster.feature_importance(kind).tolist(),
+                                 strict=True)) for kind in ("gain", "split")}
+    artifacts["feature_importance.json"] = run.log_bytes("feature_importance.json",
+                                                         _dumps(importance))
+    reference = reference_sketch(reference_rows, spec, predicted, cfg.train.task)
+    artifacts[REFERENCE_ARTIFACT] = run.log_bytes(REFERENCE_ARTIFACT, _dumps(reference))
+    card = _model_card(cfg, spec, params, metrics, best, training, run.run_id, importance)
+    model_text = booster.model_to_string(num_iteration=best).encode()
+    artifacts["model.txt"] = run.log_bytes("model.txt", model_text)
+    artifacts["model_card.json"] = run.log_bytes("model_card.json", _dumps(card))
+    return TrainResult(run.run_id, metrics, best, artifacts["model.txt"], card,
+                       artifacts=artifacts)
+
+
+def _fit(cfg: Config, params: dict[str, Any], features: np.ndarray, target: np.ndarray,
+         split: Any, spec: FeatureSpec, run: tracking.Run,
+         on_iteration: ProgressCallback | None) -> lgb.Booster:
+    categorical = spec.categorical
+    train_set = lgb.Dataset(features[split.train], target[split.train],
+                            feature_name=spec.names, categorical_feature=categorical,
+                            free_raw_data=True)
+    valid_set = lgb.Dataset(features[split.valid], target[split.valid], reference=train_set)
+    callbacks = [tracking.lightgbm_callback(run), _log_progress(run),
+                 lgb.early_stopping(cfg.train.early_stopping_rounds, verbose=False)]
+    if on_iteration is not None:
+        callbacks.append(_progress(on_iteration, cfg))
+    try:
+        return lgb.train(params, train_set, num_boost_round=cfg.train.num_boost_round,
+                         valid_sets=[train_set, valid_set], valid_names=["train", "valid"],
+                         callbacks=callbacks)
+    except lgb.basic.LightGBMError as exc:
+        raise UsageError(f"LightGBM refused the training set-up: {exc}") from None
+
+
+def _log_progress(run: tracking.Run, every: int = 10) -> Callable[[Any], None]:
+    """A line in the run's log every `every` iterations, for the live log tail."""
+
+    def _callback(env: Any) -> None:
+        if env.iteration % every == 0 or env.iteration + 1 == env.end_iteration:
+            scores = "  ".join(f"{r[0]}.{r[1]}={r[2]:.5g}" for r in env.evaluation_result_list)
+            run.log_lines(f"[{env.iteration + 1}/{env.end_iteration}] {scores}", "train")
+
+    _callback.order = 26  # type: ignore[attr-defined]  # before early stopping (30)
+    return _callback
+
+
+def _progress(report: ProgressCallback, cfg: Config) -> Callable[[Any], None]:
+    best: list[float] = []
+
+    def _callback(env: Any) -> None:
+        valid = [r for r in env.evaluation_result_list if r[0] == "valid"]
+        if valid:
+            _, _, score, higher_better = valid[0][:4]
+            if not best or (score > best[0] if higher_better else score < best[0]):
+                best[:] = [score]
+        report(env.iteration + 1, cfg.train.num_boost_round, best[0] if best else None)
+
+    _callback.order = 27  # type: ignore[attr-defined]  # before early stopping (30)
+    return _callback
+
+
+def _reproducibility_record(ws: Workspace, training: TrainPlan,
+                            split: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "datasets": [{"ref": v.ref, "snapshot_blake3": v.snapshot_hash,
+                      "source_blake3": v.source_hash} for v in training.versions],
+        "config": msgspec.to_builtins(training.config),
+        "params": training.params,
+        "overrides": training.overrides,
+        "seed": training.seed,
+        "split": split,
+        "git": git_state(ws.project_dir),
+        "environment": environment(),
+        "recorded_at": time.time(),
+    }
+
+
+def _model_card(cfg: Config, spec: FeatureSpec, params: dict[str, Any],
+                metrics: dict[str, float], best: int, training: TrainPlan, run_id: str,
+                importance: dict[str, dict[str, float]]) -> dict[str, Any]:
+    return {
+        "format": "lightgbm-text",
+        "model": cfg.project.name,
+        "run_id": run_id,
+        "task": cfg.train.task,
+        "objective": params["objective"],
+        "primary_metric": cfg.train.metric or DEFAULT_METRIC[cfg.train.task],
+        "threshold": cfg.train.threshold if cfg.train.task == "binary" else None,
+        "spec": spec.to_json(),
+        "metrics": {f"holdout.{k}": v for k, v in metrics.items()},
+        "best_iteration": best,
+        "params": params,
+        "datasets": [v.ref for v in training.versions],
+        "feature_importance": importance,
+    }
+
+
+def _flat(params: dict[str, Any]) -> dict[str, str]:
+    return {k: ",".join(map(str, v)) if isinstance(v, list) else str(v) for k, v in params.items()}
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, indent=2, sort_keys=True, default=str).encode()
