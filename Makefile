@@ -1,13 +1,15 @@
 # Two commands do all set-up on a fresh machine with Python 3.11+ and make:
 #   make run   - install, build a demo workspace from sample_data/, train, show the runs
-#   make test  - install with test extras, lint, check the layers, run the whole suite
+#   make test  - install with test extras, lint, check the layers and types, run the whole
+#                suite, then install the built wheel into a fresh venv and smoke-test it
+#   make test-busy - `make test` three times in a row while two processes burn both cores
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO := sample_data/churn
 
-.PHONY: run test lint bench sample-data clean-demo
+.PHONY: run test test-busy lint wheel-smoke bench bench-startup sample-data clean-demo
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "mlyard needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -42,12 +44,23 @@ $(TREE)/mlyard:
 lint: $(VENV)/.installed-test | $(TREE)/mlyard
 	$(BIN)/ruff check .
 	cd $(TREE) && PYTHONPATH=. ../../$(BIN)/lint-imports ../../pyproject.toml --no-cache
+	cd $(TREE) && ../../$(BIN)/mypy --config-file ../../pyproject.toml -p mlyard
 
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=10
+	$(MAKE) --no-print-directory wheel-smoke
+
+wheel-smoke: $(BIN)/python
+	PYTHON=$(BIN)/python scripts/wheel_smoke.sh
+
+test-busy: $(VENV)/.installed-test
+	scripts/test_busy.sh
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/run_all.py
+
+bench-startup: $(VENV)/.installed-test
+	$(BIN)/python -m bench.bench_startup
 
 sample-data: $(BIN)/python
 	$(BIN)/python sample_data/generate.py

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import msgspec
 
@@ -274,13 +274,13 @@ def _describe(message: str, prefix: str = "") -> str:
     if what.startswith("Object contains unknown field"):
         return f"[{where or 'top level'}] has unknown key {what.rsplit(' ', 1)[-1]}"
     if what.startswith("Invalid enum value") and where.endswith(".type"):
-        what += f"; expected one of {', '.join(ColumnType.__args__)}"
+        what += f"; expected one of {', '.join(get_args(ColumnType))}"
     if what.startswith("Invalid enum value") and where.endswith(("on_new_data", "pipeline")):
-        what += f"; expected one of {', '.join(PipelineName.__args__)}"
+        what += f"; expected one of {', '.join(get_args(PipelineName))}"
     if what.startswith("Invalid enum value") and where.endswith(".method"):
-        what += f"; expected one of {', '.join(DriftMethod.__args__)}"
+        what += f"; expected one of {', '.join(get_args(DriftMethod))}"
     if what.startswith("Invalid enum value") and where == "train.task":
-        what += f"; expected one of {', '.join(TaskType.__args__)}"
+        what += f"; expected one of {', '.join(get_args(TaskType))}"
     return f"key {where}: {what}" if where else what
 
 

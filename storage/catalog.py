@@ -118,7 +118,7 @@ class Catalog:
 # one checkpoint over a large prediction log left a serving process holding ~750 MB.
 # The catalog's queries are small; capping the cache keeps every process lean, and a
 # temp directory lets the rare big query spill instead of failing.
-ENGINE_CONFIG = {
+ENGINE_CONFIG: dict[str, str | bool | int | float | list[str]] = {
     "memory_limit": "64MB",
     "temp_directory": str(Path(tempfile.gettempdir()) / f"mlyard-duckdb-{os.getuid()}"),
 }

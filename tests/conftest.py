@@ -7,8 +7,10 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -93,3 +95,16 @@ def python_process(code: str, cwd: Path, *args: str, env: dict[str, str] | None 
         stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
     )
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 60.0, what: str = "") -> Any:
+    """Poll until `condition()` is truthy and return it; the deadline is generous because
+    a busy 2-core machine can be several times slower than an idle one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met in {timeout:.0f} s: {what or condition}")
+        time.sleep(0.05)

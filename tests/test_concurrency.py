@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ import pytest
 from mlyard.core.tracking import run_queries as runs
 from mlyard.core.workspace import open_workspace
 from mlyard.storage.runs_store import count_metric_points
-from tests.conftest import python_process
+from tests.conftest import python_process, wait_for
 
 WRITER = textwrap.dedent("""
     import sys, time
@@ -93,7 +92,8 @@ def test_killed_run_shows_as_crashed_with_its_flushed_metrics(project: Path) -> 
     assert child.stdout is not None
     run_id = child.stdout.readline().strip()
     assert run_id, child.stderr.read() if child.stderr else ""
-    time.sleep(0.5)
+    wait_for(lambda: runs.show_run(open_workspace(), run_id).metric_points.get("loss", 0) >= 1000,
+             what="1,000 points flushed")
     os.kill(child.pid, signal.SIGKILL)
     child.wait(timeout=30)
     child.stdout.close()

@@ -19,7 +19,7 @@ import pytest
 from mlyard.core.automation import jobs
 from mlyard.core.workspace import open_workspace
 from mlyard.storage import automation_store
-from tests.conftest import mlyard, mlyard_process
+from tests.conftest import mlyard, mlyard_process, wait_for
 
 FAST_TRAIN = "[train]\nnum_boost_round = 20\nearly_stopping_rounds = 1000\n"
 SLOW_TRAIN = ("[train]\nnum_boost_round = 1000000\nearly_stopping_rounds = 1000000\n"
@@ -56,21 +56,17 @@ def start_daemon(project: Path) -> Iterator[Callable[[], subprocess.Popen[bytes]
             process.wait()
 
 
-def wait_for(condition: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.1)
-
-
 def job_list(project: Path) -> list[dict[str, Any]]:
     result = mlyard_process("jobs", "list", "-n", "200", "--json", cwd=project)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
+
+
+def run_list(project: Path) -> list[dict[str, Any]]:
+    result = mlyard_process("runs", "list", "--json", cwd=project)
+    assert result.returncode == 0, result.stderr
+    runs: list[dict[str, Any]] = json.loads(result.stdout)
+    return runs
 
 
 def status(project: Path) -> dict[str, Any]:
@@ -98,11 +94,16 @@ def test_a_schedule_fires_and_pausing_it_from_another_process_stops_it(
     assert state["schedules"][0]["last_fire"] is not None
 
     assert mlyard("schedule", "pause", "quick").exit_code == 0
-    # The daemon notices within a heartbeat (2 s); a pipeline fired just before that
-    # records its train job once its ingest step is done.
-    time.sleep(6)
+    # The daemon notices at its next heartbeat; a pipeline fired just before that runs to
+    # its end. Then, over three more heartbeats (more than two intervals), nothing fires.
+    detail = lambda: status(project)["daemon"]["detail"]  # noqa: E731
+    wait_for(lambda: detail()["schedules"].get("quick", 0) is None and not detail()["children"],
+             what="the daemon sees the pause and its last pipeline ends")
     paused_count = len(trains())
-    time.sleep(4)
+    heartbeat = lambda: status(project)["daemon"]["record"]["heartbeat"]  # noqa: E731
+    for _ in range(3):
+        last = heartbeat()
+        wait_for(lambda: heartbeat() > last)  # noqa: B023
     assert len(trains()) == paused_count
     assert mlyard("schedule", "resume", "quick").exit_code == 0
     wait_for(lambda: len(trains()) > paused_count)
@@ -140,7 +141,8 @@ def test_sigterm_mid_training_marks_the_job_and_leaves_a_consistent_catalog(
     running = wait_for(lambda: [j for j in job_list(project)
                                 if j["step"] == "train" and j["status"] == "running"
                                 and j["run_id"] is None])
-    time.sleep(1.0)  # well inside LightGBM's loop
+    wait_for(lambda: any(r["status"] == "running" and r["metrics"] for r in run_list(project)),
+             what="the training logs its first iterations")
     assert stop(daemon) == 0
     after = {j["job_id"]: j for j in job_list(project)}
     job = after[running[0]["job_id"]]
@@ -160,7 +162,8 @@ def test_a_crashed_training_is_marked_failed_and_the_next_start_goes_on(project:
                               "--no-ingest"], cwd=project, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
     wait_for(lambda: [j for j in job_list(project) if j["status"] == "running"])
-    time.sleep(0.5)
+    wait_for(lambda: any(r["status"] == "running" for r in run_list(project)),
+             what="the training run starts")
     child.send_signal(signal.SIGKILL)  # no chance to record anything
     child.wait()
     [job] = job_list(project)
@@ -190,8 +193,9 @@ def test_a_missed_fire_runs_once_within_the_grace_time_and_is_skipped_beyond_it(
     daemon = start_daemon()
     by_trigger = lambda trigger: [j for j in job_list(project)  # noqa: E731
                                   if j["trigger"] == trigger]
-    wait_for(lambda: by_trigger("schedule:recent") and by_trigger("schedule:stale"))
-    time.sleep(3)
+    wait_for(lambda: {j["status"] for j in by_trigger("schedule:recent")
+                      + by_trigger("schedule:stale")} <= {"succeeded", "skipped", "failed"}
+             and by_trigger("schedule:recent") and by_trigger("schedule:stale"))
     assert stop(daemon) == 0
     [recent] = by_trigger("schedule:recent")
     assert recent["status"] == "succeeded"

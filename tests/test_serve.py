@@ -24,7 +24,7 @@ from mlyard.core.models.loading import load_model
 from mlyard.core.serving.server import create_app
 from mlyard.core.workspace import open_workspace
 from mlyard.storage.predictions_store import count_predictions
-from tests.conftest import mlyard, python_process, sample_project, train_json
+from tests.conftest import mlyard, python_process, sample_project, train_json, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +187,6 @@ PROMOTE = textwrap.dedent("""
     import sys, time
     from mlyard.core.models import registry
     from mlyard.core.workspace import open_workspace
-    time.sleep(0.5)
     registry.promote(open_workspace(), sys.argv[1], reason="swap test", force=True)
 """)
 
@@ -195,7 +194,7 @@ PROMOTE = textwrap.dedent("""
 def test_alias_move_swaps_the_model_without_failing_a_request(trained: Path) -> None:
     body = {"instances": features_of(rows(trained, 5), trained).to_dicts()}
     statuses: list[int] = []
-    versions: set[str] = set()
+    versions: list[str] = []
     stop = threading.Event()
     with Server(trained, "champion") as running:
         def hammer() -> None:
@@ -203,23 +202,21 @@ def test_alias_move_swaps_the_model_without_failing_a_request(trained: Path) -> 
                 while not stop.is_set():
                     answer = client.post(f"{running.url}/invocations", json=body)
                     statuses.append(answer.status_code)
-                    versions.add(answer.headers.get("x-mlyard-model-version", "?"))
+                    versions.append(answer.headers.get("x-mlyard-model-version", "?"))
 
         clients = [threading.Thread(target=hammer) for _ in range(4)]
         for client in clients:
             client.start()
+        wait_for(lambda: len(statuses) >= 20, what="clients busy before the move")
         promoter = python_process(PROMOTE, trained, "2")
         promoter.communicate(timeout=60)
-        deadline = time.monotonic() + 20
-        while "2" not in versions and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.3)
+        wait_for(lambda: versions.count("2") >= 20, what="requests answered by version 2")
         stop.set()
         for client in clients:
             client.join()
     try:
         assert promoter.returncode == 0
-        assert versions == {"1", "2"}
+        assert set(versions) == {"1", "2"}
         assert statuses and set(statuses) == {200}
         assert running.app.state.holder.swaps == 1
     finally:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -18,44 +19,52 @@ from mlyard.storage.catalog import Catalog
 from mlyard.storage.errors import CatalogError, ObjectCorrupt, StoreLocked
 from mlyard.storage.objects import ObjectStore
 from mlyard.storage.runs_store import METRIC_SCHEMA, count_metric_points
-from tests.conftest import mlyard_process, python_process
+from tests.conftest import mlyard_process
 
 HOLD_LOCK = textwrap.dedent("""
-    import sys, time
+    import sys
     from pathlib import Path
     from mlyard.storage.catalog import Catalog
     with Catalog(Path(sys.argv[1])).session():
         print("holding", flush=True)
-        time.sleep(float(sys.argv[2]))
+        sys.stdin.readline()  # until the test releases it
 """)
 
 
-def hold_lock(root: Path, seconds: float, cwd: Path):  # type: ignore[no-untyped-def]
-    holder = python_process(HOLD_LOCK, cwd, str(root), str(seconds))
+def hold_lock(root: Path, cwd: Path) -> subprocess.Popen[str]:
+    """A process holding the catalog lock until `release(holder)`."""
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(root)], cwd=cwd,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
     return holder
+
+
+def release(holder: subprocess.Popen[str]) -> None:
+    holder.communicate("\n", timeout=60)
+    assert holder.returncode == 0
 
 
 def test_busy_catalog_gives_a_clear_error_after_the_bounded_wait(tmp_path: Path) -> None:
     (tmp_path / "mlyard.toml").write_text("")
     open_workspace(tmp_path)
-    holder = hold_lock(tmp_path / ".mlyard", 2.5, tmp_path)
-    started = time.monotonic()
+    holder = hold_lock(tmp_path / ".mlyard", tmp_path)
+    # It gives up on its own while the lock is still held, and says why.
     result = mlyard_process("runs", "list", cwd=tmp_path, env={"MLYARD_LOCK_TIMEOUT": "0.5"})
-    waited = time.monotonic() - started
-    holder.communicate(timeout=30)
+    release(holder)
     assert result.returncode == 1
     assert "catalog still locked by another mlyard process after 0.5s" in result.stderr
-    assert waited < 2.4
 
 
 def test_a_waiting_reader_gets_in_once_the_lock_is_released(tmp_path: Path) -> None:
     (tmp_path / "mlyard.toml").write_text("")
     open_workspace(tmp_path)
-    holder = hold_lock(tmp_path / ".mlyard", 0.5, tmp_path)
-    result = mlyard_process("runs", "list", "--json", cwd=tmp_path)
-    holder.communicate(timeout=30)
-    assert result.returncode == 0 and result.stdout.strip() == "[]"
+    holder = hold_lock(tmp_path / ".mlyard", tmp_path)
+    reader = subprocess.Popen([sys.executable, "-m", "mlyard", "runs", "list", "--json"],
+                              cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    # The reader starts while the lock is held; however far it got, it gets in afterwards.
+    release(holder)
+    out, _ = reader.communicate(timeout=120)
+    assert reader.returncode == 0 and out.strip() == "[]"
 
 
 def test_metrics_flushed_while_locked_go_to_the_spool_and_are_loaded_once(
@@ -64,7 +73,7 @@ def test_metrics_flushed_while_locked_go_to_the_spool_and_are_loaded_once(
     (tmp_path / "mlyard.toml").write_text("")
     ws = open_workspace(tmp_path)
     run = tracking.start_run(workspace=ws, flush_interval=60)
-    holder = hold_lock(ws.root, 1.0, tmp_path)
+    holder = hold_lock(ws.root, tmp_path)
     for step in range(100):
         run.log_metric("loss", float(step), step=step)
     run.log_lines("line while locked")
@@ -73,7 +82,7 @@ def test_metrics_flushed_while_locked_go_to_the_spool_and_are_loaded_once(
                 if spool.segment_kind(s) == "metrics"]
     assert len(segments) == 1
     assert len(spool.sealed_segments(ws.catalog.spool_dir)) == 2
-    holder.communicate(timeout=30)
+    release(holder)
     kept = segments[0].with_name("copy-of-segment")
     shutil.copy(segments[0], kept)
     run.end()
@@ -142,8 +151,8 @@ def test_objects_are_verified_on_read(tmp_path: Path) -> None:
 
 
 def test_lock_errors_are_typed(tmp_path: Path) -> None:
-    holder = hold_lock(tmp_path, 2, tmp_path)
+    holder = hold_lock(tmp_path, tmp_path)
     with pytest.raises(StoreLocked):
         with Catalog(tmp_path).session(timeout=0.2):
             pass
-    holder.communicate(timeout=30)
+    release(holder)

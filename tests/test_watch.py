@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,18 +14,10 @@ from mlyard.core.automation import jobs
 from mlyard.core.automation.watcher import Debouncer, FolderWatcher, is_candidate
 from mlyard.core.data import versions as data
 from mlyard.core.workspace import Workspace, open_workspace
-from tests.conftest import SAMPLE_CHURN
+from tests.conftest import SAMPLE_CHURN, wait_for
 
 SETTLE = 0.6
 BATCH_1 = SAMPLE_CHURN / "data" / "churn_2026_01.csv"
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
 
 
 def chunks(rows: int, parts: int) -> list[str]:

@@ -28,7 +28,7 @@ from mlyard.core.errors import MlyardError, NotFound
 from mlyard.core.processes import pid_alive
 from mlyard.core.workspace import Workspace
 from mlyard.storage import automation_store
-from mlyard.storage.automation_store import JobRecord
+from mlyard.storage.automation_store import JobRecord as JobRecord  # the UI reads these
 
 log = logging.getLogger("mlyard")
 

@@ -15,6 +15,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import get_args
 
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
@@ -27,7 +28,7 @@ from mlyard.core.workspace import Workspace
 from mlyard.storage import automation_store
 from mlyard.storage.automation_store import ScheduleRecord
 
-PIPELINES: tuple[str, ...] = PipelineName.__args__
+PIPELINES: tuple[str, ...] = get_args(PipelineName)
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def first_fire(record: ScheduleRecord, now: float | None = None) -> float:
         after = dt.datetime.fromtimestamp(record.last_fire + 0.001).astimezone()
         missed = trigger.get_next_fire_time(None, after)
         if missed is not None:
-            return missed.timestamp()
+            return float(missed.timestamp())
     upcoming = trigger.get_next_fire_time(None, current)
     return upcoming.timestamp() if upcoming is not None else float("inf")
 

@@ -174,7 +174,7 @@ class Debouncer:
     nothing more is on its way; pokes that arrive while it runs lead to exactly one more
     run afterwards. A burst of new files thus makes one retrain, not one per file."""
 
-    def __init__(self, delay: float, action: Callable[[], None],
+    def __init__(self, delay: float, action: Callable[[], object],
                  hold: Callable[[], bool] = lambda: False) -> None:
         self.delay = delay
         self.action = action

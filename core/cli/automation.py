@@ -19,6 +19,7 @@ from mlyard.core.automation.jobs import Interrupted
 from mlyard.core.automation.pipeline import STEPS, PipelineResult, run_pipeline
 from mlyard.core.cli import output
 from mlyard.core.cli.context import JSON_OPTION, Context
+from mlyard.storage.automation_store import JobRecord
 
 POLLING_OPTION = click.option(
     "--polling", is_flag=True,
@@ -284,7 +285,7 @@ def _print_schedules(listed: list[schedules.Schedule]) -> None:
           s.record.source) for s in listed])
 
 
-def _print_jobs(listed: list[jobs_api.JobRecord]) -> None:
+def _print_jobs(listed: list[JobRecord]) -> None:
     if not listed:
         output.stdout.print("no jobs yet", markup=False)
         return

@@ -3,6 +3,8 @@ mlyard errors into one line on stderr with exit code 1 (failure) or 2 (usage).""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,10 @@ from mlyard.core.errors import MlyardError, UsageError
 from mlyard.core.workspace import Workspace, open_workspace
 
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+QUIET_OPTION = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+CLUSTER_OPTION = click.option(
+    "--cluster", metavar="ADDRESS",
+    help="Run on this Dask scheduler (tcp://HOST:8786); default: [compute] in mlyard.toml.")
 
 
 class Context:
@@ -31,7 +37,7 @@ class _Failed(click.ClickException):
 
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        self.exit_code = exit_code  # type: ignore[misc]  # click declares it on the class
 
     def show(self, file: Any = None) -> None:
         click.echo(f"mlyard: {self.message}", err=True)
@@ -49,3 +55,34 @@ class Group(click.Group):
             raise _Failed(exc.msg, 1) from exc
 
 
+
+
+class LazyGroup(Group):
+    """Imports a subcommand's module only when that command runs, so `mlyard --help` and
+    `mlyard runs list` do not pay for LightGBM, Optuna, Dask or the web server. The
+    listing in `--help` comes from `lazy`'s one-line summaries (a test keeps them equal to
+    each command's own)."""
+
+    def __init__(self, *args: Any, lazy: Mapping[str, tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy)  # name -> ("module:attribute", one-line summary)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.lazy:
+            return super().get_command(ctx, cmd_name)
+        module, _, attribute = self.lazy[cmd_name][0].partition(":")
+        command: click.Command = getattr(import_module(module), attribute)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in self.lazy:
+                rows.append((name, self.lazy[name][1]))
+            elif (command := self.commands.get(name)) is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(formatter.width)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)

@@ -1,70 +1,19 @@
-"""`mlyard train`, `models`, `check`, `reproduce`, `export` and `import`."""
+"""`mlyard models ...`, `check`, `export` and `import`: the registry and its gates."""
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from mlyard.core import compute
-from mlyard.core.automation.jobs import training_slot
 from mlyard.core.cli import output
 from mlyard.core.cli.context import JSON_OPTION, Context
-from mlyard.core.errors import UsageError
 from mlyard.core.models import bundle, registry
 from mlyard.core.models.gates import GateResult
 from mlyard.core.models.registry import GatesFailed
 from mlyard.core.monitoring.drift_reports import gate_finding
-from mlyard.core.training import reproduce as reproduce_api
-from mlyard.core.training import trainer as train_api
-
-QUIET_OPTION = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-CLUSTER_OPTION = click.option(
-    "--cluster", metavar="ADDRESS",
-    help="Run on this Dask scheduler (tcp://HOST:8786); default: [compute] in mlyard.toml.")
-
-
-@click.command()
-@click.option("--dataset", "datasets", multiple=True,
-              help="A dataset version to train on (repeat; default: all, or [train] window).")
-@click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
-              help="A LightGBM parameter on top of the config (repeat).")
-@click.option("--seed", type=int, help="Seed for the split and LightGBM (default: config).")
-@click.option("--name", help="Run name.")
-@CLUSTER_OPTION
-@QUIET_OPTION
-@JSON_OPTION
-@click.pass_obj
-def train(obj: Context, datasets: tuple[str, ...], params: tuple[str, ...], seed: int | None,
-          name: str | None, cluster: str | None, quiet: bool, as_json: bool) -> None:
-    """Train LightGBM on dataset versions; log every iteration; store the model."""
-    training = train_api.plan(obj.ws, list(datasets), _parse_params(params), seed)
-    # One training per project at a time: a person waits for a scheduled one to finish.
-    with training_slot(obj.ws, wait=True, who="mlyard train",
-                       on_wait=lambda message: output.stderr.print(message, markup=False)):
-        if compute.wants_dask(obj.ws, cluster):
-            from mlyard.core.training.cluster import train_on_cluster
-
-            with compute.dask_client(obj.ws, cluster) as client:
-                result = train_on_cluster(obj.ws, training, client, name=name)
-        else:
-            with _progress(quiet or as_json) as report:
-                result = train_api.train(obj.ws, training, name=name, on_iteration=report)
-    if as_json:
-        output.print_json({"run_id": result.run_id, "best_iteration": result.best_iteration,
-                           "metrics": result.metrics, "model_version": result.model_version,
-                           "model_blake3": result.model_hash})
-        return
-    version = f"  model {obj.ws.project}/{result.model_version}" if result.model_version else ""
-    output.stdout.print(f"run {result.run_id}  best iteration {result.best_iteration}{version}",
-                        markup=False)
-    output.print_table(["holdout metric", "value"], sorted(result.metrics.items()))
+from mlyard.storage.models_store import AliasMove
 
 
 @click.group()
@@ -197,32 +146,6 @@ def check(obj: Context, ref: str | None, report: Path | None, as_json: bool) -> 
 
 
 @click.command()
-@click.argument("run")
-@QUIET_OPTION
-@JSON_OPTION
-@click.pass_obj
-def reproduce(obj: Context, run: str, quiet: bool, as_json: bool) -> None:
-    """Train again from RUN's record; exit 1 unless model and metrics are identical."""
-    with _progress(quiet or as_json) as report:
-        result = reproduce_api.reproduce(obj.ws, run, on_iteration=report)
-    if as_json:
-        output.print_json({"original_run": result.original_run, "new_run": result.new_run,
-                           "model_identical": result.model_identical,
-                           "identical": result.identical,
-                           "metric_differences": result.metric_differences})
-    else:
-        verdict = "identical" if result.identical else "DIFFERENT"
-        output.stdout.print(f"run {result.new_run[:8]} reproduces {result.original_run[:8]}: "
-                            f"model {'identical' if result.model_identical else 'different'}, "
-                            f"metrics {'identical' if not result.metric_differences else 'differ'}"
-                            f" -> {verdict}", markup=False)
-        for key, (before, after) in result.metric_differences.items():
-            output.stdout.print(f"  {key}: {before} -> {after}", markup=False)
-    if not result.identical:
-        sys.exit(1)
-
-
-@click.command()
 @click.argument("ref")
 @click.option("-o", "--output", "target", required=True,
               type=click.Path(dir_okay=False, path_type=Path), help="The .tar.gz to write.")
@@ -249,99 +172,6 @@ def import_(obj: Context, source: Path, as_json: bool) -> None:
                         f"{', '.join(result.dataset_versions) or '-'}", markup=False)
 
 
-@click.command()
-@click.argument("model")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=5005, show_default=True, type=int)
-@click.option("--workers", default=1, show_default=True, type=int,
-              help="Server processes (each loads the model).")
-@click.option("--token", envvar="MLYARD_SERVE_TOKEN",
-              help="Require Authorization: Bearer TOKEN (needed beyond loopback).")
-@click.option("--insecure", is_flag=True, help="Allow a non-loopback host without a token.")
-@click.option("--max-body", default=10 * 1024 * 1024, show_default=True, type=int,
-              help="Largest request body in bytes (larger: 413).")
-@click.option("--no-log", is_flag=True, help="Do not log predictions (monitoring sees none).")
-@click.pass_obj
-def serve(obj: Context, model: str, host: str, port: int, workers: int, token: str | None,
-          insecure: bool, max_body: int, no_log: bool) -> None:
-    """Serve MODEL (a version or an alias, e.g. churn@champion) over MLflow's protocol."""
-    import os
-
-    import uvicorn
-
-    from mlyard.core.serving.server import check_binding, create_app
-
-    check_binding(host, token, insecure)
-    version = registry.resolve(obj.ws, model)
-    output.stderr.print(f"serving {version.model}/{version.version} ({model}) on "
-                        f"http://{host}:{port}/invocations", markup=False)
-    if workers > 1:
-        if no_log:
-            raise UsageError("--no-log works with one worker only")
-        os.environ.update({"MLYARD_SERVE_MODEL": model, "MLYARD_SERVE_TOKEN": token or "",
-                           "MLYARD_SERVE_MAX_BODY": str(max_body),
-                           "MLYARD_WORKSPACE": str(obj.ws.root)})
-        uvicorn.run("mlyard.core.serving.server:app_from_env", factory=True, host=host, port=port,
-                    workers=workers, log_level="warning")
-        return
-    uvicorn.run(create_app(obj.ws, model, token, max_body, log_predictions=not no_log),
-                host=host, port=port, log_level="warning")
-
-
-@click.command()
-@click.argument("model")
-@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-o", "--output", "target", required=True,
-              type=click.Path(dir_okay=False, path_type=Path), help="The .parquet to write.")
-@CLUSTER_OPTION
-@click.pass_obj
-def predict(obj: Context, model: str, source: Path, target: Path, cluster: str | None) -> None:
-    """Score a CSV or Parquet file with MODEL into a Parquet file, in batches."""
-    if compute.wants_dask(obj.ws, cluster):
-        from mlyard.core.serving.cluster_batch import predict_on_cluster
-
-        with compute.dask_client(obj.ws, cluster) as client:
-            rows = predict_on_cluster(obj.ws, model, source, target, client)
-    else:
-        from mlyard.core.serving.batch import predict_file
-
-        rows = predict_file(obj.ws, model, source, target)
-    output.stdout.print(f"{target}: {rows:,} rows scored", markup=False)
-
-
-def _parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
-    """`k=v` with v read as JSON when it parses (numbers, true/false, lists), else text."""
-    parsed: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"--param {pair!r}: expected KEY=VALUE, e.g. num_leaves=63")
-        try:
-            parsed[key.strip()] = json.loads(raw)
-        except ValueError:
-            parsed[key.strip()] = raw
-    return parsed
-
-
-@contextmanager
-def _progress(quiet: bool) -> Iterator[train_api.ProgressCallback | None]:
-    """A progress bar on stderr while training, only when it is a terminal."""
-    if quiet or not sys.stderr.isatty():
-        yield None
-        return
-    bar = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("best valid {task.fields[best]}"), console=output.stderr,
-                   transient=True)
-    task = bar.add_task("train", total=None, best="-")
-
-    def report(iteration: int, total: int, best: float | None) -> None:
-        bar.update(task, completed=iteration, total=total,
-                   best="-" if best is None else f"{best:.4f}")
-
-    with bar:
-        yield report
-
-
 def _print_gates(results: list[GateResult]) -> None:
     if results:
         output.print_table(["gate", "result", "value", "threshold", "detail"],
@@ -351,7 +181,7 @@ def _print_gates(results: list[GateResult]) -> None:
         output.stdout.print("no gates configured ([gates] in mlyard.toml)", markup=False)
 
 
-def _print_move(move: registry.AliasMove) -> None:
+def _print_move(move: AliasMove) -> None:
     before = "-" if move.from_version is None else move.from_version
     output.stdout.print(f"{move.model}@{move.alias}: {before} -> {move.to_version}",
                         markup=False)

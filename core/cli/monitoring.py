@@ -132,8 +132,9 @@ def alerts(obj: Context, limit: int, as_json: bool) -> None:
 @JSON_OPTION
 @click.pass_obj
 def feedback(obj: Context, path: Path, window: str, as_json: bool) -> None:
-    """Join late-arriving labels (id and target columns) to logged predictions and
-    compute the model's real metrics per time window."""
+    """Join late labels to served predictions; the model's real metrics per window.
+
+    FILE has the id and target columns; rows join by id to logged predictions."""
     result = performance.feedback(obj.ws, path, window)
     if as_json:
         output.print_json(result)

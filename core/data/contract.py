@@ -12,11 +12,12 @@ import difflib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import polars as pl
 
-from mlyard.core.config import ColumnContract, DataConfig
+from mlyard.core.config import ColumnContract, ColumnType, DataConfig
 from mlyard.core.data.reader import collect
 from mlyard.core.data.sniff import SniffResult
 from mlyard.core.errors import IngestRefused
@@ -75,8 +76,8 @@ def infer_contract(
     return contract
 
 
-def _kind_of(name: str, dtype: pl.DataType, stats: dict[str, object], rows: int,
-             data: DataConfig) -> str:
+def _kind_of(name: str, dtype: pl.DataType, stats: dict[str, Any], rows: int,
+             data: DataConfig) -> ColumnType:
     if dtype.is_integer():
         return "int"
     if dtype.is_float():

@@ -7,6 +7,7 @@ checks never need to reread the snapshot.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ HISTOGRAM_BINS = 12
 EXACT_DISTINCT_ROWS = 1_000_000
 
 
-def profile_parquet(path: Path, types: dict[str, str]) -> dict[str, dict[str, Any]]:
+def profile_parquet(path: Path, types: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     """Counts, missing share, range, moments, quantiles or top values for every column.
 
     Past EXACT_DISTINCT_ROWS rows, distinct counts are HyperLogLog estimates; quantiles

@@ -30,7 +30,7 @@ class LoadedModel:
 
     def predict(self, frame: pl.DataFrame) -> np.ndarray:
         """Probabilities (binary: of the positive class), class probabilities or values."""
-        return self.booster.predict(encode(frame, self.spec))
+        return np.asarray(self.booster.predict(encode(frame, self.spec)))
 
 
 def load_model(ws: Workspace, ref: str) -> LoadedModel:

@@ -31,7 +31,8 @@ def column_kind(feature_type: str) -> str:
 def numeric_values(series: pl.Series) -> np.ndarray:
     """The finite values of a column as float64 (nulls and NaN dropped)."""
     values = series.cast(pl.Float64, strict=False).drop_nulls().to_numpy()
-    return values[np.isfinite(values)]
+    finite: np.ndarray = values[np.isfinite(values)]
+    return finite
 
 
 def sketch_numeric(series: pl.Series) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,7 +76,7 @@ class DriftReport:
 
 
 def compare(reference: dict[str, Any], frame: pl.DataFrame, spec: FeatureSpec,
-            overrides: dict[str, tuple[str | None, float | None]],
+            overrides: Mapping[str, tuple[str | None, float | None]],
             threads: int = 2) -> list[ColumnDrift]:
     """Each feature of `frame` against its reference sketch, columns in parallel."""
     missing = [f.name for f in spec.features if f.name not in frame.columns]

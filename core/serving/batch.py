@@ -58,7 +58,7 @@ def _typed(batch: pl.DataFrame, spec: FeatureSpec, offset: int, source: Path) ->
         text = pl.col(feature.name).str.strip_chars()
         present = text.is_not_null() & (text != "")
         if feature.type in {"int", "float"}:
-            typed = pl.when(present).then(text.cast(pl.Float64, strict=False))
+            typed: pl.Expr = pl.when(present).then(text.cast(pl.Float64, strict=False))
             bad = present & (typed.is_null() | typed.is_infinite() | typed.is_nan())
         elif feature.type == "bool":
             lower = text.str.to_lowercase()

@@ -13,6 +13,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -32,7 +33,8 @@ def _score_batch(model_text: str, spec_json: str, table: pa.Table) -> pa.Table:
 
     spec = FeatureSpec.from_json(json.loads(spec_json))
     booster = lgb.Booster(model_str=model_text)
-    output = booster.predict(encode(pl.from_arrow(table), spec))
+    frame = pl.DataFrame(pl.from_arrow(table))
+    output = np.asarray(booster.predict(encode(frame, spec)))
     if output.ndim == 2:
         labels = spec.classes or [str(i) for i in range(output.shape[1])]
         return pa.table({f"prediction_{label}": output[:, i] for i, label in enumerate(labels)})
@@ -55,7 +57,8 @@ def predict_on_cluster(ws: Workspace, ref: str, source: Path, target: Path, clie
         nonlocal writer
         batch, future = pending.popleft()
         scored = future.result()
-        table = pl.concat([batch, pl.from_arrow(scored)], how="horizontal").to_arrow()
+        table = pl.concat([batch, pl.DataFrame(pl.from_arrow(scored))],
+                          how="horizontal").to_arrow()
         if writer is None:
             writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
         writer.write_table(table.cast(writer.schema))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 
 import pyarrow as pa
 
@@ -169,7 +170,7 @@ def write(con: object, batches: Batches) -> None:
         _LOADERS[kind](con, batch)  # type: ignore[arg-type]
 
 
-def _table(run_id: str, rows: list[tuple[object, ...]], schema: pa.Schema) -> pa.Table:
+def _table(run_id: str, rows: Sequence[tuple[object, ...]], schema: pa.Schema) -> pa.Table:
     columns = list(zip(*rows, strict=True))
     arrays = [pa.array([run_id] * len(rows), pa.string())]
     arrays += [pa.array(column, field.type) for column, field in zip(columns, list(schema)[1:],

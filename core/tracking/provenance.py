@@ -26,7 +26,7 @@ def current_user() -> str:
 
 def environment() -> dict[str, Any]:
     """Python, key package versions and the platform."""
-    versions = {}
+    versions: dict[str, str | None] = {}
     for package in PACKAGES:
         try:
             versions[package] = metadata.version(package)

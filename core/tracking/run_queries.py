@@ -5,13 +5,15 @@ from __future__ import annotations
 import re
 import socket
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from mlyard.core.errors import UsageError
 from mlyard.core.processes import pid_alive
 from mlyard.core.workspace import Workspace
 from mlyard.storage import models_store, runs_store
-from mlyard.storage.runs_store import RunFilter, RunRecord, RunSort
+from mlyard.storage.runs_store import RunFilter, RunRecord
+from mlyard.storage.runs_store import RunSort as RunSort  # the UI sorts with it
 
 NOTE_TAG = "mlyard.note"
 
@@ -212,6 +214,15 @@ def _split_field(name: str) -> tuple[str, str]:
         f"unknown field {name!r}: use params.KEY, metrics.KEY, tags.KEY or one of "
         f"{', '.join(sorted(runs_store.RUN_ATTRIBUTES))}"
     )
+
+
+def headline_metrics(keys: Iterable[str], limit: int = 3) -> list[str]:
+    """Holdout metrics first, then validation ones: what a person compares runs by."""
+    def rank(key: str) -> tuple[int, str]:
+        prefix = key.split(".", 1)[0]
+        return ({"holdout": 0, "test": 0, "valid": 1, "validation": 1}.get(prefix, 2), key)
+
+    return sorted(keys, key=rank)[:limit]
 
 
 def reconcile_crashed(con: runs_store.Connection) -> None:

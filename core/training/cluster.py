@@ -126,7 +126,7 @@ def train_on_cluster(ws: Workspace, training: train_api.TrainPlan, client: Any,
         best = _best_iteration(curves, booster.current_iteration())
         holdout_x, holdout_y = arrays[HOLDOUT]
         features, truth = client.compute([holdout_x, holdout_y], sync=True)
-        predicted = booster.predict(features)
+        predicted = np.asarray(booster.predict(features))
         result = train_api.store_model(ws, run, training, spec, params, booster, best,
                                        truth, predicted, sample, artifacts)
     if cfg.registry.auto_register:

@@ -54,7 +54,7 @@ def reproduce(ws: Workspace, run_ref: str,
                              "was trained on (its snapshot hash differs)")
     result = train.train(ws, training, name=f"reproduce-{run_id[:8]}",
                          on_iteration=on_iteration, tags={"mlyard.reproduces": run_id})
-    differences = {}
+    differences: dict[str, tuple[float | None, float | None]] = {}
     for key, value in result.metrics.items():
         before = original_metrics.get(f"holdout.{key}")
         if before != value:

@@ -120,7 +120,7 @@ def train(ws: Workspace, training: TrainPlan, name: str | None = None,
         artifacts = {"reproduce.json": run.log_bytes("reproduce.json", _dumps(record))}
         booster = _fit(cfg, params, features, target, split, spec, run, on_iteration)
         best = booster.best_iteration or booster.current_iteration()
-        predicted = booster.predict(features[split.holdout], num_iteration=best)
+        predicted = np.asarray(booster.predict(features[split.holdout], num_iteration=best))
         result = store_model(ws, run, training, spec, params, booster, best,
                              target[split.holdout], predicted, frame, artifacts)
     if cfg.registry.auto_register if register is None else register:
@@ -162,7 +162,8 @@ def _fit(cfg: Config, params: dict[str, Any], features: np.ndarray, target: np.n
                             feature_name=spec.names, categorical_feature=categorical,
                             free_raw_data=True)
     valid_set = lgb.Dataset(features[split.valid], target[split.valid], reference=train_set)
-    callbacks = [tracking.lightgbm_callback(run), _log_progress(run),
+    callbacks: list[Callable[..., Any]] = [
+                 tracking.lightgbm_callback(run), _log_progress(run),
                  lgb.early_stopping(cfg.train.early_stopping_rounds, verbose=False)]
     if on_iteration is not None:
         callbacks.append(_progress(on_iteration, cfg))

@@ -51,9 +51,12 @@ versions and quarantined files. It refreshes every few seconds.
         self.reload()
         self.set_interval(5.0, self.reload)
 
+    def reload(self) -> None:
+        self._load()
+
     @work(thread=True, exclusive=True, exit_on_error=False, group="dashboard",
           description="Loading the dashboard")
-    def reload(self) -> None:
+    def _load(self) -> None:
         self.post_message(OverviewLoaded(project_overview(self.ws)))
 
     @on(OverviewLoaded)

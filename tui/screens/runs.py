@@ -101,7 +101,7 @@ writes a note and `t` sets a tag.
         table = self.query_one("#runs-table", DataTable)
         cursor = table.cursor_row
         varying = _varying_params(page)[:3]
-        headline = _headline_metrics(page.metric_keys)
+        headline = runs.headline_metrics(page.metric_keys)
         self._columns = [("", None), *_FIXED,
                          *((k, RunSort("params", k)) for k in varying),
                          *((k, RunSort("metrics", k)) for k in headline)]
@@ -130,7 +130,7 @@ writes a note and `t` sets a tag.
                         table.update_cell(key, column, value)
         else:
             fill(table, labels, rows, keys=keys, column_keys=column_keys)
-        self._shown, self._shown_rows = (labels, keys), rows
+        self._shown, self._shown_rows = (labels, keys), list(rows)
         if page.runs:
             table.move_cursor(row=min(cursor, len(page.runs) - 1))
         self._show_status()
@@ -293,11 +293,3 @@ def _varying_params(page: RunsPage) -> list[str]:
         for key in page.param_keys:
             values.setdefault(key, set()).add(run.params.get(key, ""))
     return [k for k in page.param_keys if len(values.get(k, set())) > 1]
-
-
-def _headline_metrics(keys: list[str], limit: int = 3) -> list[str]:
-    def rank(key: str) -> tuple[int, str]:
-        prefix = key.split(".", 1)[0]
-        return ({"holdout": 0, "valid": 1}.get(prefix, 2), key)
-
-    return sorted(keys, key=rank)[:limit]

@@ -28,12 +28,12 @@ class HistogramsPlot(PlotextPlot):
         if chart and chart.get("reference"):
             labels = chart.get("categories") or [f"{edge:.3g}" for edge in chart["edges"][:-1]]
             positions = list(range(1, len(labels) + 1))
-            plt.multiple_bar(positions, [chart["reference"], chart["current"]],
-                             labels=["reference", "current"])
+            plt.multiple_bar(positions, [chart["reference"], chart["current"]],  # type: ignore[call-arg]
+                             labels=["reference", "current"])  # plotext's stub says `label`
             # Ticks chosen here, not by plotext: its own choice varies with the width the
             # plot happens to have when it is first drawn.
             step = max(1, len(labels) // 5)
-            plt.xticks(positions[::step], labels[::step])
+            plt.xticks([float(p) for p in positions[::step]], labels[::step])
         else:
             plt.title(f"{title}: no chart")
         self.refresh()

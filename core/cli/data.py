@@ -1,0 +1,143 @@
+"""`mlyard init`, `ingest` and `data ...`: from a folder of files to dataset versions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mlyard.core.cli import output
+from mlyard.core.cli.context import JSON_OPTION, Context
+from mlyard.core.data import versions as data_api
+from mlyard.core.data.ingest import ingest_file
+from mlyard.core.data.scaffold import data_files, init_project
+from mlyard.core.errors import IngestRefused
+from mlyard.core.humanize import describe_change
+from mlyard.storage.datasets_store import VersionRecord
+
+
+@click.command()
+@click.option("--from", "from_dir", type=click.Path(path_type=Path),
+              help="Folder of CSV/Parquet files to infer the contract from.")
+@click.option("--target", help="The column to predict (guessed from common names if omitted).")
+@click.option("--name", help="Project name (default: this folder's name).")
+@click.option("--force", is_flag=True, help="Overwrite an existing mlyard.toml.")
+def init(from_dir: Path | None, target: str | None, name: str | None, force: bool) -> None:
+    """Write a working mlyard.toml, inferred from the data in --from."""
+    path = init_project(Path.cwd(), from_dir, target, name, force)
+    output.stdout.print(f"wrote {path}")
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@JSON_OPTION
+@click.pass_obj
+def ingest(obj: Context, paths: tuple[Path, ...], as_json: bool) -> None:
+    """Validate files against the contract and store each as a dataset version.
+
+    Folders are expanded to the CSV/Parquet files directly inside them. A refused file is
+    copied to quarantine with its reason; the exit code is 1 if any file was refused.
+    """
+    files = [f for p in paths for f in (data_files(p) if p.is_dir() else [p])]
+    results: list[dict[str, Any]] = []
+    refused = 0
+    for path in files:
+        try:
+            result = ingest_file(obj.ws, path)
+        except IngestRefused as exc:
+            refused += 1
+            results.append({"path": str(path), "status": "refused", "reason": exc.msg})
+            if not as_json:
+                output.stderr.print(f"refused: {exc.msg}", markup=False)
+            continue
+        status = "ingested" if result.created else "unchanged"
+        results.append({"path": str(path), "status": status, "version": result.version.ref,
+                        "rows": result.version.rows, "warnings": result.warnings})
+        if not as_json:
+            verb = "->" if result.created else "already"
+            output.stdout.print(f"{path}: {verb} {result.version.ref} "
+                                f"({result.version.rows:,} rows)", markup=False)
+            for warning in result.warnings if result.created else []:
+                output.stderr.print(f"  warning: {warning}", markup=False)
+    if as_json:
+        output.print_json(results)
+    if refused:
+        raise SystemExit(1)
+
+
+@click.group()
+def data() -> None:
+    """Dataset versions: list, show, diff."""
+
+
+@data.command("list")
+@JSON_OPTION
+@click.pass_obj
+def data_list(obj: Context, as_json: bool) -> None:
+    """Every dataset version, oldest first."""
+    versions = data_api.list_versions(obj.ws)
+    if as_json:
+        output.print_json([_version_summary(v) for v in versions])
+        return
+    output.print_table(
+        ["version", "rows", "columns", "source", "ingested", "warnings"],
+        [(v.ref, f"{v.rows:,}", len(json.loads(v.schema)), Path(v.source_path).name,
+          output.when(v.created_at), len(json.loads(v.warnings))) for v in versions],
+    )
+
+
+@data.command("show")
+@click.argument("version")
+@JSON_OPTION
+@click.pass_obj
+def data_show(obj: Context, version: str, as_json: bool) -> None:
+    """One version: source, hashes, warnings and the profile of every column."""
+    record = data_api.get_version(obj.ws, version)
+    profile = json.loads(record.profile)
+    if as_json:
+        output.print_json({**_version_summary(record), "profile": profile})
+        return
+    output.stdout.print(f"[bold]{record.ref}[/]  {record.rows:,} rows  from {record.source_path}")
+    output.stdout.print(f"source blake3 {record.source_hash}\nsnapshot {record.snapshot_hash}")
+    for warning in json.loads(record.warnings):
+        output.stdout.print(f"warning: {warning}", markup=False)
+    output.print_table(
+        ["column", "type", "missing", "distinct", "min", "mean", "max", "top"],
+        [(name, p["type"], f"{p['null_rate']:.1%}", p["distinct"], p.get("min"), p.get("mean"),
+          p.get("max"), ", ".join(f"{v}:{n}" for v, n in p.get("top", [])[:3]))
+         for name, p in profile.items()],
+    )
+
+
+@data.command("diff")
+@click.argument("old")
+@click.argument("new")
+@JSON_OPTION
+@click.pass_obj
+def data_diff(obj: Context, old: str, new: str, as_json: bool) -> None:
+    """Schema and profile differences between two versions."""
+    diff = data_api.diff_versions(obj.ws, old, new)
+    changes = diff.changes
+    if as_json:
+        output.print_json({"old": diff.old.ref, "new": diff.new.ref, **changes})
+        return
+    output.stdout.print(f"[bold]{diff.old.ref} -> {diff.new.ref}[/]  rows "
+                        f"{changes['rows'][0]:,} -> {changes['rows'][1]:,}")
+    for label in ("added", "removed"):
+        if changes[label]:
+            output.stdout.print(f"columns {label}: {', '.join(changes[label])}", markup=False)
+    for name, (before, after) in changes["retyped"].items():
+        output.stdout.print(f"column {name}: type {before} -> {after}", markup=False)
+    output.print_table(["column", "missing", "change"],
+                       [(name, f"{c['null_rate'][0]:.1%} -> {c['null_rate'][1]:.1%}",
+                         describe_change(c)) for name, c in changes["columns"].items()])
+
+
+def _version_summary(version: VersionRecord) -> dict[str, Any]:
+    return {"version": version.ref, "dataset": version.dataset, "seq": version.seq,
+            "rows": version.rows, "source": version.source_path,
+            "source_blake3": version.source_hash, "snapshot_blake3": version.snapshot_hash,
+            "schema": json.loads(version.schema), "warnings": json.loads(version.warnings),
+            "created_at": version.created_at}

@@ -1,0 +1,128 @@
+"""`mlyard runs ...`: list, show, tag, tail and compare tracked runs."""
+
+from __future__ import annotations
+
+import click
+
+from mlyard.core.cli import output
+from mlyard.core.cli.context import JSON_OPTION, Context
+from mlyard.core.tracking import compare
+from mlyard.core.tracking import run_queries as runs
+
+
+@click.group("runs")
+def runs_group() -> None:
+    """Tracked runs: list, show, tag, log, compare."""
+
+
+@runs_group.command("list")
+@click.option("--filter", "-f", "filters", multiple=True,
+              help="FIELD OP VALUE, e.g. 'metrics.auc > 0.8' or 'params.num_leaves = 31'; "
+                   "repeat to combine.")
+@click.option("--sort", "-s", help="params.KEY, metrics.KEY or an attribute; prefix - for "
+                                   "descending.")
+@click.option("--limit", "-n", type=int, help="Show at most this many runs.")
+@JSON_OPTION
+@click.pass_obj
+def runs_list(obj: Context, filters: tuple[str, ...], sort: str | None, limit: int | None,
+              as_json: bool) -> None:
+    """Runs of this project, newest first unless sorted."""
+    found = runs.list_runs(obj.ws, list(filters), sort, limit)
+    if as_json:
+        output.print_json(found)
+        return
+    metric_keys = runs.headline_metrics({k for r in found for k in r.metrics})
+    output.print_table(
+        ["run", "name", "status", "started", "duration", *metric_keys],
+        [(r.run_id[:8], r.name, r.status, output.when(r.start_time, short=True),
+          output.duration(r.start_time, r.end_time), *(r.metrics.get(k) for k in metric_keys))
+         for r in found],
+    )
+
+
+@runs_group.command("show")
+@click.argument("run")
+@JSON_OPTION
+@click.pass_obj
+def runs_show(obj: Context, run: str, as_json: bool) -> None:
+    """One run (an id prefix, a name, or `latest`): status, params, metrics, artifacts."""
+    detail = runs.show_run(obj.ws, run)
+    record = detail.run
+    if as_json:
+        output.print_json({**output.jsonable(record), "metric_points": detail.metric_points,
+                           "artifacts": [{"name": n, "blake3": h, "size": s}
+                                         for n, h, s, _ in detail.artifacts]})
+        return
+    output.stdout.print(f"[bold]run {record.run_id}[/] {record.name or ''}", markup=True)
+    output.stdout.print(f"status {record.status}  started {output.when(record.start_time)}  "
+                        f"duration {output.duration(record.start_time, record.end_time)}  "
+                        f"on {record.host} pid {record.pid}", markup=False)
+    if record.error:
+        output.stdout.print(f"error: {record.error}", markup=False)
+    output.print_table(["param", "value"], sorted(record.params.items()))
+    output.print_table(["metric", "latest", "points"],
+                       [(k, v, detail.metric_points.get(k, 0))
+                        for k, v in sorted(record.metrics.items())])
+    if record.tags:
+        output.print_table(["tag", "value"], sorted(record.tags.items()))
+    if detail.artifacts:
+        output.print_table(["artifact", "size", "blake3"],
+                           [(n, s, h[:16]) for n, h, s, _ in detail.artifacts])
+
+
+@runs_group.command("tag")
+@click.argument("run")
+@click.argument("tags", nargs=-1, required=True, metavar="KEY=VALUE...")
+@click.pass_obj
+def runs_tag(obj: Context, run: str, tags: tuple[str, ...]) -> None:
+    """Set tags on a run (a note is the tag mlyard.note)."""
+    runs.set_tags(obj.ws, run, dict(runs.parse_tag(t) for t in tags))
+
+
+@runs_group.command("log")
+@click.argument("run")
+@click.option("--lines", "-n", default=50, show_default=True, help="How many of the last lines.")
+@JSON_OPTION
+@click.pass_obj
+def runs_log(obj: Context, run: str, lines: int, as_json: bool) -> None:
+    """The last lines a run logged (its captured output and progress)."""
+    tail = runs.log_tail(obj.ws, run, lines)
+    if as_json:
+        output.print_json([{"n": n, "ts": ts, "stream": stream, "line": line}
+                           for n, ts, stream, line in tail])
+        return
+    for _, ts, stream, line in tail:
+        output.stdout.print(f"{output.when(ts)} {stream:6} {line}", markup=False,
+                            highlight=False)
+
+
+@runs_group.command("compare")
+@click.argument("refs", nargs=-1, required=True)
+@click.option("--curves", "curve_metric", help="Also print this metric's curve per run.")
+@JSON_OPTION
+@click.pass_obj
+def runs_compare(obj: Context, refs: tuple[str, ...], curve_metric: str | None,
+                 as_json: bool) -> None:
+    """Runs side by side: differing params, best metric marked, datasets, durations."""
+    result = compare.compare_runs(obj.ws, list(refs))
+    curves = compare.metric_curves(obj.ws, list(refs), curve_metric) if curve_metric else None
+    if as_json:
+        output.print_json({"runs": [r.run_id for r in result.runs], "params": result.params,
+                           "differing": result.differing, "metrics": result.metrics,
+                           "best": result.best, "datasets": result.datasets,
+                           "durations": result.durations, "curves": curves})
+        return
+    heads = [r.run_id[:8] for r in result.runs]
+    output.print_table(["param", *heads],
+                       [(f"[bold]{k}[/] *" if k in result.differing else k, *values)
+                        for k, values in result.params.items()])
+    output.print_table(["metric", *heads],
+                       [(k, *(f"{output.fmt(v)} *" if result.best.get(k) == i else output.fmt(v)
+                              for i, v in enumerate(values)))
+                        for k, values in result.metrics.items()])
+    output.print_table(["", *heads],
+                       [("datasets", *(", ".join(d) for d in result.datasets)),
+                        ("duration", *(output.duration(0, d) for d in result.durations))])
+    for run_id, points in (curves or {}).items():
+        shown = ", ".join(f"{s}:{output.fmt(v)}" for s, v in points[:: max(1, len(points) // 10)])
+        output.stdout.print(f"{run_id[:8]} {curve_metric}: {shown}", markup=False)

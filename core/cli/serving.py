@@ -1,0 +1,68 @@
+"""`mlyard serve` and `mlyard predict`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+import uvicorn
+
+from mlyard.core import compute
+from mlyard.core.cli import output
+from mlyard.core.cli.context import CLUSTER_OPTION, Context
+from mlyard.core.errors import UsageError
+from mlyard.core.models import registry
+from mlyard.core.serving.batch import predict_file
+from mlyard.core.serving.cluster_batch import predict_on_cluster
+from mlyard.core.serving.server import check_binding, create_app
+
+
+@click.command()
+@click.argument("model")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5005, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int,
+              help="Server processes (each loads the model).")
+@click.option("--token", envvar="MLYARD_SERVE_TOKEN",
+              help="Require Authorization: Bearer TOKEN (needed beyond loopback).")
+@click.option("--insecure", is_flag=True, help="Allow a non-loopback host without a token.")
+@click.option("--max-body", default=10 * 1024 * 1024, show_default=True, type=int,
+              help="Largest request body in bytes (larger: 413).")
+@click.option("--no-log", is_flag=True, help="Do not log predictions (monitoring sees none).")
+@click.pass_obj
+def serve(obj: Context, model: str, host: str, port: int, workers: int, token: str | None,
+          insecure: bool, max_body: int, no_log: bool) -> None:
+    """Serve MODEL (a version or an alias, e.g. churn@champion) over MLflow's protocol."""
+    check_binding(host, token, insecure)
+    version = registry.resolve(obj.ws, model)
+    output.stderr.print(f"serving {version.model}/{version.version} ({model}) on "
+                        f"http://{host}:{port}/invocations", markup=False)
+    if workers > 1:
+        if no_log:
+            raise UsageError("--no-log works with one worker only")
+        os.environ.update({"MLYARD_SERVE_MODEL": model, "MLYARD_SERVE_TOKEN": token or "",
+                           "MLYARD_SERVE_MAX_BODY": str(max_body),
+                           "MLYARD_WORKSPACE": str(obj.ws.root)})
+        uvicorn.run("mlyard.core.serving.server:app_from_env", factory=True, host=host, port=port,
+                    workers=workers, log_level="warning")
+        return
+    uvicorn.run(create_app(obj.ws, model, token, max_body, log_predictions=not no_log),
+                host=host, port=port, log_level="warning")
+
+
+@click.command()
+@click.argument("model")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", "target", required=True,
+              type=click.Path(dir_okay=False, path_type=Path), help="The .parquet to write.")
+@CLUSTER_OPTION
+@click.pass_obj
+def predict(obj: Context, model: str, source: Path, target: Path, cluster: str | None) -> None:
+    """Score a CSV or Parquet file with MODEL into a Parquet file, in batches."""
+    if compute.wants_dask(obj.ws, cluster):
+        with compute.dask_client(obj.ws, cluster) as client:
+            rows = predict_on_cluster(obj.ws, model, source, target, client)
+    else:
+        rows = predict_file(obj.ws, model, source, target)
+    output.stdout.print(f"{target}: {rows:,} rows scored", markup=False)
