@@ -32,7 +32,7 @@ PY
 
 step "installing it into a fresh venv (no extras)"
 "$python" -m venv "$work/venv"
-"$work/venv/bin/python" -m pip install --quiet "$wheel"
+"$work/venv/bin/python" -m pip install -qq "$wheel"
 mlyard="$work/venv/bin/mlyard"
 
 cp -r "$repo/sample_data/churn" "$work/churn"
