@@ -55,6 +55,14 @@ class BufferedWriter:
     def start(self) -> None:
         self._thread.start()
 
+    def add_row(self, kind: str, row: Any) -> None:
+        with self._guard:
+            buffered = self._rows[kind]
+            buffered.append(row)
+            full = len(buffered) >= self.max_rows
+        if full:
+            self._wake.set()
+
     def add_rows(self, kind: str, rows: Sequence[Any]) -> None:
         with self._guard:
             buffered = self._rows[kind]

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from mlyard.storage import spool
 from mlyard.storage.errors import CatalogError
@@ -30,6 +31,11 @@ Connection = duckdb.DuckDBPyConnection
 
 _SEGMENT_LOADERS = {"metrics": insert_metrics, "logs": insert_logs,
                     "predictions": insert_predictions}
+
+
+def insert_batch(con: Connection, kind: str, batch: pa.Table) -> None:
+    """Insert rows of a spool kind: the path a buffered flush and a spooled segment share."""
+    _SEGMENT_LOADERS[kind](con, batch)
 
 
 class Catalog:
@@ -71,11 +77,11 @@ class Catalog:
                 "SELECT 1 FROM spool_segments WHERE name = ?", [path.name]
             ).fetchone()
             if seen is None:
-                loader = _SEGMENT_LOADERS[spool.segment_kind(path)]
+                kind = spool.segment_kind(path)
                 batch = spool.read_segment(path)
                 con.begin()
                 try:
-                    loader(con, batch)
+                    insert_batch(con, kind, batch)
                     con.execute(
                         "INSERT INTO spool_segments VALUES (?, ?, ?)",
                         [path.name, time.time(), batch.num_rows],

@@ -29,10 +29,10 @@ import pyarrow as pa
 
 from mlyard.core.errors import MlyardError, TrackingError
 from mlyard.core.tracking.metric_buffer import MetricBuffer
-from mlyard.core.tracking.metric_buffer import write as write_batches
 from mlyard.core.tracking.provenance import current_user
 from mlyard.core.workspace import Workspace, open_workspace
 from mlyard.storage import meta_store, runs_store
+from mlyard.storage.buffered_writer import write_batches
 
 _active: list[Run] = []
 _active_guard = threading.Lock()
