@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
 
 import duckdb
 
@@ -24,9 +26,9 @@ class VersionRecord:
     source_path: str
     snapshot_hash: str
     rows: int
-    schema: str  # JSON: column -> contract type
-    profile: str  # JSON: column -> stats
-    warnings: str  # JSON: list of strings
+    schema: dict[str, str]  # column -> contract type
+    profile: dict[str, dict[str, Any]]  # column -> stats
+    warnings: list[str]
     created_at: float
 
     @property
@@ -53,7 +55,7 @@ def version_by_source(con: Connection, dataset: str, source_hash: str) -> Versio
         f"SELECT {_VERSION_COLUMNS} FROM dataset_versions WHERE dataset = ? AND source_hash = ?",
         [dataset, source_hash],
     ).fetchone()
-    return None if row is None else VersionRecord(*row)
+    return None if row is None else _record(row)
 
 
 def add_version(con: Connection, record: VersionRecord) -> VersionRecord:
@@ -66,11 +68,13 @@ def add_version(con: Connection, record: VersionRecord) -> VersionRecord:
         [record.dataset],
     ).fetchone()
     record.seq = int(row[0]) if row else 1
+    profile = json.dumps(record.profile, default=str)
+    record.profile = json.loads(profile)  # as every later read returns it (dates as text)
     con.execute(
         f"INSERT INTO dataset_versions ({_VERSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [record.dataset, record.seq, record.source_hash, record.source_path,
-         record.snapshot_hash, record.rows, record.schema, record.profile, record.warnings,
-         record.created_at],
+         record.snapshot_hash, record.rows, json.dumps(record.schema),
+         profile, json.dumps(record.warnings), record.created_at],
     )
     return record
 
@@ -81,7 +85,7 @@ def list_versions(con: Connection, dataset: str | None) -> list[VersionRecord]:
         "ORDER BY dataset, seq",
         [dataset, dataset],
     ).fetchall()
-    return [VersionRecord(*row) for row in rows]
+    return [_record(row) for row in rows]
 
 
 def get_version(con: Connection, dataset: str, seq: int) -> VersionRecord:
@@ -91,4 +95,13 @@ def get_version(con: Connection, dataset: str, seq: int) -> VersionRecord:
     ).fetchone()
     if row is None:
         raise NotFound(f"dataset {dataset!r} has no version v{seq}")
-    return VersionRecord(*row)
+    return _record(row)
+
+
+def _record(row: tuple[Any, ...]) -> VersionRecord:
+    """A version with its JSON columns decoded once, here."""
+    dataset, seq, source_hash, source_path, snapshot_hash, rows, schema, profile, warnings, \
+        created_at = row
+    return VersionRecord(dataset, seq, source_hash, source_path, snapshot_hash, rows,
+                         json.loads(schema), json.loads(profile), json.loads(warnings),
+                         created_at)

@@ -3,8 +3,10 @@ performance windows, and reading served inputs back from the prediction log."""
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import duckdb
 
@@ -74,17 +76,29 @@ def get_report(con: Connection, report_id: int) -> ReportRecord | None:
     return ReportRecord(*row) if row else None
 
 
-def column_series(con: Connection, project: str,
-                  limit: int) -> list[tuple[int, float, str, str, str, float | None, bool,
-                                            float | None]]:
-    """Per-column figures of the last `limit` reports: (report id, ts, label, role,
-    column, statistic, drifted, psi), oldest report first."""
-    return con.execute(
+@dataclass(frozen=True)
+class ColumnFigure:
+    """One column's figures in one drift report."""
+
+    report_id: int
+    ts: float
+    current_label: str
+    role: str  # feature | prediction | target
+    column: str
+    statistic: float | None
+    drifted: bool
+    psi: float | None
+
+
+def column_series(con: Connection, project: str, limit: int) -> list[ColumnFigure]:
+    """Per-column figures of the last `limit` reports, oldest report first."""
+    rows = con.execute(
         "WITH recent AS (SELECT report_id, ts, current_label FROM drift_reports "
         "WHERE project = ? ORDER BY report_id DESC LIMIT ?) "
         "SELECT r.report_id, r.ts, r.current_label, c.role, c.column_name, c.statistic, "
         "c.drifted, c.psi FROM recent r JOIN drift_columns c USING (report_id) "
         "ORDER BY r.report_id, c.role, c.column_name", [project, limit]).fetchall()
+    return [ColumnFigure(*row) for row in rows]
 
 
 def served_requests(con: Connection, model: str, since: float,
@@ -114,10 +128,21 @@ def list_performance(con: Connection, project: str,
         [project, model]).fetchall()
 
 
-def recent_events(con: Connection, kind_prefix: str,
-                  limit: int) -> list[tuple[int, float, str, str, str | None, str]]:
-    """(event id, ts, kind, subject, actor, detail JSON), newest first."""
-    return con.execute(
+@dataclass(frozen=True)
+class Event:
+    event_id: int
+    ts: float
+    kind: str
+    subject: str
+    actor: str | None
+    detail: dict[str, Any]
+
+
+def recent_events(con: Connection, kind_prefix: str, limit: int) -> list[Event]:
+    """Events whose kind starts with `kind_prefix`, newest first."""
+    rows = con.execute(
         "SELECT event_id, ts, kind, subject, actor, CAST(detail AS VARCHAR) FROM events "
         "WHERE kind LIKE ? ORDER BY event_id DESC LIMIT ?",
         [kind_prefix + "%", limit]).fetchall()
+    return [Event(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]) if row[5] else {})
+            for row in rows]

@@ -200,11 +200,25 @@ def add_artifact(
     )
 
 
-def list_artifacts(con: Connection, run_id: str) -> list[tuple[str, str, int, float]]:
-    return con.execute(
+@dataclass(frozen=True)
+class Artifact:
+    name: str
+    blake3: str  # the object's hash in the object store
+    size: int
+    created_at: float
+
+
+def list_artifacts(con: Connection, run_id: str) -> list[Artifact]:
+    rows = con.execute(
         "SELECT name, object_hash, size, created_at FROM artifacts WHERE run_id = ? ORDER BY name",
         [run_id],
     ).fetchall()
+    return [Artifact(*row) for row in rows]
+
+
+def artifact_hashes(con: Connection, run_id: str) -> dict[str, str]:
+    """Artifact name -> object hash, for readers that open artifacts by name."""
+    return {a.name: a.blake3 for a in list_artifacts(con, run_id)}
 
 
 def resolve_run_id(con: Connection, ref: str, project: str | None = None) -> str:

@@ -72,9 +72,8 @@ def test_reports_are_stored_as_a_time_series_and_alerts_raised(project: Path) ->
     with ws.catalog.session() as con:
         from mlyard.storage.monitor_store import column_series
 
-        series = [row for row in column_series(con, ws.project, 10)
-                  if row[4] == "support_calls"]
-    assert [(label, drifted) for _, _, label, _, _, _, drifted, _ in series] == [
+        series = [f for f in column_series(con, ws.project, 10) if f.column == "support_calls"]
+    assert [(f.current_label, f.drifted) for f in series] == [
         ("churn:v3", False), ("churn:v6", True)]
     listed = json.loads(mlyard("alerts", "--json").stdout)
     assert [(a["kind"], a["severity"], a["current"]) for a in listed] == [

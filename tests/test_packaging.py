@@ -70,9 +70,10 @@ def test_log_text_stores_the_text_as_an_artifact(churn: Path) -> None:
         mlyard.log_text("first line\nsecond line\n", "notes/summary.txt")
     ws = mlyard.open_workspace()
     detail = run_queries.show_run(ws, run.run_id)
-    [(name, digest, size, _)] = detail.artifacts
-    assert name == "notes/summary.txt" and size == len("first line\nsecond line\n")
-    assert ws.objects.read_bytes(digest) == b"first line\nsecond line\n"
+    [artifact] = detail.artifacts
+    assert artifact.name == "notes/summary.txt"
+    assert artifact.size == len("first line\nsecond line\n")
+    assert ws.objects.read_bytes(artifact.blake3) == b"first line\nsecond line\n"
 
 
 def test_python_dash_m_mlyard_is_the_cli(tmp_path: Path) -> None:

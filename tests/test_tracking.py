@@ -41,7 +41,7 @@ def test_params_metrics_tags_and_artifacts_land(project: Path) -> None:
     assert detail.run.metrics == {"loss": 0.5, "auc": 0.8, "acc": 0.75}
     assert detail.metric_points == {"acc": 1, "auc": 1, "loss": 3}
     assert runs.metric_history(open_workspace(), run.run_id, "loss")[-1][:2] == (2, 0.5)
-    assert [(name, h) for name, h, _, _ in detail.artifacts] == [("notes.txt", digest)]
+    assert [(a.name, a.blake3) for a in detail.artifacts] == [("notes.txt", digest)]
     assert open_workspace().objects.read_bytes(digest) == b"hello"
 
 

@@ -70,7 +70,7 @@ def test_the_run_records_what_reproduces_it(churn: Path) -> None:
     subprocess.run(["git", "add", "train.py"], cwd=churn, check=True)
     trained = train_json("--param", "num_leaves=15", "--seed", "7")
     ws = open_workspace()
-    artifacts = {n: h for n, h, _, _ in runs.show_run(ws, trained["run_id"]).artifacts}
+    artifacts = {a.name: a.blake3 for a in runs.show_run(ws, trained["run_id"]).artifacts}
     assert set(artifacts) == {"model.txt", "model_card.json", "reproduce.json",
                               "feature_importance.json", "reference.json"}
     record = json.loads(ws.objects.read_bytes(artifacts["reproduce.json"]))
@@ -102,8 +102,8 @@ def test_reproduce_gives_identical_model_bytes(churn: Path) -> None:
     verdict = json.loads(result.stdout)
     assert verdict["identical"] and verdict["model_identical"]
     ws = open_workspace()
-    first = {n: h for n, h, _, _ in runs.show_run(ws, trained["run_id"]).artifacts}
-    again = {n: h for n, h, _, _ in runs.show_run(ws, verdict["new_run"]).artifacts}
+    first = {a.name: a.blake3 for a in runs.show_run(ws, trained["run_id"]).artifacts}
+    again = {a.name: a.blake3 for a in runs.show_run(ws, verdict["new_run"]).artifacts}
     assert first["model.txt"] == again["model.txt"]
     assert len(json.loads(mlyard("models", "list", "--json").stdout)) == 1
 

@@ -54,7 +54,7 @@ def test_trials_are_child_runs_and_the_best_becomes_the_challenger(project: Path
     assert len(registry.list_versions(ws)) == 1  # trials are not registered, the best is
     parent = runs.show_run(ws, outcome["parent_run"])
     assert parent.metric_points["trial.value"] == 3 and parent.metric_points["trial.best"] == 3
-    assert "param_importance.json" in {name for name, *_ in parent.artifacts}
+    assert "param_importance.json" in {a.name for a in parent.artifacts}
     page = [r.run_id for r in runs.runs_page(ws).runs]  # as the TUI's table lists them
     at = page.index(outcome["parent_run"])
     assert set(page[at + 1:at + 4]) == {r.run_id for r in children}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -83,8 +82,8 @@ def data_list(obj: Context, as_json: bool) -> None:
         return
     output.print_table(
         ["version", "rows", "columns", "source", "ingested", "warnings"],
-        [(v.ref, f"{v.rows:,}", len(json.loads(v.schema)), Path(v.source_path).name,
-          output.when(v.created_at), len(json.loads(v.warnings))) for v in versions],
+        [(v.ref, f"{v.rows:,}", len(v.schema), Path(v.source_path).name,
+          output.when(v.created_at), len(v.warnings)) for v in versions],
     )
 
 
@@ -95,13 +94,13 @@ def data_list(obj: Context, as_json: bool) -> None:
 def data_show(obj: Context, version: str, as_json: bool) -> None:
     """One version: source, hashes, warnings and the profile of every column."""
     record = data_api.get_version(obj.ws, version)
-    profile = json.loads(record.profile)
+    profile = record.profile
     if as_json:
         output.print_json({**_version_summary(record), "profile": profile})
         return
     output.stdout.print(f"[bold]{record.ref}[/]  {record.rows:,} rows  from {record.source_path}")
     output.stdout.print(f"source blake3 {record.source_hash}\nsnapshot {record.snapshot_hash}")
-    for warning in json.loads(record.warnings):
+    for warning in record.warnings:
         output.stdout.print(f"warning: {warning}", markup=False)
     output.print_table(
         ["column", "type", "missing", "distinct", "min", "mean", "max", "top"],
@@ -139,5 +138,5 @@ def _version_summary(version: VersionRecord) -> dict[str, Any]:
     return {"version": version.ref, "dataset": version.dataset, "seq": version.seq,
             "rows": version.rows, "source": version.source_path,
             "source_blake3": version.source_hash, "snapshot_blake3": version.snapshot_hash,
-            "schema": json.loads(version.schema), "warnings": json.loads(version.warnings),
+            "schema": version.schema, "warnings": version.warnings,
             "created_at": version.created_at}

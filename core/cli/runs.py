@@ -50,8 +50,8 @@ def runs_show(obj: Context, run: str, as_json: bool) -> None:
     record = detail.run
     if as_json:
         output.print_json({**output.jsonable(record), "metric_points": detail.metric_points,
-                           "artifacts": [{"name": n, "blake3": h, "size": s}
-                                         for n, h, s, _ in detail.artifacts]})
+                           "artifacts": [{"name": a.name, "blake3": a.blake3, "size": a.size}
+                                         for a in detail.artifacts]})
         return
     output.stdout.print(f"[bold]run {record.run_id}[/] {record.name or ''}", markup=True)
     output.stdout.print(f"status {record.status}  started {output.when(record.start_time)}  "
@@ -67,7 +67,7 @@ def runs_show(obj: Context, run: str, as_json: bool) -> None:
         output.print_table(["tag", "value"], sorted(record.tags.items()))
     if detail.artifacts:
         output.print_table(["artifact", "size", "blake3"],
-                           [(n, s, h[:16]) for n, h, s, _ in detail.artifacts])
+                           [(a.name, a.size, a.blake3[:16]) for a in detail.artifacts])
 
 
 @runs_group.command("tag")

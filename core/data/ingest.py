@@ -89,8 +89,8 @@ def _ingest_new(ws: Workspace, path: Path, dataset: str, source_hash: str,
     warnings += _constant_columns(profile, rows)
     record = VersionRecord(
         dataset=dataset, seq=0, source_hash=source_hash, source_path=str(path),
-        snapshot_hash=snapshot, rows=rows, schema=json.dumps(types),
-        profile=json.dumps(profile, default=str), warnings=json.dumps(warnings),
+        snapshot_hash=snapshot, rows=rows, schema=dict(types),
+        profile=profile, warnings=list(warnings),
         created_at=time.time(),
     )
     contract_json = contract_to_json(contract) if inferred else None

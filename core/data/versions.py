@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -49,7 +48,7 @@ def get_version(ws: Workspace, ref: str) -> VersionRecord:
 def diff_versions(ws: Workspace, old_ref: str, new_ref: str) -> VersionDiff:
     """Schema and profile differences from `old_ref` to `new_ref`."""
     old, new = get_version(ws, old_ref), get_version(ws, new_ref)
-    changes = diff_profiles(json.loads(old.profile), json.loads(new.profile))
+    changes = diff_profiles(old.profile, new.profile)
     changes["rows"] = [old.rows, new.rows]
     return VersionDiff(old, new, changes)
 

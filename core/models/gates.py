@@ -6,7 +6,6 @@ gate names itself, the value and the threshold.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 
@@ -96,7 +95,7 @@ def _clean_data(con: Connection, version: ModelVersion) -> GateResult:
     warned = []
     for dataset, seq, _ in models_store.run_inputs(con, version.run_id):
         record = datasets_store.get_version(con, dataset, seq)
-        if json.loads(record.warnings):
+        if record.warnings:
             warned.append(record.ref)
     detail = ("every training dataset version was clean" if not warned
               else f"ingest warnings on {', '.join(warned)}")

@@ -18,11 +18,10 @@ from mlyard.core.data import versions as data
 from mlyard.core.models.features import FeatureSpec
 from mlyard.core.models.loading import load_model
 from mlyard.core.models.sketch import column_kind, sketch_column, sketch_frame
+from mlyard.core.tracking import artifacts as names
 from mlyard.core.workspace import Workspace
 from mlyard.storage import models_store, runs_store
 from mlyard.storage.models_store import ModelVersion
-
-REFERENCE_ARTIFACT = "reference.json"
 
 
 def target_kind(task: str) -> str:
@@ -57,11 +56,10 @@ def reference_sketch(frame: pl.DataFrame, spec: FeatureSpec, predicted: np.ndarr
 def load_reference(ws: Workspace, version: ModelVersion) -> dict[str, Any]:
     """The model's reference sketch (built from its input versions if it has none)."""
     with ws.catalog.session() as con:
-        artifacts = {name: digest for name, digest, _, _ in
-                     runs_store.list_artifacts(con, version.run_id)}
+        artifacts = runs_store.artifact_hashes(con, version.run_id)
         inputs = models_store.run_inputs(con, version.run_id)
-    if REFERENCE_ARTIFACT in artifacts:
-        loaded: dict[str, Any] = json.loads(ws.objects.read_bytes(artifacts[REFERENCE_ARTIFACT]))
+    if names.REFERENCE in artifacts:
+        loaded: dict[str, Any] = json.loads(ws.objects.read_bytes(artifacts[names.REFERENCE]))
         return loaded
     # A model trained before references existed: build one from its recorded inputs.
     model = load_model(ws, str(version.version))

@@ -224,7 +224,7 @@ def claim_retrain(ws: Workspace, report: DriftReport) -> bool:
     key = f"{report.reference_run}|{report.current_label}"
     with ws.catalog.session() as con:
         earlier = monitor_store.recent_events(con, "monitor.retrain", 1000)
-        if any(json.loads(detail).get("key") == key for *_, detail in earlier):
+        if any(event.detail.get("key") == key for event in earlier):
             return False
         meta_store.add_event(con, "monitor.retrain", f"{report.model}/{report.version}",
                              "mlyard monitor", {"key": key, "report_id": report.report_id})
@@ -283,8 +283,8 @@ def alerts(ws: Workspace, limit: int = 50) -> list[dict[str, Any]]:
     """Drift and quality alerts, newest first."""
     with ws.catalog.session() as con:
         events = monitor_store.recent_events(con, "alert.", limit)
-    return [{"event_id": event_id, "ts": ts, "kind": kind, "subject": subject,
-             **json.loads(detail)} for event_id, ts, kind, subject, _, detail in events]
+    return [{"event_id": e.event_id, "ts": e.ts, "kind": e.kind, "subject": e.subject,
+             **e.detail} for e in events]
 
 
 @dataclass(frozen=True)
@@ -304,8 +304,7 @@ def overview(ws: Workspace, reports: int = 12, alert_limit: int = 30) -> Monitor
     with ws.catalog.session() as con:
         records = list(reversed(monitor_store.list_reports(con, ws.project, reports)))
         series = monitor_store.column_series(con, ws.project, reports)
-    cells = {(role, column, report_id): (statistic, drifted, psi)
-             for report_id, _, _, role, column, statistic, drifted, psi in series}
+    cells = {(f.role, f.column, f.report_id): (f.statistic, f.drifted, f.psi) for f in series}
     order = {"feature": 0, "prediction": 1, "target": 2}
     rows = sorted({(role, column) for role, column, _ in cells},
                   key=lambda rc: (order.get(rc[0], 3), rc[1]))

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from mlyard.core.errors import UsageError
 from mlyard.core.processes import pid_alive
+from mlyard.core.tracking import artifacts as names
 from mlyard.core.workspace import Workspace
 from mlyard.storage import models_store, runs_store
-from mlyard.storage.runs_store import RunFilter, RunRecord
+from mlyard.storage.runs_store import Artifact, RunFilter, RunRecord
 from mlyard.storage.runs_store import RunSort as RunSort  # the UI sorts with it
 
 NOTE_TAG = "mlyard.note"
@@ -28,7 +31,7 @@ _GROUPS = {"params": "params", "param": "params", "metrics": "metrics", "metric"
 @dataclass
 class RunDetail:
     run: RunRecord
-    artifacts: list[tuple[str, str, int, float]]
+    artifacts: list[Artifact]
     metric_points: dict[str, int]
     inputs: list[str]  # dataset versions a training run used
 
@@ -194,6 +197,27 @@ def show_run(ws: Workspace, ref: str) -> RunDetail:
         counts = runs_store.metric_point_counts(con, run_id)
         inputs = [f"{d}:v{s}" for d, s, _ in models_store.run_inputs(con, run_id)]
     return RunDetail(run, artifacts, counts, inputs)
+
+
+@dataclass(frozen=True)
+class RunDocuments:
+    """The JSON records a training or tuning run stores, as the run screen shows them."""
+
+    reproduce: dict[str, Any] | None  # what `mlyard reproduce` replays
+    importance: dict[str, Any] | None  # feature importance, or {"params": ...} for a study
+
+
+def run_documents(ws: Workspace, detail: RunDetail) -> RunDocuments:
+    """Read a run's reproducibility record and importance from the object store."""
+    stored = {a.name: a.blake3 for a in detail.artifacts}
+
+    def read(name: str) -> Any:
+        return json.loads(ws.objects.read_bytes(stored[name])) if name in stored else None
+
+    importance = read(names.FEATURE_IMPORTANCE)
+    if names.PARAM_IMPORTANCE in stored:
+        importance = {"params": read(names.PARAM_IMPORTANCE)}
+    return RunDocuments(read(names.REPRODUCE), importance)
 
 
 def metric_history(ws: Workspace, ref: str, key: str) -> list[tuple[int, float | None, float]]:

@@ -22,6 +22,7 @@ from mlyard.core.errors import UsageError
 from mlyard.core.models import registry
 from mlyard.core.models.features import FeatureSpec, build_spec, encode, encode_target
 from mlyard.core.tracking import active_run as tracking
+from mlyard.core.tracking import artifacts as names
 from mlyard.core.tracking.evaluation import higher_is_better
 from mlyard.core.training import trainer as train_api
 from mlyard.core.workspace import Workspace
@@ -75,7 +76,7 @@ def train_on_cluster(ws: Workspace, training: train_api.TrainPlan, client: Any,
     sample = data.read_versions(ws, training.versions).head(REFERENCE_SAMPLE_ROWS) \
         if sum(v.rows for v in training.versions) <= 5 * REFERENCE_SAMPLE_ROWS else \
         data.read_versions(ws, training.versions[-1:]).head(REFERENCE_SAMPLE_ROWS)
-    types = json.loads(training.versions[-1].schema)
+    types = training.versions[-1].schema
     spec = build_spec(cfg, types, data.current_contract(ws), sample)
     paths = [str(ws.objects.path_for(v.snapshot_hash)) for v in training.versions]
     frame = dd.read_parquet(paths)
@@ -110,7 +111,7 @@ def train_on_cluster(ws: Workspace, training: train_api.TrainPlan, client: Any,
                            else "random per partition",
                            "engine": "dask", "workers": len(client.scheduler_info()
                                                              .get("workers", {}))})
-        artifacts = {"reproduce.json": run.log_bytes("reproduce.json",
+        artifacts = {names.REPRODUCE: run.log_bytes(names.REPRODUCE,
                                                      train_api._dumps(record))}
         try:
             model.fit(*arrays[TRAIN], eval_X=(arrays[VALID][0],), eval_y=(arrays[VALID][1],),

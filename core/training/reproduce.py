@@ -10,6 +10,7 @@ import msgspec
 
 from mlyard.core.config import Config
 from mlyard.core.errors import UsageError
+from mlyard.core.tracking import artifacts as names
 from mlyard.core.training import trainer as train
 from mlyard.core.workspace import Workspace
 from mlyard.storage import runs_store
@@ -37,12 +38,12 @@ def reproduce(ws: Workspace, run_ref: str,
     """Replay a training run's config, params, seed and dataset versions as a new run."""
     with ws.catalog.session() as con:
         run_id = runs_store.resolve_run_id(con, run_ref, ws.project)
-        artifacts = {n: h for n, h, _, _ in runs_store.list_artifacts(con, run_id)}
+        artifacts = runs_store.artifact_hashes(con, run_id)
         original_metrics = runs_store.latest_metrics_for(con, [run_id])[run_id]
-    if "reproduce.json" not in artifacts or "model.txt" not in artifacts:
+    if names.REPRODUCE not in artifacts or names.MODEL not in artifacts:
         raise UsageError(f"run {run_id[:8]} has no reproducibility record; only "
                          "`mlyard train` runs can be reproduced")
-    record = json.loads(ws.objects.read_bytes(artifacts["reproduce.json"]))
+    record = json.loads(ws.objects.read_bytes(artifacts[names.REPRODUCE]))
     config = msgspec.convert(record["config"], Config)
     config = msgspec.structs.replace(
         config, registry=msgspec.structs.replace(config.registry, auto_register=False))
@@ -59,5 +60,5 @@ def reproduce(ws: Workspace, run_ref: str,
         before = original_metrics.get(f"holdout.{key}")
         if before != value:
             differences[f"holdout.{key}"] = (before, value)
-    return Reproduction(run_id, result.run_id, artifacts["model.txt"], result.model_hash,
+    return Reproduction(run_id, result.run_id, artifacts[names.MODEL], result.model_hash,
                         differences)

@@ -23,8 +23,9 @@ from mlyard.core.data import versions as data
 from mlyard.core.errors import UsageError
 from mlyard.core.models import registry
 from mlyard.core.models.features import FeatureSpec, build_spec, encode, encode_target
-from mlyard.core.models.reference import REFERENCE_ARTIFACT, reference_sketch
+from mlyard.core.models.reference import reference_sketch
 from mlyard.core.tracking import active_run as tracking
+from mlyard.core.tracking import artifacts as names
 from mlyard.core.tracking.evaluation import DEFAULT_METRIC, LIGHTGBM_METRICS, evaluate
 from mlyard.core.tracking.provenance import environment, git_state
 from mlyard.core.training.split import split_rows
@@ -99,7 +100,7 @@ def train(ws: Workspace, training: TrainPlan, name: str | None = None,
     version when `register` says so (default: `[registry] auto_register`)."""
     cfg = training.config
     frame = data.read_versions(ws, training.versions)
-    types = json.loads(training.versions[-1].schema)
+    types = training.versions[-1].schema
     spec = build_spec(cfg, types, data.current_contract(ws), frame)
     target = encode_target(frame, spec)
     keep = ~np.isnan(target)
@@ -117,7 +118,7 @@ def train(ws: Workspace, training: TrainPlan, name: str | None = None,
         with ws.catalog.session() as con:
             models_store.record_inputs(con, run.run_id, inputs)
         record = _reproducibility_record(ws, training, split.record)
-        artifacts = {"reproduce.json": run.log_bytes("reproduce.json", _dumps(record))}
+        artifacts = {names.REPRODUCE: run.log_bytes(names.REPRODUCE, _dumps(record))}
         booster = _fit(cfg, params, features, target, split, spec, run, on_iteration)
         best = booster.best_iteration or booster.current_iteration()
         predicted = np.asarray(booster.predict(features[split.holdout], num_iteration=best))
@@ -142,15 +143,15 @@ def store_model(ws: Workspace, run: tracking.Run, training: TrainPlan, spec: Fea
     run.log_metric("best_iteration", best)
     importance = {kind: dict(zip(spec.names, booster.feature_importance(kind).tolist(),
                                  strict=True)) for kind in ("gain", "split")}
-    artifacts["feature_importance.json"] = run.log_bytes("feature_importance.json",
+    artifacts[names.FEATURE_IMPORTANCE] = run.log_bytes(names.FEATURE_IMPORTANCE,
                                                          _dumps(importance))
     reference = reference_sketch(reference_rows, spec, predicted, cfg.train.task)
-    artifacts[REFERENCE_ARTIFACT] = run.log_bytes(REFERENCE_ARTIFACT, _dumps(reference))
+    artifacts[names.REFERENCE] = run.log_bytes(names.REFERENCE, _dumps(reference))
     card = _model_card(cfg, spec, params, metrics, best, training, run.run_id, importance)
     model_text = booster.model_to_string(num_iteration=best).encode()
-    artifacts["model.txt"] = run.log_bytes("model.txt", model_text)
-    artifacts["model_card.json"] = run.log_bytes("model_card.json", _dumps(card))
-    return TrainResult(run.run_id, metrics, best, artifacts["model.txt"], card,
+    artifacts[names.MODEL] = run.log_bytes(names.MODEL, model_text)
+    artifacts[names.MODEL_CARD] = run.log_bytes(names.MODEL_CARD, _dumps(card))
+    return TrainResult(run.run_id, metrics, best, artifacts[names.MODEL], card,
                        artifacts=artifacts)
 
 

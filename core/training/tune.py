@@ -30,6 +30,7 @@ from mlyard.core.errors import MlyardError, UsageError
 from mlyard.core.models import registry
 from mlyard.core.processes import pid_alive
 from mlyard.core.tracking import active_run as tracking
+from mlyard.core.tracking import artifacts as names
 from mlyard.core.tracking import run_queries as runs_api
 from mlyard.core.tracking.evaluation import DEFAULT_METRIC, higher_is_better
 from mlyard.core.training import trainer as train_api
@@ -241,5 +242,5 @@ def _log_history(parent: tracking.Run, study: optuna.Study,
         except (RuntimeError, ValueError) as exc:  # e.g. a parameter that never varied
             log.warning("parameter importance: %s", exc)
             importance = {}
-        parent.log_bytes("param_importance.json", json.dumps(
+        parent.log_bytes(names.PARAM_IMPORTANCE, json.dumps(
             {k: float(v) for k, v in importance.items()}, indent=2).encode())

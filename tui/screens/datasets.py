@@ -3,7 +3,6 @@ and the files in quarantine with their reasons."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -79,8 +78,8 @@ files with their reasons.
           description="Loading the profile")
     def _load_profile(self, ws: Workspace, ref: str) -> None:
         version = data.get_version(ws, ref)
-        self.post_message(ProfileLoaded(version.ref, json.loads(version.profile),
-                                        json.loads(version.warnings)))
+        self.post_message(ProfileLoaded(version.ref, version.profile,
+                                        version.warnings))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="datasets-diff",
           description="Comparing versions")
@@ -94,7 +93,7 @@ files with their reasons.
         fill(self.query_one("#versions-table", DataTable),
              [" ", "version", "rows", "blake3", "source", "warnings"],
              [("●" if v.ref in self.marked else " ", v.ref, f"{v.rows:,}", v.source_hash[:10],
-               Path(v.source_path).name, len(json.loads(v.warnings))) for v in ordered],
+               Path(v.source_path).name, len(v.warnings)) for v in ordered],
              keys=[v.ref for v in ordered])
         fill(self.query_one("#quarantine-table", DataTable), ["file", "refused", "reason"],
              [(Path(item.source).name, item.refused_at, item.reason.split(": ", 1)[-1])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -89,12 +88,8 @@ log. A running run updates every two seconds.
           description="Loading the run")
     def _load(self, ws: Workspace, run_id: str) -> None:
         detail = runs.show_run(ws, run_id)
-        artifacts = {name: digest for name, digest, _, _ in detail.artifacts}
-        record = _json(ws, artifacts.get("reproduce.json"))
-        importance = _json(ws, artifacts.get("feature_importance.json"))
-        if "param_importance.json" in artifacts:  # a tuning study's parent run
-            importance = {"params": _json(ws, artifacts["param_importance.json"])}
-        self.post_message(RunDetailLoaded(detail, record, importance,
+        documents = runs.run_documents(ws, detail)
+        self.post_message(RunDetailLoaded(detail, documents.reproduce, documents.importance,
                                           runs.log_tail(ws, run_id, LOG_LINES)))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="run-curves",
@@ -117,7 +112,7 @@ log. A running run updates every two seconds.
               [(k, number(v), detail.metric_points.get(k, 0))
                for k, v in sorted(run.metrics.items())])
         fill(self.query_one("#run-artifacts", DataTable), ["artifact", "bytes", "blake3"],
-              [(name, f"{size:,}", digest[:16]) for name, digest, size, _ in detail.artifacts])
+              [(a.name, f"{a.size:,}", a.blake3[:16]) for a in detail.artifacts])
         self.query_one("#run-record", Static).update(_record(detail.inputs, message.record))
         log = self.query_one("#run-log", Log)
         log.clear()
@@ -153,10 +148,6 @@ log. A running run updates every two seconds.
     def _refresh_if_running(self) -> None:
         if self.running:
             self.reload()
-
-
-def _json(ws: Workspace, digest: str | None) -> dict[str, Any] | None:
-    return None if digest is None else json.loads(ws.objects.read_bytes(digest))
 
 
 def _record(inputs: list[str], record: dict[str, Any] | None) -> Table | str:
