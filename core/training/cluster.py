@@ -19,14 +19,11 @@ import polars as pl
 
 from mlyard.core.data import versions as data
 from mlyard.core.errors import UsageError
-from mlyard.core.models import registry
 from mlyard.core.models.features import FeatureSpec, build_spec, encode, encode_target
 from mlyard.core.tracking import active_run as tracking
-from mlyard.core.tracking import artifacts as names
 from mlyard.core.tracking.evaluation import higher_is_better
 from mlyard.core.training import trainer as train_api
 from mlyard.core.workspace import Workspace
-from mlyard.storage import models_store
 
 REFERENCE_SAMPLE_ROWS = 200_000
 TRAIN, VALID, HOLDOUT = 0, 1, 2
@@ -99,20 +96,11 @@ def train_on_cluster(ws: Workspace, training: train_api.TrainPlan, client: Any,
     estimator = (lgb_dask.DaskLGBMRegressor if cfg.train.task == "regression"
                  else lgb_dask.DaskLGBMClassifier)
     model = estimator(client=client, n_estimators=cfg.train.num_boost_round, **params)
-    run_tags = {"mlyard.kind": "train", "mlyard.engine": "dask"}
-    with tracking.start_run(name=name or f"{cfg.project.name}-train-dask",
-                            params=train_api._flat(params), tags=run_tags,
-                            workspace=ws) as run:
-        with ws.catalog.session() as con:
-            models_store.record_inputs(con, run.run_id, [(v.dataset, v.seq, v.snapshot_hash)
-                                                         for v in training.versions])
-        record = train_api._reproducibility_record(
-            ws, training, {"kind": "time holdout, random validation" if holdout_from is not None
-                           else "random per partition",
-                           "engine": "dask", "workers": len(client.scheduler_info()
-                                                             .get("workers", {}))})
-        artifacts = {names.REPRODUCE: run.log_bytes(names.REPRODUCE,
-                                                     train_api._dumps(record))}
+    split = {"kind": "time holdout, random validation" if holdout_from is not None
+             else "random per partition",
+             "engine": "dask", "workers": len(client.scheduler_info().get("workers", {}))}
+
+    def fit(run: tracking.Run) -> train_api.Fitted:
         try:
             model.fit(*arrays[TRAIN], eval_X=(arrays[VALID][0],), eval_y=(arrays[VALID][1],),
                       eval_names=["valid"],
@@ -128,11 +116,11 @@ def train_on_cluster(ws: Workspace, training: train_api.TrainPlan, client: Any,
         holdout_x, holdout_y = arrays[HOLDOUT]
         features, truth = client.compute([holdout_x, holdout_y], sync=True)
         predicted = np.asarray(booster.predict(features))
-        result = train_api.store_model(ws, run, training, spec, params, booster, best,
-                                       truth, predicted, sample, artifacts)
-    if cfg.registry.auto_register:
-        result.model_version = registry.register(ws, run.run_id).version
-    return result
+        return train_api.Fitted(booster, best, truth, predicted, sample)
+
+    return train_api.record_training(ws, training, spec, params, split, fit,
+                                     name=name or f"{cfg.project.name}-train-dask",
+                                     tags={"mlyard.kind": "train", "mlyard.engine": "dask"})
 
 
 def _best_iteration(curves: dict[str, list[float]], trained: int) -> int:

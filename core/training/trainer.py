@@ -17,6 +17,7 @@ from typing import Any
 import lightgbm as lgb
 import msgspec
 import numpy as np
+import polars as pl
 
 from mlyard.core.config import Config
 from mlyard.core.data import versions as data
@@ -111,32 +112,58 @@ def train(ws: Workspace, training: TrainPlan, name: str | None = None,
     split = split_rows(frame, cfg.data.time_column, cfg.train.holdout_fraction,
                        cfg.train.valid_fraction, training.seed)
     features = encode(frame, spec)
-    run_tags = {"mlyard.kind": "train", **(tags or {})}
-    with tracking.start_run(name=name or f"{cfg.project.name}-train", params=_flat(params),
-                            tags=run_tags, workspace=ws) as run:
-        inputs = [(v.dataset, v.seq, v.snapshot_hash) for v in training.versions]
-        with ws.catalog.session() as con:
-            models_store.record_inputs(con, run.run_id, inputs)
-        record = _reproducibility_record(ws, training, split.record)
-        artifacts = {names.REPRODUCE: run.log_bytes(names.REPRODUCE, _dumps(record))}
+
+    def fit(run: tracking.Run) -> Fitted:
         booster = _fit(cfg, params, features, target, split, spec, run, on_iteration)
         best = booster.best_iteration or booster.current_iteration()
         predicted = np.asarray(booster.predict(features[split.holdout], num_iteration=best))
-        result = store_model(ws, run, training, spec, params, booster, best,
-                             target[split.holdout], predicted, frame, artifacts)
+        return Fitted(booster, best, target[split.holdout], predicted, frame)
+
+    return record_training(ws, training, spec, params, split.record, fit,
+                           name=name or f"{cfg.project.name}-train",
+                           tags={"mlyard.kind": "train", **(tags or {})}, register=register)
+
+
+@dataclass
+class Fitted:
+    """What a fit hands back to `record_training`, wherever it ran."""
+
+    booster: lgb.Booster
+    best_iteration: int
+    holdout_target: np.ndarray
+    predicted: np.ndarray  # on the holdout rows, at the best iteration
+    reference_rows: pl.DataFrame  # training data the drift reference is sketched from
+
+
+def record_training(ws: Workspace, training: TrainPlan, spec: FeatureSpec,
+                    params: dict[str, Any], split: dict[str, Any],
+                    fit: Callable[[tracking.Run], Fitted], name: str, tags: dict[str, str],
+                    register: bool | None = None) -> TrainResult:
+    """Everything a training run records around its fit, the same for a model trained
+    here and one trained on a Dask cluster: the run with its params and tags, its input
+    versions and reproducibility record, then the holdout metrics, importance, drift
+    reference, model and card; then the registration (default: `[registry]
+    auto_register`)."""
+    cfg = training.config
+    with tracking.start_run(name=name, params=_flat(params), tags=tags, workspace=ws) as run:
+        with ws.catalog.session() as con:
+            models_store.record_inputs(con, run.run_id, [(v.dataset, v.seq, v.snapshot_hash)
+                                                         for v in training.versions])
+        record = _reproducibility_record(ws, training, split)
+        artifacts = {names.REPRODUCE: run.log_bytes(names.REPRODUCE, _dumps(record))}
+        fitted = fit(run)
+        result = _store_model(ws, run, training, spec, params, fitted, artifacts)
     if cfg.registry.auto_register if register is None else register:
         result.model_version = registry.register(ws, run.run_id).version
     return result
 
 
-def store_model(ws: Workspace, run: tracking.Run, training: TrainPlan, spec: FeatureSpec,
-                params: dict[str, Any], booster: lgb.Booster, best: int,
-                holdout_target: np.ndarray, predicted: np.ndarray, reference_rows: Any,
-                artifacts: dict[str, str]) -> TrainResult:
-    """Evaluate on the holdout and store everything a model version needs in `run`: the
-    same for a model trained here and one trained on a Dask cluster."""
+def _store_model(ws: Workspace, run: tracking.Run, training: TrainPlan, spec: FeatureSpec,
+                 params: dict[str, Any], fitted: Fitted,
+                 artifacts: dict[str, str]) -> TrainResult:
     cfg = training.config
-    metrics = evaluate(cfg.train.task, holdout_target, predicted, cfg.train.threshold)
+    booster, best, predicted = fitted.booster, fitted.best_iteration, fitted.predicted
+    metrics = evaluate(cfg.train.task, fitted.holdout_target, predicted, cfg.train.threshold)
     run.log_metrics({f"holdout.{k}": v for k, v in metrics.items()})
     run.log_lines(f"best iteration {best}; holdout " + "  ".join(
         f"{k}={v:.5g}" for k, v in metrics.items()), "train")
@@ -145,7 +172,7 @@ def store_model(ws: Workspace, run: tracking.Run, training: TrainPlan, spec: Fea
                                  strict=True)) for kind in ("gain", "split")}
     artifacts[names.FEATURE_IMPORTANCE] = run.log_bytes(names.FEATURE_IMPORTANCE,
                                                          _dumps(importance))
-    reference = reference_sketch(reference_rows, spec, predicted, cfg.train.task)
+    reference = reference_sketch(fitted.reference_rows, spec, predicted, cfg.train.task)
     artifacts[names.REFERENCE] = run.log_bytes(names.REFERENCE, _dumps(reference))
     card = _model_card(cfg, spec, params, metrics, best, training, run.run_id, importance)
     model_text = booster.model_to_string(num_iteration=best).encode()
