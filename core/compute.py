@@ -29,7 +29,7 @@ def dask_client(ws: Workspace, cluster: str | None = None) -> Iterator[Any]:
         raise UsageError("the Dask engine needs a scheduler: set [compute] address = "
                          '"tcp://HOST:8786" or pass --cluster tcp://HOST:8786')
     try:
-        from distributed import Client
+        from distributed import Client  # the optional dask extra
     except ImportError:
         raise UsageError(f"the Dask engine is not installed: {INSTALL_HINT}") from None
     try:

@@ -111,6 +111,20 @@ def record_inputs(con: Connection, run_id: str,
                     [(run_id, *item) for item in inputs])
 
 
-def run_inputs(con: Connection, run_id: str) -> list[tuple[str, int, str]]:
-    return con.execute("SELECT dataset, seq, snapshot_hash FROM run_inputs WHERE run_id = ? "
+@dataclass(frozen=True)
+class RunInput:
+    """A dataset version a training run read."""
+
+    dataset: str
+    seq: int
+    snapshot_hash: str
+
+    @property
+    def ref(self) -> str:
+        return f"{self.dataset}:v{self.seq}"
+
+
+def run_inputs(con: Connection, run_id: str) -> list[RunInput]:
+    rows = con.execute("SELECT dataset, seq, snapshot_hash FROM run_inputs WHERE run_id = ? "
                        "ORDER BY dataset, seq", [run_id]).fetchall()
+    return [RunInput(*row) for row in rows]

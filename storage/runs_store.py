@@ -182,11 +182,19 @@ def insert_logs(con: Connection, batch: pa.Table) -> None:
         con.unregister("log_batch")
 
 
-def log_tail(con: Connection, run_id: str, limit: int) -> list[tuple[int, float, str, str]]:
+@dataclass(frozen=True)
+class LogLine:
+    seq: int  # the line's place in the run's output
+    ts: float
+    stream: str  # stdout, stderr, train, or a name the script chose
+    line: str
+
+
+def log_tail(con: Connection, run_id: str, limit: int) -> list[LogLine]:
     """The last `limit` lines a run logged, oldest first."""
     rows = con.execute("SELECT seq, ts, stream, line FROM run_logs WHERE run_id = ? "
                        "ORDER BY seq DESC LIMIT ?", [run_id, limit]).fetchall()
-    return list(reversed(rows))
+    return [LogLine(*row) for row in reversed(rows)]
 
 
 def add_artifact(

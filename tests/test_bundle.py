@@ -48,7 +48,7 @@ def test_round_trip_gives_identical_results(exported: tuple[Path, dict]) -> None
     assert {k[len("holdout."):]: v for k, v in detail.run.metrics.items()
             if k.startswith("holdout.")} == trained["metrics"]
     assert detail.metric_points["valid.auc"] > 0
-    assert runs.log_tail(ws, trained["run_id"], 1)[0][3].startswith("best iteration")
+    assert runs.log_tail(ws, trained["run_id"], 1)[0].line.startswith("best iteration")
     model = load_model(ws, "churn/1")
     assert model.version.model_hash == trained["model_blake3"]
     frame = data.load_versions(ws)

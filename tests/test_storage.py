@@ -88,7 +88,7 @@ def test_metrics_flushed_while_locked_go_to_the_spool_and_are_loaded_once(
     run.end()
     with ws.catalog.session() as con:
         assert count_metric_points(con, run.run_id) == 100
-    assert [line for *_, line in runs.log_tail(ws, run.run_id, 10)] == ["line while locked"]
+    assert [t.line for t in runs.log_tail(ws, run.run_id, 10)] == ["line while locked"]
     # A crash between commit and unlink leaves the loaded segment behind: not loaded twice.
     shutil.copy(kept, segments[0])
     with ws.catalog.session() as con:

@@ -8,12 +8,12 @@ from typing import Any
 from textual.message import Message
 
 from mlyard.core.automation.overview import AutomationOverview
-from mlyard.core.models.registry import ModelDetail
+from mlyard.core.models.registry import AliasMove, ModelDetail, VersionSummary
 from mlyard.core.monitoring.drift_reports import MonitoringOverview
 from mlyard.core.overview import Overview
 from mlyard.core.serving.supervisor import ServerProcess, ServerStats
 from mlyard.core.tracking.compare import Comparison
-from mlyard.core.tracking.run_queries import RunDetail, RunsPage
+from mlyard.core.tracking.run_queries import LogLine, RunDetail, RunsPage
 
 
 @dataclass
@@ -48,7 +48,7 @@ class RunDetailLoaded(Message):
     detail: RunDetail
     record: dict[str, Any] | None  # reproduce.json, for training runs
     importance: dict[str, dict[str, float]] | None
-    log: list[tuple[int, float, str, str]]  # the run's last output lines
+    log: list[LogLine]
 
 
 @dataclass
@@ -73,8 +73,8 @@ class DiffLoaded(Message):
 
 @dataclass
 class ModelsLoaded(Message):
-    rows: list[Any]
-    history: list[Any]
+    rows: list[VersionSummary]
+    history: list[AliasMove]
 
 
 @dataclass

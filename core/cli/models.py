@@ -28,15 +28,16 @@ def models_list(obj: Context, as_json: bool) -> None:
     """Every version of the project's model with its aliases and holdout metrics."""
     rows = registry.list_versions(obj.ws)
     if as_json:
-        output.print_json([{"model": v.model, "version": v.version, "run_id": v.run_id,
-                            "aliases": aliases, "metrics": metrics,
-                            "created_at": v.created_at} for v, aliases, metrics in rows])
+        output.print_json([{"model": r.version.model, "version": r.version.version,
+                            "run_id": r.version.run_id, "aliases": r.aliases,
+                            "metrics": r.metrics, "created_at": r.version.created_at}
+                           for r in rows])
         return
     primary = f"holdout.{registry.primary_metric(obj.ws)}"
     output.print_table(["version", "aliases", "run", "created", primary],
-                       [(f"{v.model}/{v.version}", ", ".join(a), v.run_id[:8],
-                         output.when(v.created_at, short=True), m.get(primary))
-                        for v, a, m in rows])
+                       [(f"{r.version.model}/{r.version.version}", ", ".join(r.aliases),
+                         r.version.run_id[:8], output.when(r.version.created_at, short=True),
+                         r.metrics.get(primary)) for r in rows])
 
 
 @models.command("show")

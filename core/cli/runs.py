@@ -88,11 +88,11 @@ def runs_log(obj: Context, run: str, lines: int, as_json: bool) -> None:
     """The last lines a run logged (its captured output and progress)."""
     tail = runs.log_tail(obj.ws, run, lines)
     if as_json:
-        output.print_json([{"n": n, "ts": ts, "stream": stream, "line": line}
-                           for n, ts, stream, line in tail])
+        output.print_json([{"n": t.seq, "ts": t.ts, "stream": t.stream, "line": t.line}
+                           for t in tail])
         return
-    for _, ts, stream, line in tail:
-        output.stdout.print(f"{output.when(ts)} {stream:6} {line}", markup=False,
+    for t in tail:
+        output.stdout.print(f"{output.when(t.ts)} {t.stream:6} {t.line}", markup=False,
                             highlight=False)
 
 

@@ -93,8 +93,8 @@ def _vs_champion(con: Connection, version: ModelVersion, metrics: dict[str, floa
 
 def _clean_data(con: Connection, version: ModelVersion) -> GateResult:
     warned = []
-    for dataset, seq, _ in models_store.run_inputs(con, version.run_id):
-        record = datasets_store.get_version(con, dataset, seq)
+    for used in models_store.run_inputs(con, version.run_id):
+        record = datasets_store.get_version(con, used.dataset, used.seq)
         if record.warnings:
             warned.append(record.ref)
     detail = ("every training dataset version was clean" if not warned

@@ -63,7 +63,7 @@ def load_reference(ws: Workspace, version: ModelVersion) -> dict[str, Any]:
         return loaded
     # A model trained before references existed: build one from its recorded inputs.
     model = load_model(ws, str(version.version))
-    frame = data.load_versions(ws, [f"{dataset}:v{seq}" for dataset, seq, _ in inputs])
+    frame = data.load_versions(ws, [used.ref for used in inputs])
     task = str(model.card["task"])
     frame = frame.filter(pl.col(model.spec.target).is_not_null())
     return reference_sketch(frame, model.spec, model.predict(frame), task)

@@ -21,7 +21,8 @@ from mlyard.core.tracking.evaluation import DEFAULT_METRIC
 from mlyard.core.tracking.provenance import current_user
 from mlyard.core.workspace import Workspace
 from mlyard.storage import meta_store, models_store, runs_store
-from mlyard.storage.models_store import AliasMove, ModelVersion
+from mlyard.storage.models_store import AliasMove as AliasMove  # the UI shows these
+from mlyard.storage.models_store import ModelVersion as ModelVersion
 
 _NUMBER_RE = re.compile(r"^v?(\d+)$")
 _ALIAS_RE = re.compile(r"^[A-Za-z][\w.-]*$")
@@ -67,14 +68,21 @@ def resolve(ws: Workspace, ref: str) -> ModelVersion:
         return _resolve(con, ws, ref)
 
 
-def list_versions(ws: Workspace) -> list[tuple[ModelVersion, list[str],
-                                               dict[str, float | None]]]:
+@dataclass(frozen=True)
+class VersionSummary:
+    version: ModelVersion
+    aliases: list[str]
+    metrics: dict[str, float | None]  # holdout metrics, by full key (holdout.auc)
+
+
+def list_versions(ws: Workspace) -> list[VersionSummary]:
     """Every version with its aliases and holdout metrics, oldest first."""
     with ws.catalog.session() as con:
         versions = models_store.list_versions(con, model_name(ws))
         by_version = _aliases_by_version(con, model_name(ws))
         metrics = _holdout_metrics(con, [v.run_id for v in versions])
-    return [(v, by_version.get(v.version, []), metrics.get(v.run_id, {})) for v in versions]
+    return [VersionSummary(v, by_version.get(v.version, []), metrics.get(v.run_id, {}))
+            for v in versions]
 
 
 def show(ws: Workspace, ref: str) -> ModelDetail:

@@ -20,7 +20,7 @@ td, th { padding: 4px 10px; border-bottom: 1px solid #ddd; text-align: left; }
 
 
 def render(report: dict[str, Any]) -> str:
-    """The page for one report (as `core.monitor.to_json` or `get_report` return it)."""
+    """The page for one report (as `drift_reports.to_json` or `get_report` return it)."""
     current = report["current"]
     title = (f"Drift of {current['label']} against {report['model']}/{report['version']}")
     columns = list(report["features"])

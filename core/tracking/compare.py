@@ -47,7 +47,7 @@ def compare_runs(ws: Workspace, refs: list[str]) -> Comparison:
         differing=[k for k, values in params.items() if len(set(values)) > 1],
         metrics=metrics,
         best={k: _best(k, values) for k, values in metrics.items()},
-        datasets=[[f"{d}:v{s}" for d, s, _ in run_inputs] for run_inputs in inputs],
+        datasets=[[used.ref for used in run_inputs] for run_inputs in inputs],
         durations=[None if r.end_time is None else r.end_time - r.start_time for r in runs],
     )
 

@@ -16,6 +16,7 @@ from mlyard.core.tracking import artifacts as names
 from mlyard.core.workspace import Workspace
 from mlyard.storage import models_store, runs_store
 from mlyard.storage.runs_store import Artifact, RunFilter, RunRecord
+from mlyard.storage.runs_store import LogLine as LogLine  # the UI shows these
 from mlyard.storage.runs_store import RunSort as RunSort  # the UI sorts with it
 
 NOTE_TAG = "mlyard.note"
@@ -103,7 +104,7 @@ def runs_page(ws: Workspace, expression: str = "", sort: RunSort | None = None,
         if sort is None:  # in time order, a study's trials sit under its parent run
             found = nest_children(found)
         total = runs_store.count_runs(con, ws.project, filters)
-        inputs = {r.run_id: [f"{d}:v{s}" for d, s, _ in models_store.run_inputs(con, r.run_id)]
+        inputs = {r.run_id: [i.ref for i in models_store.run_inputs(con, r.run_id)]
                   for r in found}
     return RunsPage(found, total, offset, inputs, param_keys, metric_keys)
 
@@ -144,8 +145,8 @@ def parse_expression(text: str, param_keys: list[str], metric_keys: list[str]) -
     return filters
 
 
-def log_tail(ws: Workspace, ref: str, limit: int = 200) -> list[tuple[int, float, str, str]]:
-    """The last lines a run logged: (number, timestamp, stream, text), oldest first."""
+def log_tail(ws: Workspace, ref: str, limit: int = 200) -> list[LogLine]:
+    """The last lines a run logged, oldest first."""
     with ws.catalog.session() as con:
         run_id = runs_store.resolve_run_id(con, ref, ws.project)
         return runs_store.log_tail(con, run_id, limit)
@@ -195,7 +196,7 @@ def show_run(ws: Workspace, ref: str) -> RunDetail:
                                     None, None)[0]
         artifacts = runs_store.list_artifacts(con, run_id)
         counts = runs_store.metric_point_counts(con, run_id)
-        inputs = [f"{d}:v{s}" for d, s, _ in models_store.run_inputs(con, run_id)]
+        inputs = [used.ref for used in models_store.run_inputs(con, run_id)]
     return RunDetail(run, artifacts, counts, inputs)
 
 

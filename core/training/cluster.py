@@ -4,8 +4,8 @@ Training reads the dataset versions' Parquet snapshots as a Dask dataframe on th
 workers (so the workspace must be visible to them at the same path: one machine, or a
 shared filesystem), encodes each partition exactly as local training does, splits rows
 by time (or by a seeded draw per partition) and fits with `lightgbm.dask`. The booster
-comes back to this process and is stored like any other model.
-
+comes back to this process and is recorded by `trainer.record_training`, like any other
+model.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def _encoded_partition(frame: Any, spec_json: str, time_column: str | None,
                        holdout_from: str | None, fractions: tuple[float, float],
                        seed: int, partition_info: dict[str, Any] | None = None) -> Any:
     """One partition as float features, the target and its split; runs on a worker."""
-    import pandas as pd
+    import pandas as pd  # the optional dask extra brings it; only workers run this
 
     spec = FeatureSpec.from_json(json.loads(spec_json))
     rows = pl.from_pandas(frame)
@@ -63,7 +63,8 @@ def _encoded_partition(frame: Any, spec_json: str, time_column: str | None,
 
 def train_on_cluster(ws: Workspace, training: train_api.TrainPlan, client: Any,
                      name: str | None = None) -> train_api.TrainResult:
-    """Train like `core.train.train`, with the data and the fit on the cluster."""
+    """Train like `trainer.train`, with the data and the fit on the cluster."""
+    # The optional dask extra; `compute.dask_client` has already said what to install.
     import dask.dataframe as dd
     import lightgbm as lgb
     import lightgbm.dask as lgb_dask
@@ -145,7 +146,7 @@ def _holdout_from(times: Any, fraction: float) -> str:
 def _non_empty(features: Any, target: Any) -> tuple[Any, Any]:
     """The arrays without their empty blocks: a partition that is all holdout must not
     hand a worker zero training rows."""
-    import dask.array as da
+    import dask.array as da  # the optional dask extra, as above
 
     keep = [i for i, size in enumerate(features.chunks[0]) if size > 0]
     if not keep:

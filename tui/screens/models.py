@@ -85,9 +85,10 @@ champion back to the version it replaced, `a` points another alias at it.
         cursor = table.cursor_row
         ordered = list(reversed(message.rows))
         fill(table, ["version", "aliases", "run", "created", metric],
-             [(f"{v.model}/{v.version}", ", ".join(aliases), v.run_id[:8], when(v.created_at),
-               number(metrics.get(metric))) for v, aliases, metrics in ordered],
-             keys=[str(v.version) for v, _, _ in ordered])
+             [(f"{r.version.model}/{r.version.version}", ", ".join(r.aliases),
+               r.version.run_id[:8], when(r.version.created_at), number(r.metrics.get(metric)))
+              for r in ordered],
+             keys=[str(r.version.version) for r in ordered])
         if message.rows:
             table.move_cursor(row=min(cursor, len(message.rows) - 1))
         else:

@@ -116,7 +116,7 @@ log. A running run updates every two seconds.
         self.query_one("#run-record", Static).update(_record(detail.inputs, message.record))
         log = self.query_one("#run-log", Log)
         log.clear()
-        log.write_lines([f"{when(ts)} {stream:6} {line}" for _, ts, stream, line in message.log]
+        log.write_lines([f"{when(t.ts)} {t.stream:6} {t.line}" for t in message.log]
                         or ["(nothing logged: pass capture_output=True to start_run, or use "
                             "run.log_lines)"])
         found = message.importance or {}
