@@ -17,6 +17,7 @@ from mlyard.core.workspace import Workspace, open_workspace
 from tests.conftest import SAMPLE_CHURN, wait_for
 
 SETTLE = 0.6
+SLOW_WRITER_GAP = 0.1
 BATCH_1 = SAMPLE_CHURN / "data" / "churn_2026_01.csv"
 
 
@@ -55,7 +56,19 @@ def quarantined(ws: Workspace) -> list[Path]:
     return [p for p in ws.quarantine_dir.glob("*") if not p.name.endswith(".reason.json")]
 
 
-def test_a_file_written_slowly_is_ingested_once_and_whole(watcher: FolderWatcher,
+@pytest.fixture(params=[False, True], ids=["inotify", "polling"])
+def patient_watcher(request: pytest.FixtureRequest, ws: Workspace,
+                    incoming: Path) -> Iterator[FolderWatcher]:
+    """A settle time twenty times the slow writer's gaps, so even a busy machine that
+    stalls the writer does not make a half-written file look complete."""
+    started = FolderWatcher(ws, [incoming], polling=request.param,
+                            settle_seconds=SLOW_WRITER_GAP * 20, poll_interval=0.2)
+    started.start()
+    yield started
+    started.stop()
+
+
+def test_a_file_written_slowly_is_ingested_once_and_whole(patient_watcher: FolderWatcher,
                                                           ws: Workspace, incoming: Path) -> None:
     text = chunks(600, 1)[0]
     lines = text.splitlines(keepends=True)
@@ -64,9 +77,9 @@ def test_a_file_written_slowly_is_ingested_once_and_whole(watcher: FolderWatcher
         for start in range(0, len(lines), 100):  # 7 writes, each well inside the settle time
             handle.writelines(lines[start:start + 100])
             handle.flush()
-            time.sleep(SETTLE / 3)
+            time.sleep(SLOW_WRITER_GAP)  # the slow writer's pace, not a synchronisation
     wait_for(lambda: len(versions(ws)) == 1)
-    time.sleep(SETTLE * 2)  # no second version from the later write events
+    time.sleep(SETTLE * 2)  # a quiet window: no second version from the later write events
     [version] = versions(ws)
     assert version.rows == 600
     assert target.read_text() == text  # the user's file is untouched
@@ -80,7 +93,7 @@ def test_temporary_and_hidden_names_are_ignored_until_renamed(watcher: FolderWat
     (incoming / ".hidden.csv").write_text(second)
     (incoming / "~lock.csv").write_text(third)
     (incoming / "upload.tmp").write_text(third)
-    time.sleep(SETTLE * 3)
+    time.sleep(SETTLE * 3)  # a quiet window: nothing is ingested from these names
     assert versions(ws) == []
     (incoming / "batch.csv.part").rename(incoming / "batch.csv")
     wait_for(lambda: len(versions(ws)) == 1)
@@ -124,15 +137,19 @@ def test_a_burst_of_files_makes_one_retrain(ws: Workspace, incoming: Path) -> No
     burst.on_new_versions = lambda _: debouncer.poke()
     debouncer.start()
     burst.start()
+    staging = incoming.parent / "staging"
+    staging.mkdir()
+    for index, text in enumerate(chunks(60, 40)):
+        (staging / f"part-{index:03d}.csv").write_text(text)
     try:
-        for index, text in enumerate(chunks(60, 40)):
-            (incoming / f"part-{index:03d}.csv").write_text(text)
-            time.sleep(0.02)
+        # The burst arrives as `mv staging/* data/` would deliver it: 40 renames at once.
+        for path in sorted(staging.iterdir()):
+            path.rename(incoming / path.name)
         # A small slice may fail the contract's null-rate limits; it counts as handled.
         wait_for(lambda: len(versions(ws)) + len(quarantined(ws)) == 40, timeout=60)
         assert len(versions(ws)) >= 35
         wait_for(lambda: len(retrains) >= 1)
-        time.sleep(2.0)  # well past the debounce: no second retrain follows
+        time.sleep(2.0)  # a quiet window well past the debounce: no second retrain follows
         assert len(retrains) == 1
     finally:
         burst.stop()
@@ -167,7 +184,7 @@ def test_pokes_while_the_action_runs_lead_to_exactly_one_more_run() -> None:
             debouncer.poke()
         release.set()
         wait_for(lambda: len(runs) == 2)
-        time.sleep(0.3)
+        time.sleep(0.3)  # a quiet window: the pokes made while it ran add one run, no more
         assert len(runs) == 2
     finally:
         debouncer.stop()
