@@ -12,6 +12,7 @@ from typing import Literal, get_args
 
 import msgspec
 
+from mlyard.core.durations import parse_every
 from mlyard.core.errors import ConfigError
 
 ColumnType = Literal["int", "float", "bool", "category", "string", "date", "datetime"]
@@ -172,6 +173,21 @@ class ComputeConfig(msgspec.Struct, forbid_unknown_fields=True):
     address: str | None = None
 
 
+class ServeConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """`mlyard serve`.
+
+    keep_predictions: how long logged predictions are kept ("90d", "12h"; "forever"
+        keeps them all). They live in `.mlyard/logs/predictions/`, one folder per day.
+    """
+
+    keep_predictions: str = "90d"
+
+    @property
+    def keep_seconds(self) -> float | None:
+        return None if self.keep_predictions == "forever" else parse_every(
+            self.keep_predictions)
+
+
 DriftMethod = Literal["ks", "wasserstein", "chisquare", "jensenshannon", "psi"]
 
 
@@ -215,6 +231,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     monitor: MonitorConfig = msgspec.field(default_factory=MonitorConfig)
     tune: TuneConfig = msgspec.field(default_factory=TuneConfig)
     compute: ComputeConfig = msgspec.field(default_factory=ComputeConfig)
+    serve: ServeConfig = msgspec.field(default_factory=ServeConfig)
 
     @property
     def dataset_name(self) -> str:
@@ -288,6 +305,11 @@ def _check_ranges(config: Config, source: str) -> None:
     _check_automation(config, source)
     _check_monitor(config, source)
     _check_tune(config, source)
+    try:
+        config.serve.keep_seconds  # noqa: B018  # parsed here so a bad value names the key
+    except ValueError as exc:
+        raise ConfigError(f"{source}: key serve.keep_predictions: {exc}; or \"forever\"") \
+            from None
     for key in ("valid_fraction", "holdout_fraction", "threshold"):
         value = getattr(config.train, key)
         if not 0 < value < 1:

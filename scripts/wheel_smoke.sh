@@ -16,6 +16,7 @@ trap cleanup EXIT
 step() { printf 'wheel smoke: %s\n' "$*"; }
 
 step "building the wheel"
+rm -rf "$repo"/build/lib "$repo"/build/bdist.*  # a stale copy of a deleted module would ship
 "$python" -m pip wheel --quiet --no-deps --wheel-dir "$work/dist" "$repo" >/dev/null
 wheel=$(ls "$work"/dist/mlyard-*.whl)
 

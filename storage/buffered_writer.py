@@ -4,12 +4,15 @@ lines, a server's predictions).
 Adding a row costs a list append; a background thread flushes about once a second. A
 flush never waits on the catalog lock: when the lock is busy (or the catalog cannot take
 the batch) each batch becomes a spool segment that whoever next holds the lock loads.
-A flush whose spool write fails too puts its rows back, so the next flush (or the
-owner's final drain) tries them again instead of dropping them.
+A flush that fails outright (a full disk, a read-only workspace, any error at all) puts
+its rows back and the thread retries with backoff; it never drops rows silently and
+never dies. Only past `max_pending` rows does it drop the oldest, and counts them, so
+the owner can say so (a run's end, a server's /health and /metrics).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -23,6 +26,9 @@ from mlyard.storage.errors import MlyardError
 
 Batches = dict[str, pa.Table]  # spool kind -> rows
 TableMaker = Callable[[Sequence[Any]], pa.Table]
+MAX_BACKOFF = 30.0  # seconds between retries while writes keep failing
+
+log = logging.getLogger("mlyard.writer")
 
 
 class BufferedWriter:
@@ -33,16 +39,22 @@ class BufferedWriter:
             with the columns of that kind's catalog table.
         keepalive: also open a unit of work this often when nothing is buffered, so
             `after_write` runs (a run's heartbeat); None for no keepalive.
+        max_pending: rows kept while writes fail; past it the oldest are dropped and
+            counted in `dropped`.
     """
 
     def __init__(self, catalog: Catalog, name: str, tables: Mapping[str, TableMaker],
                  flush_interval: float = 1.0, max_rows: int = 200_000,
-                 keepalive: float | None = None) -> None:
+                 keepalive: float | None = None, max_pending: int = 5_000_000) -> None:
         self.catalog = catalog
         self.flush_interval = flush_interval
         self.max_rows = max_rows
         self.keepalive = keepalive
+        self.max_pending = max_pending
         self.spooled_segments = 0
+        self.dropped = 0  # rows given up after `max_pending` (never silently: counted)
+        self.failures = 0  # flushes that failed in a row; 0 once one succeeds
+        self.last_error: str | None = None  # why the last failed flush failed
         self._tables = dict(tables)
         self._rows: dict[str, list[Any]] = {kind: [] for kind in tables}
         self._guard = threading.Lock()
@@ -54,6 +66,12 @@ class BufferedWriter:
 
     def start(self) -> None:
         self._thread.start()
+
+    @property
+    def pending(self) -> int:
+        """Rows buffered and not yet written anywhere."""
+        with self._guard:
+            return sum(len(rows) for rows in self._rows.values())
 
     def add_row(self, kind: str, row: Any) -> None:
         with self._guard:
@@ -74,19 +92,43 @@ class BufferedWriter:
     def after_write(self, con: Connection, now: float) -> None:
         """Called inside every unit of work that wrote to the catalog."""
 
+    def store(self, batches: Batches, now: float) -> bool:
+        """Write `batches` where they belong; False when that place is busy now (the
+        batches then go to the spool). Writers of files override this."""
+        if not batches and (self.keepalive is None or now - self._last_write < self.keepalive):
+            return True
+        try:
+            with self.catalog.try_session() as con:
+                if con is None:
+                    return False
+                write_batches(con, batches)
+                self.after_write(con, now)
+        except MlyardError:
+            # The catalog could not take the batch (for example it could not be opened);
+            # the spool keeps it until a later session can.
+            return False
+        self._last_write = now
+        return True
+
     def flush(self) -> None:
-        """Write what is buffered now: into the catalog if free, else into the spool."""
+        """Write what is buffered now: where it belongs if free, else into the spool.
+
+        Raises what the write raised, after putting the rows back for the next try.
+        """
         with self._flush_guard:
             taken = self._take()
-            batches = self._batches(taken)
-            if self._write_to_catalog(batches, time.time()):
-                return
             try:
-                for kind, batch in batches.items():
-                    self.spool(kind, batch)
-            except BaseException:
+                batches = self._batches(taken)
+                if not self.store(batches, time.time()):
+                    for kind, batch in batches.items():
+                        self.spool(kind, batch)
+            except BaseException as exc:
                 self._put_back(taken)
+                self.failures += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
                 raise
+            self.failures = 0
+            self.last_error = None
 
     def stop(self) -> None:
         """Stop the background flusher; what is still buffered stays for `drain`."""
@@ -117,37 +159,28 @@ class BufferedWriter:
     def _put_back(self, taken: dict[str, list[Any]]) -> None:
         with self._guard:
             for kind, rows in taken.items():
-                self._rows[kind][:0] = rows
+                buffered = self._rows[kind]
+                buffered[:0] = rows
+                over = len(buffered) - self.max_pending
+                if over > 0:
+                    del buffered[:over]
+                    self.dropped += over
 
     def _batches(self, taken: dict[str, list[Any]]) -> Batches:
         return {kind: self._tables[kind](rows) for kind, rows in taken.items() if rows}
 
-    def _write_to_catalog(self, batches: Batches, now: float) -> bool:
-        if not batches and (self.keepalive is None or now - self._last_write < self.keepalive):
-            return True
-        try:
-            with self.catalog.try_session() as con:
-                if con is None:
-                    return False
-                write_batches(con, batches)
-                self.after_write(con, now)
-        except MlyardError:
-            # The catalog could not take the batch (for example it could not be opened);
-            # the spool keeps it until a later session can.
-            return False
-        self._last_write = now
-        return True
-
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(self.flush_interval)
+            delay = min(MAX_BACKOFF, self.flush_interval * 2 ** min(self.failures, 5))
+            self._wake.wait(delay)
             self._wake.clear()
             if self._stop.is_set():
                 return
             try:
                 self.flush()
-            except OSError:
-                continue  # the rows went back into the buffer; the next flush retries
+            except Exception as exc:  # kept for the next try; this thread must not die
+                log.warning("%s: writing %d buffered rows failed (%s); retrying",
+                            self._thread.name, self.pending, exc)
 
 
 def write_batches(con: Connection, batches: Batches) -> None:

@@ -9,9 +9,6 @@ by writers that found it busy.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,17 +17,17 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from mlyard.storage import spool
+from mlyard.storage import prediction_files, spool
+from mlyard.storage.engine import ENGINE_CONFIG, engine_cursor
 from mlyard.storage.errors import CatalogError
 from mlyard.storage.lock import CatalogLock
-from mlyard.storage.migrations import apply_migrations
-from mlyard.storage.predictions_store import insert_predictions
+from mlyard.storage.migrations import PREDICTIONS_OUT, apply_migrations
 from mlyard.storage.runs_store import insert_logs, insert_metrics
 
 Connection = duckdb.DuckDBPyConnection
+CHECKPOINT_HEADROOM = "2GB"
 
-_SEGMENT_LOADERS = {"metrics": insert_metrics, "logs": insert_logs,
-                    "predictions": insert_predictions}
+_SEGMENT_LOADERS = {"metrics": insert_metrics, "logs": insert_logs}
 
 
 def insert_batch(con: Connection, kind: str, batch: pa.Table) -> None:
@@ -45,6 +42,7 @@ class Catalog:
         self.workspace_dir = workspace_dir
         self.path = workspace_dir / "catalog.duckdb"
         self.spool_dir = workspace_dir / "spool"
+        self.predictions_dir = workspace_dir / "logs" / "predictions"
         self.lock = CatalogLock(workspace_dir / "catalog.lock")
         # One alias per catalog file, so units on different catalogs never collide.
         self._alias = "catalog_" + hashlib.blake2s(str(self.path.resolve()).encode(),
@@ -81,7 +79,10 @@ class Catalog:
                 batch = spool.read_segment(path)
                 con.begin()
                 try:
-                    insert_batch(con, kind, batch)
+                    if kind == "predictions":  # spooled by an older mlyard: to the files
+                        prediction_files.write(self.predictions_dir, batch, name=path.stem)
+                    else:
+                        insert_batch(con, kind, batch)
                     con.execute(
                         "INSERT INTO spool_segments VALUES (?, ?, ?)",
                         [path.name, time.time(), batch.num_rows],
@@ -102,7 +103,7 @@ class Catalog:
         detaching releases the file for other processes just the same.
         """
         self.workspace_dir.mkdir(parents=True, exist_ok=True)
-        con = _engine_cursor()
+        con = engine_cursor()
         try:
             try:
                 con.execute(f"ATTACH ? AS {self._alias}", [str(self.path)])
@@ -110,36 +111,43 @@ class Catalog:
                 raise CatalogError(f"{self.path}: cannot open the catalog: {exc}") from exc
             try:
                 con.execute(f"USE {self._alias}")
-                apply_migrations(con, str(self.path))
+                apply_migrations(con, str(self.path), {
+                    PREDICTIONS_OUT: lambda c: _move_predictions_out(c, self.predictions_dir)})
                 self.ingest_spool(con)
                 yield con
             finally:
                 con.execute("USE memory")
-                con.execute(f"DETACH {self._alias}")
+                _detach(con, self._alias)
         finally:
             con.close()
 
 
-# DuckDB keeps pages it read as cache up to its memory limit (by default most of RAM), so
-# one checkpoint over a large prediction log left a serving process holding ~750 MB.
-# The catalog's queries are small; capping the cache keeps every process lean, and a
-# temp directory lets the rare big query spill instead of failing.
-ENGINE_CONFIG: dict[str, str | bool | int | float | list[str]] = {
-    "memory_limit": "64MB",
-    "temp_directory": str(Path(tempfile.gettempdir()) / f"mlyard-duckdb-{os.getuid()}"),
-}
+def _detach(con: Connection, alias: str) -> None:
+    """Detach, checkpointing what the unit wrote. Should that checkpoint ever need more
+    memory than the engine's cap, it gets the headroom for this once rather than leave a
+    catalog that no process can open."""
+    try:
+        con.execute(f"DETACH {alias}")
+    except duckdb.OutOfMemoryException:
+        con.execute(f"SET memory_limit = '{CHECKPOINT_HEADROOM}'")
+        try:
+            con.execute(f"DETACH {alias}")
+        finally:
+            con.execute(f"SET memory_limit = '{ENGINE_CONFIG['memory_limit']}'")
 
-_engine: tuple[int, duckdb.DuckDBPyConnection] | None = None
-_engine_guard = threading.Lock()
 
-
-def _engine_cursor() -> Connection:
-    """A new cursor on this process's in-memory DuckDB (made again after a fork)."""
-    global _engine
-    with _engine_guard:
-        if _engine is None or _engine[0] != os.getpid():
-            _engine = (os.getpid(), duckdb.connect(":memory:", config=ENGINE_CONFIG))
-        return _engine[1].cursor()
+def _move_predictions_out(con: Connection, root: Path) -> None:
+    """Copy the prediction log an older mlyard kept in the catalog to the Parquet files,
+    in chunks (the engine's memory is capped); the migration then drops the table. The
+    files are named by chunk, so an interrupted copy is redone without duplicates."""
+    chunk_rows = 20_000
+    [(count,)] = con.execute("SELECT count(*) FROM predictions").fetchall()
+    for number in range(0, int(count) // chunk_rows + 1):
+        # Materialised a chunk at a time: a streaming reader would hold the connection.
+        chunk = con.sql("SELECT * FROM predictions ORDER BY ts, request_id LIMIT ? OFFSET ?",
+                        params=[chunk_rows, number * chunk_rows]).to_arrow_table()
+        if chunk is not None and chunk.num_rows:
+            prediction_files.write(root, chunk, name=f"from-catalog-{number:06d}")
 
 
 @contextmanager

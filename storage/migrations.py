@@ -7,6 +7,7 @@ opens in a newer mlyard by running only the steps it has not seen.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 
 import duckdb
 
@@ -275,11 +276,21 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "the prediction log moves to Parquet files",
+        # Its rows are copied out first (catalog._move_predictions_out): a stream that
+        # grows with traffic made the catalog too large to checkpoint.
+        "DROP TABLE predictions;",
+    ),
 ]
+PREDICTIONS_OUT = 8  # the migration above, which needs the copy first
 
 
-def apply_migrations(con: duckdb.DuckDBPyConnection, catalog_name: str) -> None:
-    """Bring the schema up to date, each migration in its own transaction."""
+def apply_migrations(con: duckdb.DuckDBPyConnection, catalog_name: str,
+                     before: Mapping[int, Callable[[duckdb.DuckDBPyConnection], None]]
+                     ) -> None:
+    """Bring the schema up to date, each migration in its own transaction; `before[n]`
+    runs first inside migration n's transaction (work SQL alone cannot do)."""
     con.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations "
         "(version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at DOUBLE NOT NULL)"
@@ -296,6 +307,8 @@ def apply_migrations(con: duckdb.DuckDBPyConnection, catalog_name: str) -> None:
             continue
         con.begin()
         try:
+            if version in before:
+                before[version](con)
             con.execute(sql)
             con.execute(
                 "INSERT INTO schema_migrations VALUES (?, ?, ?)", [version, name, time.time()]

@@ -101,14 +101,6 @@ def column_series(con: Connection, project: str, limit: int) -> list[ColumnFigur
     return [ColumnFigure(*row) for row in rows]
 
 
-def served_requests(con: Connection, model: str, since: float,
-                    until: float | None = None) -> list[tuple[float, int, str, str]]:
-    """Logged requests in a time window: (ts, version, inputs JSON, outputs JSON)."""
-    return con.execute(
-        "SELECT ts, version, inputs, outputs FROM predictions WHERE model = ? AND ts >= ? "
-        "AND ts < ? ORDER BY ts", [model, since, until or time.time() + 1]).fetchall()
-
-
 def put_performance(con: Connection, project: str, model: str, version: int,
                     window_start: float, window_end: float, rows: int, metrics: str) -> None:
     con.execute(

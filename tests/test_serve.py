@@ -23,7 +23,7 @@ from mlyard.core.models import registry
 from mlyard.core.models.loading import load_model
 from mlyard.core.serving.server import create_app
 from mlyard.core.workspace import open_workspace
-from mlyard.storage.predictions_store import count_predictions
+from mlyard.storage import prediction_files
 from tests.conftest import mlyard, python_process, sample_project, train_json, wait_for
 
 
@@ -156,14 +156,14 @@ def test_ping_health_version_metadata_and_metrics(server: Server, trained: Path)
 
 def test_every_scored_row_is_logged(trained: Path) -> None:
     ws = open_workspace(trained)
-    with ws.catalog.session() as con:
-        before = count_predictions(con, "churn")
+    before = prediction_files.count_rows(ws.catalog.predictions_dir, "churn")
     with Server(trained, "champion") as running:
         for _ in range(3):
             assert post(running, {"instances": features_of(rows(trained, 4), trained)
                                   .to_dicts()}).status_code == 200
-    with ws.catalog.session() as con:
-        assert count_predictions(con, "churn") == before + 12
+    assert prediction_files.count_rows(ws.catalog.predictions_dir, "churn") == before + 12
+    # They are files beside the catalog, never rows in it.
+    assert list(ws.catalog.predictions_dir.glob("model=churn/date=*/*.parquet"))
 
 
 def test_bearer_token(trained: Path) -> None:

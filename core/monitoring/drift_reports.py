@@ -31,7 +31,7 @@ from mlyard.core.models.reference import load_reference, prediction_series, targ
 from mlyard.core.monitoring import performance
 from mlyard.core.monitoring.drift_stats import ColumnDrift, column_drift
 from mlyard.core.workspace import Workspace
-from mlyard.storage import meta_store, monitor_store
+from mlyard.storage import meta_store, monitor_store, prediction_files
 from mlyard.storage.models_store import ModelVersion
 from mlyard.storage.monitor_store import ColumnRow, ReportRecord
 
@@ -138,8 +138,7 @@ def _served_frame(ws: Workspace, version: ModelVersion, spec: FeatureSpec,
     except ValueError as exc:
         raise UsageError(f"--served {window!r}: {exc}") from None
     since = time.time() - seconds
-    with ws.catalog.session() as con:
-        requests = monitor_store.served_requests(con, version.model, since)
+    requests = prediction_files.read(ws.catalog.predictions_dir, version.model, since)
     label = f"served, last {window}"
     if not requests:
         raise UsageError(f"no requests to {version.model} were logged in the last {window}; "

@@ -16,7 +16,7 @@ from mlyard.core.models import registry
 from mlyard.core.models.features import FeatureSpec, encode_target
 from mlyard.core.tracking.evaluation import evaluate
 from mlyard.core.workspace import Workspace
-from mlyard.storage import monitor_store
+from mlyard.storage import monitor_store, prediction_files
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,7 @@ def read_labels(path: Path, id_column: str, target: str) -> pl.DataFrame:
 
 def logged_predictions(ws: Workspace, model: str, id_column: str) -> pl.DataFrame:
     """Every logged row that carried an id: (ts, version, id, prediction index)."""
-    with ws.catalog.session() as con:
-        requests = monitor_store.served_requests(con, model, 0.0)
+    requests = prediction_files.read(ws.catalog.predictions_dir, model)
     stamps, versions, ids, outputs = [], [], [], []
     for ts, version, inputs, output in requests:
         rows = json.loads(inputs)

@@ -3,9 +3,12 @@ scoring. One record per request holds all its rows, so logging cost follows requ
 not rows.
 
 A request appends to memory and returns; the shared buffered writer
-(`mlyard.storage.buffered_writer`) writes batches about once a second, into the catalog
-when it is free and into the spool when another process holds it, exactly like metric
-points.
+(`mlyard.storage.buffered_writer`) writes a Parquet file about once a second into
+`.mlyard/logs/predictions/` (`mlyard.storage.prediction_files`), never into the catalog,
+so no amount of traffic can make the catalog too large to checkpoint. A failed write
+keeps the rows and retries; rows past the cap are dropped and counted, and /health and
+/metrics say so. Old days are compacted into one file and removed after
+`[serve] keep_predictions`.
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ import orjson
 import polars as pl
 import pyarrow as pa
 
-from mlyard.storage.buffered_writer import BufferedWriter
+from mlyard.storage import prediction_files
+from mlyard.storage.buffered_writer import Batches, BufferedWriter
 from mlyard.storage.catalog import Catalog
-from mlyard.storage.predictions_store import PREDICTION_SCHEMA
+from mlyard.storage.prediction_files import PREDICTION_SCHEMA
 
 # One scored request: request id, timestamp, model, version, its typed feature rows
 # (columnar, so a busy server holds arrays rather than one dict per row), outputs.
@@ -28,14 +32,36 @@ Prediction = tuple[str, float, str, int, pl.DataFrame, list[Any]]
 
 class PredictionLog(BufferedWriter):
     def __init__(self, catalog: Catalog, flush_interval: float = 1.0,
-                 enabled: bool = True) -> None:
+                 enabled: bool = True, keep_seconds: float | None = None,
+                 housekeeping_interval: float = 3600.0) -> None:
         super().__init__(catalog, "mlyard-prediction-log", {"predictions": _table},
-                         flush_interval=flush_interval)
+                         flush_interval=flush_interval, max_pending=1_000_000)
         self.enabled = enabled
+        self.root = catalog.predictions_dir
+        self.keep_seconds = keep_seconds
+        self.housekeeping_interval = housekeeping_interval
+        self._next_housekeeping = 0.0
 
     def add(self, rows: list[Prediction]) -> None:
         if self.enabled:
             self.add_rows("predictions", rows)
+
+    def store(self, batches: Batches, now: float) -> bool:
+        if "predictions" in batches:
+            prediction_files.write(self.root, batches["predictions"])
+        if now >= self._next_housekeeping:
+            self._next_housekeeping = now + self.housekeeping_interval
+            self.housekeeping(now)
+        return True
+
+    def housekeeping(self, now: float) -> None:
+        """Compact finished days into one file each; drop days past the retention."""
+        today = prediction_files.day_of(now)
+        for model in prediction_files.models(self.root):
+            prediction_files.compact(self.root, model, before_day=today)
+            if self.keep_seconds is not None:
+                prediction_files.drop_before(self.root, model,
+                                             prediction_files.day_of(now - self.keep_seconds))
 
 
 def _table(rows: Sequence[Prediction]) -> pa.Table:

@@ -87,7 +87,8 @@ def create_app(ws: Workspace, ref: str, token: str | None = None,
                log_predictions: bool = True) -> Starlette:
     """The scoring app for model `ref` (a version or an alias)."""
     holder = ModelHolder(ws, ref, poll_interval)
-    predictions = PredictionLog(ws.catalog, enabled=log_predictions)
+    predictions = PredictionLog(ws.catalog, enabled=log_predictions,
+                                keep_seconds=ws.config.serve.keep_seconds)
     stats = _Stats()
 
     async def invocations(request: Request) -> Response:
@@ -111,8 +112,20 @@ def create_app(ws: Workspace, ref: str, token: str | None = None,
                       "features": model.card["spec"]["features"],
                       "task": model.card["task"], "metrics": model.card["metrics"]})
 
+    async def health(request: Request) -> Response:
+        """Alive and serving; `degraded` while logged predictions cannot be written."""
+        degraded = predictions.failures > 0 or predictions.dropped > 0
+        return _json({"status": "degraded" if degraded else "ok",
+                      "model_version": holder.current.version.version,
+                      "prediction_log": {"pending": predictions.pending,
+                                         "dropped": predictions.dropped,
+                                         "last_error": predictions.last_error}})
+
     async def metrics(request: Request) -> Response:
         stats.model_version.set(holder.current.version.version)
+        stats.log_pending.set(predictions.pending)
+        stats.log_dropped.set(predictions.dropped)
+        stats.log_failures.set(predictions.failures)
         return Response(generate_latest(stats.registry),
                         media_type="text/plain; version=0.0.4; charset=utf-8")
 
@@ -129,7 +142,7 @@ def create_app(ws: Workspace, ref: str, token: str | None = None,
     app = Starlette(routes=[
         Route("/invocations", invocations, methods=["POST"]),
         Route("/ping", ping, methods=["GET"]),
-        Route("/health", ping, methods=["GET"]),
+        Route("/health", health, methods=["GET"]),
         Route("/version", version, methods=["GET"]),
         Route("/metadata", model_metadata, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
@@ -204,6 +217,15 @@ class _Stats:
         self.rows = Counter("mlyard_predictions", "Rows scored", registry=self.registry)
         self.model_version = Gauge("mlyard_model_version", "Model version being served",
                                    registry=self.registry)
+        self.log_pending = Gauge("mlyard_prediction_log_pending",
+                                 "Logged requests waiting to be written",
+                                 registry=self.registry)
+        self.log_dropped = Gauge("mlyard_prediction_log_dropped_total",
+                                 "Logged requests given up after writes kept failing",
+                                 registry=self.registry)
+        self.log_failures = Gauge("mlyard_prediction_log_failures",
+                                  "Prediction log writes that failed in a row",
+                                  registry=self.registry)
 
     def observe(self, status: int, seconds: float, rows: int) -> None:
         self.requests.labels(str(status)).inc()

@@ -19,7 +19,7 @@ from mlyard.core.errors import MlyardError
 from mlyard.core.models import registry
 from mlyard.core.processes import mlyard_command
 from mlyard.core.workspace import Workspace
-from mlyard.storage import predictions_store
+from mlyard.storage import prediction_files
 
 
 @dataclass
@@ -100,10 +100,9 @@ def fetch_stats(url: str) -> ServerStats:
         _percentile(buckets, q) for q in (0.5, 0.95, 0.99)))
 
 
-def recent_predictions(ws: Workspace, limit: int = 20) -> list[tuple[str, float, int, int,
-                                                                     str, str]]:
-    with ws.catalog.session() as con:
-        return predictions_store.recent_predictions(con, registry.model_name(ws), limit)
+def recent_predictions(ws: Workspace, limit: int = 20) -> list[tuple[object, ...]]:
+    """The newest logged requests: (request id, ts, version, rows, inputs, outputs)."""
+    return prediction_files.recent(ws.catalog.predictions_dir, registry.model_name(ws), limit)
 
 
 def free_port() -> int:

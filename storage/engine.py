@@ -1,0 +1,32 @@
+"""This process's in-memory DuckDB: the one engine every catalog unit of work and every
+read of the prediction files runs on."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from pathlib import Path
+
+import duckdb
+
+# DuckDB keeps pages it read as cache up to its memory limit (by default most of RAM), so
+# one checkpoint over a large prediction log left a serving process holding ~750 MB.
+# The catalog's queries are small; capping the cache keeps every process lean, and a
+# temp directory lets the rare big query spill instead of failing.
+ENGINE_CONFIG: dict[str, str | bool | int | float | list[str]] = {
+    "memory_limit": "64MB",
+    "temp_directory": str(Path(tempfile.gettempdir()) / f"mlyard-duckdb-{os.getuid()}"),
+}
+
+_engine: tuple[int, duckdb.DuckDBPyConnection] | None = None
+_engine_guard = threading.Lock()
+
+
+def engine_cursor() -> duckdb.DuckDBPyConnection:
+    """A new cursor on this process's in-memory DuckDB (made again after a fork)."""
+    global _engine
+    with _engine_guard:
+        if _engine is None or _engine[0] != os.getpid():
+            _engine = (os.getpid(), duckdb.connect(":memory:", config=ENGINE_CONFIG))
+        return _engine[1].cursor()

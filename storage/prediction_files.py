@@ -1,0 +1,212 @@
+"""Served predictions as append-only Parquet files, one folder per model and day:
+
+    .mlyard/logs/predictions/model=churn/date=2026-12-01/<time>-<id>.parquet
+
+They never go into the catalog: a stream that grows with traffic made the catalog too
+large to checkpoint under the engine's memory cap, and then every process failed. A file
+appears whole (written under a temporary name, then renamed), so readers list the
+folders and read with DuckDB's `read_parquet` without taking the catalog lock.
+Compaction merges a finished day's files into one; retention removes whole days.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from mlyard.storage.engine import engine_cursor
+
+SUFFIX = ".parquet"
+PENDING = ".partial"
+MANIFEST = "compacting.json"  # present only while a day is being compacted
+
+PREDICTION_SCHEMA = pa.schema(
+    [
+        ("request_id", pa.string()),
+        ("ts", pa.float64()),
+        ("model", pa.string()),
+        ("version", pa.int32()),
+        ("rows", pa.int32()),
+        # JSON arrays, one element per scored row, as text: parsing them on the serving
+        # hot path would cost more than the scoring
+        ("inputs", pa.string()),
+        ("outputs", pa.string()),
+    ]
+)
+
+
+def model_dir(root: Path, model: str) -> Path:
+    return root / f"model={quote(model, safe='')}"
+
+
+def day_of(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d")
+
+
+def write(root: Path, batch: pa.Table, name: str | None = None) -> list[Path]:
+    """Write logged requests, one file per model and day; return the files written.
+    With `name`, each file is called that (rewriting the same batch replaces it)."""
+    days = pa.array([day_of(ts) for ts in batch.column("ts").to_pylist()], pa.string())
+    keys = pa.table({"model": batch.column("model"), "day": days})
+    written = []
+    for group in keys.group_by(["model", "day"]).aggregate([]).to_pylist():
+        mask = pc.and_(pc.equal(keys.column("model"), group["model"]),
+                       pc.equal(keys.column("day"), group["day"]))
+        folder = model_dir(root, group["model"]) / f"date={group['day']}"
+        written.append(_write_file(folder, batch.filter(mask), name))
+    return written
+
+
+def _write_file(folder: Path, table: pa.Table, name: str | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    name = name or f"{time.time_ns():020d}-{uuid.uuid4().hex[:12]}"
+    pending = folder / (name + PENDING)
+    pq.write_table(table.cast(PREDICTION_SCHEMA), pending, compression="zstd")
+    with open(pending, "rb") as handle:
+        os.fsync(handle.fileno())
+    final = folder / (name + SUFFIX)
+    os.replace(pending, final)
+    return final
+
+
+def day_dirs(root: Path, model: str) -> list[Path]:
+    """The model's day folders, oldest first."""
+    folder = model_dir(root, model)
+    if not folder.is_dir():
+        return []
+    return sorted(d for d in folder.iterdir() if d.is_dir() and d.name.startswith("date="))
+
+
+def files(root: Path, model: str, since: float = 0.0) -> list[str]:
+    """Every whole file of `model` that may hold requests at or after `since`."""
+    first_day = f"date={day_of(since)}" if since > 0 else ""
+    found: list[str] = []
+    for day in day_dirs(root, model):
+        if day.name >= first_day:
+            found += [str(p) for p in sorted(day.glob("*" + SUFFIX)) if p.name not in
+                      _being_replaced(day)]
+    return found
+
+
+def _being_replaced(day: Path) -> set[str]:
+    """Files a compaction has already merged, when its merged file is in place."""
+    manifest = day / MANIFEST
+    try:
+        plan = json.loads(manifest.read_text())
+    except (OSError, ValueError):
+        return set()
+    return set(plan["sources"]) if (day / plan["merged"]).exists() else set()
+
+
+def read(root: Path, model: str, since: float = 0.0, until: float | None = None,
+         columns: str = "ts, version, inputs, outputs") -> list[tuple[Any, ...]]:
+    """Requests to `model` logged in [since, until), oldest first."""
+    paths = files(root, model, since)
+    if not paths:
+        return []
+    cursor = engine_cursor()
+    try:
+        return cursor.execute(
+            f"SELECT {columns} FROM read_parquet(?) WHERE ts >= ? AND ts < ? ORDER BY ts",
+            [paths, since, until or time.time() + 1]).fetchall()
+    finally:
+        cursor.close()
+
+
+def recent(root: Path, model: str, limit: int) -> list[tuple[Any, ...]]:
+    """The newest logged requests: (request id, ts, version, rows, inputs, outputs)."""
+    paths = files(root, model)
+    if not paths:
+        return []
+    cursor = engine_cursor()
+    try:
+        return cursor.execute(
+            "SELECT request_id, ts, version, rows, inputs, outputs FROM read_parquet(?) "
+            "ORDER BY ts DESC LIMIT ?", [paths[-200:], limit]).fetchall()
+    finally:
+        cursor.close()
+
+
+def count_rows(root: Path, model: str) -> int:
+    """Rows scored, over every logged request (from the files' footers and one column)."""
+    paths = files(root, model)
+    if not paths:
+        return 0
+    cursor = engine_cursor()
+    try:
+        row = cursor.execute("SELECT coalesce(sum(rows), 0) FROM read_parquet(?)",
+                             [paths]).fetchone()
+    finally:
+        cursor.close()
+    return int(row[0]) if row else 0
+
+
+def compact(root: Path, model: str, before_day: str) -> int:
+    """Merge each day before `before_day` that has several files into one file; return
+    how many days were compacted. Safe to interrupt: a manifest names the merged file
+    and its sources, and the next call (or a reader) finishes or undoes it."""
+    compacted = 0
+    for day in day_dirs(root, model):
+        if day.name >= f"date={before_day}":
+            continue
+        _finish_interrupted(day)
+        sources = sorted(day.glob("*" + SUFFIX))
+        if len(sources) < 2:
+            continue
+        merged_name = f"{time.time_ns():020d}-compacted"
+        (day / MANIFEST).write_text(json.dumps({"merged": merged_name + SUFFIX,
+                                                "sources": [p.name for p in sources]}))
+        table = pa.concat_tables([pq.read_table(p) for p in sources]).sort_by("ts")
+        _write_file(day, table, merged_name)
+        for path in sources:
+            path.unlink(missing_ok=True)
+        (day / MANIFEST).unlink()
+        compacted += 1
+    return compacted
+
+
+def _finish_interrupted(day: Path) -> None:
+    manifest = day / MANIFEST
+    if not manifest.exists():
+        return
+    try:
+        plan = json.loads(manifest.read_text())
+    except ValueError:
+        manifest.unlink()
+        return
+    if (day / plan["merged"]).exists():  # merged and renamed: the sources are redundant
+        for name in plan["sources"]:
+            (day / name).unlink(missing_ok=True)
+    for pending in day.glob("*" + PENDING):
+        pending.unlink()
+    manifest.unlink()
+
+
+def drop_before(root: Path, model: str, first_kept_day: str) -> int:
+    """Remove whole days before `first_kept_day` (retention); return how many."""
+    dropped = 0
+    for day in day_dirs(root, model):
+        if day.name < f"date={first_kept_day}":
+            for path in day.iterdir():
+                path.unlink()
+            day.rmdir()
+            dropped += 1
+    return dropped
+
+
+def models(root: Path) -> list[str]:
+    """Every model with logged predictions."""
+    if not root.is_dir():
+        return []
+    return sorted(unquote(d.name.removeprefix("model=")) for d in root.iterdir()
+                  if d.is_dir() and d.name.startswith("model="))

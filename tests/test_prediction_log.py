@@ -1,0 +1,165 @@
+"""Served predictions live in Parquet files beside the catalog: traffic cannot grow the
+catalog, a failing disk loses nothing silently, and old data is compacted and expired."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import polars as pl
+import pyarrow as pa
+import pytest
+
+from mlyard.core.serving.prediction_log import Prediction, PredictionLog
+from mlyard.core.workspace import open_workspace
+from mlyard.storage import prediction_files
+from mlyard.storage.buffered_writer import BufferedWriter
+from mlyard.storage.catalog import Catalog
+from mlyard.storage.prediction_files import PREDICTION_SCHEMA
+from tests.conftest import mlyard, wait_for
+from tests.test_serve import Server, features_of, rows, trained  # noqa: F401  (a fixture)
+
+DAY = 86_400.0
+
+
+def requests(count: int, ts: float, model: str = "churn") -> list[tuple[object, ...]]:
+    return [(f"r{i}-{ts}", ts + i * 0.001, model, 1, 2, '[{"a":1},{"a":2}]', "[0.1,0.9]")
+            for i in range(count)]
+
+
+def predictions(count: int, ts: float) -> list[Prediction]:
+    """Requests as the server logs them: each with its two typed rows and outputs."""
+    frame = pl.DataFrame({"a": [1.0, 2.0]})
+    return [(f"r{i}-{ts}", ts + i * 0.001, "churn", 1, frame, [0.1, 0.9])
+            for i in range(count)]
+
+
+def table(rows_: list[tuple[object, ...]]) -> pa.Table:
+    return pa.Table.from_pylist([dict(zip(PREDICTION_SCHEMA.names, r, strict=True))
+                                 for r in rows_], schema=PREDICTION_SCHEMA)
+
+
+def test_big_requests_leave_the_catalog_small_and_every_command_working(
+        trained: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    monkeypatch.chdir(trained)
+    ws = open_workspace(trained)
+    before = ws.catalog.path.stat().st_size
+    logged_before = prediction_files.count_rows(ws.catalog.predictions_dir, "churn")
+    body = {"instances": features_of(rows(trained, 5000), trained).to_dicts()}
+    with Server(trained, "champion") as running, httpx.Client(timeout=120) as client:
+        for _ in range(8):  # 40,000 rows, about 7 MB of JSON
+            assert client.post(f"{running.url}/invocations", json=body).status_code == 200
+        wait_for(lambda: client.get(f"{running.url}/health").json()
+                 ["prediction_log"]["pending"] == 0, what="the log written")
+    assert prediction_files.count_rows(ws.catalog.predictions_dir, "churn") \
+        == logged_before + 40_000
+    assert ws.catalog.path.stat().st_size - before < 1_000_000
+    for command in (["runs", "list"], ["models", "list"], ["data", "list"]):
+        assert mlyard(*command).exit_code == 0
+
+
+def test_a_log_that_cannot_be_written_keeps_its_rows_says_so_and_catches_up(
+        tmp_path: Path) -> None:
+    (tmp_path / "mlyard.toml").write_text("")
+    ws = open_workspace(tmp_path)
+    ws.catalog.predictions_dir.parent.mkdir(parents=True, exist_ok=True)
+    ws.catalog.predictions_dir.write_text("in the way")  # every write now fails
+    log = PredictionLog(ws.catalog, flush_interval=0.05)
+    log.start()
+    try:
+        log.add(predictions(300, time.time()))
+        wait_for(lambda: log.failures >= 2, what="writes failing")
+        assert log.pending == 300 and log.dropped == 0 and log.last_error
+        ws.catalog.predictions_dir.unlink()  # the disk is back
+        wait_for(lambda: log.pending == 0 and log.failures == 0, what="the log caught up")
+    finally:
+        log.close()
+    assert prediction_files.count_rows(ws.catalog.predictions_dir, "churn") == 600
+
+
+def test_a_writer_whose_store_raises_anything_keeps_running(tmp_path: Path) -> None:
+    class Flaky(BufferedWriter):
+        calls = 0
+        stored = 0
+
+        def store(self, batches: dict[str, pa.Table], now: float) -> bool:
+            self.calls += 1
+            if self.calls <= 3:
+                raise RuntimeError("Out of Memory Error: could not allocate block")
+            self.stored += sum(b.num_rows for b in batches.values())
+            return True
+
+    writer = Flaky(Catalog(tmp_path), "flaky", {"predictions": table}, flush_interval=0.02)
+    writer.start()
+    try:
+        writer.add_rows("predictions", requests(10, time.time()))
+        wait_for(lambda: writer.calls > 3 and writer.pending == 0)
+        assert writer.stored == 10 and writer.dropped == 0
+    finally:
+        writer.stop()
+
+
+def test_past_its_cap_a_failing_log_drops_the_oldest_and_counts_them(tmp_path: Path) -> None:
+    (tmp_path / "mlyard.toml").write_text("")
+    ws = open_workspace(tmp_path)
+    ws.catalog.predictions_dir.parent.mkdir(parents=True, exist_ok=True)
+    ws.catalog.predictions_dir.write_text("in the way")
+    log = PredictionLog(ws.catalog)
+    log.max_pending = 100
+    log.add(predictions(150, time.time()))
+    with pytest.raises(OSError):
+        log.flush()
+    assert (log.pending, log.dropped) == (100, 50)
+
+
+def test_old_days_are_compacted_and_expired_and_reads_see_each_row_once(
+        tmp_path: Path) -> None:
+    root = tmp_path / "predictions"
+    now = time.time()
+    for days_ago in (0, 1, 1, 1, 40):
+        prediction_files.write(root, table(requests(10, now - days_ago * DAY)))
+    assert len(prediction_files.read(root, "churn")) == 50
+    catalog = Catalog(tmp_path / "ws")
+    catalog.predictions_dir = root
+    log = PredictionLog(catalog, keep_seconds=30 * DAY)
+    log.housekeeping(now)
+    days = prediction_files.day_dirs(root, "churn")
+    assert len(days) == 2  # the 40-day-old day is gone
+    assert [len(list(d.glob("*.parquet"))) for d in days] == [1, 1]  # yesterday merged
+    assert len(prediction_files.read(root, "churn")) == 40
+    since = now - 1.5 * DAY
+    assert len(prediction_files.read(root, "churn", since)) == 40
+
+
+def test_an_interrupted_compaction_is_finished_without_double_counting(tmp_path: Path) -> None:
+    root = tmp_path / "predictions"
+    yesterday = time.time() - DAY
+    first = prediction_files.write(root, table(requests(5, yesterday)))[0]
+    second = prediction_files.write(root, table(requests(5, yesterday + 1)))[0]
+    day = first.parent
+    # Killed after the merged file was renamed into place, before the sources went.
+    merged = prediction_files.write(root, table(requests(5, yesterday) +
+                                                requests(5, yesterday + 1)), name="merged")[0]
+    (day / prediction_files.MANIFEST).write_text(
+        '{"merged": "%s", "sources": ["%s", "%s"]}' % (merged.name, first.name, second.name))
+    assert len(prediction_files.read(root, "churn")) == 10  # readers skip the sources
+    prediction_files.compact(root, "churn", before_day=prediction_files.day_of(time.time()))
+    assert sorted(p.name for p in day.iterdir()) == [merged.name]
+
+
+def test_predictions_an_older_mlyard_kept_in_the_catalog_move_to_the_files(
+        tmp_path: Path) -> None:
+    catalog = Catalog(tmp_path)
+    with catalog.session() as con:  # as a catalog at schema 7 held them
+        con.execute("CREATE TABLE predictions (request_id VARCHAR, ts DOUBLE, model VARCHAR, "
+                    "version INTEGER, rows INTEGER, inputs VARCHAR, outputs VARCHAR)")
+        con.executemany("INSERT INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        requests(25_000, time.time() - 100))
+        con.execute("DELETE FROM schema_migrations WHERE version = 8")
+    with catalog.session() as con:
+        tables = {t for (t,) in con.execute(
+            "SELECT table_name FROM information_schema.tables").fetchall()}
+    assert "predictions" not in tables
+    assert prediction_files.count_rows(catalog.predictions_dir, "churn") == 50_000
+    assert len(prediction_files.read(catalog.predictions_dir, "churn")) == 25_000
