@@ -137,3 +137,19 @@ def test_first_file_defines_the_contract_when_the_config_has_none(
     assert mlyard("ingest", "first.csv").exit_code == 0
     refused = mlyard("ingest", "second.csv")
     assert refused.exit_code == 1 and "'nowhere'" in refused.stderr
+
+
+@pytest.mark.parametrize("name", ["*.csv", "sales[2024].csv", "b?.csv", "*.parquet"])
+def test_a_file_name_with_pattern_characters_is_that_file_alone(churn_project: Path,
+                                                                good_csv: str,
+                                                                name: str) -> None:
+    lines = good_csv.splitlines(keepends=True)
+    (churn_project / "data" / "other.csv").write_text(lines[0] + "".join(lines[1:4]))
+    (churn_project / "data" / "other.parquet").write_bytes(b"")  # never read
+    content = good_csv.encode()
+    if name.endswith(".parquet"):
+        buffer = io.BytesIO()
+        reference(good_csv).write_parquet(buffer)
+        content = buffer.getvalue()
+    _, snapshot = ingest_one(churn_project, name, content)
+    assert snapshot.equals(reference(good_csv))  # its rows, and no other file's

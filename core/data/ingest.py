@@ -156,12 +156,13 @@ def _dedupe(ws: Workspace, snapshot: Path, rows: int) -> tuple[int, int]:
     id_column = ws.config.data.id_column
     if not (ws.config.data.dedupe and id_column):
         return rows, 0
-    unique = pl.scan_parquet(snapshot).select(pl.col(id_column).n_unique()).collect().item()
+    scan = pl.scan_parquet(snapshot, glob=False)
+    unique = scan.select(pl.col(id_column).n_unique()).collect().item()
     if unique == rows:
         return rows, 0
     deduped = ws.objects.new_temp(".parquet")
     try:
-        pl.scan_parquet(snapshot).unique(subset=[id_column], keep="last", maintain_order=True) \
+        scan.unique(subset=[id_column], keep="last", maintain_order=True) \
             .sink_parquet(deduped, compression="zstd")
         os.replace(deduped, snapshot)
     finally:

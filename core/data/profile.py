@@ -29,7 +29,7 @@ def profile_parquet(path: Path, types: Mapping[str, str]) -> dict[str, dict[str,
     come from an evenly spaced sample of at most QUANTILE_SAMPLE rows. Memory stays flat
     for any file size.
     """
-    frame = pl.scan_parquet(path)
+    frame = pl.scan_parquet(path, glob=False)
     rows = pq.ParquetFile(path).metadata.num_rows
     reductions: list[pl.Expr] = []
     quantiles: list[pl.Expr] = []

@@ -17,10 +17,11 @@ BATCH_ROWS = 100_000
 def scan_as_text(sniffed: SniffResult) -> pl.LazyFrame:
     """Every column as text, exactly as written; typing is the contract's job."""
     if sniffed.format == "parquet":
-        frame = pl.scan_parquet(sniffed.path)
+        frame = pl.scan_parquet(sniffed.path, glob=False)
         return frame.select(pl.all().cast(pl.String))
     return pl.scan_csv(
         sniffed.path,
+        glob=False,  # a file named `*.csv` or `sales[2024].csv` is that file, not a pattern
         separator=sniffed.separator,
         infer_schema=False,
         encoding="utf8",
@@ -44,9 +45,10 @@ def read_batches(sniffed: SniffResult, rows_per_batch: int = BATCH_ROWS) -> Iter
 def scan_inferred(sniffed: SniffResult) -> pl.LazyFrame:
     """Columns with types inferred from the whole file, for a first contract."""
     if sniffed.format == "parquet":
-        return pl.scan_parquet(sniffed.path)
+        return pl.scan_parquet(sniffed.path, glob=False)
     return pl.scan_csv(
         sniffed.path,
+        glob=False,  # a file named `*.csv` or `sales[2024].csv` is that file, not a pattern
         separator=sniffed.separator,
         infer_schema_length=None,
         try_parse_dates=True,

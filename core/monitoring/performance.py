@@ -40,8 +40,8 @@ def read_labels(path: Path, id_column: str, target: str) -> pl.DataFrame:
     if not path.is_file():
         raise UsageError(f"{path}: not found")
     try:
-        frame = (pl.read_parquet(path) if path.suffix.lower() in (".parquet", ".pq")
-                 else pl.read_csv(path, infer_schema_length=10_000))
+        frame = (pl.scan_parquet(path, glob=False) if path.suffix.lower() in (".parquet", ".pq")
+                 else pl.scan_csv(path, glob=False, infer_schema_length=10_000)).collect()
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise UsageError(f"{path}: cannot read: {exc}") from None
     for column in (id_column, target):
