@@ -49,3 +49,13 @@ def describe_change(change: dict[str, Any]) -> str:
         if change.get(label):
             parts.append(f"{label.split('_')[1]}: {', '.join(change[label][:5])}")
     return "; ".join(parts)
+
+
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x00, 0x20), *range(0x7F, 0xA0))
+            if c not in (0x09, 0x0A)}
+
+
+def visible(text: str) -> str:
+    """`text` with control characters shown as `\\x1b` and the like: a name holding an
+    ANSI escape must not recolour or clear the user's terminal."""
+    return text.translate(_CONTROL)

@@ -94,7 +94,7 @@ class MlyardApp(App[None]):
     def show_error(self, error: BaseException | None) -> None:
         """One notification for a failed worker: the core's own words when it has them."""
         if isinstance(error, MlyardError):
-            self.notify(error.msg, title=error.title, severity="error", timeout=8)
+            self.notify(error.msg, title=error.title, severity="error", timeout=8, markup=False)
         else:
             self.notify(f"{type(error).__name__}: {error}", title="Unexpected error",
                         severity="error", timeout=8)

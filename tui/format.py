@@ -11,7 +11,7 @@ from rich.text import Text
 from mlyard.core import humanize
 from mlyard.core.humanize import duration, number
 
-__all__ = ["downsample", "duration", "number", "sparkline", "status", "when"]
+__all__ = ["downsample", "duration", "number", "plain", "sparkline", "status", "when"]
 
 BARS = "▁▂▃▄▅▆▇█"
 STATUS_STYLE = {"running": "bold cyan", "finished": "green", "failed": "red",
@@ -21,6 +21,12 @@ STATUS_STYLE = {"running": "bold cyan", "finished": "green", "failed": "red",
 def when(ts: float | None) -> str:
     """Month, day and time: screens are narrow and runs are recent."""
     return humanize.when(ts, short=True)
+
+
+def plain(value: object) -> Text:
+    """The user's text as it is: never read as markup (`[/]` in a run name stays `[/]`),
+    control characters shown as `\\x1b` rather than sent to the terminal."""
+    return Text(humanize.visible(str(value)))
 
 
 def status(value: str) -> Text:

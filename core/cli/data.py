@@ -98,7 +98,8 @@ def data_show(obj: Context, version: str, as_json: bool) -> None:
     if as_json:
         output.print_json({**_version_summary(record), "profile": profile})
         return
-    output.stdout.print(f"[bold]{record.ref}[/]  {record.rows:,} rows  from {record.source_path}")
+    output.stdout.print(output.bold(record.ref),
+                        f" {record.rows:,} rows  from {record.source_path}")
     output.stdout.print(f"source blake3 {record.source_hash}\nsnapshot {record.snapshot_hash}")
     for warning in record.warnings:
         output.stdout.print(f"warning: {warning}", markup=False)
@@ -122,7 +123,7 @@ def data_diff(obj: Context, old: str, new: str, as_json: bool) -> None:
     if as_json:
         output.print_json({"old": diff.old.ref, "new": diff.new.ref, **changes})
         return
-    output.stdout.print(f"[bold]{diff.old.ref} -> {diff.new.ref}[/]  rows "
+    output.stdout.print(output.bold(f"{diff.old.ref} -> {diff.new.ref}"), " rows "
                         f"{changes['rows'][0]:,} -> {changes['rows'][1]:,}")
     for label in ("added", "removed"):
         if changes[label]:

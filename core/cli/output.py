@@ -11,13 +11,27 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from mlyard.core.humanize import duration, number, when
+from mlyard.core.humanize import duration, number, visible, when
 
-__all__ = ["duration", "fmt", "jsonable", "print_json", "print_table", "when"]
+__all__ = ["bold", "duration", "fmt", "jsonable", "print_json", "print_table", "when"]
 
-stdout = Console(highlight=False, soft_wrap=True)
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+class _UserTextConsole(Console):
+    """Every string printed is the user's text (run names, params, tags, file and column
+    names): no markup, so `[/]` prints as `[/]`, and control characters shown as `\\x1b`
+    rather than sent to the terminal. Emphasis is a `Text` with a style."""
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        return super().render_str(visible(text), **kwargs)
+
+
+stdout = _UserTextConsole(highlight=False, soft_wrap=True, markup=False)
+stderr = _UserTextConsole(stderr=True, highlight=False, soft_wrap=True, markup=False)
+
+
+def bold(text: str) -> Text:
+    return Text(text, style="bold")
 
 
 def jsonable(value: Any) -> Any:
@@ -50,7 +64,7 @@ def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: st
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*(fmt(v) for v in row))
+        table.add_row(*(v if isinstance(v, Text) else fmt(v) for v in row))
     stdout.print(table)
 
 

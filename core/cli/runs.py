@@ -53,7 +53,7 @@ def runs_show(obj: Context, run: str, as_json: bool) -> None:
                            "artifacts": [{"name": a.name, "blake3": a.blake3, "size": a.size}
                                          for a in detail.artifacts]})
         return
-    output.stdout.print(f"[bold]run {record.run_id}[/] {record.name or ''}", markup=True)
+    output.stdout.print(output.bold(f"run {record.run_id}"), record.name or "")
     output.stdout.print(f"status {record.status}  started {output.when(record.start_time)}  "
                         f"duration {output.duration(record.start_time, record.end_time)}  "
                         f"on {record.host} pid {record.pid}", markup=False)
@@ -114,7 +114,7 @@ def runs_compare(obj: Context, refs: tuple[str, ...], curve_metric: str | None,
         return
     heads = [r.run_id[:8] for r in result.runs]
     output.print_table(["param", *heads],
-                       [(f"[bold]{k}[/] *" if k in result.differing else k, *values)
+                       [(output.bold(f"{k} *") if k in result.differing else k, *values)
                         for k, values in result.params.items()])
     output.print_table(["metric", *heads],
                        [(k, *(f"{output.fmt(v)} *" if result.best.get(k) == i else output.fmt(v)

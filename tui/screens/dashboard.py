@@ -15,6 +15,7 @@ from mlyard.core.overview import Overview, project_overview
 from mlyard.tui.format import number, status, when
 from mlyard.tui.messages import OverviewLoaded
 from mlyard.tui.screens.base import AreaScreen
+from mlyard.tui.widgets.tables import PlainTable
 
 
 class DashboardScreen(AreaScreen):
@@ -70,7 +71,7 @@ versions and quarantined files. It refreshes every few seconds.
 
 
 def _grid() -> Table:
-    return Table(show_edge=False, expand=True, box=None, header_style="bold")
+    return PlainTable(show_edge=False, expand=True, box=None, header_style="bold")
 
 
 def _runs_table(overview: Overview) -> Table | str:

@@ -17,10 +17,10 @@ from mlyard.core.data import quarantine
 from mlyard.core.data import versions as data
 from mlyard.core.humanize import describe_change
 from mlyard.core.workspace import Workspace
-from mlyard.tui.format import number, sparkline
+from mlyard.tui.format import number, plain, sparkline
 from mlyard.tui.messages import DatasetsLoaded, DiffLoaded, ProfileLoaded
 from mlyard.tui.screens.base import AreaScreen
-from mlyard.tui.widgets.tables import fill
+from mlyard.tui.widgets.tables import PlainTable, fill
 
 
 class DatasetsScreen(AreaScreen):
@@ -110,7 +110,7 @@ files with their reasons.
     @on(ProfileLoaded)
     def show_profile(self, message: ProfileLoaded) -> None:
         warnings = f"  ·  {len(message.warnings)} warnings" if message.warnings else ""
-        self.query_one("#profile-title", Static).update(f"{message.ref}{warnings}")
+        self.query_one("#profile-title", Static).update(plain(f"{message.ref}{warnings}"))
         fill(self.query_one("#profile-table", DataTable),
              ["column", "type", "missing", "distinct", "min", "mean", "max", "shape"],
              [(name, stats["type"], f"{stats['null_rate']:.1%}", stats["distinct"],
@@ -155,7 +155,7 @@ def _shape(stats: dict[str, Any]) -> str:
 
 def _diff_table(message: DiffLoaded) -> Table:
     changes = message.changes
-    table = Table(title=f"{message.old} -> {message.new}", expand=True, box=None,
+    table = PlainTable(title=plain(f"{message.old} -> {message.new}"), expand=True, box=None,
                   header_style="bold")
     table.add_column("column", no_wrap=True)
     table.add_column("missing", no_wrap=True)

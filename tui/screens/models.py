@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rich.table import Table
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -21,7 +20,7 @@ from mlyard.tui.format import number, when
 from mlyard.tui.messages import GatesLoaded, ModelsLoaded
 from mlyard.tui.screens.base import AreaScreen
 from mlyard.tui.screens.dialogs import Confirm, TextPrompt
-from mlyard.tui.widgets.tables import fill
+from mlyard.tui.widgets.tables import PlainTable, fill
 
 
 class ModelsScreen(AreaScreen):
@@ -94,7 +93,7 @@ champion back to the version it replaced, `a` points another alias at it.
         else:
             self.query_one("#models-gates", Static).update(
                 "No model versions yet: `mlyard train`.")
-        history = Table(box=None, expand=True, show_header=True, header_style="bold")
+        history = PlainTable(box=None, expand=True, show_header=True, header_style="bold")
         for column in ("when", "alias", "move", "who"):
             history.add_column(column, no_wrap=True)
         for move in reversed(message.history[-8:]):

@@ -24,11 +24,11 @@ from textual.widgets import (
 from mlyard.core.tracking import compare
 from mlyard.core.tracking import run_queries as runs
 from mlyard.core.workspace import Workspace
-from mlyard.tui.format import duration, number, when
+from mlyard.tui.format import duration, number, plain, when
 from mlyard.tui.messages import CurvesLoaded, RunDetailLoaded
 from mlyard.tui.screens.base import AreaScreen
 from mlyard.tui.widgets.curves import BarsPlot, CurvesPlot
-from mlyard.tui.widgets.tables import fill
+from mlyard.tui.widgets.tables import PlainTable, fill
 
 LOG_LINES = 200
 
@@ -101,11 +101,11 @@ log. A running run updates every two seconds.
     def show_run(self, message: RunDetailLoaded) -> None:
         detail, run = message.detail, message.detail.run
         self.running = run.status == "running"
-        self.query_one("#run-summary", Static).update(
+        self.query_one("#run-summary", Static).update(plain(
             f"{run.name or run.run_id[:8]}  ·  {run.status}  ·  started {when(run.start_time)}"
             f"  ·  took {duration(run.start_time, run.end_time)}  ·  {run.host} pid {run.pid}"
             + (f"\nerror: {run.error}" if run.error else "")
-            + (f"\nnote: {run.tags['mlyard.note']}" if "mlyard.note" in run.tags else ""))
+            + (f"\nnote: {run.tags['mlyard.note']}" if "mlyard.note" in run.tags else "")))
         fill(self.query_one("#run-params", DataTable), ["param", "value"],
               sorted(run.params.items()))
         fill(self.query_one("#run-metrics", DataTable), ["metric", "latest", "points"],
@@ -151,7 +151,7 @@ log. A running run updates every two seconds.
 
 
 def _record(inputs: list[str], record: dict[str, Any] | None) -> Table | str:
-    table = Table(show_header=False, box=None, expand=True)
+    table = PlainTable(show_header=False, box=None, expand=True)
     table.add_column(style="bold", no_wrap=True)
     table.add_column()
     table.add_row("datasets", ", ".join(inputs) or "-")

@@ -14,13 +14,13 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 from mlyard.core.tracking import run_queries as runs
 from mlyard.core.tracking.run_queries import RunSort, RunsPage
 from mlyard.core.workspace import Workspace
-from mlyard.tui.format import duration, number, status, when
+from mlyard.tui.format import duration, number, plain, status, when
 from mlyard.tui.messages import RunsLoaded
 from mlyard.tui.screens.base import AreaScreen
 from mlyard.tui.screens.compare import CompareScreen
 from mlyard.tui.screens.dialogs import TextPrompt
 from mlyard.tui.screens.run_detail import RunDetailScreen
-from mlyard.tui.widgets.tables import fill
+from mlyard.tui.widgets.tables import as_text, fill
 
 PAGE = 500
 _FIXED = [("run", RunSort("attr", "run_id")), ("name", RunSort("attr", "name")),
@@ -127,7 +127,7 @@ writes a note and `t` sets a tag.
             for key, row, old_row in zip(keys, rows, self._shown_rows, strict=True):
                 for column, value, old in zip(column_keys, row, old_row, strict=True):
                     if value != old:
-                        table.update_cell(key, column, value)
+                        table.update_cell(key, column, as_text(value))
         else:
             fill(table, labels, rows, keys=keys, column_keys=column_keys)
         self._shown, self._shown_rows = (labels, keys), list(rows)
@@ -272,7 +272,7 @@ writes a note and `t` sets a tag.
             parts.append(f"filter: {self.expression}")
         if self.marked:
             parts.append(f"{len(self.marked)} marked")
-        self.query_one("#runs-status", Static).update(" · ".join(parts))
+        self.query_one("#runs-status", Static).update(plain(" · ".join(parts)))
 
 
 def _versions(refs: list[str]) -> str:

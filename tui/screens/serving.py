@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from rich.table import Table
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -15,10 +14,10 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 from mlyard.core.serving import supervisor as serving
 from mlyard.core.serving.supervisor import ServerProcess
 from mlyard.core.workspace import Workspace
-from mlyard.tui.format import number, when
+from mlyard.tui.format import number, plain, when
 from mlyard.tui.messages import ServerStarted, ServingLoaded
 from mlyard.tui.screens.base import AreaScreen
-from mlyard.tui.widgets.tables import fill
+from mlyard.tui.widgets.tables import PlainTable, fill
 
 
 class ServingScreen(AreaScreen):
@@ -77,7 +76,7 @@ errors and the last requests it logged. The server keeps following its alias.
             self.notify("A server is already running; stop it first (x).", severity="warning")
             return
         ref = self.query_one("#serving-ref", Input).value.strip() or "champion"
-        self.query_one("#serving-status", Static).update(f"starting {ref} ...")
+        self.query_one("#serving-status", Static).update(plain(f"starting {ref} ..."))
         self._start(self.ws, ref)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="serving-start",
@@ -128,7 +127,7 @@ errors and the last requests it logged. The server keeps following its alias.
         if self._last is not None and message.at > self._last[0]:
             rate = (stats.requests - self._last[1]) / (message.at - self._last[0])
         self._last = (message.at, stats.requests)
-        table = Table(box=None, show_header=False)
+        table = PlainTable(box=None, show_header=False)
         table.add_column(style="bold")
         table.add_column()
         for label, value in (("version", number(stats.model_version)),
@@ -150,4 +149,4 @@ errors and the last requests it logged. The server keeps following its alias.
         server = self.server
         text = (f"serving {server.ref} at {server.url}/invocations" if server and server.alive
                 else "No server running. Press s to serve the model in the box.")
-        self.query_one("#serving-status", Static).update(text)
+        self.query_one("#serving-status", Static).update(plain(text))
