@@ -9,6 +9,7 @@ by writers that found it busy.
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,17 +18,29 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from mlyard.storage import prediction_files, spool
+from mlyard.storage import meta_store, prediction_files, spool
 from mlyard.storage.engine import ENGINE_CONFIG, engine_cursor
 from mlyard.storage.errors import CatalogError
 from mlyard.storage.lock import CatalogLock
 from mlyard.storage.migrations import PREDICTIONS_OUT, apply_migrations
-from mlyard.storage.runs_store import insert_logs, insert_metrics
+from mlyard.storage.runs_store import LOG_SCHEMA, METRIC_SCHEMA, insert_logs, insert_metrics
 
 Connection = duckdb.DuckDBPyConnection
 CHECKPOINT_HEADROOM = "2GB"
 
 _SEGMENT_LOADERS = {"metrics": insert_metrics, "logs": insert_logs}
+_SEGMENT_SCHEMAS = {"metrics": METRIC_SCHEMA, "logs": LOG_SCHEMA,
+                    "predictions": prediction_files.PREDICTION_SCHEMA}
+_left_for_newer: set[str] = set()  # warned about once per process
+
+log = logging.getLogger("mlyard.catalog")
+
+
+def _check_columns(batch: pa.Table, expected: pa.Schema) -> None:
+    if batch.schema.names != expected.names or any(
+            not batch.schema.field(n).type.equals(expected.field(n).type)
+            for n in expected.names):
+        raise ValueError(f"columns {batch.schema.names} do not match {expected.names}")
 
 
 def insert_batch(con: Connection, kind: str, batch: pa.Table) -> None:
@@ -68,7 +81,12 @@ class Catalog:
                 yield con
 
     def ingest_spool(self, con: Connection) -> int:
-        """Load every sealed segment not loaded before; return how many rows were added."""
+        """Load every sealed segment not loaded before; return how many rows were added.
+
+        A segment that cannot be read or has the wrong columns is moved to `spool/bad/`
+        with its reason and an `alert.spool` event: it never blocks anyone's work. One of
+        a kind this version does not know (written by a newer mlyard) is left for it.
+        """
         added = 0
         for path in spool.sealed_segments(self.spool_dir):
             seen = con.execute(
@@ -76,7 +94,18 @@ class Catalog:
             ).fetchone()
             if seen is None:
                 kind = spool.segment_kind(path)
-                batch = spool.read_segment(path)
+                if kind not in _SEGMENT_SCHEMAS:
+                    if path.name not in _left_for_newer:
+                        _left_for_newer.add(path.name)
+                        log.warning("%s: a spool segment of kind %r, from a newer mlyard; "
+                                    "left for it", path, kind)
+                    continue
+                try:
+                    batch = spool.read_segment(path)
+                    _check_columns(batch, _SEGMENT_SCHEMAS[kind])
+                except (pa.ArrowException, OSError, ValueError) as exc:
+                    self._quarantine_segment(con, path, f"{type(exc).__name__}: {exc}")
+                    continue
                 con.begin()
                 try:
                     if kind == "predictions":  # spooled by an older mlyard: to the files
@@ -94,6 +123,12 @@ class Catalog:
                 added += batch.num_rows
             path.unlink(missing_ok=True)
         return added
+
+    def _quarantine_segment(self, con: Connection, path: Path, reason: str) -> None:
+        moved = spool.quarantine(path, reason)
+        meta_store.add_event(con, "alert.spool", path.name, "mlyard", {
+            "severity": "error", "moved_to": str(moved), "reason": reason})
+        log.error("%s: unreadable spool segment moved to %s (%s)", path, moved, reason)
 
     @contextmanager
     def _connected(self) -> Iterator[Connection]:

@@ -8,6 +8,7 @@ and unlink the file is recognised and removed without loading it twice.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import uuid
@@ -56,3 +57,14 @@ def read_segment(path: Path) -> pa.Table:
 
 def segment_kind(path: Path) -> str:
     return path.name.split("-", 1)[0]
+
+
+def quarantine(path: Path, reason: str) -> Path:
+    """Move an unreadable segment to `bad/` beside the spool, with a `.reason.json`."""
+    bad = path.parent / "bad"
+    bad.mkdir(exist_ok=True)
+    target = bad / path.name
+    os.replace(path, target)
+    (bad / (path.name + ".reason.json")).write_text(
+        json.dumps({"segment": path.name, "reason": reason, "moved_at": time.time()}))
+    return target

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -156,3 +157,29 @@ def test_lock_errors_are_typed(tmp_path: Path) -> None:
         with Catalog(tmp_path).session(timeout=0.2):
             pass
     release(holder)
+
+
+def test_an_unreadable_spool_segment_is_moved_aside_and_blocks_nobody(tmp_path: Path) -> None:
+    catalog = Catalog(tmp_path)
+    with catalog.session():
+        pass
+    catalog.spool_dir.mkdir(parents=True, exist_ok=True)
+    garbage = catalog.spool_dir / "metrics-00000000000000000001-garbage.arrow"
+    garbage.write_bytes(b"not an arrow file at all")
+    wrong = spool.write_segment(catalog.spool_dir, "logs",
+                                pa.table({"something": ["else"]}))
+    future = catalog.spool_dir / "traces-00000000000000000002-newer.arrow"
+    future.write_bytes(b"a kind this version does not know")
+    good = spool.write_segment(catalog.spool_dir, "metrics", pa.table(
+        [pa.array(["r1"]), pa.array(["loss"]), pa.array([0.5]), pa.array([0], pa.int64()),
+         pa.array([1.0])], schema=METRIC_SCHEMA))
+    with catalog.session() as con:  # works, and loads the good segment
+        assert count_metric_points(con, "r1") == 1
+        events = con.execute("SELECT subject, CAST(detail AS VARCHAR) FROM events "
+                             "WHERE kind = 'alert.spool' ORDER BY subject").fetchall()
+    bad = catalog.spool_dir / "bad"
+    assert sorted(p.name for p in bad.glob("*.arrow")) == sorted([garbage.name, wrong.name])
+    reason = json.loads((bad / (wrong.name + ".reason.json")).read_text())["reason"]
+    assert "do not match" in reason
+    assert [subject for subject, _ in events] == sorted([garbage.name, wrong.name])
+    assert future.exists() and not good.exists()  # left for a newer mlyard; loaded
