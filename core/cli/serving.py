@@ -25,16 +25,23 @@ from mlyard.core.serving.server import check_binding, create_app
 @click.option("--workers", default=1, show_default=True, type=int,
               help="Server processes (each loads the model).")
 @click.option("--token", envvar="MLYARD_SERVE_TOKEN",
-              help="Require Authorization: Bearer TOKEN (needed beyond loopback).")
+              help="Require Authorization: Bearer TOKEN (needed beyond loopback). Prefer "
+                   "the MLYARD_SERVE_TOKEN environment variable: others can read --token "
+                   "in `ps`.")
+@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
+              help="Also answer requests whose Host header is NAME (the loopback names "
+                   "always are); repeat for more, `*` for any.")
 @click.option("--insecure", is_flag=True, help="Allow a non-loopback host without a token.")
 @click.option("--max-body", default=10 * 1024 * 1024, show_default=True, type=int,
               help="Largest request body in bytes (larger: 413).")
 @click.option("--no-log", is_flag=True, help="Do not log predictions (monitoring sees none).")
 @click.pass_obj
 def serve(obj: Context, model: str, host: str, port: int, workers: int, token: str | None,
-          insecure: bool, max_body: int, no_log: bool) -> None:
+          allowed_hosts: tuple[str, ...], insecure: bool, max_body: int, no_log: bool) -> None:
     """Serve MODEL (a version or an alias, e.g. churn@champion) over MLflow's protocol."""
     check_binding(host, token, insecure)
+    if host not in ("0.0.0.0", "::"):  # the name it is reached by is the one it binds
+        allowed_hosts = (*allowed_hosts, host)
     version = registry.resolve(obj.ws, model)
     output.stderr.print(f"serving {version.model}/{version.version} ({model}) on "
                         f"http://{host}:{port}/invocations", markup=False)
@@ -43,11 +50,13 @@ def serve(obj: Context, model: str, host: str, port: int, workers: int, token: s
             raise UsageError("--no-log works with one worker only")
         os.environ.update({"MLYARD_SERVE_MODEL": model, "MLYARD_SERVE_TOKEN": token or "",
                            "MLYARD_SERVE_MAX_BODY": str(max_body),
+                           "MLYARD_SERVE_ALLOWED_HOSTS": ",".join(allowed_hosts),
                            "MLYARD_WORKSPACE": str(obj.ws.root)})
         uvicorn.run("mlyard.core.serving.server:app_from_env", factory=True, host=host, port=port,
                     workers=workers, log_level="warning")
         return
-    uvicorn.run(create_app(obj.ws, model, token, max_body, log_predictions=not no_log),
+    uvicorn.run(create_app(obj.ws, model, token, max_body, log_predictions=not no_log,
+                           allowed_hosts=allowed_hosts),
                 host=host, port=port, log_level="warning")
 
 

@@ -8,23 +8,27 @@ to the prediction log without waiting on the catalog.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import hmac
 import ipaddress
 import logging
 import os
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from importlib import metadata
 from typing import Any
 
+import anyio
 import lightgbm as lgb
 import numpy as np
 import orjson
 import polars as pl
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.applications import Starlette
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -40,6 +44,12 @@ log = logging.getLogger("mlyard.serve")
 
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
 OPEN_PATHS = {"/ping", "/health"}  # liveness probes answer without a token
+# Host headers answered by default: a web page on another site that resolves its own name
+# to 127.0.0.1 (DNS rebinding) gets 400 instead of reaching a tokenless local server.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+SCORING_THREADS = 4  # requests scored at once, off the event loop
+MAX_QUEUED = 64  # requests waiting for a scoring thread before new ones get 503
+BODY_TIMEOUT = 30.0  # seconds to receive a whole body (a slow sender is cut off: 408)
 
 
 class ModelHolder:
@@ -84,17 +94,28 @@ class ModelHolder:
 
 def create_app(ws: Workspace, ref: str, token: str | None = None,
                max_body: int = DEFAULT_MAX_BODY, poll_interval: float = 1.0,
-               log_predictions: bool = True) -> Starlette:
-    """The scoring app for model `ref` (a version or an alias)."""
+               log_predictions: bool = True, allowed_hosts: Sequence[str] = (),
+               body_timeout: float = BODY_TIMEOUT, scoring_threads: int = SCORING_THREADS,
+               max_queued: int = MAX_QUEUED) -> Starlette:
+    """The scoring app for model `ref` (a version or an alias).
+
+    Args:
+        allowed_hosts: Host header values answered besides the loopback names ("*" for
+            any: only behind a proxy that checks them).
+        scoring_threads: requests scored at once, in threads, so a large request never
+            holds up the event loop that small ones are answered on.
+        max_queued: requests waiting for a thread beyond which new ones get 503.
+    """
     holder = ModelHolder(ws, ref, poll_interval)
+    scoring = _Scoring(anyio.CapacityLimiter(scoring_threads), max_queued)
     predictions = PredictionLog(ws.catalog, enabled=log_predictions,
                                 keep_seconds=ws.config.serve.keep_seconds)
     stats = _Stats()
 
     async def invocations(request: Request) -> Response:
         started = time.perf_counter()
-        response = await _score(request, holder, predictions, max_body,
-                                ws.config.data.id_column)
+        response = await _score(request, holder, predictions, max_body, body_timeout,
+                                scoring, ws.config.data.id_column)
         stats.observe(response.status_code, time.perf_counter() - started,
                       int(response.headers.get("x-mlyard-rows", "0")))
         return response
@@ -149,42 +170,79 @@ def create_app(ws: Workspace, ref: str, token: str | None = None,
     ], lifespan=lifespan)
     if token:
         app.add_middleware(_BearerAuth, token=token)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=[*LOOPBACK_HOSTS, *allowed_hosts])
     app.state.holder = holder
     app.state.predictions = predictions
     return app
 
 
+class _Scoring:
+    """The scoring threads and how many requests wait for one."""
+
+    def __init__(self, limiter: anyio.CapacityLimiter, max_queued: int) -> None:
+        self.limiter = limiter
+        self.max_queued = max_queued
+        self.waiting = 0
+
+
 async def _score(request: Request, holder: ModelHolder, predictions: PredictionLog,
-                 max_body: int, id_column: str | None) -> Response:
+                 max_body: int, body_timeout: float, scoring: _Scoring,
+                 id_column: str | None) -> Response:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_body:
         return _error(f"body of {declared} bytes is over the limit of {max_body}", 413)
     body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > max_body:
-            return _error(f"body is over the limit of {max_body} bytes", 413)
-    model = holder.current  # one model for the whole request, even if a swap happens now
     try:
-        rows = parse_body(bytes(body), request.headers.get("content-type", ""))
+        async with asyncio.timeout(body_timeout):
+            async for chunk in request.stream():
+                body.extend(chunk)
+                if len(body) > max_body:
+                    return _error(f"body is over the limit of {max_body} bytes", 413)
+    except TimeoutError:
+        return _error(f"the request body did not arrive within {body_timeout:g}s", 408,
+                      "REQUEST_TIMEOUT")
+    if scoring.waiting >= scoring.max_queued:
+        return _error("the server is busy scoring other requests; retry shortly", 503,
+                      "TEMPORARILY_UNAVAILABLE")
+    model = holder.current  # one model for the whole request, even if a swap happens now
+    scoring.waiting += 1
+    try:
+        result = await anyio.to_thread.run_sync(
+            _score_rows, bytes(body), request.headers.get("content-type", ""), model,
+            id_column, limiter=scoring.limiter)
+    finally:
+        scoring.waiting -= 1
+    if isinstance(result, Response):
+        return result
+    frame, values = result
+    request_id = uuid.uuid4().hex
+    version = model.version
+    predictions.add([(request_id, time.time(), version.model, version.version, frame, values)])
+    return Response(orjson.dumps({"predictions": values}), media_type="application/json",
+                    headers={"x-request-id": request_id, "x-mlyard-rows": str(len(values)),
+                             "x-mlyard-model-version": str(version.version)})
+
+
+def _score_rows(body: bytes, content_type: str, model: LoadedModel, id_column: str | None
+                ) -> tuple[pl.DataFrame, list[Any]] | Response:
+    """Parse, check and score one request in a scoring thread: the rows to log and the
+    predictions, or the 4xx answer."""
+    try:
+        rows = parse_body(body, content_type)
         frame = to_frame(rows, model.spec)
         output = model.predict(frame)
     except ScoringRejected as rejected:
         return _error(rejected.msg, rejected.status, rejected.error_code)
+    except RecursionError:
+        return _error("the request nests values too deeply; send rows of plain values", 400)
     except (ValueError, TypeError, pl.exceptions.PolarsError, lgb.basic.LightGBMError) as exc:
         return _error(f"cannot score these rows: {exc}", 400)
     values = output.tolist() if isinstance(output, np.ndarray) else list(output)
-    request_id = uuid.uuid4().hex
-    now = time.time()
-    version = model.version
     if id_column is not None and id_column in rows[0]:
         # Logged (never scored) so that labels arriving later can be joined by id.
         frame = frame.with_columns(pl.Series(id_column, [str(row.get(id_column))
                                                          for row in rows], pl.String))
-    predictions.add([(request_id, now, version.model, version.version, frame, values)])
-    return Response(orjson.dumps({"predictions": values}), media_type="application/json",
-                    headers={"x-request-id": request_id, "x-mlyard-rows": str(len(values)),
-                             "x-mlyard-model-version": str(version.version)})
+    return frame, values
 
 
 class _BearerAuth:
@@ -192,12 +250,15 @@ class _BearerAuth:
 
     def __init__(self, app: Any, token: str) -> None:
         self.app = app
-        self.expected = f"Bearer {token}".encode()
+        self.expected = token.encode()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"] not in OPEN_PATHS:
-            headers = dict(scope["headers"])
-            if headers.get(b"authorization") != self.expected:
+            scheme, _, given = dict(scope["headers"]).get(b"authorization", b"").partition(b" ")
+            # The scheme is case-insensitive (RFC 9110); the comparison takes the same time
+            # however much of the token is right.
+            if scheme.lower() != b"bearer" or not hmac.compare_digest(given.strip(),
+                                                                       self.expected):
                 response = _error("missing or wrong bearer token", 401, "UNAUTHENTICATED")
                 await response(scope, receive, send)
                 return
@@ -258,6 +319,8 @@ def check_binding(host: str, token: str | None, insecure: bool) -> None:
 def app_from_env() -> Starlette:
     """For `uvicorn --factory` with several workers: the app configured by environment."""
     ws = open_workspace(config_path=None)
+    hosts = os.environ.get("MLYARD_SERVE_ALLOWED_HOSTS", "")
     return create_app(ws, os.environ["MLYARD_SERVE_MODEL"],
                       token=os.environ.get("MLYARD_SERVE_TOKEN") or None,
-                      max_body=int(os.environ.get("MLYARD_SERVE_MAX_BODY", DEFAULT_MAX_BODY)))
+                      max_body=int(os.environ.get("MLYARD_SERVE_MAX_BODY", DEFAULT_MAX_BODY)),
+                      allowed_hosts=[h for h in hosts.split(",") if h])

@@ -1,0 +1,109 @@
+"""The scoring server under hostile or heavy clients: a big request does not hold up small
+ones, slow senders are cut off, foreign Host headers and bad tokens are refused, and
+malformed bodies get a 4xx, never a 500."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import wait_for
+from tests.test_serve import Server, features_of, rows, trained  # noqa: F401  (a fixture)
+
+
+def score(url: str, body: object, **headers: str) -> httpx.Response:
+    return httpx.post(f"{url}/invocations", json=body, headers=headers, timeout=120)
+
+
+def test_small_requests_are_answered_while_a_large_one_is_scored(trained: Path,  # noqa: F811
+                                                                 ) -> None:
+    big = {"instances": features_of(rows(trained, 7000), trained).to_dicts() * 3}
+    small = {"instances": features_of(rows(trained, 1), trained).to_dicts()}
+    finished: list[str] = []
+    with Server(trained, "champion") as running:
+        def send_big() -> None:
+            assert score(running.url, big).status_code == 200
+            finished.append("big")
+
+        sender = threading.Thread(target=send_big)
+        sender.start()
+        with httpx.Client(timeout=120) as client:
+            while sender.is_alive():
+                answer = client.post(f"{running.url}/invocations", json=small)
+                assert answer.status_code == 200
+                finished.append("small")
+        sender.join()
+    # Small requests kept being answered while the big one was scored, not after it.
+    assert finished.index("big") >= 3, finished[:10]
+
+
+def test_a_slow_sender_is_cut_off_with_408(trained: Path) -> None:  # noqa: F811
+    with Server(trained, "champion", body_timeout=0.5) as running:
+        port = int(running.url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+            sock.sendall(b"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                         b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+                         b'{"instances": [')  # and then nothing more
+            answer = b""
+            while b"\r\n\r\n" not in answer:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:80]
+
+
+def test_a_foreign_host_header_is_refused(trained: Path) -> None:  # noqa: F811
+    body = {"instances": features_of(rows(trained, 1), trained).to_dicts()}
+    with Server(trained, "champion") as running:
+        assert score(running.url, body, host="attacker.example").status_code == 400
+        assert score(running.url, body, host="localhost").status_code == 200
+    with Server(trained, "champion", allowed_hosts=["models.internal"]) as running:
+        assert score(running.url, body, host="models.internal").status_code == 200
+
+
+@pytest.mark.parametrize("header, status", [
+    ("Bearer s3cret", 200), ("bearer s3cret", 200), ("BEARER  s3cret", 200),
+    ("Bearer s3cre", 401), ("Bearer s3cret0", 401), ("Basic s3cret", 401), ("s3cret", 401),
+])
+def test_the_bearer_scheme_is_case_insensitive_and_the_token_exact(
+        trained: Path, header: str, status: int) -> None:  # noqa: F811
+    body = {"instances": features_of(rows(trained, 1), trained).to_dicts()}
+    with Server(trained, "champion", token="s3cret") as running:
+        assert score(running.url, body, authorization=header).status_code == status
+
+
+def test_deep_or_odd_bodies_get_a_4xx_never_a_5xx(trained: Path) -> None:  # noqa: F811
+    feature = features_of(rows(trained, 1), trained).to_dicts()[0]
+    name = next(iter(feature))
+    nested = "[" * 990 + "]" * 990
+    bodies = [
+        '{"instances": [{"%s": %s}]}' % (name, nested),
+        '{"instances": %s}' % nested,
+        "[" * 5000 + "]" * 5000,
+        '{"instances": [' + ",".join(["{}"] * 10) + "]}",
+        '{"dataframe_split": {"columns": 7}}',
+    ]
+    with Server(trained, "champion") as running:
+        for body in bodies:
+            answer = httpx.post(f"{running.url}/invocations", content=body, timeout=60,
+                                headers={"content-type": "application/json"})
+            assert 400 <= answer.status_code < 500, (body[:40], answer.text[:200])
+            assert answer.json()["error_code"]
+
+
+def test_new_requests_get_503_when_the_scoring_queue_is_full(trained: Path) -> None:  # noqa: F811
+    body = {"instances": features_of(rows(trained, 1), trained).to_dicts()}
+    with Server(trained, "champion", max_queued=0) as running:
+        answer = score(running.url, body)
+    assert answer.status_code == 503 and answer.json()["error_code"] == "TEMPORARILY_UNAVAILABLE"
+
+
+def test_health_is_ok_while_the_log_writes(trained: Path) -> None:  # noqa: F811
+    with Server(trained, "champion") as running:
+        health = wait_for(lambda: httpx.get(f"{running.url}/health").json())
+    assert health["status"] == "ok" and health["prediction_log"]["dropped"] == 0
