@@ -13,7 +13,13 @@ def mlyard_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "mlyard", *args]
 
 
-def pid_alive(pid: int) -> bool:
+def pid_alive(pid: int, since: float | None = None) -> bool:
+    """Whether process `pid` is still the one that was running at time `since`.
+
+    A pid is reused once its process ends: a live process with that pid that started
+    after `since` (the run's or job's start) is another program, so the recorded one is
+    gone.
+    """
     if pid == os.getpid():
         return True
     try:
@@ -21,8 +27,26 @@ def pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return not _is_zombie(pid)
+        pass  # it exists, under another user
+    if _is_zombie(pid):
+        return False
+    started = process_started_at(pid)
+    return since is None or started is None or started <= since + START_TOLERANCE
+
+
+START_TOLERANCE = 2.0  # seconds: clock ticks and boot-time rounding
+
+
+def process_started_at(pid: int) -> float | None:
+    """When process `pid` started (Unix time), from /proc; None where /proc is absent."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            ticks = int(handle.read().rsplit(b")", 1)[1].split()[19])
+        with open("/proc/stat", "rb") as handle:
+            boot = next(int(line.split()[1]) for line in handle if line.startswith(b"btime"))
+    except (OSError, IndexError, ValueError, StopIteration):
+        return None
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _is_zombie(pid: int) -> bool:

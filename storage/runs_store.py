@@ -104,11 +104,21 @@ def touch_heartbeat(con: Connection, run_id: str, ts: float) -> None:
     )
 
 
-def running_runs(con: Connection) -> list[tuple[str, int | None, str | None, float]]:
-    """(run_id, pid, host, heartbeat) of every run still marked running."""
-    return con.execute(
-        "SELECT run_id, pid, host, heartbeat FROM runs WHERE status = 'running'"
+@dataclass(frozen=True)
+class RunningRun:
+    run_id: str
+    pid: int | None
+    host: str | None
+    start_time: float
+    heartbeat: float
+
+
+def running_runs(con: Connection) -> list[RunningRun]:
+    """Every run still marked running."""
+    rows = con.execute(
+        "SELECT run_id, pid, host, start_time, heartbeat FROM runs WHERE status = 'running'"
     ).fetchall()
+    return [RunningRun(*row) for row in rows]
 
 
 def mark_crashed(con: Connection, run_ids: list[str]) -> None:

@@ -109,3 +109,31 @@ def test_killed_run_shows_as_crashed_with_its_flushed_metrics(project: Path) -> 
     assert detail.run.end_time is not None
     listed = json.loads(json.dumps([r.status for r in runs.list_runs(ws)]))
     assert listed == ["crashed"]
+
+
+def test_a_run_whose_pid_was_reused_by_a_later_process_shows_as_crashed(project: Path,
+                                                                         ) -> None:
+    import subprocess
+
+    from mlyard.core.tracking import active_run as tracking
+
+    older = subprocess.Popen(["sleep", "60"])
+    ws = open_workspace()
+    run = tracking.start_run(name="reused", workspace=ws)
+    run._buffer.stop()  # as if this process had died: nothing more is written for it
+    tracking._active.remove(run)
+    later = subprocess.Popen(["sleep", "60"])
+    try:
+        wait_for(lambda: Path(f"/proc/{later.pid}/stat").exists())
+        with ws.catalog.session() as con:  # the run's pid is a live process older than it
+            con.execute("UPDATE runs SET pid = ? WHERE run_id = ?", [older.pid, run.run_id])
+        assert runs.show_run(ws, run.run_id).run.status == "running"
+        with ws.catalog.session() as con:  # ... now one that started after it (by more
+            # than the tolerance for clock ticks: the run is dated back a few seconds)
+            con.execute("UPDATE runs SET pid = ?, start_time = start_time - 5 "
+                        "WHERE run_id = ?", [later.pid, run.run_id])
+        assert runs.show_run(ws, run.run_id).run.status == "crashed"
+    finally:
+        for process in (older, later):
+            process.kill()
+            process.wait()

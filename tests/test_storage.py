@@ -183,3 +183,26 @@ def test_an_unreadable_spool_segment_is_moved_aside_and_blocks_nobody(tmp_path: 
     assert "do not match" in reason
     assert [subject for subject, _ in events] == sorted([garbage.name, wrong.name])
     assert future.exists() and not good.exists()  # left for a newer mlyard; loaded
+
+
+def test_a_run_that_had_to_drop_points_ends_failed_and_warns_the_script(tmp_path: Path,
+                                                                        ) -> None:
+    (tmp_path / "mlyard.toml").write_text("")
+    ws = open_workspace(tmp_path)
+    run = tracking.start_run(workspace=ws, flush_interval=60)
+    run._buffer.max_pending = 50
+    holder = hold_lock(ws.root, tmp_path)  # the catalog is busy ...
+    ws.catalog.spool_dir.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(ws.catalog.spool_dir)
+    ws.catalog.spool_dir.write_text("")  # ... and the spool cannot be written
+    for step in range(100):
+        run.log_metric("loss", float(step), step=step)
+    with pytest.raises(OSError):
+        run.flush()
+    release(holder)
+    ws.catalog.spool_dir.unlink()
+    with pytest.warns(UserWarning, match="50 metric points or log lines could not be stored"):
+        run.end()
+    detail = runs.show_run(ws, run.run_id)
+    assert detail.run.status == "failed" and "could not be stored" in (detail.run.error or "")
+    assert detail.metric_points["loss"] == 50  # the newest 50 were kept and written

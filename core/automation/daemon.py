@@ -261,7 +261,7 @@ def daemon_status(ws: Workspace) -> DaemonStatus:
     if record is None:
         return DaemonStatus(False, None, {})
     fresh = time.time() - record.heartbeat < 5 * HEARTBEAT_SECONDS
-    alive = record.host != socket.gethostname() or pid_alive(record.pid)
+    alive = record.host != socket.gethostname() or pid_alive(record.pid, record.started_at)
     running = record.stopped_at is None and fresh and alive
     return DaemonStatus(running, record, json.loads(record.status))
 

@@ -166,7 +166,8 @@ def reconcile_dead(ws: Workspace) -> None:
     host = socket.gethostname()
     with ws.catalog.session() as con:
         for record in automation_store.running_jobs(con, ws.project):
-            if record.host == host and record.pid is not None and not pid_alive(record.pid):
+            if record.host == host and record.pid is not None \
+                    and not pid_alive(record.pid, record.started_at):
                 automation_store.finish_job(
                     con, record.job_id, "failed",
                     f"its process (pid {record.pid}) ended before the job finished",

@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -143,6 +144,13 @@ class Run:
         self._release_output()
         self._buffer.stop()
         remaining = self._buffer.drain()
+        if self._buffer.dropped:
+            # Points were lost while the workspace could not take them: the run must not
+            # look complete.
+            lost = (f"{self._buffer.dropped} metric points or log lines could not be "
+                    f"stored ({self._buffer.last_error or 'writes kept failing'})")
+            warnings.warn(f"mlyard run {self.run_id[:8]}: {lost}", stacklevel=2)
+            status, error = "failed", f"{lost}; {error}" if error else lost
         try:
             # The last points and lines and the final status go in one unit of work.
             with self.workspace.catalog.session() as con:

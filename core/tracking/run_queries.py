@@ -255,10 +255,10 @@ def reconcile_crashed(con: runs_store.Connection) -> None:
     host = socket.gethostname()
     now = time.time()
     dead = [
-        run_id
-        for run_id, pid, run_host, heartbeat in runs_store.running_runs(con)
-        if (run_host == host and pid is not None and not pid_alive(pid))
-        or (run_host != host and now - heartbeat > STALE_HEARTBEAT_S)
+        run.run_id
+        for run in runs_store.running_runs(con)
+        if (run.host == host and run.pid is not None and not pid_alive(run.pid, run.start_time))
+        or (run.host != host and now - run.heartbeat > STALE_HEARTBEAT_S)
     ]
     if dead:
         runs_store.mark_crashed(con, dead)
