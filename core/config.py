@@ -188,6 +188,18 @@ class ServeConfig(msgspec.Struct, forbid_unknown_fields=True):
             self.keep_predictions)
 
 
+class BundlesConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """`mlyard import`: how much a bundle may unpack to, checked before anything is
+    written (a small compressed bundle can declare gigabytes).
+
+    max_member_mb: the largest single file (a dataset snapshot or a model).
+    max_unpacked_mb: all files together.
+    """
+
+    max_member_mb: int = 8192
+    max_unpacked_mb: int = 16384
+
+
 DriftMethod = Literal["ks", "wasserstein", "chisquare", "jensenshannon", "psi"]
 
 
@@ -232,6 +244,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     tune: TuneConfig = msgspec.field(default_factory=TuneConfig)
     compute: ComputeConfig = msgspec.field(default_factory=ComputeConfig)
     serve: ServeConfig = msgspec.field(default_factory=ServeConfig)
+    bundles: BundlesConfig = msgspec.field(default_factory=BundlesConfig)
 
     @property
     def dataset_name(self) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mlyard import start_run
 from mlyard.core.data import versions as data
 from mlyard.core.models.loading import load_model
 from mlyard.core.tracking import run_queries as runs
@@ -142,3 +143,103 @@ def test_untouched_copy_imports(exported: tuple[Path, dict], tmp_path: Path) -> 
     bundle, _ = exported
     copy = _rewrite(bundle, tmp_path / "copy.tar.gz", _same)
     assert mlyard("import", str(copy)).exit_code == 0
+
+
+def _rebuild(bundle: Path, target: Path, edit) -> Path:  # type: ignore[no-untyped-def]
+    """A self-consistent bundle (checksums and hashes right) whose content `edit` chose:
+    what a crafted bundle looks like."""
+    import blake3
+
+    with tarfile.open(bundle, "r:gz") as source:
+        parts = {m.name: source.extractfile(m).read()  # type: ignore[union-attr]
+                 for m in source.getmembers()}
+    manifest = json.loads(parts.pop("manifest.json"))
+    parts.pop("checksums.json")
+    objects = {name.removeprefix("objects/"): data for name, data in parts.items()}
+    extra = edit(manifest, objects) or {}
+    manifest_bytes = json.dumps(manifest, sort_keys=True).encode()
+    checksums = {"manifest.json": blake3.blake3(manifest_bytes).hexdigest(),
+                 **{f"objects/{h}": h for h in objects}}
+    with tarfile.open(target, "w:gz") as out:
+        for name, data in [("manifest.json", manifest_bytes),
+                           ("checksums.json", json.dumps(checksums).encode()),
+                           *((f"objects/{h}", d) for h, d in objects.items()),
+                           *extra.items()]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            out.addfile(info, io.BytesIO(data))
+    return target
+
+
+def _into_existing_run(run_id: str):  # type: ignore[no-untyped-def]
+    def edit(manifest, objects):  # type: ignore[no-untyped-def]
+        manifest["rows"]["tags"].append({"run_id": run_id, "key": "owned", "value": "yes"})
+    return edit
+
+
+def _missing_object(manifest, objects):  # type: ignore[no-untyped-def]
+    manifest["rows"]["artifacts"][0]["object_hash"] = "f" * 64
+
+
+def _unlisted_member(manifest, objects):  # type: ignore[no-untyped-def]
+    return {"objects/" + "e" * 64: b"not listed"}
+
+
+def _malformed_model(manifest, objects):  # type: ignore[no-untyped-def]
+    import blake3
+
+    [version] = manifest["rows"]["model_versions"]
+    text = objects.pop(version["model_hash"])
+    broken = text[: len(text) // 2]  # LightGBM aborts the process on this
+    digest = blake3.blake3(broken).hexdigest()
+    objects[digest] = broken
+    manifest["objects"] = sorted(set(manifest["objects"]) - {version["model_hash"]} | {digest})
+    for row in manifest["rows"]["artifacts"]:
+        if row["object_hash"] == version["model_hash"]:
+            row["object_hash"] = digest
+    version["model_hash"] = digest
+
+
+def test_import_never_writes_into_a_run_that_is_already_here(
+        exported: tuple[Path, dict], tmp_path: Path) -> None:  # type: ignore[type-arg]
+    bundle, _ = exported
+    with start_run(name="mine") as run:
+        pass
+    mine = run.run_id
+    bad = _rebuild(bundle, tmp_path / "bad.tar.gz", _into_existing_run(mine))
+    result = mlyard("import", str(bad))
+    assert result.exit_code == 1 and "import only adds" in result.stderr
+    detail = runs.show_run(open_workspace(), mine)
+    assert "owned" not in detail.run.tags and len(json.loads(
+        mlyard("runs", "list", "--json").stdout)) == 1
+
+
+@pytest.mark.parametrize(("label", "edit", "expected"), [
+    ("missing object", _missing_object, "which the bundle does not hold"),
+    ("unlisted member", _unlisted_member, "is not in the manifest"),
+    ("malformed model", _malformed_model, "killed the process that loaded it"),
+])
+def test_crafted_bundles_are_refused_with_nothing_imported(
+        exported: tuple[Path, dict], tmp_path: Path, label: str, edit,  # type: ignore[no-untyped-def,type-arg]
+        expected: str) -> None:
+    bundle, _ = exported
+    assert label
+    bad = _rebuild(bundle, tmp_path / "bad.tar.gz", edit)
+    result = mlyard("import", str(bad))
+    assert result.exit_code == 1 and expected in result.stderr, result.stderr
+    assert mlyard("runs", "list", "--json").stdout.strip() == "[]"
+    assert json.loads(mlyard("models", "list", "--json").stdout) == []
+
+
+def test_a_bundle_that_unpacks_past_the_limit_is_refused_before_writing(
+        exported: tuple[Path, dict], tmp_path: Path) -> None:  # type: ignore[type-arg]
+    bundle, _ = exported
+    config = Path("mlyard.toml")
+    config.write_text(config.read_text() + "\n[bundles]\nmax_member_mb = 2\n")
+    bomb = _rebuild(bundle, tmp_path / "bomb.tar.gz",
+                    lambda manifest, objects: {"objects/" + "d" * 64: bytes(3 * 2**20)})
+    assert bomb.stat().st_size < 1_000_000  # small on disk, large unpacked
+    result = mlyard("import", str(bomb))
+    assert result.exit_code == 1 and "over the limit of 2,097,152" in result.stderr
+    assert not Path(".mlyard/objects/dd/" + "d" * 62).exists()
+

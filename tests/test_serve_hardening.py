@@ -11,6 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mlyard.core.models import registry
+from mlyard.core.workspace import open_workspace
 from tests.conftest import wait_for
 from tests.test_serve import Server, features_of, rows, trained  # noqa: F401  (a fixture)
 
@@ -107,3 +109,28 @@ def test_health_is_ok_while_the_log_writes(trained: Path) -> None:  # noqa: F811
     with Server(trained, "champion") as running:
         health = wait_for(lambda: httpx.get(f"{running.url}/health").json())
     assert health["status"] == "ok" and health["prediction_log"]["dropped"] == 0
+
+
+def test_a_model_that_would_crash_the_server_is_refused_and_the_old_one_keeps_serving(
+        trained: Path) -> None:  # noqa: F811
+    ws = open_workspace(trained)
+    newer = registry.resolve(ws, "2")
+    text = ws.objects.read_bytes(newer.model_hash)
+    broken = ws.objects.put_bytes(text[: len(text) // 2])  # LightGBM aborts on this
+    body = {"instances": features_of(rows(trained, 2), trained).to_dicts()}
+    with Server(trained, "champion") as running:
+        try:
+            with ws.catalog.session() as con:  # a version whose model, hash and all, is bad
+                con.execute("UPDATE model_versions SET model_hash = ? WHERE version = 2",
+                            [broken])
+            registry.promote(ws, "2", reason="a broken model", force=True)
+            wait_for(lambda: 2 in running.app.state.holder.refused,
+                     what="the server tried the new model in a child and refused it")
+            answer = score(running.url, body)
+            assert answer.status_code == 200
+            assert answer.headers["x-mlyard-model-version"] == "1"
+        finally:
+            with ws.catalog.session() as con:
+                con.execute("UPDATE model_versions SET model_hash = ? WHERE version = 2",
+                            [newer.model_hash])
+            registry.promote(ws, "1", reason="back", force=True)

@@ -25,6 +25,7 @@ import blake3
 
 from mlyard.core.errors import MlyardError, NotFound
 from mlyard.core.models import registry
+from mlyard.core.models.loading import check_loads
 from mlyard.core.workspace import Workspace
 from mlyard.storage import bundle_store, meta_store, runs_store
 from mlyard.storage.objects import hash_file
@@ -71,19 +72,23 @@ def export_bundle(ws: Workspace, ref: str, target: Path) -> dict[str, Any]:
 
 
 def import_bundle(ws: Workspace, source: Path) -> ImportResult:
-    """Check every member of the bundle, then add its objects and rows to this workspace."""
+    """Check every member of the bundle, then add its objects and rows to this workspace.
+
+    Import only adds: rows must all belong to the bundle's one run (never to a run or
+    version already here), every object a row names must be in the bundle, only members
+    the manifest lists are unpacked, sizes are checked against `[bundles]` before any
+    byte is written, and each model is first loaded in a child process.
+    """
+    limits = ws.config.bundles
     with tempfile.TemporaryDirectory(dir=ws.objects.new_temp().parent) as scratch:
         folder = Path(scratch)
-        _extract_checked(source, folder)
-        checksums = _load_json(source, folder / "checksums.json")
-        manifest_bytes = (folder / "manifest.json").read_bytes()
-        if blake3.blake3(manifest_bytes).hexdigest() != checksums.get("manifest.json"):
-            raise BundleRefused(f"{source}: manifest.json does not match its checksum "
-                                "(the bundle was changed or damaged)")
-        manifest = _load_json(source, folder / "manifest.json")
-        if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
-            raise BundleRefused(f"{source}: not an mlyard bundle of format {FORMAT_VERSION}")
+        manifest, checksums = _extract_checked(source, folder, limits.max_member_mb * 2**20,
+                                               limits.max_unpacked_mb * 2**20)
         _check_objects(source, folder, manifest, checksums)
+        _check_rows(source, manifest)
+        for version in manifest["rows"]["model_versions"]:
+            check_loads(folder / "objects" / version["model_hash"],
+                        f"{source}: model {version['model']}/{version['version']}")
         for digest in manifest["objects"]:
             tmp = ws.objects.new_temp()
             shutil.copyfile(folder / "objects" / digest, tmp)
@@ -99,6 +104,36 @@ def import_bundle(ws: Workspace, source: Path) -> ImportResult:
                         summary["dataset_versions"], len(manifest["objects"]))
 
 
+def _check_rows(source: Path, manifest: dict[str, Any]) -> None:
+    """Every row belongs to the bundle's one run and names only objects it carries."""
+    rows = manifest.get("rows")
+    if not isinstance(rows, dict) or not isinstance(rows.get("runs"), list) \
+            or len(rows["runs"]) != 1:
+        raise BundleRefused(f"{source}: the manifest must hold exactly one run")
+    run_id = rows["runs"][0].get("run_id")
+    objects = set(manifest.get("objects", []))
+    try:
+        for table in (*bundle_store.RUN_TABLES, "model_versions"):
+            for row in rows.get(table, []):
+                if row.get("run_id") != run_id:
+                    raise BundleRefused(
+                        f"{source}: a row of {table} names run {str(row.get('run_id'))[:12]!r}"
+                        f", not the bundle's run {str(run_id)[:12]!r}; import only adds")
+        named = [(f"artifact {r.get('name')!r}", r.get("object_hash"))
+                 for r in rows.get("artifacts", [])]
+        named += [(f"dataset version {r.get('dataset')}:v{r.get('seq')}", r.get("snapshot_hash"))
+                  for r in rows.get("dataset_versions", [])]
+        named += [(f"model {r.get('model')}/{r.get('version')} {kind}", r.get(column))
+                  for r in rows.get("model_versions", [])
+                  for kind, column in (("text", "model_hash"), ("card", "card_hash"))]
+    except AttributeError:
+        raise BundleRefused(f"{source}: manifest rows are malformed") from None
+    for what, digest in named:
+        if digest not in objects:
+            raise BundleRefused(f"{source}: {what} points at object {str(digest)[:12]!r}, "
+                                "which the bundle does not hold")
+
+
 def _run_for(ws: Workspace, ref: str) -> str:
     """A run reference, or else a model reference (`churn@champion`, `churn/3`)."""
     try:
@@ -111,29 +146,70 @@ def _run_for(ws: Workspace, ref: str) -> str:
             raise NotFound(f"{ref!r} is neither a run nor a model version") from None
 
 
-def _extract_checked(source: Path, folder: Path) -> None:
+def _extract_checked(source: Path, folder: Path, max_member: int, max_total: int
+                     ) -> tuple[dict[str, Any], dict[str, str]]:
+    """Unpack the manifest, check it, then unpack only the objects it lists; every size
+    is checked against the limits from the tar headers before a byte is written."""
     try:
         with tarfile.open(source, "r:gz") as archive:
             members = archive.getmembers()
             if len(members) > _MAX_MEMBERS:
                 raise BundleRefused(f"{source}: too many members ({len(members)})")
-            names = set()
+            by_name: dict[str, tarfile.TarInfo] = {}
             for member in members:
                 _check_member(source, member)
-                names.add(member.name)
-            if not {"manifest.json", "checksums.json"} <= names:
+                if member.size > max_member:
+                    raise BundleRefused(
+                        f"{source}: member {member.name!r} unpacks to {member.size:,} bytes, "
+                        f"over the limit of {max_member:,} ([bundles] max_member_mb)")
+                by_name[member.name] = member
+            total = sum(m.size for m in members)
+            if total > max_total:
+                raise BundleRefused(f"{source}: unpacks to {total:,} bytes, over the limit of "
+                                    f"{max_total:,} ([bundles] max_unpacked_mb)")
+            if not {"manifest.json", "checksums.json"} <= set(by_name):
                 raise BundleRefused(f"{source}: manifest.json or checksums.json is missing")
-            for member in members:
-                handle = archive.extractfile(member)
-                if handle is None:
-                    raise BundleRefused(f"{source}: member {member.name!r} is not a file")
-                target = folder / member.name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with handle, open(target, "wb") as out:
-                    shutil.copyfileobj(handle, out)
+            for name in ("manifest.json", "checksums.json"):
+                _unpack(source, archive, by_name[name], folder)
+            checksums = _load_json(source, folder / "checksums.json")
+            manifest_bytes = (folder / "manifest.json").read_bytes()
+            if blake3.blake3(manifest_bytes).hexdigest() != checksums.get("manifest.json"):
+                raise BundleRefused(f"{source}: manifest.json does not match its checksum "
+                                    "(the bundle was changed or damaged)")
+            manifest = _load_json(source, folder / "manifest.json")
+            if manifest.get("format") != FORMAT or \
+                    manifest.get("format_version") != FORMAT_VERSION:
+                raise BundleRefused(f"{source}: not an mlyard bundle of format "
+                                    f"{FORMAT_VERSION}")
+            listed = {f"objects/{digest}" for digest in manifest.get("objects", [])}
+            for name, member in by_name.items():
+                if name in ("manifest.json", "checksums.json"):
+                    continue
+                if name not in listed:
+                    raise BundleRefused(f"{source}: member {name!r} is not in the manifest")
+                _unpack(source, archive, member, folder)
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise BundleRefused(f"{source}: not a readable bundle (truncated or not a .tar.gz: "
                             f"{exc})") from None
+    return manifest, {str(k): str(v) for k, v in checksums.items()}
+
+
+def _unpack(source: Path, archive: tarfile.TarFile, member: tarfile.TarInfo,
+            folder: Path) -> None:
+    """Copy one member, never more bytes than its header declared."""
+    handle = archive.extractfile(member)
+    if handle is None:
+        raise BundleRefused(f"{source}: member {member.name!r} is not a file")
+    target = folder / member.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with handle, open(target, "wb") as out:
+        left = member.size
+        while left > 0:
+            chunk = handle.read(min(left, 2**20))
+            if not chunk:
+                break
+            out.write(chunk)
+            left -= len(chunk)
 
 
 def _check_member(source: Path, member: tarfile.TarInfo) -> None:

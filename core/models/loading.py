@@ -8,13 +8,18 @@ the workspace.
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import lightgbm as lgb
 import numpy as np
 import polars as pl
 
+from mlyard.core.errors import MlyardError
 from mlyard.core.models import registry
 from mlyard.core.models.features import FeatureSpec, encode
 from mlyard.core.workspace import Workspace
@@ -31,6 +36,38 @@ class LoadedModel:
     def predict(self, frame: pl.DataFrame) -> np.ndarray:
         """Probabilities (binary: of the positive class), class probabilities or values."""
         return np.asarray(self.booster.predict(encode(frame, self.spec)))
+
+
+class ModelRefused(MlyardError):
+    title = "Model refused"
+
+
+# LightGBM aborts the whole process (SIGABRT) on some malformed model text, so a model
+# from outside is first loaded, and asked for one prediction, in a child process.
+_TRIAL = """
+import sys
+import lightgbm, numpy
+booster = lightgbm.Booster(model_file=sys.argv[1])
+booster.predict(numpy.zeros((1, booster.num_feature())))
+"""
+
+
+def check_loads(path: Path, label: str, timeout: float = 120.0) -> None:
+    """Load the LightGBM text at `path` in a child process; raise ModelRefused naming
+    `label` when the child fails or dies, so that no server or scorer of ours does."""
+    try:
+        child = subprocess.run([sys.executable, "-c", _TRIAL, str(path)], capture_output=True,
+                               timeout=timeout)  # bytes: a dying LightGBM prints anything
+    except subprocess.TimeoutExpired:
+        raise ModelRefused(f"{label}: loading it took over {timeout:g}s; refused") from None
+    if child.returncode == 0:
+        return
+    if child.returncode < 0:
+        how = f"killed the process that loaded it ({signal.Signals(-child.returncode).name})"
+    else:
+        lines = child.stderr.decode(errors="replace").strip().splitlines()
+        how = f"cannot be loaded: {lines[-1] if lines else f'exit {child.returncode}'}"
+    raise ModelRefused(f"{label}: the model {how}; refused")
 
 
 def load_model(ws: Workspace, ref: str) -> LoadedModel:

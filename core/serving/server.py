@@ -33,9 +33,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from mlyard.core.errors import MlyardError, UsageError
+from mlyard.core.errors import MlyardError, ObjectCorrupt, UsageError
 from mlyard.core.models import registry
-from mlyard.core.models.loading import LoadedModel, load_model
+from mlyard.core.models.loading import LoadedModel, ModelRefused, check_loads, load_model
 from mlyard.core.serving.prediction_log import PredictionLog
 from mlyard.core.serving.request import ScoringRejected, parse_body, to_frame
 from mlyard.core.workspace import Workspace, open_workspace
@@ -61,6 +61,7 @@ class ModelHolder:
         self.poll_interval = poll_interval
         self.current: LoadedModel = load_model(ws, ref)
         self.swaps = 0
+        self.refused: set[int] = set()  # versions whose model failed its trial load
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="mlyard-model-watch",
                                         daemon=True)
@@ -76,9 +77,19 @@ class ModelHolder:
     def check_for_move(self) -> bool:
         """Load the version `ref` points at now, if it is not the one being served."""
         target = registry.resolve(self.ws, self.ref)
-        if target.version == self.current.version.version:
+        if target.version == self.current.version.version or target.version in self.refused:
             return False
-        replacement = load_model(self.ws, str(target.version))
+        try:
+            self.ws.objects.read_bytes(target.model_hash)  # its hash first, then ...
+            # ... a trial load in a child: a malformed model aborts the process loading it
+            check_loads(self.ws.objects.path_for(target.model_hash),
+                        f"{target.model}/{target.version}")
+            replacement = load_model(self.ws, str(target.version))
+        except (ModelRefused, ObjectCorrupt) as exc:
+            self.refused.add(target.version)
+            log.error("%s; still serving %s/%s", exc.msg, self.current.version.model,
+                      self.current.version.version)
+            return False
         self.current = replacement
         self.swaps += 1
         log.info("now serving %s/%s", target.model, target.version)
@@ -90,6 +101,9 @@ class ModelHolder:
                 self.check_for_move()
             except MlyardError as exc:  # a busy catalog or a missing alias: keep serving
                 log.warning("model watch: %s", exc.msg)
+            except Exception:  # anything else: keep serving, keep watching, say why
+                log.exception("model watch failed; still serving %s/%s",
+                              self.current.version.model, self.current.version.version)
 
 
 def create_app(ws: Workspace, ref: str, token: str | None = None,
