@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from mlyard.storage.errors import CatalogError, MlyardError, NotFound, ObjectCorrupt, StoreLocked
+from mlyard.storage.errors import (
+    CatalogError,
+    MlyardError,
+    NotFound,
+    ObjectCorrupt,
+    StoreLocked,
+    os_error_line,
+)
 
 __all__ = [
     "CatalogError",
@@ -15,6 +22,7 @@ __all__ = [
     "TrackingError",
     "UsageError",
     "WorkspaceNotFound",
+    "os_error_line",
 ]
 
 

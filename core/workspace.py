@@ -52,11 +52,14 @@ def find_config(start: Path) -> Path:
 
 
 def open_workspace(
-    start: Path | None = None, workspace: Path | None = None, config_path: Path | None = None
+    start: Path | None = None, workspace: Path | None = None, config_path: Path | None = None,
+    register: bool = True,
 ) -> Workspace:
     """Open the project around `start` (default: the current directory).
 
     `workspace` beats `MLYARD_WORKSPACE`, which beats `.mlyard/` beside the config.
+    `register=False` leaves the catalog unopened (for `mlyard doctor`, which must start
+    even when the catalog cannot be opened).
     """
     path = config_path or find_config(start or Path.cwd())
     config = load_config(path)
@@ -71,7 +74,8 @@ def open_workspace(
         catalog=Catalog(root),
         objects=ObjectStore(root / "objects"),
     )
-    _register_project(ws)
+    if register:
+        _register_project(ws)
     return ws
 
 

@@ -36,11 +36,24 @@ _left_for_newer: set[str] = set()  # warned about once per process
 log = logging.getLogger("mlyard.catalog")
 
 
-def _check_columns(batch: pa.Table, expected: pa.Schema) -> None:
+def read_checked_segment(path: Path) -> tuple[pa.Table | None, str | None]:
+    """A sealed segment's rows, or None and why it cannot be loaded."""
+    expected = _SEGMENT_SCHEMAS.get(spool.segment_kind(path))
+    if expected is None:
+        return None, "a kind this version does not know"
+    try:
+        batch = spool.read_segment(path)
+    except (pa.ArrowException, OSError) as exc:
+        return None, f"{type(exc).__name__}: {exc}"
     if batch.schema.names != expected.names or any(
             not batch.schema.field(n).type.equals(expected.field(n).type)
             for n in expected.names):
-        raise ValueError(f"columns {batch.schema.names} do not match {expected.names}")
+        return None, f"columns {batch.schema.names} do not match {expected.names}"
+    return batch, None
+
+
+def segment_kind_known(path: Path) -> bool:
+    return spool.segment_kind(path) in _SEGMENT_SCHEMAS
 
 
 def insert_batch(con: Connection, kind: str, batch: pa.Table) -> None:
@@ -65,10 +78,17 @@ class Catalog:
     def session(self, timeout: float | None = None) -> Iterator[Connection]:
         """One transaction under the lock; commits on success, rolls back on error.
 
-        Raises StoreLocked when another process holds the catalog past `timeout`.
+        Raises StoreLocked when another process holds the catalog past `timeout`, and
+        CatalogError (one line) when DuckDB cannot read or write the file.
         """
-        with self.lock.hold(timeout), self._connected() as con, _transaction(con):
-            yield con
+        try:
+            with self.lock.hold(timeout), self._connected() as con, _transaction(con):
+                yield con
+        except (duckdb.IOException, duckdb.OutOfMemoryException,
+                duckdb.PermissionException) as exc:
+            raise CatalogError(f"{self.path}: could not read or write the catalog "
+                               f"({_first_line(exc)}); check free disk space and write "
+                               "access, then run the command again") from exc
 
     @contextmanager
     def try_session(self) -> Iterator[Connection | None]:
@@ -100,11 +120,9 @@ class Catalog:
                         log.warning("%s: a spool segment of kind %r, from a newer mlyard; "
                                     "left for it", path, kind)
                     continue
-                try:
-                    batch = spool.read_segment(path)
-                    _check_columns(batch, _SEGMENT_SCHEMAS[kind])
-                except (pa.ArrowException, OSError, ValueError) as exc:
-                    self._quarantine_segment(con, path, f"{type(exc).__name__}: {exc}")
+                batch, problem = read_checked_segment(path)
+                if batch is None:
+                    self._quarantine_segment(con, path, problem or "unreadable")
                     continue
                 con.begin()
                 try:
@@ -143,7 +161,9 @@ class Catalog:
             try:
                 con.execute(f"ATTACH ? AS {self._alias}", [str(self.path)])
             except duckdb.Error as exc:
-                raise CatalogError(f"{self.path}: cannot open the catalog: {exc}") from exc
+                raise CatalogError(
+                    f"{self.path}: cannot open the catalog ({_first_line(exc)}); "
+                    "`mlyard doctor` says what is wrong") from exc
             try:
                 con.execute(f"USE {self._alias}")
                 apply_migrations(con, str(self.path), {
@@ -155,6 +175,11 @@ class Catalog:
                 _detach(con, self._alias)
         finally:
             con.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _detach(con: Connection, alias: str) -> None:

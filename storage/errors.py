@@ -6,6 +6,8 @@ and so the CLI and the TUI can turn any of them into one clear line for the user
 
 from __future__ import annotations
 
+import errno
+
 
 class MlyardError(Exception):
     """An error the user can act on: `msg` is one line naming what and where."""
@@ -33,3 +35,15 @@ class ObjectCorrupt(MlyardError):
 
 class NotFound(MlyardError):
     title = "Not found"
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for a failed read or write: the file, what happened, what to do."""
+    where = exc.filename or "the workspace"
+    if exc.errno == errno.ENOSPC or exc.errno == errno.EDQUOT:
+        return (f"{where}: no space left on the device; free some space (or use "
+                "--workspace on another disk) and run the command again")
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return (f"{where}: cannot write here (read-only or not yours); mlyard needs to "
+                "write its workspace: fix the permissions or pass --workspace PATH")
+    return f"{where}: {exc.strerror or exc}"

@@ -109,18 +109,32 @@ def _being_replaced(day: Path) -> set[str]:
 
 
 def read(root: Path, model: str, since: float = 0.0, until: float | None = None,
-         columns: str = "ts, version, inputs, outputs") -> list[tuple[Any, ...]]:
-    """Requests to `model` logged in [since, until), oldest first."""
-    paths = files(root, model, since)
-    if not paths:
+         max_rows: int | None = None) -> list[tuple[Any, ...]]:
+    """Requests to `model` logged in [since, until) as (ts, version, inputs, outputs),
+    oldest first; with `max_rows`, only the newest requests holding about that many rows.
+
+    Read file by file, newest first, with pyarrow (not under the engine's small memory
+    cap), so a window of millions of rows costs what the rows asked for, no more.
+    """
+    until = until or time.time() + 1
+    tables, held = [], 0
+    for path in reversed(files(root, model, since)):
+        table = pq.read_table(path, columns=["ts", "version", "rows", "inputs", "outputs"],
+                              filters=[("ts", ">=", since), ("ts", "<", until)])
+        if max_rows is not None and held + sum(table.column("rows").to_pylist()) > max_rows:
+            table = table.sort_by([("ts", "descending")])
+            counts = table.column("rows").to_pylist()
+            keep = next((i for i in range(len(counts))
+                         if held + sum(counts[: i + 1]) > max_rows), len(counts))
+            tables.append(table.slice(0, keep))
+            break
+        tables.append(table)
+        held += sum(table.column("rows").to_pylist())
+    if not tables:
         return []
-    cursor = engine_cursor()
-    try:
-        return cursor.execute(
-            f"SELECT {columns} FROM read_parquet(?) WHERE ts >= ? AND ts < ? ORDER BY ts",
-            [paths, since, until or time.time() + 1]).fetchall()
-    finally:
-        cursor.close()
+    merged = pa.concat_tables(tables).sort_by("ts")
+    return list(zip(*(merged.column(c).to_pylist()
+                      for c in ("ts", "version", "inputs", "outputs")), strict=True))
 
 
 def recent(root: Path, model: str, limit: int) -> list[tuple[Any, ...]]:

@@ -14,7 +14,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from mlyard.core.errors import MlyardError
+from mlyard.core.errors import MlyardError, os_error_line
 from mlyard.core.serving.supervisor import ServerProcess
 from mlyard.core.workspace import Workspace
 from mlyard.tui.screens.automation import AutomationScreen
@@ -95,6 +95,9 @@ class MlyardApp(App[None]):
         """One notification for a failed worker: the core's own words when it has them."""
         if isinstance(error, MlyardError):
             self.notify(error.msg, title=error.title, severity="error", timeout=8, markup=False)
+        elif isinstance(error, OSError):
+            self.notify(os_error_line(error), title="Cannot read or write", severity="error",
+                        timeout=8, markup=False)
         else:
             self.notify(f"{type(error).__name__}: {error}", title="Unexpected error",
-                        severity="error", timeout=8)
+                        severity="error", timeout=8, markup=False)

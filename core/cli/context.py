@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from mlyard.core.errors import MlyardError, UsageError
+from mlyard.core.errors import MlyardError, UsageError, os_error_line
 from mlyard.core.workspace import Workspace, open_workspace
 
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
@@ -30,6 +30,10 @@ class Context:
         if self._ws is None:
             self._ws = open_workspace(workspace=self.workspace_override)
         return self._ws
+
+    def unopened_ws(self) -> Workspace:
+        """The workspace without opening its catalog (it may be what is broken)."""
+        return open_workspace(workspace=self.workspace_override, register=False)
 
 
 class _Failed(click.ClickException):
@@ -53,6 +57,8 @@ class Group(click.Group):
             raise _Failed(exc.msg, 2) from exc
         except MlyardError as exc:
             raise _Failed(exc.msg, 1) from exc
+        except OSError as exc:  # a full disk, a read-only workspace: one line, not a trace
+            raise _Failed(os_error_line(exc), 1) from exc
 
 
 

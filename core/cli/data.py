@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from mlyard.core import doctor as doctor_api
 from mlyard.core.cli import output
 from mlyard.core.cli.context import JSON_OPTION, Context
 from mlyard.core.data import versions as data_api
@@ -141,3 +142,25 @@ def _version_summary(version: VersionRecord) -> dict[str, Any]:
             "source_blake3": version.source_hash, "snapshot_blake3": version.snapshot_hash,
             "schema": version.schema, "warnings": version.warnings,
             "created_at": version.created_at}
+
+
+@click.command()
+@click.option("--repair", is_flag=True,
+              help="Remove files killed processes left behind; move unreadable spool "
+                   "segments aside.")
+@JSON_OPTION
+@click.pass_obj
+def doctor(obj: Context, repair: bool, as_json: bool) -> None:
+    """Check the workspace (catalog, objects, spool, leftovers); exit 1 on a problem."""
+    report = doctor_api.check(obj.unopened_ws(), repair=repair)
+    if as_json:
+        output.print_json({"healthy": report.healthy, "findings": report.findings,
+                           "repaired": report.repaired})
+    else:
+        output.print_table(["check", "result", "detail"],
+                           [(f.check, "ok" if f.ok else "PROBLEM", f.detail)
+                            for f in report.findings])
+        for line in report.repaired:
+            output.stdout.print(line)
+    if not report.healthy:
+        raise SystemExit(1)

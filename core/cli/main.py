@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
              "Write a working mlyard.toml, inferred from the data in --from."),
     "ingest": (f"{_CLI}.data:ingest",
                "Validate files against the contract and store each as a dataset version."),
+    "doctor": (f"{_CLI}.data:doctor",
+               "Check the workspace (catalog, objects, spool, leftovers); exit 1 on a problem."),
     "data": (f"{_CLI}.data:data",
              "Dataset versions: list, show, diff."),
     "runs": (f"{_CLI}.runs:runs_group",

@@ -36,6 +36,9 @@ from mlyard.storage.models_store import ModelVersion
 from mlyard.storage.monitor_store import ColumnRow, ReportRecord
 
 log = logging.getLogger("mlyard.monitor")
+# Served traffic compared at most: the newest rows of the window, plenty for the tests
+# and sketches, and bounded memory whatever the traffic was.
+MAX_SERVED_ROWS = 200_000
 
 
 @dataclass
@@ -138,7 +141,8 @@ def _served_frame(ws: Workspace, version: ModelVersion, spec: FeatureSpec,
     except ValueError as exc:
         raise UsageError(f"--served {window!r}: {exc}") from None
     since = time.time() - seconds
-    requests = prediction_files.read(ws.catalog.predictions_dir, version.model, since)
+    requests = prediction_files.read(ws.catalog.predictions_dir, version.model, since,
+                                     max_rows=MAX_SERVED_ROWS)
     label = f"served, last {window}"
     if not requests:
         raise UsageError(f"no requests to {version.model} were logged in the last {window}; "

@@ -1,0 +1,119 @@
+"""A broken workspace says what is wrong in one line, and `mlyard doctor` finds it and
+cleans what killed processes left behind, never touching the user's files."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mlyard.core.workspace import open_workspace
+from tests.conftest import mlyard, mlyard_process
+
+
+def doctor(*args: str) -> tuple[int, dict]:  # type: ignore[type-arg]
+    result = mlyard("doctor", "--json", *args)
+    return result.exit_code, json.loads(result.stdout)
+
+
+def test_a_healthy_workspace_passes_every_check(churn: Path) -> None:
+    code, report = doctor()
+    assert code == 0 and report["healthy"]
+    assert [f["check"] for f in report["findings"]] == [
+        "catalog", "objects", "spool", "leftovers", "runs"]
+
+
+def test_leftovers_of_killed_processes_are_found_and_repaired_when_old(churn: Path) -> None:
+    ws = open_workspace()
+    old = ws.objects.new_temp(".parquet")  # an ingest killed mid-write
+    old.write_bytes(b"half a snapshot")
+    ws.catalog.spool_dir.mkdir(parents=True, exist_ok=True)
+    partial = ws.catalog.spool_dir / "metrics-1-x.partial"  # a writer killed mid-segment
+    partial.write_bytes(b"half")
+    fresh = ws.objects.new_temp()  # something being written right now
+    an_hour_ago = time.time() - 3600
+    for path in (old, partial):
+        os.utime(path, (an_hour_ago, an_hour_ago))
+    code, report = doctor()
+    assert code == 1 and "2 temporary files" in report["findings"][3]["detail"]
+    code, report = doctor("--repair")
+    assert code == 0 and len(report["repaired"]) == 2
+    assert not old.exists() and not partial.exists() and fresh.exists()
+    assert (churn / "data" / "churn_2026_01.csv").exists()  # the user's files untouched
+
+
+def test_a_tampered_object_and_a_bad_segment_are_reported(churn: Path) -> None:
+    ws = open_workspace()
+    [version] = [v for v in json.loads(mlyard("data", "list", "--json").stdout)][:1]
+    path = ws.objects.path_for(version["snapshot_blake3"])
+    os.chmod(path, 0o644)
+    path.write_bytes(path.read_bytes() + b"x")
+    ws.catalog.spool_dir.mkdir(parents=True, exist_ok=True)
+    (ws.catalog.spool_dir / "metrics-00000000000000000001-bad.arrow").write_bytes(b"junk")
+    code, report = doctor()
+    by_check = {f["check"]: f for f in report["findings"]}
+    assert code == 1
+    assert not by_check["objects"]["ok"] and version["snapshot_blake3"][:12] in \
+        by_check["objects"]["detail"]
+    assert not by_check["spool"]["ok"] and "metrics-00000000000000000001-bad.arrow" in \
+        by_check["spool"]["detail"]
+
+
+def test_a_corrupt_catalog_gets_one_line_naming_the_file_and_what_to_do(churn: Path) -> None:
+    catalog = churn / ".mlyard" / "catalog.duckdb"
+    data = bytearray(catalog.read_bytes())
+    data[4096:] = os.urandom(len(data) - 4096)  # the header survives, the rest does not
+    catalog.write_bytes(bytes(data))
+    result = mlyard_process("runs", "list", cwd=churn)
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert str(catalog) in line and "mlyard doctor" in line
+    assert "Traceback" not in result.stderr
+    report = mlyard_process("doctor", cwd=churn)
+    assert report.returncode == 1 and "PROBLEM" in report.stdout
+
+
+def test_a_read_only_workspace_gets_one_line_not_a_traceback(tmp_path: Path) -> None:
+    project = tmp_path / "ro"
+    shutil.copytree(Path(__file__).parent.parent / "sample_data" / "churn", project,
+                    ignore=shutil.ignore_patterns(".mlyard"))
+    # Root ignores file modes; an immutable folder stops root too (chattr +i).
+    locked = subprocess.run(["chattr", "+i", str(project)], capture_output=True) \
+        if os.geteuid() == 0 else None
+    if locked is not None and locked.returncode != 0:
+        pytest.skip(f"cannot make a folder read-only for root here: {locked.stderr!r}")
+    if locked is None:
+        os.chmod(project, 0o555)
+    try:
+        result = mlyard_process("ingest", "data", cwd=project)
+    finally:
+        if locked is not None:
+            subprocess.run(["chattr", "-i", str(project)], check=True)
+        os.chmod(project, 0o755)
+    assert result.returncode == 1, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert "cannot write here" in line and ".mlyard" in line
+
+
+def test_a_file_too_large_to_write_gets_one_line(churn: Path) -> None:
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+
+    big = churn / "data" / "big.csv"
+    header, *rows = (churn / "data" / "churn_2026_01.csv").read_text().splitlines()
+    big.write_text("\n".join([header, *(rows * 3)]) + "\n")
+    result = subprocess.run([sys.executable, "-m", "mlyard", "ingest", str(big)], cwd=churn,
+                            capture_output=True, text=True, timeout=120,
+                            preexec_fn=small_files)
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and ("no space" in lines[0] or "free disk space" in lines[0]), lines
+    assert "Traceback" not in result.stderr
+    assert mlyard("runs", "list").exit_code == 0  # the catalog still opens
