@@ -21,7 +21,6 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mlyard.storage.engine import engine_cursor
@@ -56,15 +55,12 @@ def day_of(ts: float) -> str:
 def write(root: Path, batch: pa.Table, name: str | None = None) -> list[Path]:
     """Write logged requests, one file per model and day; return the files written.
     With `name`, each file is called that (rewriting the same batch replaces it)."""
-    days = pa.array([day_of(ts) for ts in batch.column("ts").to_pylist()], pa.string())
-    keys = pa.table({"model": batch.column("model"), "day": days})
-    written = []
-    for group in keys.group_by(["model", "day"]).aggregate([]).to_pylist():
-        mask = pc.and_(pc.equal(keys.column("model"), group["model"]),
-                       pc.equal(keys.column("day"), group["day"]))
-        folder = model_dir(root, group["model"]) / f"date={group['day']}"
-        written.append(_write_file(folder, batch.filter(mask), name))
-    return written
+    groups: dict[tuple[str, str], list[int]] = {}
+    for index, (model, ts) in enumerate(zip(batch.column("model").to_pylist(),
+                                            batch.column("ts").to_pylist(), strict=True)):
+        groups.setdefault((model, day_of(ts)), []).append(index)
+    return [_write_file(model_dir(root, model) / f"date={day}", batch.take(rows), name)
+            for (model, day), rows in groups.items()]
 
 
 def _write_file(folder: Path, table: pa.Table, name: str | None = None) -> Path:

@@ -6,12 +6,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from importlib import import_module
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from mlyard.core.errors import MlyardError, UsageError, os_error_line
-from mlyard.core.workspace import Workspace, open_workspace
+
+if TYPE_CHECKING:
+    from mlyard.core.workspace import Workspace
 
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 QUIET_OPTION = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
@@ -28,12 +30,20 @@ class Context:
     @property
     def ws(self) -> Workspace:
         if self._ws is None:
-            self._ws = open_workspace(workspace=self.workspace_override)
+            self._ws = _open(self.workspace_override, register=True)
         return self._ws
 
     def unopened_ws(self) -> Workspace:
         """The workspace without opening its catalog (it may be what is broken)."""
-        return open_workspace(workspace=self.workspace_override, register=False)
+        return _open(self.workspace_override, register=False)
+
+
+def _open(workspace: Path | None, register: bool) -> Workspace:
+    # Imported here for start-up speed: the workspace brings DuckDB and pyarrow, which
+    # `mlyard --help` and `--version` do not need.
+    from mlyard.core.workspace import open_workspace
+
+    return open_workspace(workspace=workspace, register=register)
 
 
 class _Failed(click.ClickException):
