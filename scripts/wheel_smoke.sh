@@ -9,8 +9,11 @@ python=${PYTHON:-python3}
 work=$(mktemp -d "${TMPDIR:-/tmp}/mlyard-wheel-smoke.XXXXXX")
 server_pid=""
 cleanup() {
-  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
-  rm -rf "$work"
+  if [ -n "$server_pid" ]; then
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true  # it writes as it shuts down
+  fi
+  rm -rf "$work" || true
 }
 trap cleanup EXIT
 step() { printf 'wheel smoke: %s\n' "$*"; }
@@ -82,4 +85,19 @@ async def main() -> None:
 asyncio.run(main())
 PY
 step "the UI started headless and quit"
+
+"$mlyard" drift --current churn:v2 --json >/dev/null
+"$mlyard" schedule list >/dev/null
+"$mlyard" doctor >/dev/null
+# Every module imports with the runtime dependencies alone (the Dask ones import dask
+# only inside the functions that need it).
+"$work/venv/bin/python" - <<'PY'
+import importlib, pkgutil
+import mlyard
+names = [m.name for m in pkgutil.walk_packages(mlyard.__path__, "mlyard.")
+         if m.name != "mlyard.__main__"]  # that one runs the CLI
+for name in names:
+    importlib.import_module(name)
+print(f"wheel smoke: {len(names)} modules import")
+PY
 echo "wheel smoke: passed"
