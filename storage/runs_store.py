@@ -148,6 +148,10 @@ def set_params(con: Connection, run_id: str, params: dict[str, str]) -> None:
         con.executemany("INSERT INTO params VALUES (?, ?, ?)", fresh)
 
 
+def get_tags(con: Connection, run_id: str) -> dict[str, str]:
+    return dict(con.execute("SELECT key, value FROM tags WHERE run_id = ?", [run_id]).fetchall())
+
+
 def set_tags(con: Connection, run_id: str, tags: dict[str, str]) -> None:
     con.executemany(
         "INSERT INTO tags VALUES (?, ?, ?) ON CONFLICT (run_id, key) DO UPDATE "

@@ -243,3 +243,31 @@ def test_a_bundle_that_unpacks_past_the_limit_is_refused_before_writing(
     assert result.exit_code == 1 and "over the limit of 2,097,152" in result.stderr
     assert not Path(".mlyard/objects/dd/" + "d" * 62).exists()
 
+
+
+def _claims_auc(manifest, objects):  # type: ignore[no-untyped-def]
+    for table in ("metrics", "latest_metrics"):
+        for row in manifest["rows"][table]:
+            if row["key"] == "holdout.auc":
+                row["value"] = 0.999
+
+
+def test_an_imported_models_claimed_metrics_are_judged_by_its_score_here(
+        exported: tuple[Path, dict], tmp_path: Path) -> None:  # type: ignore[type-arg]
+    bundle, _ = exported
+    crafted = _rebuild(bundle, tmp_path / "claims.tar.gz", _claims_auc)
+    config = Path("mlyard.toml")
+    config.write_text(config.read_text().replace("min_auc = 0.7", "min_auc = 0.95", 1))
+    (Path("data")).mkdir(exist_ok=True)
+    for path in sorted((SAMPLE_CHURN / "data").glob("*.csv"))[:2]:
+        shutil.copy(path, Path("data") / path.name)
+    assert mlyard("ingest", "data").exit_code == 0
+    assert mlyard("import", str(crafted)).exit_code == 0
+    checked = mlyard("check", "1", "--json")
+    assert checked.exit_code == 1
+    gates = {g["gate"]: g for g in json.loads(checked.stdout)["gates"]}
+    assert gates["rescored_here"]["passed"] and gates["rescored_here"]["value"] > 1000
+    assert not gates["min_auc"]["passed"] and gates["min_auc"]["value"] < 0.95  # not 0.999
+    promoted = mlyard("models", "promote", "1")
+    assert promoted.exit_code == 1 and "min_auc" in promoted.stderr
+    assert "champion" not in json.loads(mlyard("models", "list", "--json").stdout)[0]["aliases"]

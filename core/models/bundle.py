@@ -25,6 +25,7 @@ import blake3
 
 from mlyard.core.errors import MlyardError, NotFound
 from mlyard.core.models import registry
+from mlyard.core.models.gates import IMPORTED_TAG
 from mlyard.core.models.loading import check_loads
 from mlyard.core.workspace import Workspace
 from mlyard.storage import bundle_store, meta_store, runs_store
@@ -96,6 +97,8 @@ def import_bundle(ws: Workspace, source: Path) -> ImportResult:
         try:
             with ws.catalog.session() as con:
                 summary = bundle_store.import_rows(con, manifest["rows"])
+                # Its metrics are claims until scored here (see gates.IMPORTED_TAG).
+                runs_store.set_tags(con, summary["run_id"], {IMPORTED_TAG: str(source)})
                 meta_store.add_event(con, "bundle.imported", summary["run_id"], None,
                                      {"source": str(source)})
         except (KeyError, TypeError, IndexError) as exc:

@@ -35,11 +35,42 @@ class DriftFinding:
     drifted: list[str]
 
 
+IMPORTED_TAG = "mlyard.imported_from"  # set on a run that came in a bundle
+
+
+@dataclass(frozen=True)
+class Rescored:
+    """An imported model scored on this project's own holdout rows: the metrics its
+    gates judge, instead of the ones the bundle claimed."""
+
+    metrics: dict[str, float | None]  # holdout.<metric>
+    rows: int
+    datasets: list[str]
+
+
+def is_imported(con: Connection, version: ModelVersion) -> bool:
+    return IMPORTED_TAG in runs_store.get_tags(con, version.run_id)
+
+
 def evaluate_gates(con: Connection, gates: dict[str, float | bool], version: ModelVersion,
-                   primary_metric: str, drift: DriftFinding | None = None) -> list[GateResult]:
-    """Every configured gate for `version`, judged against the catalog as it is now."""
+                   primary_metric: str, drift: DriftFinding | None = None,
+                   rescored: Rescored | None = None) -> list[GateResult]:
+    """Every configured gate for `version`, judged against the catalog as it is now.
+
+    An imported version's metrics are claims: its gates judge `rescored` (the caller
+    scores it on this project's holdout) and without that it does not pass.
+    """
     metrics = _metrics(con, version.run_id)
     results: list[GateResult] = []
+    if is_imported(con, version):
+        if rescored is None:
+            return [GateResult("rescored_here", False, None, None,
+                               "an imported model's metrics are claims; it must be scored "
+                               "on this project's holdout first")]
+        metrics = dict(rescored.metrics)
+        results.append(GateResult("rescored_here", True, rescored.rows, None,
+                                  f"scored here on {rescored.rows:,} holdout rows of "
+                                  f"{', '.join(rescored.datasets)}"))
     for gate, threshold in sorted(gates.items()):
         if gate == "require_clean_data":
             if threshold:

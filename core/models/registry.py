@@ -15,7 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlyard.core.errors import MlyardError, NotFound, UsageError
-from mlyard.core.models.gates import DriftFinding, GateResult, evaluate_gates
+from mlyard.core.models.gates import (
+    DriftFinding,
+    GateResult,
+    Rescored,
+    evaluate_gates,
+    is_imported,
+)
 from mlyard.core.tracking import artifacts as names
 from mlyard.core.tracking.evaluation import DEFAULT_METRIC
 from mlyard.core.tracking.provenance import current_user
@@ -110,18 +116,26 @@ def set_alias(ws: Workspace, alias: str, ref: str, reason: str | None = None) ->
     return move
 
 
-def check(ws: Workspace, ref: str | None = None, drift: DriftFinding | None = None
-          ) -> tuple[ModelVersion, list[GateResult]]:
+def check(ws: Workspace, ref: str | None = None, drift: DriftFinding | None = None,
+          rescored: Rescored | None = None) -> tuple[ModelVersion, list[GateResult]]:
     """Run every gate for a version (default: the newest) without moving anything;
-    `drift` is what the `no_severe_drift` gate judges (monitoring's `gate_finding`)."""
+    `drift` is what the `no_severe_drift` gate judges (monitoring's `gate_finding`) and
+    `rescored` an imported model's metrics on this project (training's `rescore`)."""
     with ws.catalog.session() as con:
         version = _resolve(con, ws, ref or "latest")
         return version, evaluate_gates(con, ws.config.gates, version, primary_metric(ws),
-                                       drift)
+                                       drift, rescored)
+
+
+def imported(ws: Workspace, ref: str) -> bool:
+    """Whether version `ref` came in a bundle (its metrics are then claims)."""
+    with ws.catalog.session() as con:
+        return is_imported(con, _resolve(con, ws, ref))
 
 
 def promote(ws: Workspace, ref: str, reason: str | None = None, force: bool = False,
-            drift: DriftFinding | None = None) -> tuple[AliasMove, list[GateResult]]:
+            drift: DriftFinding | None = None, rescored: Rescored | None = None
+            ) -> tuple[AliasMove, list[GateResult]]:
     """Make a version champion if every gate passes (or `force`), in one unit of work.
 
     Gates and the move share one transaction under the catalog lock, so two promotions
@@ -134,7 +148,8 @@ def promote(ws: Workspace, ref: str, reason: str | None = None, force: bool = Fa
     """
     with ws.catalog.session() as con:
         version = _resolve(con, ws, ref)
-        results = evaluate_gates(con, ws.config.gates, version, primary_metric(ws), drift)
+        results = evaluate_gates(con, ws.config.gates, version, primary_metric(ws), drift,
+                                 rescored)
         failed = [r for r in results if not r.passed]
         if failed and not force:
             raise GatesFailed(f"{version.model}/{version.version} not promoted: " + "; ".join(

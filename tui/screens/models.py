@@ -15,6 +15,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 from mlyard.core.models import registry
 from mlyard.core.models.gates import GateResult
 from mlyard.core.monitoring import drift_reports
+from mlyard.core.training.rescore import rescore_if_imported
 from mlyard.core.workspace import Workspace
 from mlyard.tui.format import number, when
 from mlyard.tui.messages import GatesLoaded, ModelsLoaded
@@ -74,7 +75,8 @@ champion back to the version it replaced, `a` points another alias at it.
           description="Checking gates")
     def _load_gates(self, ws: Workspace, ref: str) -> None:
         detail = registry.show(ws, ref)
-        _, gates = registry.check(ws, ref, drift_reports.gate_finding(ws, ref))
+        _, gates = registry.check(ws, ref, drift_reports.gate_finding(ws, ref),
+                                  rescore_if_imported(ws, ref))
         self.post_message(GatesLoaded(detail, gates))
 
     @on(ModelsLoaded)
@@ -133,7 +135,8 @@ champion back to the version it replaced, `a` points another alias at it.
     @work(thread=True, exit_on_error=False, group="models-move", description="Promoting")
     def _promote(self, ws: Workspace, ref: str, force: bool) -> None:
         move, _ = registry.promote(ws, ref, reason="from the TUI", force=force,
-                                   drift=drift_reports.gate_finding(ws, ref))
+                                   drift=drift_reports.gate_finding(ws, ref),
+                                   rescored=rescore_if_imported(ws, ref))
         self.app.call_from_thread(self.notify, f"champion -> {move.model}/{move.to_version}")
         self.app.call_from_thread(self.reload)
 
