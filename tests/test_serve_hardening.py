@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from mlyard.core.models import registry
+from mlyard.core.serving.server import HeaderTimeoutH11
 from mlyard.core.workspace import open_workspace
 from tests.conftest import wait_for
 from tests.test_serve import Server, features_of, rows, trained  # noqa: F401  (a fixture)
@@ -134,3 +135,18 @@ def test_a_model_that_would_crash_the_server_is_refused_and_the_old_one_keeps_se
                 con.execute("UPDATE model_versions SET model_hash = ? WHERE version = 2",
                             [newer.model_hash])
             registry.promote(ws, "1", reason="back", force=True)
+
+
+def test_a_client_that_trickles_its_headers_is_disconnected(
+        trained: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    monkeypatch.setattr(HeaderTimeoutH11, "header_timeout", 0.5)
+    with Server(trained, "champion") as running:
+        port = int(running.url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+            sock.sendall(b"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            assert sock.recv(4096) == b""  # closed by the server, not by our timeout
+        # A well-behaved client on a kept-alive connection is not cut off between requests.
+        body = {"instances": features_of(rows(trained, 1), trained).to_dicts()}
+        with httpx.Client(timeout=60) as client:
+            for _ in range(3):
+                assert client.post(f"{running.url}/invocations", json=body).status_code == 200

@@ -81,7 +81,9 @@ def import_bundle(ws: Workspace, source: Path) -> ImportResult:
     byte is written, and each model is first loaded in a child process.
     """
     limits = ws.config.bundles
-    with tempfile.TemporaryDirectory(dir=ws.objects.new_temp().parent) as scratch:
+    scratch_root = ws.objects.root / "tmp"  # on the store's disk: adopting is a rename
+    scratch_root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=scratch_root) as scratch:
         folder = Path(scratch)
         manifest, checksums = _extract_checked(source, folder, limits.max_member_mb * 2**20,
                                                limits.max_unpacked_mb * 2**20)

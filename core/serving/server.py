@@ -32,6 +32,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from mlyard.core.errors import MlyardError, ObjectCorrupt, UsageError
 from mlyard.core.models import registry
@@ -50,6 +51,7 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 SCORING_THREADS = 4  # requests scored at once, off the event loop
 MAX_QUEUED = 64  # requests waiting for a scoring thread before new ones get 503
 BODY_TIMEOUT = 30.0  # seconds to receive a whole body (a slow sender is cut off: 408)
+HEADER_TIMEOUT = 10.0  # seconds to receive a request's headers (then the socket closes)
 
 
 class ModelHolder:
@@ -277,6 +279,45 @@ class _BearerAuth:
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+class HeaderTimeoutH11(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol, plus a deadline for a request's headers: uvicorn keeps
+    a connection that trickles header bytes open indefinitely, so a few slow sockets could
+    hold every connection slot. Pass as `uvicorn.run(..., http=HeaderTimeoutH11)`."""
+
+    header_timeout = HEADER_TIMEOUT
+    _header_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_header_deadline()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._arm_header_deadline()  # the next request on this connection gets one too
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        if self.cycle is not None and not self.cycle.response_complete:
+            self._disarm()  # the headers are in; the body has its own timeout
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm_header_deadline(self) -> None:
+        self._disarm()
+        self._header_deadline = self.loop.call_later(self.header_timeout, self._too_slow)
+
+    def _disarm(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+
+    def _too_slow(self) -> None:
+        if not self.transport.is_closing():
+            self.transport.close()
 
 
 class _Stats:
