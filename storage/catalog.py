@@ -172,7 +172,7 @@ class Catalog:
                 yield con
             finally:
                 con.execute("USE memory")
-                _detach(con, self._alias)
+                _detach(con, self._alias, self.path)
         finally:
             con.close()
 
@@ -182,7 +182,7 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _detach(con: Connection, alias: str) -> None:
+def _detach(con: Connection, alias: str, path: Path) -> None:
     """Detach, checkpointing what the unit wrote. Should that checkpoint ever need more
     memory than the engine's cap, it gets the headroom for this once rather than leave a
     catalog that no process can open."""
@@ -194,6 +194,14 @@ def _detach(con: Connection, alias: str) -> None:
             con.execute(f"DETACH {alias}")
         finally:
             con.execute(f"SET memory_limit = '{ENGINE_CONFIG['memory_limit']}'")
+    except duckdb.IOException as exc:
+        if "CHECKPOINT during DETACH failed" not in str(exc):
+            raise
+        # Committed work is safe in the write-ahead log, which the next unit replays; only
+        # folding it into the file failed (a full disk). Not a reason to fail this unit,
+        # nor every later one while the disk stays full.
+        log.warning("%s: could not checkpoint the catalog (%s); its changes are kept in "
+                    "the write-ahead log until there is space", path, _first_line(exc))
 
 
 def _move_predictions_out(con: Connection, root: Path) -> None:

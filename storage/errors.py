@@ -7,6 +7,7 @@ and so the CLI and the TUI can turn any of them into one clear line for the user
 from __future__ import annotations
 
 import errno
+import re
 
 
 class MlyardError(Exception):
@@ -40,10 +41,18 @@ class NotFound(MlyardError):
 def os_error_line(exc: OSError) -> str:
     """One line for a failed read or write: the file, what happened, what to do."""
     where = exc.filename or "the workspace"
-    if exc.errno == errno.ENOSPC or exc.errno == errno.EDQUOT:
+    code = exc.errno
+    if code is None:  # pyarrow and polars put it in the message: "[errno 28] ..."
+        found = re.search(r"\[errno (\d+)\]", str(exc), re.IGNORECASE)
+        code = int(found.group(1)) if found else None
+    if code in (errno.ENOSPC, errno.EDQUOT):
         return (f"{where}: no space left on the device; free some space (or use "
                 "--workspace on another disk) and run the command again")
-    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+    if code == errno.EFBIG:
+        return (f"{where}: a file grew past the largest size this process may write "
+                "(ulimit -f) or the file system allows; free space or raise the limit and "
+                "run the command again")
+    if code in (errno.EROFS, errno.EACCES, errno.EPERM):
         return (f"{where}: cannot write here (read-only or not yours); mlyard needs to "
                 "write its workspace: fix the permissions or pass --workspace PATH")
     return f"{where}: {exc.strerror or exc}"

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -108,12 +109,51 @@ def test_a_file_too_large_to_write_gets_one_line(churn: Path) -> None:
 
     big = churn / "data" / "big.csv"
     header, *rows = (churn / "data" / "churn_2026_01.csv").read_text().splitlines()
-    big.write_text("\n".join([header, *(rows * 3)]) + "\n")
+    big.write_text("\n".join([header, *(f"{copy}-{row}" for copy in range(20)
+                                          for row in rows)]) + "\n")  # its snapshot > 200 kB
     result = subprocess.run([sys.executable, "-m", "mlyard", "ingest", str(big)], cwd=churn,
                             capture_output=True, text=True, timeout=120,
                             preexec_fn=small_files)
     assert result.returncode == 1, result.stderr
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and ("no space" in lines[0] or "free disk space" in lines[0]), lines
+    assert len(lines) == 1 and "ulimit -f" in lines[0], lines
     assert "Traceback" not in result.stderr
     assert mlyard("runs", "list").exit_code == 0  # the catalog still opens
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 6 MB tmpfs (root only), else a skip: the RLIMIT_FSIZE test above covers others."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mount)],
+            capture_output=True).returncode != 0:
+        pytest.skip("mounting a small tmpfs needs root and mount(8)")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_gets_one_line_and_the_catalog_opens_once_space_is_freed(churn: Path,
+                                                               small_disk: Path) -> None:
+    workspace = small_disk / "ws"
+    env = {"MLYARD_WORKSPACE": str(workspace)}
+    first = churn / "data" / "churn_2026_01.csv"
+    assert mlyard_process("ingest", str(first), cwd=churn, env=env).returncode == 0
+    big = churn / "big.csv"
+    header, *rows = first.read_text().splitlines()
+    big.write_text("\n".join([header, *(f"{copy}-{row}" for copy in range(400)
+                                          for row in rows)]) + "\n")  # unique ids, ~55 MB
+    result = mlyard_process("ingest", str(big), cwd=churn, env=env)
+    assert result.returncode == 1, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and ("no space left" in lines[0] or "free disk space" in lines[0]), \
+        lines
+    # Space freed (here: the disk grows), the catalog opens, consistent: no half version.
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
+    listed = mlyard_process("data", "list", "--json", cwd=churn, env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert [v["version"] for v in json.loads(listed.stdout)] == ["churn:v1"]
+    assert big.exists() and first.exists()  # the user's files untouched
