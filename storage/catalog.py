@@ -85,7 +85,8 @@ class Catalog:
             with self.lock.hold(timeout), self._connected() as con, _transaction(con):
                 yield con
         except (duckdb.IOException, duckdb.OutOfMemoryException,
-                duckdb.PermissionException) as exc:
+                duckdb.PermissionException, duckdb.TransactionException) as exc:
+            # A commit that cannot write its log (a full disk) is a TransactionException.
             raise CatalogError(f"{self.path}: could not read or write the catalog "
                                f"({_first_line(exc)}); check free disk space and write "
                                "access, then run the command again") from exc
@@ -200,8 +201,8 @@ def _detach(con: Connection, alias: str, path: Path) -> None:
         # Committed work is safe in the write-ahead log, which the next unit replays; only
         # folding it into the file failed (a full disk). Not a reason to fail this unit,
         # nor every later one while the disk stays full.
-        log.warning("%s: could not checkpoint the catalog (%s); its changes are kept in "
-                    "the write-ahead log until there is space", path, _first_line(exc))
+        log.info("%s: could not checkpoint the catalog (%s); its changes are kept in "
+                 "the write-ahead log until there is space", path, _first_line(exc))
 
 
 def _move_predictions_out(con: Connection, root: Path) -> None:

@@ -157,3 +157,23 @@ def test_a_full_disk_gets_one_line_and_the_catalog_opens_once_space_is_freed(chu
     assert listed.returncode == 0, listed.stderr
     assert [v["version"] for v in json.loads(listed.stdout)] == ["churn:v1"]
     assert big.exists() and first.exists()  # the user's files untouched
+
+
+def test_a_training_that_fills_the_disk_gets_one_line_and_leaves_no_running_run(
+        churn: Path, small_disk: Path) -> None:
+    env = {"MLYARD_WORKSPACE": str(small_disk / "ws")}
+    config = churn / "mlyard.toml"
+    config.write_text(config.read_text().replace(  # a model of several MB
+        "[train]\n", "[train]\nnum_boost_round = 4000\nearly_stopping_rounds = 100000\n", 1))
+    assert mlyard_process("ingest", "data", cwd=churn, env=env).returncode == 0
+    result = mlyard_process("train", "-q", cwd=churn, env=env)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.strip().splitlines()
+              if not line.startswith("mlyard-flush")]  # the flusher's retry notices
+    assert len(errors) == 1 and ("no space" in errors[0] or "free disk space" in errors[0]), \
+        result.stderr
+    assert "Traceback" not in result.stderr
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
+    listed = mlyard_process("runs", "list", "--json", cwd=churn, env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert [r["status"] for r in json.loads(listed.stdout)] in (["failed"], ["crashed"])
