@@ -50,7 +50,7 @@ def check(ws: Workspace, repair: bool = False, now: float | None = None) -> Doct
                         _leftovers(ws, repair, now, report)]
     if catalog_finding.ok:
         with ws.catalog.session() as con:
-            reconcile_crashed(con)
+            reconcile_crashed(con, ws.catalog.outcomes_dir)
         report.findings.append(Finding("runs", True, "runs whose process died are marked "
                                                      "crashed"))
     return report

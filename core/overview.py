@@ -38,7 +38,7 @@ def project_overview(ws: Workspace, runs: int = 8, datasets: int = 5) -> Overvie
     metric = f"holdout.{registry.primary_metric(ws)}"
     model = registry.model_name(ws)
     with ws.catalog.session() as con:
-        reconcile_crashed(con)
+        reconcile_crashed(con, ws.catalog.outcomes_dir)
         latest = runs_store.query_runs(con, ws.project, [], None, runs)
         counts = runs_store.status_counts(con, ws.project)
         alias_map = models_store.aliases(con, model)

@@ -69,6 +69,7 @@ class Catalog:
         self.path = workspace_dir / "catalog.duckdb"
         self.spool_dir = workspace_dir / "spool"
         self.predictions_dir = workspace_dir / "logs" / "predictions"
+        self.outcomes_dir = workspace_dir / "runs"  # see run_outcomes
         self.lock = CatalogLock(workspace_dir / "catalog.lock")
         # One alias per catalog file, so units on different catalogs never collide.
         self._alias = "catalog_" + hashlib.blake2s(str(self.path.resolve()).encode(),

@@ -103,6 +103,7 @@ def test_killed_run_shows_as_crashed_with_its_flushed_metrics(project: Path) -> 
     ws = open_workspace()
     detail = runs.show_run(ws, run_id)
     assert detail.run.status == "crashed"
+    assert not list(ws.catalog.outcomes_dir.glob("*"))  # its reserved block released
     assert detail.metric_points["loss"] >= 1000
     history = runs.metric_history(ws, run_id, "loss")
     assert [step for step, _, _ in history[:1000]] == list(range(1000))

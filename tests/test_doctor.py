@@ -159,7 +159,7 @@ def test_a_full_disk_gets_one_line_and_the_catalog_opens_once_space_is_freed(chu
     assert big.exists() and first.exists()  # the user's files untouched
 
 
-def test_a_training_that_fills_the_disk_gets_one_line_and_leaves_no_running_run(
+def test_a_training_that_fills_the_disk_gets_one_line_and_ends_failed_with_the_reason(
         churn: Path, small_disk: Path) -> None:
     env = {"MLYARD_WORKSPACE": str(small_disk / "ws")}
     config = churn / "mlyard.toml"
@@ -176,4 +176,6 @@ def test_a_training_that_fills_the_disk_gets_one_line_and_leaves_no_running_run(
     subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
     listed = mlyard_process("runs", "list", "--json", cwd=churn, env=env)
     assert listed.returncode == 0, listed.stderr
-    assert [r["status"] for r in json.loads(listed.stdout)] in (["failed"], ["crashed"])
+    [run] = json.loads(listed.stdout)
+    # The outcome went into the run's reserved block while the disk was full.
+    assert run["status"] == "failed" and "No space left" in run["error"], run

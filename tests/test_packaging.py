@@ -74,6 +74,7 @@ def test_log_text_stores_the_text_as_an_artifact(churn: Path) -> None:
     assert artifact.name == "notes/summary.txt"
     assert artifact.size == len("first line\nsecond line\n")
     assert ws.objects.read_bytes(artifact.blake3) == b"first line\nsecond line\n"
+    assert not list(ws.catalog.outcomes_dir.glob("*"))  # an ended run keeps no reserve
 
 
 def test_python_dash_m_mlyard_is_the_cli(tmp_path: Path) -> None:

@@ -32,7 +32,7 @@ from mlyard.core.errors import MlyardError, TrackingError
 from mlyard.core.tracking.metric_buffer import MetricBuffer
 from mlyard.core.tracking.provenance import current_user
 from mlyard.core.workspace import Workspace, open_workspace
-from mlyard.storage import meta_store, runs_store
+from mlyard.storage import meta_store, run_outcomes, runs_store
 from mlyard.storage.buffered_writer import write_batches
 
 _active: list[Run] = []
@@ -159,9 +159,20 @@ class Run:
                 meta_store.add_event(con, f"run.{status}", self.run_id, current_user(),
                                      {"error": error})
         except MlyardError:
-            for kind, batch in remaining.items():
-                self._buffer.spool(kind, batch)
+            try:
+                for kind, batch in remaining.items():
+                    self._buffer.spool(kind, batch)
+            except OSError as exc:
+                lost = sum(batch.num_rows for batch in remaining.values())
+                status = "failed"
+                error = (f"{error}; " if error else "") + \
+                    f"{lost} metric points or log lines could not be stored ({exc})"
+            # The catalog cannot take the outcome now (a full disk): the run's reserved
+            # block can, and the next unit of work that notices the run is gone applies it.
+            run_outcomes.record(self.workspace.catalog.outcomes_dir, self.run_id, status,
+                                error)
             raise
+        run_outcomes.release(self.workspace.catalog.outcomes_dir, self.run_id)
 
     def log_text(self, text: str, artifact_file: str) -> str:
         """Store `text` as the artifact `artifact_file` (MLflow's `log_text`); return its
@@ -214,11 +225,16 @@ def start_run(
     all_tags = {"mlyard.source": source}
     all_tags.update({_check_key("tag", k): str(v) for k, v in (tags or {}).items()})
     clean_params = {_check_key("param", k): str(v) for k, v in (params or {}).items()}
-    with ws.catalog.session() as con:
-        runs_store.insert_run(con, record)
-        runs_store.set_tags(con, run_id, all_tags)
-        if clean_params:
-            runs_store.set_params(con, run_id, clean_params)
+    run_outcomes.reserve(ws.catalog.outcomes_dir, run_id)  # see Run.end
+    try:
+        with ws.catalog.session() as con:
+            runs_store.insert_run(con, record)
+            runs_store.set_tags(con, run_id, all_tags)
+            if clean_params:
+                runs_store.set_params(con, run_id, clean_params)
+    except BaseException:
+        run_outcomes.release(ws.catalog.outcomes_dir, run_id)
+        raise
     buffer = MetricBuffer(ws.catalog, run_id, flush_interval=flush_interval)
     buffer.start()
     run = Run(ws, run_id, name, buffer)

@@ -8,13 +8,14 @@ import socket
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from mlyard.core.errors import UsageError
 from mlyard.core.processes import pid_alive
 from mlyard.core.tracking import artifacts as names
 from mlyard.core.workspace import Workspace
-from mlyard.storage import models_store, runs_store
+from mlyard.storage import models_store, run_outcomes, runs_store
 from mlyard.storage.runs_store import Artifact, RunFilter, RunRecord
 from mlyard.storage.runs_store import LogLine as LogLine  # the UI shows these
 from mlyard.storage.runs_store import RunSort as RunSort  # the UI sorts with it
@@ -79,7 +80,7 @@ def list_runs(
     parsed = [parse_filter(f) for f in filters or []]
     order = parse_sort(sort) if sort else None
     with ws.catalog.session() as con:
-        reconcile_crashed(con)
+        reconcile_crashed(con, ws.catalog.outcomes_dir)
         return runs_store.query_runs(con, ws.project, parsed, order, limit)
 
 
@@ -97,7 +98,7 @@ def runs_page(ws: Workspace, expression: str = "", sort: RunSort | None = None,
               limit: int = 500, offset: int = 0) -> RunsPage:
     """One page of runs for a table: filtered by a small expression, sorted, counted."""
     with ws.catalog.session() as con:
-        reconcile_crashed(con)
+        reconcile_crashed(con, ws.catalog.outcomes_dir)
         param_keys, metric_keys = runs_store.known_keys(con, ws.project)
         filters = parse_expression(expression, param_keys, metric_keys)
         found = runs_store.query_runs(con, ws.project, filters, sort, limit, offset)
@@ -190,7 +191,7 @@ def _qualify(name: str, param_keys: list[str], metric_keys: list[str]) -> str:
 def show_run(ws: Workspace, ref: str) -> RunDetail:
     """One run with params, latest metrics, tags, artifacts and point counts per metric."""
     with ws.catalog.session() as con:
-        reconcile_crashed(con)
+        reconcile_crashed(con, ws.catalog.outcomes_dir)
         run_id = runs_store.resolve_run_id(con, ref, ws.project)
         run = runs_store.query_runs(con, None, [RunFilter("attr", "run_id", "=", run_id)],
                                     None, None)[0]
@@ -250,8 +251,9 @@ def headline_metrics(keys: Iterable[str], limit: int = 3) -> list[str]:
     return sorted(keys, key=rank)[:limit]
 
 
-def reconcile_crashed(con: runs_store.Connection) -> None:
-    """Mark runs whose process is gone as crashed, keeping everything they flushed."""
+def reconcile_crashed(con: runs_store.Connection, outcomes: Path) -> None:
+    """Mark runs whose process is gone as crashed, keeping everything they flushed; a run
+    that recorded its outcome in its reserved block (a full disk) gets that instead."""
     host = socket.gethostname()
     now = time.time()
     dead = [
@@ -260,5 +262,10 @@ def reconcile_crashed(con: runs_store.Connection) -> None:
         if (run.host == host and run.pid is not None and not pid_alive(run.pid, run.start_time))
         or (run.host != host and now - run.heartbeat > STALE_HEARTBEAT_S)
     ]
+    for run_id in dead:
+        recorded = run_outcomes.read(outcomes, run_id)
+        if recorded is not None:
+            runs_store.finish_run(con, run_id, recorded[0], now, recorded[1])
+        run_outcomes.release(outcomes, run_id)
     if dead:
-        runs_store.mark_crashed(con, dead)
+        runs_store.mark_crashed(con, dead)  # those without a recorded outcome
