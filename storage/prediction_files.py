@@ -16,6 +16,7 @@ import json
 import os
 import time
 import uuid
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
@@ -119,9 +120,9 @@ def read(root: Path, model: str, since: float = 0.0, until: float | None = None,
                               filters=[("ts", ">=", since), ("ts", "<", until)])
         if max_rows is not None and held + sum(table.column("rows").to_pylist()) > max_rows:
             table = table.sort_by([("ts", "descending")])
-            counts = table.column("rows").to_pylist()
-            keep = next((i for i in range(len(counts))
-                         if held + sum(counts[: i + 1]) > max_rows), len(counts))
+            totals = accumulate(table.column("rows").to_pylist(), initial=held)
+            keep = next((i for i, total in enumerate(list(totals)[1:]) if total > max_rows),
+                        table.num_rows)
             tables.append(table.slice(0, keep))
             break
         tables.append(table)

@@ -163,3 +163,14 @@ def test_predictions_an_older_mlyard_kept_in_the_catalog_move_to_the_files(
     assert "predictions" not in tables
     assert prediction_files.count_rows(catalog.predictions_dir, "churn") == 50_000
     assert len(prediction_files.read(catalog.predictions_dir, "churn")) == 25_000
+
+
+def test_a_read_capped_in_rows_keeps_the_newest_requests_in_time_order(tmp_path: Path) -> None:
+    root = tmp_path / "predictions"
+    now = time.time() - 100
+    for start in (0, 10, 20):  # three flushes of ten requests, two rows each
+        prediction_files.write(root, table(requests(10, now + start)))
+    read = prediction_files.read(root, "churn", max_rows=25)
+    assert len(read) == 12  # 24 rows; a 13th request would pass 25
+    stamps = [ts for ts, *_ in read]
+    assert stamps == sorted(stamps) and stamps[-1] == pytest.approx(now + 20 + 0.009)
