@@ -80,7 +80,12 @@ def _histogram(values: pl.Series) -> list[int]:
     finite = finite[np.isfinite(finite)]
     if finite.size == 0:
         return []
-    counts, _ = np.histogram(finite, bins=HISTOGRAM_BINS)
+    try:
+        counts, _ = np.histogram(finite, bins=HISTOGRAM_BINS)
+    except ValueError:
+        # One value (or a range too narrow for its magnitude, like 562949953421312 +- 0.5)
+        # cannot be cut into equal finite bins: everything falls in the first.
+        return [int(finite.size)] + [0] * (HISTOGRAM_BINS - 1)
     return [int(c) for c in counts]
 
 
