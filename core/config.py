@@ -25,7 +25,11 @@ class ColumnContract(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=T
     type: the logical type values must parse as.
     min / max: inclusive bounds for numeric values.
     max_null_rate: the largest share of missing values a file may have (0 to 1).
-    categories: for `category` columns, every allowed value; anything else is refused.
+    categories: for `category` columns, the levels known so far. A file with other
+        levels is accepted with a warning naming them, unless `closed`.
+    closed: refuse any level not in `categories` (a fixed code list).
+    format: for `date`/`datetime` columns, the one strftime format values are read with
+        (pinned by `mlyard init`); without it, ISO 8601.
     """
 
     type: ColumnType
@@ -33,6 +37,8 @@ class ColumnContract(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=T
     max: float | None = None
     max_null_rate: float = 0.0
     categories: list[str] | None = None
+    closed: bool = False
+    format: str | None = None
 
 
 class ProjectConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -48,6 +54,8 @@ class DataConfig(msgspec.Struct, forbid_unknown_fields=True):
     dataset: the catalog name for versions of this data (default: the project name).
     target / id_column / time_column: roles; id and time are never features.
     exclude: further columns that are kept but never used as features.
+    max_new_level_share: refuse a file when more than this share of a category column's
+        values are levels the contract has never seen (a recoding, not new business).
     columns: the schema contract; when empty, it is inferred from the first file ingested.
     """
 
@@ -59,6 +67,7 @@ class DataConfig(msgspec.Struct, forbid_unknown_fields=True):
     time_format: str | None = None
     exclude: list[str] = msgspec.field(default_factory=list)
     dedupe: bool = True
+    max_new_level_share: float = 0.5
     columns: dict[str, ColumnContract] = msgspec.field(default_factory=dict)
 
 
@@ -296,6 +305,29 @@ def _check_columns(raw: dict[str, object], source: str) -> None:
                 ) from exc
 
 
+def _check_contract(data: DataConfig, source: str) -> None:
+    if not 0 < data.max_new_level_share <= 1:
+        raise ConfigError(f"{source}: key data.max_new_level_share: expected a share above 0 "
+                          f"and at most 1, got {data.max_new_level_share}")
+    for name, column in data.columns.items():
+        key = f"data.columns.{name}"
+        if column.categories is not None and column.type != "category":
+            raise ConfigError(f"{source}: key {key}.categories: only category columns have "
+                              f"categories (this one is {column.type})")
+        if column.closed and not column.categories:
+            raise ConfigError(f"{source}: key {key}.closed: a closed column needs its "
+                              "categories listed")
+        if column.format is not None and column.type not in ("date", "datetime"):
+            raise ConfigError(f"{source}: key {key}.format: only date and datetime columns "
+                              f"have a format (this one is {column.type})")
+        if not 0 <= column.max_null_rate <= 1:
+            raise ConfigError(f"{source}: key {key}.max_null_rate: expected a share from 0 "
+                              f"to 1, got {column.max_null_rate}")
+        if column.min is not None and column.max is not None and column.min > column.max:
+            raise ConfigError(f"{source}: key {key}: min {column.min} is above max "
+                              f"{column.max}")
+
+
 def _describe(message: str, prefix: str = "") -> str:
     """Turn msgspec's `... - at `$.data.seed`` into `key data.seed: ...`."""
     match = _PATH_RE.search(message)
@@ -315,6 +347,7 @@ def _describe(message: str, prefix: str = "") -> str:
 
 
 def _check_ranges(config: Config, source: str) -> None:
+    _check_contract(config.data, source)
     _check_automation(config, source)
     _check_monitor(config, source)
     _check_tune(config, source)
@@ -342,21 +375,6 @@ def _check_ranges(config: Config, source: str) -> None:
                 f"{source}: [gates] has unknown key `{key}`; expected min_<metric>, "
                 "max_<metric>, max_regression_vs_champion, require_clean_data or "
                 "no_severe_drift"
-            )
-    for name, column in config.data.columns.items():
-        if not 0 <= column.max_null_rate <= 1:
-            raise ConfigError(
-                f"{source}: key data.columns.{name}.max_null_rate: expected 0 to 1, "
-                f"got {column.max_null_rate}"
-            )
-        if column.categories is not None and column.type != "category":
-            raise ConfigError(
-                f"{source}: key data.columns.{name}.categories: only allowed with "
-                f'type = "category" (type is {column.type!r})'
-            )
-        if column.min is not None and column.max is not None and column.min > column.max:
-            raise ConfigError(
-                f"{source}: key data.columns.{name}: min {column.min} is above max {column.max}"
             )
 
 

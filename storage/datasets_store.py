@@ -14,7 +14,7 @@ Connection = duckdb.DuckDBPyConnection
 
 _VERSION_COLUMNS = (
     "dataset, seq, source_hash, source_path, snapshot_hash, rows, schema, profile, warnings, "
-    "created_at"
+    "created_at, contract_hash"
 )
 
 
@@ -30,6 +30,7 @@ class VersionRecord:
     profile: dict[str, dict[str, Any]]  # column -> stats
     warnings: list[str]
     created_at: float
+    contract_hash: str | None = None  # None: checked before mlyard recorded contracts
 
     @property
     def ref(self) -> str:
@@ -50,19 +51,21 @@ def ensure_dataset(con: Connection, dataset: str, contract_json: str | None, ts:
     )
 
 
-def version_by_source(con: Connection, dataset: str, source_hash: str) -> VersionRecord | None:
-    row = con.execute(
-        f"SELECT {_VERSION_COLUMNS} FROM dataset_versions WHERE dataset = ? AND source_hash = ?",
-        [dataset, source_hash],
-    ).fetchone()
-    return None if row is None else _record(row)
+def versions_by_source(con: Connection, dataset: str, source_hash: str) -> list[VersionRecord]:
+    """Every version made from these bytes, newest first (one per contract they passed)."""
+    rows = con.execute(
+        f"SELECT {_VERSION_COLUMNS} FROM dataset_versions WHERE dataset = ? AND source_hash = ? "
+        "ORDER BY seq DESC", [dataset, source_hash],
+    ).fetchall()
+    return [_record(row) for row in rows]
 
 
 def add_version(con: Connection, record: VersionRecord) -> VersionRecord:
-    """Insert with the next sequence number, unless the same source is already a version."""
-    existing = version_by_source(con, record.dataset, record.source_hash)
-    if existing is not None:
-        return existing
+    """Insert with the next sequence number, unless the same source already passed the
+    same contract (then that version)."""
+    for existing in versions_by_source(con, record.dataset, record.source_hash):
+        if existing.contract_hash == record.contract_hash:
+            return existing
     row = con.execute(
         "SELECT coalesce(max(seq), 0) + 1 FROM dataset_versions WHERE dataset = ?",
         [record.dataset],
@@ -71,12 +74,19 @@ def add_version(con: Connection, record: VersionRecord) -> VersionRecord:
     profile = json.dumps(record.profile, default=str)
     record.profile = json.loads(profile)  # as every later read returns it (dates as text)
     con.execute(
-        f"INSERT INTO dataset_versions ({_VERSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO dataset_versions ({_VERSION_COLUMNS}) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [record.dataset, record.seq, record.source_hash, record.source_path,
          record.snapshot_hash, record.rows, json.dumps(record.schema),
-         profile, json.dumps(record.warnings), record.created_at],
+         profile, json.dumps(record.warnings), record.created_at, record.contract_hash],
     )
     return record
+
+
+def set_contract_hash(con: Connection, dataset: str, seq: int, contract_hash: str) -> None:
+    """Record that a version was re-checked against a changed contract and still holds."""
+    con.execute("UPDATE dataset_versions SET contract_hash = ? WHERE dataset = ? AND seq = ?",
+                [contract_hash, dataset, seq])
 
 
 def list_versions(con: Connection, dataset: str | None) -> list[VersionRecord]:
@@ -101,7 +111,7 @@ def get_version(con: Connection, dataset: str, seq: int) -> VersionRecord:
 def _record(row: tuple[Any, ...]) -> VersionRecord:
     """A version with its JSON columns decoded once, here."""
     dataset, seq, source_hash, source_path, snapshot_hash, rows, schema, profile, warnings, \
-        created_at = row
+        created_at, contract_hash = row
     return VersionRecord(dataset, seq, source_hash, source_path, snapshot_hash, rows,
                          json.loads(schema), json.loads(profile), json.loads(warnings),
-                         created_at)
+                         created_at, contract_hash)

@@ -282,6 +282,32 @@ MIGRATIONS: list[tuple[str, str]] = [
         # grows with traffic made the catalog too large to checkpoint.
         "DROP TABLE predictions;",
     ),
+    (
+        "dataset versions record the contract they were checked against",
+        # The same bytes checked against a changed contract may clean differently, so the
+        # source alone no longer identifies a version. NULL: checked before this existed.
+        """
+        CREATE TABLE dataset_versions_next (
+            dataset VARCHAR NOT NULL,
+            seq INTEGER NOT NULL,
+            source_hash VARCHAR NOT NULL,
+            source_path VARCHAR NOT NULL,
+            snapshot_hash VARCHAR NOT NULL,
+            rows BIGINT NOT NULL,
+            schema JSON NOT NULL,
+            profile JSON NOT NULL,
+            warnings JSON NOT NULL,
+            created_at DOUBLE NOT NULL,
+            contract_hash VARCHAR,
+            PRIMARY KEY (dataset, seq)
+        );
+        INSERT INTO dataset_versions_next
+            SELECT dataset, seq, source_hash, source_path, snapshot_hash, rows, schema,
+                   profile, warnings, created_at, NULL FROM dataset_versions;
+        DROP TABLE dataset_versions;
+        ALTER TABLE dataset_versions_next RENAME TO dataset_versions;
+        """,
+    ),
 ]
 PREDICTIONS_OUT = 8  # the migration above, which needs the copy first
 

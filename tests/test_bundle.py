@@ -271,3 +271,32 @@ def test_an_imported_models_claimed_metrics_are_judged_by_its_score_here(
     promoted = mlyard("models", "promote", "1")
     assert promoted.exit_code == 1 and "min_auc" in promoted.stderr
     assert "champion" not in json.loads(mlyard("models", "list", "--json").stdout)[0]["aliases"]
+
+
+def test_import_into_a_project_with_another_name_registers_the_model_here(
+        exported: tuple[Path, dict], tmp_path: Path) -> None:  # type: ignore[type-arg]
+    bundle, trained = exported
+    toml = Path("mlyard.toml")
+    toml.write_text(toml.read_text().replace('name = "churn"', 'name = "retention"'))
+    result = mlyard("import", str(bundle))
+    assert result.exit_code == 0, result.stderr
+    assert "models: retention/1" in result.stdout
+    ws = open_workspace()
+    model = load_model(ws, "retention/1")
+    assert model.version.run_id == trained["run_id"]
+    tags = runs.show_run(ws, trained["run_id"]).run.tags
+    assert tags["mlyard.origin_project"] == "churn"
+    scored = mlyard("predict", "retention/1", str(SAMPLE_CHURN / "data" / "churn_2026_01.csv"),
+                    "-o", str(tmp_path / "scored.parquet"))
+    assert scored.exit_code == 0, scored.stderr
+
+
+def test_import_of_a_model_for_another_target_is_refused_before_anything_is_written(
+        exported: tuple[Path, dict]) -> None:  # type: ignore[type-arg]
+    bundle, _ = exported
+    toml = Path("mlyard.toml")
+    toml.write_text(toml.read_text().replace('target = "churned"', 'target = "age"'))
+    result = mlyard("import", str(bundle))
+    assert result.exit_code != 0
+    assert "predicts 'churned', this project predicts 'age'" in result.stderr
+    assert json.loads(mlyard("runs", "list", "--json").stdout) == []

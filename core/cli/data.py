@@ -12,6 +12,7 @@ from mlyard.core.cli import output
 from mlyard.core.cli.context import JSON_OPTION, Context
 from mlyard.core.data import versions as data_api
 from mlyard.core.data.ingest import ingest_file
+from mlyard.core.data.recheck import recheck_versions
 from mlyard.core.data.scaffold import data_files, init_project
 from mlyard.core.errors import IngestRefused
 from mlyard.core.humanize import describe_change
@@ -24,10 +25,25 @@ from mlyard.storage.datasets_store import VersionRecord
 @click.option("--target", help="The column to predict (guessed from common names if omitted).")
 @click.option("--name", help="Project name (default: this folder's name).")
 @click.option("--force", is_flag=True, help="Overwrite an existing mlyard.toml.")
-def init(from_dir: Path | None, target: str | None, name: str | None, force: bool) -> None:
+@click.option("--dry-run", is_flag=True, help="Print what would be written; write nothing.")
+def init(from_dir: Path | None, target: str | None, name: str | None, force: bool,
+         dry_run: bool) -> None:
     """Write a working mlyard.toml, inferred from the data in --from."""
-    path = init_project(Path.cwd(), from_dir, target, name, force)
-    output.stdout.print(f"wrote {path}")
+    result = init_project(Path.cwd(), from_dir, target, name, force, dry_run)
+    if result.inferred is not None:
+        output.print_table(["column", "type", "role", "missing", "range or levels"],
+                           [[c.name, c.type, c.role, f"{c.nulls:.1%}", c.detail]
+                            for c in result.inferred.summary], title="inferred contract")
+        if result.inferred.findings:
+            output.stdout.print(output.bold("\nworth a look before the first ingest:"))
+            for finding in result.inferred.findings:
+                output.stdout.print(f"  - {finding}")
+    if dry_run:
+        output.stdout.print(output.bold(f"\n--dry-run: {result.path} not written; it would "
+                                        "hold:\n"))
+        output.stdout.print(result.text)
+    else:
+        output.stdout.print(f"\nwrote {result.path}")
 
 
 @click.command()
@@ -52,14 +68,16 @@ def ingest(obj: Context, paths: tuple[Path, ...], as_json: bool) -> None:
             if not as_json:
                 output.stderr.print(f"refused: {exc.msg}", markup=False)
             continue
-        status = "ingested" if result.created else "unchanged"
+        status = "ingested" if result.created else \
+            "rechecked" if result.rechecked else "unchanged"
         results.append({"path": str(path), "status": status, "version": result.version.ref,
                         "rows": result.version.rows, "warnings": result.warnings})
         if not as_json:
             verb = "->" if result.created else "already"
+            again = " (re-checked against the changed contract)" if result.rechecked else ""
             output.stdout.print(f"{path}: {verb} {result.version.ref} "
-                                f"({result.version.rows:,} rows)", markup=False)
-            for warning in result.warnings if result.created else []:
+                                f"({result.version.rows:,} rows){again}", markup=False)
+            for warning in result.warnings if status != "unchanged" else []:
                 output.stderr.print(f"  warning: {warning}", markup=False)
     if as_json:
         output.print_json(results)
@@ -69,7 +87,7 @@ def ingest(obj: Context, paths: tuple[Path, ...], as_json: bool) -> None:
 
 @click.group()
 def data() -> None:
-    """Dataset versions: list, show, diff."""
+    """Dataset versions: list, show, diff, recheck."""
 
 
 @data.command("list")
@@ -110,6 +128,7 @@ def data_show(obj: Context, version: str, as_json: bool) -> None:
           p.get("max"), ", ".join(f"{v}:{n}" for v, n in p.get("top", [])[:3]))
          for name, p in profile.items()],
     )
+    _print_new_levels(record)
 
 
 @data.command("diff")
@@ -134,6 +153,36 @@ def data_diff(obj: Context, old: str, new: str, as_json: bool) -> None:
     output.print_table(["column", "missing", "change"],
                        [(name, f"{c['null_rate'][0]:.1%} -> {c['null_rate'][1]:.1%}",
                          describe_change(c)) for name, c in changes["columns"].items()])
+    _print_new_levels(diff.new)
+
+
+@data.command("recheck")
+@JSON_OPTION
+@click.pass_obj
+def data_recheck(obj: Context, as_json: bool) -> None:
+    """Check stored versions against the contract in mlyard.toml now; exit 1 if one fails.
+
+    A version whose source file is unchanged is ingested again (a new version when it
+    cleans differently); one whose source is gone is checked from its stored snapshot.
+    """
+    results = recheck_versions(obj.ws)
+    if as_json:
+        output.print_json(results)
+    else:
+        output.print_table(["version", "outcome", "detail"],
+                           [(r.version, r.outcome, r.detail) for r in results])
+    if any(r.outcome == "refused" for r in results):
+        raise SystemExit(1)
+
+
+def _print_new_levels(record: VersionRecord) -> None:
+    for name, entry in record.profile.items():
+        levels = entry.get("new_levels")
+        if levels:
+            shown = ", ".join(f"{level!r} ({count:,})" for level, count in
+                              list(levels.items())[:8])
+            output.stdout.print(f"column {name!r}: new levels not in the contract: {shown}",
+                                markup=False)
 
 
 def _version_summary(version: VersionRecord) -> dict[str, Any]:

@@ -105,6 +105,13 @@ def _print_report(detail: dict[str, Any]) -> None:
         [(c["column"], c["method"], c["statistic"], c["threshold"],
           "DRIFT" if c["drifted"] else "ok", f"{c['psi'] or 0:.3f} {c['psi_level']}")
          for c in columns])
+    for c in columns:
+        if c.get("unseen"):
+            shown = ", ".join(f"{level!r} ({rows:,} rows)" for level, rows in
+                              list(c["unseen"].items())[:8])
+            what = "classes" if c is detail.get("target") else "levels"
+            output.stdout.print(f"column {c['column']!r}: {what} the model never saw: {shown}",
+                                markup=False)
     for line in detail.get("quality", []):
         output.stdout.print(f"quality: {line}", markup=False)
 
@@ -141,6 +148,11 @@ def feedback(obj: Context, path: Path, window: str, as_json: bool) -> None:
         return
     output.stdout.print(f"{result.matched:,} of {result.labels:,} labels matched a logged "
                         "prediction", markup=False)
+    if result.unseen:
+        shown = ", ".join(f"{label!r} ({rows:,} rows)" for label, rows in
+                          list(result.unseen.items())[:8])
+        output.stderr.print(f"warning: labels of classes the model never saw, not scored: "
+                            f"{shown}; retrain on data that has them", markup=False)
     _print_windows(result.windows)
 
 

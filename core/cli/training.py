@@ -38,6 +38,8 @@ def train(obj: Context, datasets: tuple[str, ...], params: tuple[str, ...], seed
           name: str | None, cluster: str | None, quiet: bool, as_json: bool) -> None:
     """Train LightGBM on dataset versions; log every iteration; store the model."""
     training = train_api.plan(obj.ws, list(datasets), _parse_params(params), seed)
+    for warning in training.warnings:
+        output.stderr.print(f"warning: {warning}", markup=False)
     # One training per project at a time: a person waits for a scheduled one to finish.
     with training_slot(obj.ws, wait=True, who="mlyard train",
                        on_wait=lambda message: output.stderr.print(message, markup=False)):

@@ -1,15 +1,20 @@
-"""The schema contract: inferred from the first data, then enforced on every file.
+"""The schema contract, enforced on every file.
 
-Enforcement parses each column from its text with the contract's type and refuses the
-file when a value does not fit, instead of letting it become null, NaN, a new category
-or a new feature. Coercions that keep the meaning (a thousands separator, a `NaN` token
-for missing) are applied and reported as warnings.
+Enforcement reads each column with the contract's type (core/data/values.py, the same
+rules as scoring) and refuses the file when a value does not fit, instead of letting it
+become null, NaN or a wrong number. It reads the whole file before judging, so one
+refusal lists every problem: per column, how many rows and the first few of them.
+
+Real data evolves: category levels are open unless the contract closes them. A new
+level is accepted and reported with its count; a column whose values are mostly new
+levels is a recoding and is refused.
 """
 
 from __future__ import annotations
 
 import difflib
-import math
+import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,24 +22,13 @@ from typing import Any
 import msgspec
 import polars as pl
 
-from mlyard.core.config import ColumnContract, ColumnType, DataConfig
-from mlyard.core.data.reader import collect
+from mlyard.core.config import ColumnContract, DataConfig
 from mlyard.core.data.sniff import SniffResult
+from mlyard.core.data.values import SWAPPED, Parsed, parse_column, parse_time, preview
 from mlyard.core.errors import IngestRefused
 
-MISSING_TOKENS = ["NA", "N/A", "null", "NULL", "None", "nan", "NaN", "NAN"]
-TRUE_WORDS = ["true", "t", "yes", "y", "1"]
-FALSE_WORDS = ["false", "f", "no", "n", "0"]
-MAX_CATEGORIES = 50
-NULL_RATE_MARGIN = 0.05
-_THOUSANDS = r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$"
-
-@dataclass
-class _Parsed:
-    typed: pl.Expr
-    failed: pl.Expr
-    expected: str
-    notes: dict[str, pl.Expr] = field(default_factory=dict)  # warning text -> row mask
+EXAMPLES = 3  # rows shown per problem
+MAX_TRACKED_LEVELS = 1_000  # new levels counted by name per column; beyond, only a total
 
 
 def contract_from_json(text: str) -> dict[str, ColumnContract]:
@@ -45,150 +39,253 @@ def contract_to_json(contract: dict[str, ColumnContract]) -> str:
     return msgspec.json.encode(contract).decode()
 
 
-def infer_contract(
-    frame: pl.LazyFrame, data: DataConfig, sniffed: SniffResult
-) -> dict[str, ColumnContract]:
-    """A contract that the given data satisfies, with room for ordinary variation."""
-    schema = frame.collect_schema()
-    aggregations: list[pl.Expr] = [pl.len().alias("__rows")]
-    for name, dtype in schema.items():
-        aggregations.append(pl.col(name).null_count().alias(f"{name}\x00nulls"))
-        if dtype == pl.String:
-            aggregations.append(pl.col(name).n_unique().alias(f"{name}\x00unique"))
-        if dtype.is_numeric():
-            aggregations.append(pl.col(name).min().cast(pl.Float64).alias(f"{name}\x00min"))
-    stats = collect(frame.select(aggregations), sniffed).row(0, named=True)
-    rows = max(1, int(stats["__rows"]))
-    strict_columns = {data.id_column, data.target, data.time_column}
-    contract: dict[str, ColumnContract] = {}
-    for name, dtype in schema.items():
-        kind = _kind_of(name, dtype, stats, rows, data)
-        null_rate = stats[f"{name}\x00nulls"] / rows
-        allowed = null_rate if name in strict_columns else min(1.0, null_rate + NULL_RATE_MARGIN)
-        column = ColumnContract(type=kind, max_null_rate=math.ceil(allowed * 100) / 100)
-        if kind == "category":
-            values = collect(frame.select(pl.col(name).drop_nulls().unique().sort()), sniffed)
-            column.categories = [str(v) for v in values.to_series()]
-        observed_min = stats.get(f"{name}\x00min")
-        if kind in {"int", "float"} and observed_min is not None and observed_min >= 0:
-            column.min = 0.0
-        contract[name] = column
-    return contract
+def contract_hash(contract: dict[str, ColumnContract], data: DataConfig) -> str:
+    """What a version was checked against: the columns plus the [data] keys that change
+    what a check accepts or what the cleaned snapshot holds."""
+    basis = {"columns": msgspec.to_builtins(contract), "id_column": data.id_column,
+             "dedupe": data.dedupe, "time_format": data.time_format,
+             "max_new_level_share": data.max_new_level_share}
+    return hashlib.sha256(msgspec.json.encode(basis, order="sorted")).hexdigest()[:16]
 
 
-def _kind_of(name: str, dtype: pl.DataType, stats: dict[str, Any], rows: int,
-             data: DataConfig) -> ColumnType:
-    if dtype.is_integer():
-        return "int"
-    if dtype.is_float():
-        return "float"
-    if dtype == pl.Boolean:
-        return "bool"
-    if dtype == pl.Date:
-        return "date"
-    if isinstance(dtype, pl.Datetime):
-        return "datetime"
-    unique = int(stats.get(f"{name}\x00unique") or 0)
-    is_role = name in {data.id_column, data.time_column}
-    few = 0 < unique <= MAX_CATEGORIES and (unique <= rows // 2 or name == data.target)
-    if few and not is_role:
-        return "category"
-    return "string"
+@dataclass
+class _Problem:
+    """One kind of problem in one column: how often, where first, and how to say it."""
+
+    describe: Callable[[int, str], str]  # (count, first rows) -> the sentence
+    count: int = 0
+    examples: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return self.describe(self.count, ", ".join(self.examples))
+
+
+def _values(count: int) -> str:
+    return f"{count:,} value{'s' if count != 1 else ''}"
 
 
 class ContractChecker:
     """Checks a file batch by batch and turns each batch into typed, cleaned columns.
 
-    Working in batches keeps memory flat whatever the file's size. A value that does not
-    fit refuses the file at the first batch that has one; the missing-value bound can
-    only be judged on the whole file, in `finish`.
+    Working in batches keeps memory flat whatever the file's size. Every batch is
+    checked even after a problem, so the refusal in `finish` names them all; typed
+    batches stop coming once the file is known to be refused.
     """
 
-    def __init__(self, contract: dict[str, ColumnContract], data: DataConfig,
-                 sniffed: SniffResult, file_columns: list[str]) -> None:
+    def __init__(self, contract: dict[str, ColumnContract], data: DataConfig, task: str,
+                 sniffed: SniffResult, file_columns: list[str],
+                 dtypes: dict[str, pl.DataType] | None = None) -> None:
         self.contract = contract
+        self.data = data
+        self.task = task
         self.sniffed = sniffed
         self.warnings = _check_columns(sniffed.path, file_columns, contract)
         self.rows = 0
-        self._parsed = {name: _parse(name, column, data) for name, column in contract.items()}
+        self.new_levels: dict[str, dict[str, int]] = {}
+        self._problems: dict[tuple[str, str], _Problem] = {}
+        self._parsed = {name: self._parse(name, column, (dtypes or {}).get(name, pl.String()))
+                        for name, column in contract.items()}
         self._typed = [item.typed.alias(name) for name, item in self._parsed.items()]
         self._nulls = dict.fromkeys(contract, 0)
+        self._new_totals = dict.fromkeys(contract, 0)
         self._notes: dict[tuple[str, str], int] = {}
+        self._swaps: dict[tuple[str, str], int] = {}
         self._aggregations: list[pl.Expr] = []
-        for name, column in contract.items():
-            item = self._parsed[name]
+        for name, item in self._parsed.items():
+            # A value that does not fit is a problem of its own, not a missing value.
             self._aggregations += [item.failed.sum().alias(f"{name}\x00failed"),
-                                   item.typed.null_count().alias(f"{name}\x00nulls")]
+                                   (item.typed.is_null() & ~item.failed).sum()
+                                   .alias(f"{name}\x00nulls")]
             self._aggregations += [mask.sum().alias(f"{name}\x00{text}")
                                    for text, mask in item.notes.items()]
-            if column.min is not None:
-                self._aggregations.append((item.typed < column.min).sum().alias(f"{name}\x00below"))
-            if column.max is not None:
-                self._aggregations.append((item.typed > column.max).sum().alias(f"{name}\x00above"))
+            self._aggregations += [mask.sum().alias(f"{name}\x00{side}")
+                                   for side, mask in self._bounds(name).items()]
+            if self._open_levels(name):
+                self._aggregations.append(self._new_level_mask(name).sum()
+                                          .alias(f"{name}\x00new"))
+            self._aggregations += self._swap_checks(name, (dtypes or {}).get(name, pl.String()))
 
-    def check(self, batch: pl.DataFrame) -> pl.DataFrame:
-        """The batch's typed columns in contract order; raise IngestRefused on a bad value."""
+    def check(self, batch: pl.DataFrame) -> pl.DataFrame | None:
+        """The batch's typed columns in contract order, or None once the file has a
+        problem (the rest is still checked, for the report)."""
         stats = batch.select(self._aggregations).row(0, named=True)
+        numbered = batch.with_row_index("__row", offset=self.rows + 1)
         for name, column in self.contract.items():
+            item = self._parsed[name]
             if stats[f"{name}\x00failed"]:
-                raise IngestRefused(self._failure(batch, name, column, stats[f"{name}\x00failed"]))
-            for side in ("below", "above"):
-                if stats.get(f"{name}\x00{side}"):
-                    raise IngestRefused(self._out_of_range(batch, name, column, side,
-                                                           stats[f"{name}\x00{side}"]))
+                self._record(name, "failed", numbered, item.failed, stats[f"{name}\x00failed"],
+                             self._failure_text(name, column, item, numbered))
+            for side, mask in self._bounds(name).items():
+                if stats[f"{name}\x00{side}"]:
+                    self._record(name, side, numbered, mask, stats[f"{name}\x00{side}"],
+                                 self._bound_text(name, column, side))
+            if stats.get(f"{name}\x00new"):
+                self._count_new_levels(name, batch, stats[f"{name}\x00new"])
             self._nulls[name] += stats[f"{name}\x00nulls"]
-            for text in self._parsed[name].notes:
+            for swap in ("unswappable", "swap differs"):
+                if f"{name}\x00{swap}" in stats:
+                    self._swaps[(name, swap)] = self._swaps.get((name, swap), 0) + \
+                        stats[f"{name}\x00{swap}"]
+            for text in item.notes:
                 key = (name, text)
                 self._notes[key] = self._notes.get(key, 0) + stats[f"{name}\x00{text}"]
-        typed = batch.select(self._typed)
         self.rows += batch.height
-        return typed
+        return None if self._problems else batch.select(self._typed)
 
     def finish(self) -> list[str]:
-        """Judge the whole file's missing values; return every warning noticed."""
+        """Judge the whole file; raise IngestRefused naming every problem, else return
+        every warning noticed."""
         if self.rows == 0:
             raise IngestRefused(f"{self.sniffed.path}: has no data rows")
-        for name, column in self.contract.items():
-            nulls = self._nulls[name]
-            if nulls / self.rows > column.max_null_rate + 1e-12:
-                raise IngestRefused(
-                    f"{self.sniffed.path}: column {name!r} is {nulls / self.rows:.1%} missing "
-                    f"({nulls} of {self.rows} rows); the contract allows at most "
-                    f"{column.max_null_rate:.0%}")
         warnings = list(self.warnings)
+        for name, column in self.contract.items():
+            self._judge_nulls(name, column)
+            warnings += self._judge_new_levels(name, column)
+        if self._problems:
+            phrases = [str(problem) for problem in self._problems.values()]
+            lead = "" if len(phrases) == 1 else f"{len(phrases)} problems: "
+            raise IngestRefused(f"{self.sniffed.path}: {lead}{'; '.join(phrases)}")
         warnings += [f"column {name!r}: {count} {text}"
                      for (name, text), count in self._notes.items() if count]
+        warnings += self._judge_swaps()
         if self.rows == 1:
             warnings.append("has a single data row")
         return warnings
 
-    def _failure(self, batch: pl.DataFrame, name: str, column: ColumnContract,
-                 count: int) -> str:
-        item = self._parsed[name]
-        examples = (batch.with_row_index("__row", offset=self.rows + 1).filter(item.failed)
-                    .select("__row", pl.col(name)).head(3))
-        shown = ", ".join(f"row {row}: {value!r}" for row, value in examples.iter_rows())
-        hint = ""
-        if column.type == "category":
-            found = batch.filter(item.failed).get_column(name).unique().sort().head(5).to_list()
-            hint = f"; found {_preview([str(v) for v in found])}"
-            if _looks_recoded(found, column.categories or []):
-                hint += " - were the categories recoded?"
-        more = " (in the first bad batch)" if count > 3 else ""
-        return (f"{self.sniffed.path}: column {name!r} (contract type {column.type}) has "
-                f"{count} value{'s' if count != 1 else ''}{more} that "
-                f"{'is' if count == 1 else 'are'} not {item.expected}: {shown}{hint}")
+    def _parse(self, name: str, column: ColumnContract, dtype: pl.DataType) -> Parsed:
+        return parse_column(name, column.type, dtype, time_format=self._time_format(name),
+                            levels=column.categories, closed=column.closed)
 
-    def _out_of_range(self, batch: pl.DataFrame, name: str, column: ColumnContract, side: str,
-                      count: int) -> str:
+    def _bounds(self, name: str) -> dict[str, pl.Expr]:
+        column, typed = self.contract[name], self._parsed[name].typed
+        bounds = {}
+        if column.min is not None:
+            bounds["below"] = typed < column.min
+        if column.max is not None:
+            bounds["above"] = typed > column.max
+        if name == self.data.target and self.task == "binary" and column.type == "int":
+            bounds["not binary"] = typed.is_not_null() & ~typed.is_in([0, 1])
+        return bounds
+
+    def _time_format(self, name: str) -> str | None:
+        return self.contract[name].format or self.data.time_format
+
+    def _swap_checks(self, name: str, dtype: pl.DataType) -> list[pl.Expr]:
+        """For a day/month format: rows that would not read the other way round, and
+        rows that would read differently. Both 0 and >0: the file cannot tell."""
+        kind, time_format = self.contract[name].type, self._time_format(name)
+        swapped = SWAPPED.get(time_format or "")
+        if kind not in {"date", "datetime"} or swapped is None or dtype != pl.String:
+            return []
+        other = parse_time(name, kind, swapped)
         typed = self._parsed[name].typed
+        return [(typed.is_not_null() & other.is_null()).sum().alias(f"{name}\x00unswappable"),
+                (typed.is_not_null() & (typed != other)).sum().alias(f"{name}\x00swap differs")]
+
+    def _judge_swaps(self) -> list[str]:
+        warnings = []
+        for name in self.contract:
+            if (name, "swap differs") in self._swaps and \
+                    self._swaps[(name, "unswappable")] == 0 and self._swaps[(name, "swap differs")]:
+                time_format = self._time_format(name) or ""
+                order = "month first" if time_format.startswith("%m") else "day first"
+                other = "day first" if order == "month first" else "month first"
+                warnings.append(
+                    f"column {name!r}: every day in this file is 12 or less, so its dates also "
+                    f"read {other} ({SWAPPED[time_format]!r}); read {order} as pinned "
+                    f"({time_format!r}) - check the file if its source writes {other}")
+        return warnings
+
+    def _open_levels(self, name: str) -> bool:
+        column = self.contract[name]
+        return column.type == "category" and bool(column.categories) and not column.closed
+
+    def _new_level_mask(self, name: str) -> pl.Expr:
+        return self._parsed[name].typed.is_not_null() & \
+            ~pl.col(name).is_in(self.contract[name].categories or [])
+
+    def _count_new_levels(self, name: str, batch: pl.DataFrame, total: int) -> None:
+        self._new_totals[name] += total
+        seen = self.new_levels.setdefault(name, {})
+        counts = batch.filter(self._new_level_mask(name)).group_by(name).len()
+        for level, count in counts.iter_rows():
+            if level in seen or len(seen) < MAX_TRACKED_LEVELS:
+                seen[level] = seen.get(level, 0) + count
+
+    def _record(self, name: str, kind: str, numbered: pl.DataFrame, mask: pl.Expr,
+                count: int, describe: Callable[[int, str], str]) -> None:
+        problem = self._problems.setdefault((name, kind), _Problem(describe))
+        problem.count += count
+        room = EXAMPLES - len(problem.examples)
+        if room > 0:
+            rows = numbered.filter(mask).select("__row", pl.col(name)).head(room)
+            problem.examples += [f"row {row}: {value!r}" for row, value in rows.iter_rows()]
+
+    def _failure_text(self, name: str, column: ColumnContract, item: Parsed,
+                      numbered: pl.DataFrame) -> Callable[[int, str], str]:
+        hint = ""
+        if name == self.data.target and self.task == "binary":
+            return lambda count, rows: (
+                f"column {name!r} is the binary target but has {_values(count)} that "
+                f"{'is' if count == 1 else 'are'} not {item.expected}: {rows}; set [train] "
+                "task = \"multiclass\" if it has more classes now")
+        if column.type == "category":
+            found = numbered.filter(item.failed).get_column(name).unique().sort().head(5)
+            hint = f"; found {preview([str(v) for v in found])}"
+            if _looks_recoded(found.to_list(), column.categories or []):
+                hint += " - were the categories recoded?"
+        return lambda count, rows: (f"column {name!r} (contract type {column.type}) has "
+                                    f"{_values(count)} that {'is' if count == 1 else 'are'} "
+                                    f"not {item.expected}: "
+                                    f"{rows}{hint}")
+
+    def _bound_text(self, name: str, column: ColumnContract,
+                    side: str) -> Callable[[int, str], str]:
+        if side == "not binary":
+            return lambda count, rows: (
+                f"column {name!r} is the binary target but has {_values(count)} other than "
+                f"0 and 1 ({rows}); set [train] task = \"multiclass\" if it has more "
+                "classes now")
         limit = column.min if side == "below" else column.max
-        mask = typed < limit if side == "below" else typed > limit
-        row, value = (batch.with_row_index("__row", offset=self.rows + 1).filter(mask)
-                      .select("__row", pl.col(name)).row(0))
-        return (f"{self.sniffed.path}: column {name!r} has {count} value"
-                f"{'s' if count != 1 else ''} {side} the contract's "
-                f"{'min' if side == 'below' else 'max'} {limit:g} (row {row}: {value!r})")
+        which = "min" if side == "below" else "max"
+        return lambda count, rows: (f"column {name!r} has {_values(count)} {side} the "
+                                    f"contract's {which} {limit:g} ({rows})")
+
+    def _judge_nulls(self, name: str, column: ColumnContract) -> None:
+        nulls = self._nulls[name]
+        if nulls / self.rows > column.max_null_rate + 1e-12:
+            self._problems[(name, "nulls")] = _Problem(lambda _count, _rows:
+                f"column {name!r} is {nulls / self.rows:.1%} missing ({nulls} of "
+                f"{self.rows} rows); the contract allows at most {column.max_null_rate:.0%}")
+
+    def _judge_new_levels(self, name: str, column: ColumnContract) -> list[str]:
+        levels = self.new_levels.get(name)
+        if not levels:
+            return []
+        present = self.rows - self._nulls[name]
+        share = self._new_totals[name] / max(present, 1)
+        shown = ", ".join(f"{level!r} ({count:,} row{'s' if count != 1 else ''})" for
+                          level, count in sorted(levels.items(), key=lambda kv: -kv[1])[:5])
+        more = f" and {len(levels) - 5} more" if len(levels) > 5 else ""
+        known = column.categories or []
+        what, plural = ("class", "classes") if name == self.data.target else ("level", "levels")
+        if share > self.data.max_new_level_share:
+            self._problems[(name, "recoded")] = _Problem(lambda _count, _rows:
+                f"column {name!r}: {share:.0%} of its values are {plural} the contract has "
+                f"never seen ({shown}{more}; known: {preview(known)}) - were the values "
+                f"recoded? If they are real, add them to [data.columns.{name}] categories "
+                "(or raise [data] max_new_level_share)")
+            return []
+        if name == self.data.target and self.task == "binary" and \
+                len(set(known) | set(levels)) > 2:
+            self._problems[(name, "binary")] = _Problem(lambda _count, _rows:
+                f"column {name!r} is the binary target but has a value outside its two "
+                f"classes: {shown}{more}; the classes are {preview(known)}. Set [train] "
+                "task = \"multiclass\" if it has more classes now")
+            return []
+        return [f"column {name!r}: {len(levels)} new {what if len(levels) == 1 else plural} "
+                f"not in the contract: {shown}{more}; accepted (set closed = true on "
+                f"[data.columns.{name}] to refuse new {plural})"]
 
 
 def _check_columns(path: Path, file_columns: list[str],
@@ -213,64 +310,6 @@ def _check_columns(path: Path, file_columns: list[str],
     return warnings
 
 
-def _parse(name: str, column: ColumnContract, data: DataConfig) -> _Parsed:
-    raw = pl.col(name)
-    text = raw.str.strip_chars()
-    present = text.is_not_null() & (text != "")
-    if column.type in {"int", "float"}:
-        return _parse_number(text, present, column)
-    if column.type == "bool":
-        lower = text.str.to_lowercase()
-        typed = pl.when(lower.is_in(TRUE_WORDS)).then(True).when(lower.is_in(FALSE_WORDS)) \
-            .then(False).otherwise(None)
-        return _Parsed(typed, present & typed.is_null(), "true/false, yes/no or 1/0")
-    if column.type == "category":
-        allowed = column.categories or []
-        typed = pl.when(present).then(raw).otherwise(None)
-        return _Parsed(typed, present & ~raw.is_in(allowed),
-                       f"one of the contract's categories ({_preview(allowed)})")
-    if column.type == "date":
-        typed = text.str.to_date(format=data.time_format, strict=False)
-        return _Parsed(typed, present & typed.is_null(), "a date" + _fmt(data.time_format))
-    if column.type == "datetime":
-        typed = text.str.to_datetime(format=data.time_format, strict=False, time_unit="us")
-        return _Parsed(typed, present & typed.is_null(), "a date-time" + _fmt(data.time_format))
-    return _Parsed(pl.when(present).then(raw).otherwise(None), pl.lit(False), "text")
-
-
-def _parse_number(text: pl.Expr, present: pl.Expr, column: ColumnContract) -> _Parsed:
-    token = text.is_in(MISSING_TOKENS)
-    plain = text.cast(pl.Float64, strict=False)
-    grouped = pl.when(text.str.contains(_THOUSANDS)) \
-        .then(text.str.replace_all(",", "").cast(pl.Float64, strict=False))
-    number = pl.when(token).then(None).otherwise(pl.coalesce(plain, grouped))
-    failed = present & ~token & number.is_null()
-    infinite = number.is_infinite()
-    notes = {
-        "values written with thousands separators (like '1,234') read as numbers":
-            plain.is_null() & grouped.is_not_null(),
-        "'NaN'/'NA'-style values read as missing": present & token,
-    }
-    if column.type == "float":
-        return _Parsed(number, failed | infinite, "a finite number", notes)
-    # Whole numbers parse directly so values beyond 2**53 keep every digit; the float
-    # route only serves spellings like "3.0" or "1,234".
-    direct = text.cast(pl.Int64, strict=False)
-    typed = pl.when(token).then(None).otherwise(
-        pl.coalesce(direct, pl.when(number == number.floor()).then(number.cast(pl.Int64,
-                                                                               strict=False))))
-    return _Parsed(typed, present & ~token & typed.is_null(), "a whole number", notes)
-
-
-def _looks_recoded(found: list[object], categories: list[str]) -> bool:
+def _looks_recoded(found: list[Any], categories: list[str]) -> bool:
     return {str(v) for v in found} <= {"0", "1", "True", "False", "true", "false"} and \
         len(categories) == 2
-
-
-def _preview(values: list[str], limit: int = 6) -> str:
-    shown = ", ".join(repr(v) for v in values[:limit])
-    return shown + (f", ... ({len(values)} in all)" if len(values) > limit else "")
-
-
-def _fmt(time_format: str | None) -> str:
-    return f" in format {time_format!r}" if time_format else ""

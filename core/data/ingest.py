@@ -23,12 +23,13 @@ from mlyard.core.config import ColumnContract
 from mlyard.core.data.contract import (
     ContractChecker,
     contract_from_json,
+    contract_hash,
     contract_to_json,
-    infer_contract,
 )
+from mlyard.core.data.inference import infer
 from mlyard.core.data.profile import profile_parquet
 from mlyard.core.data.quality import MIN_ROWS_FOR_CONSTANT
-from mlyard.core.data.reader import columns_of, read_batches, scan_inferred
+from mlyard.core.data.reader import columns_of, read_batches
 from mlyard.core.data.sniff import SniffResult, sniff
 from mlyard.core.errors import IngestRefused
 from mlyard.core.workspace import Workspace
@@ -41,12 +42,17 @@ from mlyard.storage.objects import hash_file
 class IngestResult:
     path: Path
     version: VersionRecord
-    created: bool  # False when the same bytes were already a version
+    created: bool  # False when these bytes already passed the contract in force
     warnings: list[str] = field(default_factory=list)
+    rechecked: bool = False  # an existing version re-checked against a changed contract
 
 
 def ingest_file(ws: Workspace, path: Path) -> IngestResult:
     """Ingest one CSV or Parquet file as a version of the project's dataset.
+
+    The same bytes under the same contract are the same version. After a contract
+    change they are checked again: a version whose cleaned data is unchanged records the
+    new contract, one that cleans differently becomes a new version.
 
     Raises:
         IngestRefused: the file does not meet the contract or cannot be read; a copy and
@@ -58,13 +64,18 @@ def ingest_file(ws: Workspace, path: Path) -> IngestResult:
     dataset = ws.config.dataset_name
     source_hash = hash_file(path)
     with ws.catalog.session() as con:
-        existing = datasets_store.version_by_source(con, dataset, source_hash)
+        earlier = datasets_store.versions_by_source(con, dataset, source_hash)
         stored = datasets_store.stored_contract(con, dataset)
-    if existing is not None:
-        return IngestResult(path, existing, created=False,
-                            warnings=["same bytes as an existing version; nothing new stored"])
+    contract = _contract_in_force(ws, stored)
+    if contract is not None:
+        checked = contract_hash(contract, ws.config.data)
+        same = next((v for v in earlier if v.contract_hash == checked), None)
+        if same is not None:
+            return IngestResult(path, same, created=False,
+                                warnings=["same bytes as an existing version; nothing new "
+                                          "stored"])
     try:
-        return _ingest_new(ws, path, dataset, source_hash, stored)
+        return _ingest_new(ws, path, dataset, source_hash, contract, earlier)
     except IngestRefused as refusal:
         copy = _quarantine(ws, path, source_hash, refusal.msg)
         with ws.catalog.session() as con:
@@ -75,23 +86,38 @@ def ingest_file(ws: Workspace, path: Path) -> IngestResult:
 
 
 def _ingest_new(ws: Workspace, path: Path, dataset: str, source_hash: str,
-                stored_contract: str | None) -> IngestResult:
+                contract: dict[str, ColumnContract] | None,
+                earlier: list[VersionRecord]) -> IngestResult:
     sniffed = sniff(path)
-    contract, inferred = _contract_for(ws, stored_contract, sniffed)
-    checker = ContractChecker(contract, ws.config.data, sniffed, columns_of(sniffed))
-    snapshot, rows, repeats = _write_snapshot(ws, sniffed, checker)
-    warnings = sniffed.warnings + checker.finish()
+    inferred = contract is None
+    if contract is None:
+        contract = infer([sniffed], ws.config.data.target, detect_roles=False).contract
+    checker = ContractChecker(contract, ws.config.data, ws.config.train.task, sniffed,
+                              columns_of(sniffed))
+    snapshot, rows, repeats, found = _write_snapshot(ws, sniffed, checker)
+    warnings = sniffed.warnings + found
+    checked = contract_hash(contract, ws.config.data)
+    unchanged = next((v for v in earlier if v.snapshot_hash == snapshot), None)
+    if unchanged is not None:
+        with ws.catalog.session() as con:
+            datasets_store.set_contract_hash(con, dataset, unchanged.seq, checked)
+            meta_store.add_event(con, "dataset.rechecked", unchanged.ref, None,
+                                 {"source": str(path), "contract": checked})
+        unchanged.contract_hash = checked
+        return IngestResult(path, unchanged, created=False, rechecked=True, warnings=warnings)
     if repeats:
         warnings.append(f"{repeats} rows repeated an {ws.config.data.id_column!r} seen earlier "
                         "in the file; kept the last row for each id")
     types = {name: column.type for name, column in contract.items()}
     profile = profile_parquet(ws.objects.path_for(snapshot), types)
+    for name, levels in checker.new_levels.items():
+        profile[name]["new_levels"] = dict(sorted(levels.items(), key=lambda kv: -kv[1]))
     warnings += _constant_columns(profile, rows)
     record = VersionRecord(
         dataset=dataset, seq=0, source_hash=source_hash, source_path=str(path),
         snapshot_hash=snapshot, rows=rows, schema=dict(types),
         profile=profile, warnings=list(warnings),
-        created_at=time.time(),
+        created_at=time.time(), contract_hash=checked,
     )
     contract_json = contract_to_json(contract) if inferred else None
     with ws.catalog.session() as con:
@@ -114,39 +140,42 @@ def _constant_columns(profile: dict[str, dict[str, object]], rows: int) -> list[
             profile.items() if entry.get("distinct") == 1 and entry.get("nulls") == 0]
 
 
-def _contract_for(ws: Workspace, stored: str | None,
-                  sniffed: SniffResult) -> tuple[dict[str, ColumnContract], bool]:
-    """The config's contract if it has one, else the stored one, else one inferred now."""
+def _contract_in_force(ws: Workspace, stored: str | None) -> dict[str, ColumnContract] | None:
+    """The config's contract if it has one, else the stored one; None before the first
+    file (whose contract is then inferred from it)."""
     if ws.config.data.columns:
-        return dict(ws.config.data.columns), False
-    if stored is not None:
-        return contract_from_json(stored), False
-    return infer_contract(scan_inferred(sniffed), ws.config.data, sniffed), True
+        return dict(ws.config.data.columns)
+    return contract_from_json(stored) if stored is not None else None
 
 
 def _write_snapshot(ws: Workspace, sniffed: SniffResult,
-                    checker: ContractChecker) -> tuple[str, int, int]:
+                    checker: ContractChecker) -> tuple[str, int, int, list[str]]:
     """Check and convert the file batch by batch into a Parquet object.
 
-    Returns the object's hash, its row count and how many rows were dropped as repeats
-    of an id. Batches keep memory flat; a whole-file `sink_parquet` grows with the file.
+    Returns the object's hash, its row count, how many rows were dropped as repeats of
+    an id, and the checker's warnings. Batches keep memory flat; a whole-file
+    `sink_parquet` grows with the file.
     """
     tmp = ws.objects.new_temp(".parquet")
     try:
         writer: pq.ParquetWriter | None = None
         try:
             for batch in read_batches(sniffed):
-                table = checker.check(batch).to_arrow()
+                typed = checker.check(batch)
+                if typed is None:  # refused; read on so the refusal names every problem
+                    continue
+                table = typed.to_arrow()
                 if writer is None:
                     writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
                 writer.write_table(table.cast(writer.schema))
         finally:
             if writer is not None:
                 writer.close()
+        warnings = checker.finish()  # raises naming every problem the file has
         if writer is None:
             raise IngestRefused(f"{sniffed.path}: has no data rows")
         rows, repeats = _dedupe(ws, tmp, checker.rows)
-        return ws.objects.adopt(tmp), rows, repeats
+        return ws.objects.adopt(tmp), rows, repeats, warnings
     finally:
         tmp.unlink(missing_ok=True)
 

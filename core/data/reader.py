@@ -31,7 +31,20 @@ def scan_as_text(sniffed: SniffResult) -> pl.LazyFrame:
 
 def read_batches(sniffed: SniffResult, rows_per_batch: int = BATCH_ROWS) -> Iterator[pl.DataFrame]:
     """The file as text-typed batches; a read failure part-way names the file."""
-    batches = scan_as_text(sniffed).collect_batches(chunk_size=rows_per_batch)
+    return _batches(sniffed, scan_as_text(sniffed), rows_per_batch)
+
+
+def read_typed_batches(sniffed: SniffResult,
+                       rows_per_batch: int = BATCH_ROWS) -> Iterator[pl.DataFrame]:
+    """Batches with Parquet columns in their own types (CSV columns are text)."""
+    frame = pl.scan_parquet(sniffed.path, glob=False) if sniffed.format == "parquet" \
+        else scan_as_text(sniffed)
+    return _batches(sniffed, frame, rows_per_batch)
+
+
+def _batches(sniffed: SniffResult, frame: pl.LazyFrame,
+             rows_per_batch: int) -> Iterator[pl.DataFrame]:
+    batches = frame.collect_batches(chunk_size=rows_per_batch)
     while True:
         try:
             batch = next(batches)
@@ -40,20 +53,6 @@ def read_batches(sniffed: SniffResult, rows_per_batch: int = BATCH_ROWS) -> Iter
         except pl.exceptions.PolarsError as exc:
             raise IngestRefused(f"{sniffed.path}: cannot be read: {_first_line(exc)}") from None
         yield batch
-
-
-def scan_inferred(sniffed: SniffResult) -> pl.LazyFrame:
-    """Columns with types inferred from the whole file, for a first contract."""
-    if sniffed.format == "parquet":
-        return pl.scan_parquet(sniffed.path, glob=False)
-    return pl.scan_csv(
-        sniffed.path,
-        glob=False,  # a file named `*.csv` or `sales[2024].csv` is that file, not a pattern
-        separator=sniffed.separator,
-        infer_schema_length=None,
-        try_parse_dates=True,
-        null_values=["", "NA", "N/A", "null", "NULL", "None", "nan", "NaN"],
-    )
 
 
 def columns_of(sniffed: SniffResult) -> list[str]:

@@ -9,13 +9,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
-from mlyard.core.config import ColumnContract, DataConfig, load_config
-from mlyard.core.data.contract import infer_contract
-from mlyard.core.data.reader import collect, scan_inferred
+from mlyard.core.config import parse_config
+from mlyard.core.data.inference import Inferred, infer
+from mlyard.core.data.reader import collect, columns_of, scan_as_text
 from mlyard.core.data.sniff import CSV_SUFFIXES, PARQUET_SUFFIXES, SniffResult, sniff
 from mlyard.core.errors import UsageError
 from mlyard.core.workspace import CONFIG_NAME
@@ -32,53 +34,53 @@ def data_files(folder: Path) -> list[Path]:
                   if p.is_file() and p.suffix.lower() in suffixes and not p.name.startswith("."))
 
 
+@dataclass
+class InitResult:
+    path: Path
+    text: str  # the mlyard.toml written (or, with dry_run, that would be)
+    written: bool
+    inferred: Inferred | None  # None without a data folder
+
+
 def init_project(project_dir: Path, data_dir: Path | None, target: str | None = None,
-                 name: str | None = None, force: bool = False) -> Path:
+                 name: str | None = None, force: bool = False,
+                 dry_run: bool = False) -> InitResult:
     """Write `mlyard.toml` in `project_dir`; refuse to overwrite one unless `force`."""
     config_path = project_dir / CONFIG_NAME
-    if config_path.exists() and not force:
+    if config_path.exists() and not force and not dry_run:
         raise UsageError(f"{config_path} already exists; pass --force to overwrite it")
     project_name = name or _slug(project_dir.resolve().name)
+    inferred: Inferred | None = None
     if data_dir is None:
-        text = _render(project_name, ["data"], None, {})
+        text = _render(project_name, ["data"], None, None)
     else:
+        roles, inferred = _infer(data_dir, target)
         text = _render(project_name, [os.path.relpath(data_dir.resolve(), project_dir.resolve())],
-                       *_infer(data_dir, target))
-    project_dir.mkdir(parents=True, exist_ok=True)
-    tmp = config_path.with_name(config_path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    load_config(tmp)  # what we write must load; fail before replacing anything
-    os.replace(tmp, config_path)
-    return config_path
+                       roles, inferred)
+    parse_config(tomllib.loads(text), str(config_path))  # what we write must load
+    if not dry_run:
+        project_dir.mkdir(parents=True, exist_ok=True)
+        tmp = config_path.with_name(config_path.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, config_path)
+    return InitResult(config_path, text, not dry_run, inferred)
 
 
-def _infer(data_dir: Path, target: str | None) -> tuple[dict[str, str], dict[str, ColumnContract]]:
+def _infer(data_dir: Path, target: str | None) -> tuple[dict[str, str], Inferred]:
     if not data_dir.is_dir():
         raise UsageError(f"{data_dir}: not a folder")
     files = data_files(data_dir)
     if not files:
         raise UsageError(f"{data_dir}: no .csv or .parquet files to infer a contract from")
     sniffed = [sniff(path) for path in files]
-    frame = pl.concat([scan_inferred(s) for s in sniffed], how="vertical_relaxed")
-    schema = frame.collect_schema()
-    columns = list(schema)
-    roles: dict[str, str] = {}
-    roles["target"] = target or _guess_target(columns, data_dir)
-    if roles["target"] not in schema:
-        raise UsageError(f"--target {roles['target']!r} is not a column of {files[0]}; "
+    columns = columns_of(sniffed[0])
+    chosen = target or _guess_target(columns, data_dir)
+    if chosen not in columns:
+        raise UsageError(f"--target {chosen!r} is not a column of {files[0]}; "
                          f"columns: {', '.join(columns)}")
-    id_column = _guess_id(frame, columns, roles["target"], sniffed[0])
-    if id_column:
-        roles["id_column"] = id_column
-    time_column = next((c for c, t in schema.items()
-                        if (t == pl.Date or isinstance(t, pl.Datetime)) and c != roles["target"]),
-                       None)
-    if time_column:
-        roles["time_column"] = time_column
-    data = DataConfig(target=roles["target"], id_column=id_column, time_column=time_column)
-    contract = infer_contract(frame, data, sniffed[0])
-    roles["task"] = _task_for(frame, roles["target"], contract[roles["target"]], sniffed[0])
-    return roles, contract
+    inferred = infer(sniffed, chosen)
+    roles = {"target": chosen, "task": _task_for(chosen, inferred, sniffed[0])}
+    return roles, inferred
 
 
 def _guess_target(columns: list[str], data_dir: Path) -> str:
@@ -90,32 +92,27 @@ def _guess_target(columns: list[str], data_dir: Path) -> str:
                      f"(columns: {', '.join(columns)})")
 
 
-def _guess_id(frame: pl.LazyFrame, columns: list[str], target: str,
-              sniffed: SniffResult) -> str | None:
-    for column in columns:
-        lowered = column.lower()
-        if column != target and (lowered == "id" or lowered.endswith(("_id", "id"))):
-            counts = collect(frame.select(pl.len(), pl.col(column).n_unique()), sniffed).row(0)
-            if counts[0] == counts[1]:
-                return column
-    return None
-
-
-def _task_for(frame: pl.LazyFrame, target: str, column: ColumnContract,
-              sniffed: SniffResult) -> str:
-    distinct = collect(frame.select(pl.col(target).drop_nulls().n_unique()), sniffed).item()
-    if column.type == "bool" or distinct == 2:
+def _task_for(target: str, inferred: Inferred, sniffed: SniffResult) -> str:
+    column = inferred.contract[target]
+    if column.type == "bool":
         return "binary"
-    if column.type in {"category", "int", "string"} and distinct <= MAX_CLASSES:
-        return "multiclass"
+    if column.type == "category":
+        return "binary" if len(column.categories or []) <= 2 else "multiclass"
+    if column.type in {"int", "string"}:
+        frame = scan_as_text(sniffed).select(pl.col(target).drop_nulls().n_unique())
+        distinct = collect(frame, sniffed).item()
+        if distinct <= 2:
+            return "binary"
+        if distinct <= MAX_CLASSES:
+            return "multiclass"
     if column.type in {"int", "float"}:
         return "regression"
-    raise UsageError(f"target {target!r} has {distinct} distinct {column.type} values: "
-                     "neither a class label nor a number to regress on")
+    raise UsageError(f"target {target!r} is a {column.type} column: neither a class label "
+                     "nor a number to regress on; pass --target with another column")
 
 
 def _render(name: str, watch: list[str], roles: dict[str, str] | None,
-            contract: dict[str, ColumnContract]) -> str:
+            inferred: Inferred | None) -> str:
     lines = [
         "# mlyard project file. Every key has a default; see docs/config.md.",
         "",
@@ -125,26 +122,36 @@ def _render(name: str, watch: list[str], roles: dict[str, str] | None,
         "[data]",
         f"watch = {json.dumps(watch)}  # folders of incoming CSV/Parquet files",
     ]
-    if roles:
+    if roles and inferred:
         lines.append(f"target = {_q(roles['target'])}  # the column to predict")
-        if "id_column" in roles:
-            lines.append(f"id_column = {_q(roles['id_column'])}  # unique per row: "
+        if inferred.id_column:
+            lines.append(f"id_column = {_q(inferred.id_column)}  # unique per row: "
                          "dedupe key, never a feature")
-        if "time_column" in roles:
-            lines.append(f"time_column = {_q(roles['time_column'])}  # dates found: time-based "
-                         "split, never a feature")
-    for column_name, column in contract.items():
+        if inferred.time_column:
+            kind = inferred.contract[inferred.time_column].type
+            seen = "dates found" if kind in {"date", "datetime"} else "periods rising in order"
+            lines.append(f"time_column = {_q(inferred.time_column)}  # {seen}: time-ordered "
+                         "holdout, never a feature")
+        if inferred.exclude:
+            lines.append(f"exclude = {json.dumps(list(inferred.exclude))}  # never features: "
+                         + "; ".join(f"{c}: {why}" for c, why in inferred.exclude.items()))
+    for column_name, column in (inferred.contract if inferred else {}).items():
         lines += ["", f"[data.columns.{_key(column_name)}]", f"type = {_q(column.type)}"]
+        if column.format is not None:
+            lines.append(f"format = {_q(column.format)}  # the one format read; others refused")
         if column.min is not None:
-            lines.append(f"min = {column.min:g}  # no negative values seen")
+            odd = inferred is not None and column_name in inferred.odd_minimum
+            lines.append(f"min = {column.min:g}  # " + ("a few negative values seen: see the "
+                                                        "findings" if odd else
+                                                        "no negative values seen"))
         if column.max is not None:
             lines.append(f"max = {column.max:g}")
         lines.append(f"max_null_rate = {column.max_null_rate:g}  # "
                      + ("share missing seen, plus a margin" if column.max_null_rate
                         else "none missing seen: refuse any"))
         if column.categories is not None:
-            lines.append(f"categories = {json.dumps(column.categories)}  # every value seen; "
-                         "others are refused")
+            lines.append(f"categories = {json.dumps(column.categories)}  # levels seen; new "
+                         "ones are accepted with a warning (closed = true refuses them)")
     lines += ["", "[train]"]
     if roles:
         lines.append(f"task = {_q(roles['task'])}  # inferred from the target's values")

@@ -74,23 +74,20 @@ def _sniff_csv(path: Path, head: bytes, separator: str) -> SniffResult:
                                 "decompress or convert it first")
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise _refuse(path, "UTF-16 encoded; re-save it as UTF-8")
-    warnings: list[str] = []
-    if head.startswith(b"\xef\xbb\xbf"):
-        warnings.append("starts with a UTF-8 byte-order mark (ignored)")
     try:
-        columns, rows, crlf = _scan_rows(path, separator)
+        columns, rows = _scan_rows(path, separator)
     except UnicodeDecodeError as exc:
         raise _refuse(path, _describe_decode_error(path, exc)) from None
     except csv.Error as exc:
         if "NUL" in str(exc):
             raise _refuse(path, "contains NUL bytes: binary data, not CSV text") from None
         raise _refuse(path, f"not valid CSV: {exc}") from None
-    if crlf:
-        warnings.append("uses Windows (CRLF) line ends")
-    return SniffResult(path, "csv", columns, rows, separator, warnings)
+    # A UTF-8 byte-order mark and Windows (CRLF) line ends are valid CSV (Excel and
+    # Python's csv module write them): read as-is, not worth a warning.
+    return SniffResult(path, "csv", columns, rows, separator)
 
 
-def _scan_rows(path: Path, separator: str) -> tuple[list[str], int, bool]:
+def _scan_rows(path: Path, separator: str) -> tuple[list[str], int]:
     with open(path, encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle, delimiter=separator, strict=True)
         header = next(reader, None)
@@ -112,8 +109,7 @@ def _scan_rows(path: Path, separator: str) -> tuple[list[str], int, bool]:
                 raise _refuse(path, f"line {line} has {len(row)} fields, the header has {width}")
         if rows == 0:
             raise _refuse(path, "has a header but no data rows")
-        crlf = _has_crlf(path)
-    return header, rows, crlf
+    return header, rows
 
 
 def _check_header(path: Path, header: list[str]) -> None:
@@ -125,11 +121,6 @@ def _check_header(path: Path, header: list[str]) -> None:
             raise _refuse(path, f"duplicate column name {name!r} (columns {seen[name]} "
                                 f"and {position})")
         seen[name] = position
-
-
-def _has_crlf(path: Path) -> bool:
-    with open(path, "rb") as handle:
-        return b"\r\n" in handle.read(1 << 16)
 
 
 def _describe_decode_error(path: Path, exc: UnicodeDecodeError) -> str:

@@ -25,7 +25,7 @@ import blake3
 
 from mlyard.core.errors import MlyardError, NotFound
 from mlyard.core.models import registry
-from mlyard.core.models.gates import IMPORTED_TAG
+from mlyard.core.models.gates import IMPORTED_TAG, ORIGIN_TAG
 from mlyard.core.models.loading import check_loads
 from mlyard.core.workspace import Workspace
 from mlyard.storage import bundle_store, meta_store, runs_store
@@ -92,6 +92,7 @@ def import_bundle(ws: Workspace, source: Path) -> ImportResult:
         for version in manifest["rows"]["model_versions"]:
             check_loads(folder / "objects" / version["model_hash"],
                         f"{source}: model {version['model']}/{version['version']}")
+        origin = _adopt_rows(ws, source, folder, manifest)
         for digest in manifest["objects"]:
             tmp = ws.objects.new_temp()
             shutil.copyfile(folder / "objects" / digest, tmp)
@@ -100,13 +101,38 @@ def import_bundle(ws: Workspace, source: Path) -> ImportResult:
             with ws.catalog.session() as con:
                 summary = bundle_store.import_rows(con, manifest["rows"])
                 # Its metrics are claims until scored here (see gates.IMPORTED_TAG).
-                runs_store.set_tags(con, summary["run_id"], {IMPORTED_TAG: str(source)})
+                runs_store.set_tags(con, summary["run_id"], {IMPORTED_TAG: str(source),
+                                                             ORIGIN_TAG: origin})
                 meta_store.add_event(con, "bundle.imported", summary["run_id"], None,
                                      {"source": str(source)})
         except (KeyError, TypeError, IndexError) as exc:
             raise BundleRefused(f"{source}: manifest rows are malformed ({exc!r})") from None
     return ImportResult(summary["run_id"], summary["model_versions"],
                         summary["dataset_versions"], len(manifest["objects"]))
+
+
+def _adopt_rows(ws: Workspace, source: Path, folder: Path, manifest: dict[str, Any]) -> str:
+    """Rows from another project become this project's: its run and model versions are
+    registered under this project's name. Return the project they came from.
+
+    A model that predicts another column than this project's target is refused before
+    anything is written: registered here, it would be scored against the wrong data.
+    """
+    origin = str(manifest.get("project") or "")
+    rows = manifest["rows"]
+    target = ws.config.data.target
+    for version in rows.get("model_versions", []):
+        card = _load_json(source, folder / "objects" / str(version.get("card_hash")))
+        theirs = (card.get("spec") or {}).get("target")
+        if target and theirs != target:
+            raise BundleRefused(f"{source}: model {version.get('model')}/"
+                                f"{version.get('version')} predicts {theirs!r}, this project "
+                                f"predicts {target!r} ([data] target); not imported")
+    for run in rows["runs"]:
+        run["project"] = ws.project
+    for version in rows.get("model_versions", []):
+        version["model"] = registry.model_name(ws)
+    return origin
 
 
 def _check_rows(source: Path, manifest: dict[str, Any]) -> None:

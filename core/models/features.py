@@ -3,12 +3,13 @@ scoring time.
 
 The spec is saved in the model card, so a model never depends on how categories happen
 to be ordered in the data it is later asked to score: codes come from the contract's
-category list, and a value outside it becomes missing rather than a wrong code.
+category list (plus levels first seen in the training data), and a level the model never
+saw becomes missing rather than a wrong code.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,13 @@ class Feature:
     name: str
     type: str  # int | float | bool | category
     categories: list[str] | None = None
+    closed: bool = False  # other levels are refused (else scored as missing)
+
+
+@dataclass
+class Input:
+    type: str
+    format: str | None = None
 
 
 @dataclass
@@ -34,6 +42,9 @@ class FeatureSpec:
     target_type: str
     classes: list[str] | None  # class labels in code order, for category targets
     skipped: dict[str, str]  # column -> why it is not a feature
+    # Every contract column's type and date format at training, so `mlyard predict`
+    # types the columns it passes through as ingest would.
+    inputs: dict[str, Input] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -42,7 +53,8 @@ class FeatureSpec:
     def from_json(cls, raw: dict[str, Any]) -> FeatureSpec:
         return cls(features=[Feature(**f) for f in raw["features"]], target=raw["target"],
                    target_type=raw["target_type"], classes=raw.get("classes"),
-                   skipped=raw.get("skipped", {}))
+                   skipped=raw.get("skipped", {}),
+                   inputs={k: Input(**v) for k, v in raw.get("inputs", {}).items()})
 
     @property
     def names(self) -> list[str]:
@@ -72,13 +84,21 @@ def build_spec(config: Config, types: dict[str, str], contract: dict[str, Column
             skipped[name] = f"{kind} columns are not used as features"
         else:
             categories = _categories(name, contract, frame) if kind == "category" else None
-            features.append(Feature(name, kind, categories))
+            closed = bool(contract[name].closed) if name in contract else False
+            features.append(Feature(name, kind, categories, closed))
     if not features:
         raise UsageError("no feature columns: every column is a role, excluded or text")
     target_type = types[target]
     classes = _categories(target, contract, frame) if target_type in {"category", "string"} \
         else None
-    return FeatureSpec(features, target, target_type, classes, skipped)
+    if config.train.task == "binary" and classes is not None and len(classes) > 2:
+        shown = ", ".join(map(repr, classes[:8]))
+        raise UsageError(f"target {target!r} has {len(classes)} classes ({shown}) but [train] "
+                         "task is \"binary\"; set task = \"multiclass\"")
+    inputs = {name: Input(column.type, column.format or (
+                  data.time_format if column.type in {"date", "datetime"} else None))
+              for name, column in contract.items()}
+    return FeatureSpec(features, target, target_type, classes, skipped, inputs)
 
 
 def encode(frame: pl.DataFrame, spec: FeatureSpec) -> np.ndarray:
@@ -108,9 +128,18 @@ def encode_target(frame: pl.DataFrame, spec: FeatureSpec) -> np.ndarray:
     return target.cast(pl.Float64).to_numpy()
 
 
+def unseen_levels(values: pl.Series, known: list[str]) -> dict[str, int]:
+    """Rows per level that is not in `known` (a model's levels or classes), most first."""
+    text = values.cast(pl.String).drop_nulls()
+    counts = text.filter(~text.is_in(known)).value_counts(sort=True)
+    return {str(level): int(count) for level, count in counts.iter_rows()}
+
+
 def _categories(name: str, contract: dict[str, ColumnContract],
                 frame: pl.DataFrame) -> list[str]:
+    """The contract's levels in its order, then levels only the data has, sorted: codes
+    stay stable as levels are added."""
     declared = contract.get(name)
-    if declared is not None and declared.categories:
-        return list(declared.categories)
-    return sorted(str(v) for v in frame.get_column(name).drop_nulls().unique().to_list())
+    known = list(declared.categories or []) if declared is not None else []
+    seen = {str(v) for v in frame.get_column(name).drop_nulls().unique().to_list()}
+    return known + sorted(seen - set(known))

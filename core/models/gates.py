@@ -36,6 +36,7 @@ class DriftFinding:
 
 
 IMPORTED_TAG = "mlyard.imported_from"  # set on a run that came in a bundle
+ORIGIN_TAG = "mlyard.origin_project"  # the project a bundle's run was trained in
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from mlyard.core.data.quality import check_quality
 from mlyard.core.durations import parse_every
 from mlyard.core.errors import MlyardError, UsageError
 from mlyard.core.models import registry
-from mlyard.core.models.features import FeatureSpec
+from mlyard.core.models.features import FeatureSpec, unseen_levels
 from mlyard.core.models.gates import DriftFinding
 from mlyard.core.models.loading import load_model
 from mlyard.core.models.reference import load_reference, prediction_series, target_series
@@ -75,7 +75,9 @@ class DriftReport:
         model's predictions did; moderate: some features did; none otherwise."""
         if self.dataset_drift or (self.prediction is not None and self.prediction.drifted):
             return "severe"
-        return "moderate" if self.drifted else "none"
+        if self.target is not None and self.target.unseen:
+            return "severe"  # labels the model cannot predict at all
+        return "moderate" if self.drifted or any(c.unseen for c in self.columns) else "none"
 
 
 def compare(reference: dict[str, Any], frame: pl.DataFrame, spec: FeatureSpec,
@@ -96,7 +98,11 @@ def compare(reference: dict[str, Any], frame: pl.DataFrame, spec: FeatureSpec,
             raise UsageError(f"[monitor.columns.{name}]: {exc}") from None
 
     with ThreadPoolExecutor(threads) as pool:
-        return list(pool.map(one, spec.names))
+        columns = list(pool.map(one, spec.names))
+    for feature, column in zip(spec.features, columns, strict=True):
+        if feature.type == "category":
+            column.unseen = unseen_levels(frame[feature.name], feature.categories or [])
+    return columns
 
 
 def drift(ws: Workspace, current: str | None = None, served: str | None = None,
@@ -126,6 +132,8 @@ def drift(ws: Workspace, current: str | None = None, served: str | None = None,
     if spec.target in frame.columns and frame[spec.target].null_count() < frame.height:
         report.target = column_drift(spec.target, sketch["target"],
                                      target_series(frame, spec, task))
+        if spec.classes is not None:
+            report.target.unseen = unseen_levels(frame[spec.target], spec.classes)
     report.quality = check_quality(frame, data.current_contract(ws), spec.names,
                                    ws.config.data.id_column)
     if store:
@@ -188,7 +196,8 @@ def to_json(report: DriftReport) -> dict[str, Any]:
         return {"column": c.column, "kind": c.kind, "method": c.method,
                 "statistic": _finite(c.statistic), "threshold": c.threshold,
                 "drifted": c.drifted, "psi": _finite(c.psi), "psi_level": c.psi_level,
-                "rows": c.rows, "null_share": c.null_share, "chart": c.chart}
+                "rows": c.rows, "null_share": c.null_share, "chart": c.chart,
+                "unseen": c.unseen}
 
     return {"report_id": report.report_id, "ts": report.ts, "model": report.model,
             "version": report.version, "reference_run": report.reference_run,

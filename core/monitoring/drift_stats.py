@@ -41,6 +41,7 @@ class ColumnDrift:
     rows: int
     null_share: float
     chart: dict[str, Any] = field(default_factory=dict)  # reference vs current, for plots
+    unseen: dict[str, int] = field(default_factory=dict)  # levels the model never saw: rows
 
     @property
     def psi_level(self) -> str:

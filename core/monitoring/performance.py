@@ -13,7 +13,7 @@ import polars as pl
 from mlyard.core.durations import parse_every
 from mlyard.core.errors import MlyardError, UsageError
 from mlyard.core.models import registry
-from mlyard.core.models.features import FeatureSpec, encode_target
+from mlyard.core.models.features import FeatureSpec, encode_target, unseen_levels
 from mlyard.core.tracking.evaluation import evaluate
 from mlyard.core.workspace import Workspace
 from mlyard.storage import monitor_store, prediction_files
@@ -33,6 +33,7 @@ class FeedbackResult:
     labels: int
     matched: int
     windows: list[Window]
+    unseen: dict[str, int]  # labels of classes the model never saw: rows (not scored)
 
 
 def read_labels(path: Path, id_column: str, target: str) -> pl.DataFrame:
@@ -92,6 +93,13 @@ def feedback(ws: Workspace, path: Path, window: str = "1d") -> FeedbackResult:
                          "with each request so labels can be joined later")
     latest = logged.sort("ts").unique(subset=[id_column], keep="last")
     joined = latest.join(labels, on=id_column, how="inner")
+    unseen: dict[str, int] = {}
+    if spec.classes is not None:  # a class the model cannot predict is counted, not scored
+        unseen = unseen_levels(joined[spec.target], spec.classes)
+        known = pl.col(spec.target).cast(pl.String).is_in(spec.classes)
+        shares = joined.with_columns(((pl.col("ts") // seconds) * seconds).alias("window")) \
+            .group_by(["version", "window"]).agg((~known).mean().alias("share"))
+        joined = joined.filter(known)
     joined = joined.with_columns(((pl.col("ts") // seconds) * seconds).alias("window"))
     windows = []
     task = str(detail.card["task"])
@@ -99,14 +107,18 @@ def feedback(ws: Workspace, path: Path, window: str = "1d") -> FeedbackResult:
                                                    maintain_order=True):
         truth = encode_target(group, spec)
         predicted = np.asarray(group["prediction"].to_list(), dtype=np.float64)
+        metrics = evaluate(task, truth, predicted)
+        if unseen:
+            metrics["unseen_class_share"] = float(shares.filter(
+                (pl.col("version") == version) & (pl.col("window") == start))["share"].sum())
         windows.append(Window(int(version), float(start), float(start) + seconds,
-                              group.height, evaluate(task, truth, predicted)))
+                              group.height, metrics))
     windows.sort(key=lambda w: (w.start, w.version))
     with ws.catalog.session() as con:
         for w in windows:
             monitor_store.put_performance(con, ws.project, model_name, w.version, w.start,
                                           w.end, w.rows, json.dumps(w.metrics))
-    return FeedbackResult(labels.height, joined.height, windows)
+    return FeedbackResult(labels.height, joined.height, windows, unseen)
 
 
 def _has_champion(ws: Workspace) -> bool:

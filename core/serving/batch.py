@@ -1,7 +1,7 @@
 """`mlyard predict`: score a CSV or Parquet file in batches into a Parquet file.
 
-Batches keep memory flat, so a file larger than memory scores as well. Values are
-checked against the model card exactly as the server checks them.
+Batches keep memory flat, so a file larger than memory scores as well. Values are read
+by the rules ingest and the server use (core/data/values.py).
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
-from mlyard.core.data.reader import BATCH_ROWS, read_batches
+from mlyard.core.data.reader import BATCH_ROWS, read_typed_batches
 from mlyard.core.data.sniff import sniff
+from mlyard.core.data.values import parse_column
 from mlyard.core.models.features import FeatureSpec
 from mlyard.core.models.loading import load_model
-from mlyard.core.serving.request import ScoringRejected
+from mlyard.core.serving.request import ScoringRejected, typed_features
 from mlyard.core.workspace import Workspace
 
 # Input rows and their checked features in; the same rows and their predictions out, in
@@ -43,8 +44,10 @@ def write_scored(spec: FeatureSpec, source: Path, target: Path, score: Scorer,
     """Read `source` in batches checked against the model card, score them with `score`
     and write each input row with its predictions to `target`; return the row count.
 
-    The output is written under a `.partial` name and renamed only when every batch is
-    done, so a failure at any point (a bad value, a lost worker) leaves no output.
+    Values are read by ingest's rules: a Parquet column keeps its type, a CSV column the
+    contract's type at training (text when the contract does not know it). The output is
+    written under a `.partial` name and renamed only when every batch is done, so a
+    failure at any point (a bad value, a lost worker) leaves no output.
     """
     tmp = target.with_name(target.name + ".partial")
     writer: pq.ParquetWriter | None = None
@@ -52,8 +55,9 @@ def write_scored(spec: FeatureSpec, source: Path, target: Path, score: Scorer,
 
     def checked() -> Batches:
         offset = 0
-        for batch in read_batches(sniff(source), batch_rows):
-            yield batch, _typed(batch, spec, offset, source)
+        for batch in read_typed_batches(sniff(source), batch_rows):
+            typed = typed_features(batch, spec, f"{source}: ", offset + 1)
+            yield _typed_inputs(batch, typed, spec, source, offset), typed
             offset += batch.height
 
     try:
@@ -75,33 +79,22 @@ def write_scored(spec: FeatureSpec, source: Path, target: Path, score: Scorer,
     return rows
 
 
-def _typed(batch: pl.DataFrame, spec: FeatureSpec, offset: int, source: Path) -> pl.DataFrame:
-    missing = [f.name for f in spec.features if f.name not in batch.columns]
-    if missing:
-        raise ScoringRejected(f"{source}: missing feature column{'s' if len(missing) > 1 else ''}"
-                              f" {', '.join(map(repr, missing))}")
-    columns = []
-    for feature in spec.features:
-        text = pl.col(feature.name).str.strip_chars()
-        present = text.is_not_null() & (text != "")
-        if feature.type in {"int", "float"}:
-            typed: pl.Expr = pl.when(present).then(text.cast(pl.Float64, strict=False))
-            bad = present & (typed.is_null() | typed.is_infinite() | typed.is_nan())
-        elif feature.type == "bool":
-            lower = text.str.to_lowercase()
-            typed = pl.when(lower.is_in(["true", "1", "yes"])).then(True) \
-                .when(lower.is_in(["false", "0", "no"])).then(False)
-            bad = present & typed.is_null()
-        else:
-            typed = pl.when(present).then(pl.col(feature.name))
-            bad = present & ~pl.col(feature.name).is_in(feature.categories or [])
-        first_bad = batch.with_row_index("__row", offset=offset + 1).filter(bad).head(1)
-        if first_bad.height:
-            row, value = first_bad.select("__row", feature.name).row(0)
-            raise ScoringRejected(f"{source}: row {row}, column {feature.name!r}: {value!r} "
-                                  f"does not fit the model's {feature.type} feature")
-        columns.append(typed.alias(feature.name))
-    return batch.select(columns)
+def _typed_inputs(batch: pl.DataFrame, features: pl.DataFrame, spec: FeatureSpec,
+                  source: Path, offset: int) -> pl.DataFrame:
+    """The input columns with the features as the model read them and every other
+    column the contract knows typed the same way."""
+    typed: list[pl.Expr | pl.Series] = list(features.get_columns())
+    for name, column in spec.inputs.items():
+        if name in batch.columns and name not in features.columns:
+            parsed = parse_column(name, column.type, batch.schema[name],
+                                  time_format=column.format)
+            bad = batch.with_row_index("__row", offset=offset + 1).filter(parsed.failed)
+            if bad.height:
+                row, value = bad.select("__row", name).row(0)
+                raise ScoringRejected(f"{source}: row {row}, column {name!r}: {value!r} is "
+                                      f"not {parsed.expected}")
+            typed.append(parsed.typed.alias(name))
+    return batch.with_columns(typed)
 
 
 def prediction_frame(output: np.ndarray, spec: FeatureSpec) -> pl.DataFrame:

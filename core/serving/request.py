@@ -1,20 +1,24 @@
 """Turning a scoring request into model input, checked against the model card.
 
 Accepts MLflow's scoring protocol, so existing clients work unchanged: JSON bodies in the
-`dataframe_split`, `dataframe_records`, `instances` and `inputs` forms, and CSV. Every
-problem becomes a ScoringRejected naming the column and the row, never an exception a
-server would turn into a 500.
+`dataframe_split`, `dataframe_records`, `instances` and `inputs` forms (NaN and Infinity
+literals too, as MLflow's Python clients write them), and CSV. Values are read by the
+same rules as ingest and `mlyard predict`. Every problem becomes a ScoringRejected naming
+the column and the row (1 = the first row sent), never an exception a server would turn
+into a 500.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import math
 from typing import Any
 
 import orjson
 import polars as pl
 
+from mlyard.core.data.values import parse_column
 from mlyard.core.errors import MlyardError
 from mlyard.core.models.features import FeatureSpec
 
@@ -30,19 +34,18 @@ class ScoringRejected(MlyardError):
         self.error_code = error_code
 
 
-def parse_body(body: bytes, content_type: str) -> list[dict[str, Any]]:
-    """Rows as dicts from a JSON or CSV body in any of MLflow's input forms."""
+def parse_body(body: bytes, content_type: str, wanted: list[str]) -> pl.DataFrame:
+    """The columns named in `wanted` (those present) from a JSON or CSV body in any of
+    MLflow's input forms; values stay as sent (text from CSV), typing is `typed_features`.
+    """
     kind = content_type.split(";", 1)[0].strip().lower()
     if kind == "text/csv":
-        return _csv_rows(body)
+        return _csv_frame(body)
     if kind != "application/json":
         raise ScoringRejected(
             f"content type {kind or '(none)'!r} is not supported; use application/json "
             "or text/csv", status=415, error_code="BAD_REQUEST")
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise ScoringRejected(f"body is not valid JSON: {exc}") from None
+    payload = _json(body)
     if not isinstance(payload, dict):
         raise ScoringRejected("expected a JSON object with one of dataframe_split, "
                               "dataframe_records, instances or inputs")
@@ -52,65 +55,80 @@ def parse_body(body: bytes, content_type: str) -> list[dict[str, Any]]:
         raise ScoringRejected("expected exactly one of dataframe_split, dataframe_records, "
                               f"instances or inputs; got {sorted(payload) or 'none'}")
     data = payload[forms[0]]
-    if forms[0] == "dataframe_split":
-        return _split_rows(data)
-    return _record_rows(data, forms[0])
-
-
-def to_frame(rows: list[dict[str, Any]], spec: FeatureSpec) -> pl.DataFrame:
-    """A frame of the model's features, typed as at training; bad values are named."""
+    rows = _split_rows(data) if forms[0] == "dataframe_split" else _record_rows(data, forms[0])
     if not rows:
         raise ScoringRejected("no rows to score")
-    missing = [f.name for f in spec.features if f.name not in rows[0]]
+    return pl.DataFrame([_json_column(name, rows) for name in wanted if name in rows[0]])
+
+
+def typed_features(frame: pl.DataFrame, spec: FeatureSpec, where: str = "",
+                   first_row: int = 1) -> pl.DataFrame:
+    """The model's features read by ingest's rules (core/data/values.py), typed as at
+    training; the first value that does not fit is named by row (1 = the first data row)
+    and column."""
+    if frame.height == 0:
+        raise ScoringRejected(f"{where}no rows to score")
+    missing = [name for name in spec.names if name not in frame.columns]
     if missing:
-        raise ScoringRejected(f"missing feature column{'s' if len(missing) > 1 else ''} "
-                              f"{', '.join(map(repr, missing))}; the model needs "
+        raise ScoringRejected(f"{where}missing feature column{'s' if len(missing) > 1 else ''}"
+                              f" {', '.join(map(repr, missing))}; the model needs "
                               f"{', '.join(spec.names)}")
-    columns: dict[str, list[Any]] = {}
-    for feature in spec.features:
-        values = []
-        for index, row in enumerate(rows):
-            if feature.name not in row:
-                raise ScoringRejected(f"row {index}: missing feature {feature.name!r}")
-            values.append(_check(feature.name, feature.type, feature.categories,
-                                 row[feature.name], index))
-        columns[feature.name] = values
-    dtypes = {"int": pl.Float64, "float": pl.Float64, "bool": pl.Boolean, "category": pl.String}
-    return pl.DataFrame({f.name: pl.Series(f.name, columns[f.name], dtypes[f.type])
-                         for f in spec.features})
+    parsed = {f.name: parse_column(f.name, f.type, frame.schema[f.name], levels=f.categories,
+                                   closed=f.closed) for f in spec.features}
+    failed = frame.select([item.failed.any().alias(name) for name, item in parsed.items()])
+    for name, bad in failed.row(0, named=True).items():
+        if bad:
+            row, value = frame.with_row_index("__row", offset=first_row) \
+                .filter(parsed[name].failed).select("__row", name).row(0)
+            raise ScoringRejected(f"{where}row {row}, column {name!r}: {_shown(value)} is not "
+                                  f"{parsed[name].expected}")
+    return frame.select([item.typed.alias(name) for name, item in parsed.items()])
 
 
-def _check(name: str, kind: str, categories: list[str] | None, value: Any, row: int) -> Any:
-    if value is None:
-        return None
-    if kind in {"int", "float"}:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            try:
-                value = float(value) if isinstance(value, str) and value.strip() else None
-            except ValueError:
-                value = None
-            if value is None:
-                raise ScoringRejected(f"row {row}, column {name!r}: expected a number")
-        number = float(value)
-        if not math.isfinite(number):
-            raise ScoringRejected(f"row {row}, column {name!r}: {value!r} is not a finite "
-                                  "number")
-        return number
-    if kind == "bool":
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in {"true", "1", "yes"}:
-            return True
-        if text in {"false", "0", "no"}:
-            return False
-        raise ScoringRejected(f"row {row}, column {name!r}: expected true or false")
-    text = value if isinstance(value, str) else str(value)
-    if categories is not None and text not in categories:
-        shown = ", ".join(map(repr, categories[:8]))
-        raise ScoringRejected(f"row {row}, column {name!r}: unknown category {text!r}; "
-                              f"expected one of {shown}")
-    return text
+def _shown(value: Any) -> str:
+    if isinstance(value, float) and math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return repr(value)
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        first_error = exc
+    try:  # NaN and Infinity are not JSON, but MLflow's clients send them (Python's json)
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        raise ScoringRejected(f"body is not valid JSON: {first_error}") from None
+
+
+def _json_column(name: str, rows: list[dict[str, Any]]) -> pl.Series:
+    """One column from JSON rows: numbers stay numbers (a float NaN is missing), anything
+    mixed is read as text by the same rules a CSV cell is."""
+    values = []
+    for index, row in enumerate(rows, start=1):
+        if name not in row:
+            raise ScoringRejected(f"row {index}: missing column {name!r}")
+        value = row[name]
+        if isinstance(value, (dict, list)):
+            raise ScoringRejected(f"row {index}, column {name!r}: expected a plain value, "
+                                  f"got a JSON {'object' if isinstance(value, dict) else 'list'}")
+        values.append(value)
+    kinds = {type(v) for v in values if v is not None}
+    if kinds and kinds <= {int, float} and all(abs(v) < 2**63 for v in values
+                                               if isinstance(v, int)):
+        return pl.Series(name, values, pl.Float64 if float in kinds else pl.Int64)
+    if kinds == {bool}:
+        return pl.Series(name, values, pl.Boolean)
+    return pl.Series(name, [None if v is None else _as_text(v) for v in values], pl.String)
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return str(value)
 
 
 def _split_rows(data: Any) -> list[dict[str, Any]]:
@@ -120,7 +138,7 @@ def _split_rows(data: Any) -> list[dict[str, Any]]:
     if not isinstance(columns, list) or not isinstance(values, list):
         raise ScoringRejected("dataframe_split 'columns' and 'data' must be lists")
     rows = []
-    for index, row in enumerate(values):
+    for index, row in enumerate(values, start=1):
         if not isinstance(row, list) or len(row) != len(columns):
             raise ScoringRejected(f"dataframe_split row {index}: expected a list of "
                                   f"{len(columns)} values")
@@ -137,16 +155,15 @@ def _record_rows(data: Any, form: str) -> list[dict[str, Any]]:
         return [{str(k): v[i] for k, v in data.items()} for i in range(count)]
     if not isinstance(data, list):
         raise ScoringRejected(f"{form} must be a list of rows or an object of columns")
-    for index, row in enumerate(data):
+    for index, row in enumerate(data, start=1):
         if not isinstance(row, dict):
             raise ScoringRejected(f"{form} row {index}: expected an object of "
                                   "column: value")
     return data
 
 
-def _csv_rows(body: bytes) -> list[dict[str, Any]]:
+def _csv_frame(body: bytes) -> pl.DataFrame:
     try:
-        frame = pl.read_csv(io.BytesIO(body), infer_schema=False)
+        return pl.read_csv(io.BytesIO(body), infer_schema=False)
     except (pl.exceptions.PolarsError, UnicodeDecodeError) as exc:
         raise ScoringRejected(f"body is not readable CSV: {str(exc).splitlines()[0]}") from None
-    return frame.to_dicts()

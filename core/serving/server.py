@@ -38,7 +38,7 @@ from mlyard.core.errors import MlyardError, ObjectCorrupt, UsageError
 from mlyard.core.models import registry
 from mlyard.core.models.loading import LoadedModel, ModelRefused, check_loads, load_model
 from mlyard.core.serving.prediction_log import PredictionLog
-from mlyard.core.serving.request import ScoringRejected, parse_body, to_frame
+from mlyard.core.serving.request import ScoringRejected, parse_body, typed_features
 from mlyard.core.workspace import Workspace, open_workspace
 
 log = logging.getLogger("mlyard.serve")
@@ -243,9 +243,10 @@ def _score_rows(body: bytes, content_type: str, model: LoadedModel, id_column: s
                 ) -> tuple[pl.DataFrame, list[Any]] | Response:
     """Parse, check and score one request in a scoring thread: the rows to log and the
     predictions, or the 4xx answer."""
+    wanted = model.spec.names + ([id_column] if id_column else [])
     try:
-        rows = parse_body(body, content_type)
-        frame = to_frame(rows, model.spec)
+        sent = parse_body(body, content_type, wanted)
+        frame = typed_features(sent, model.spec)
         output = model.predict(frame)
     except ScoringRejected as rejected:
         return _error(rejected.msg, rejected.status, rejected.error_code)
@@ -254,10 +255,9 @@ def _score_rows(body: bytes, content_type: str, model: LoadedModel, id_column: s
     except (ValueError, TypeError, pl.exceptions.PolarsError, lgb.basic.LightGBMError) as exc:
         return _error(f"cannot score these rows: {exc}", 400)
     values = output.tolist() if isinstance(output, np.ndarray) else list(output)
-    if id_column is not None and id_column in rows[0]:
+    if id_column is not None and id_column in sent.columns:
         # Logged (never scored) so that labels arriving later can be joined by id.
-        frame = frame.with_columns(pl.Series(id_column, [str(row.get(id_column))
-                                                         for row in rows], pl.String))
+        frame = frame.with_columns(sent.get_column(id_column).cast(pl.String))
     return frame, values
 
 

@@ -21,6 +21,8 @@ import polars as pl
 
 from mlyard.core.config import Config
 from mlyard.core.data import versions as data
+from mlyard.core.data.contract import contract_hash
+from mlyard.core.data.inference import time_like_columns
 from mlyard.core.errors import UsageError
 from mlyard.core.models import registry
 from mlyard.core.models.features import FeatureSpec, build_spec, encode, encode_target
@@ -58,6 +60,7 @@ class TrainPlan:
     params: dict[str, Any]
     overrides: dict[str, Any]
     seed: int
+    warnings: list[str] = field(default_factory=list)  # worth saying before training
 
 
 def plan(ws: Workspace, dataset_refs: list[str] | None = None,
@@ -68,7 +71,25 @@ def plan(ws: Workspace, dataset_refs: list[str] | None = None,
     chosen_seed = cfg.train.seed if seed is None else seed
     versions = data.select_versions(ws, dataset_refs, cfg.train.window)
     return TrainPlan(cfg, versions, lightgbm_params(cfg, overrides or {}, chosen_seed),
-                     dict(overrides or {}), chosen_seed)
+                     dict(overrides or {}), chosen_seed, _plan_warnings(ws, cfg, versions))
+
+
+def _plan_warnings(ws: Workspace, cfg: Config, versions: list[VersionRecord]) -> list[str]:
+    warnings = []
+    current = contract_hash(data.current_contract(ws), cfg.data)
+    stale = [v.ref for v in versions if v.contract_hash != current]
+    if stale:
+        warnings.append(f"{', '.join(stale)} {'was' if len(stale) == 1 else 'were'} checked "
+                        "against an older contract than mlyard.toml's; run `mlyard data "
+                        "recheck` to check them against it")
+    if not cfg.data.time_column:
+        timed = [c for c in time_like_columns(versions[-1].schema) if c != cfg.data.target]
+        if timed:
+            warnings.append(f"column {timed[0]!r} looks like time but [data] time_column is "
+                            "not set: the holdout is a random shuffle, which flatters a model "
+                            "of time-ordered data; set time_column (and exclude ids repeated "
+                            "across periods)")
+    return warnings
 
 
 def lightgbm_params(cfg: Config, overrides: dict[str, Any], seed: int) -> dict[str, Any]:

@@ -1,0 +1,153 @@
+"""One way to read a value as a column's type, shared by ingest, `mlyard predict` and the
+server, so a file the contract accepts is a file the model scores, row for row.
+
+The rules (docs/data.md, "How values are read"):
+- Missing: an empty or blank cell, JSON null, a float NaN, or one of MISSING_TOKENS in a
+  number column. Text columns keep "NA" as text: it may be a real level.
+- Numbers: plain (`3`, `-2.5`, `1e3`) or with thousands separators (`1,234`); infinity is
+  refused. An `int` column takes whole numbers in any spelling (`7`, `7.0`, `"7"`,
+  `1,000`) and refuses fractions (`9.7`) and booleans.
+- Booleans: true/false, yes/no, t/f, y/n, 1/0, in any case.
+- Dates: the contract's pinned `format` only, else ISO 8601 (`2024-03-01`,
+  `2024-03-01 10:00[:00[.123]]`, with a `T` or a space). A file in another format is
+  refused, never reinterpreted (07/01/2012 is not silently the 7th of January).
+- Input that is already typed (Parquet columns, JSON numbers) takes the same rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import polars as pl
+
+MISSING_TOKENS = ["NA", "N/A", "null", "NULL", "None", "nan", "NaN", "NAN"]
+TRUE_WORDS = ["true", "t", "yes", "y", "1"]
+FALSE_WORDS = ["false", "f", "no", "n", "0"]
+ISO_DATE = "%Y-%m-%d"
+ISO_DATETIMES = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M",
+                 "%Y-%m-%d %H:%M"]
+_THOUSANDS = r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$"
+# Day and month swapped: a file whose days are all 12 or less fits both.
+_MONTH_FIRST = {"%m/%d/%Y": "%d/%m/%Y", "%m-%d-%Y": "%d-%m-%Y", "%m.%d.%Y": "%d.%m.%Y",
+                "%m/%d/%Y %H:%M:%S": "%d/%m/%Y %H:%M:%S", "%m/%d/%Y %H:%M": "%d/%m/%Y %H:%M"}
+SWAPPED = {**_MONTH_FIRST, **{v: k for k, v in _MONTH_FIRST.items()}}
+_THOUSANDS_NOTE = "values written with thousands separators (like '1,234') read as numbers"
+_TOKEN_NOTE = "'NaN'/'NA'-style values read as missing"
+
+
+@dataclass
+class Parsed:
+    """A column's typed values, and which rows had a value that does not fit."""
+
+    typed: pl.Expr
+    failed: pl.Expr
+    expected: str
+    notes: dict[str, pl.Expr] = field(default_factory=dict)  # warning text -> row mask
+
+
+def parse_column(name: str, kind: str, dtype: pl.DataType, *, time_format: str | None = None,
+                 levels: list[str] | None = None, closed: bool = False) -> Parsed:
+    """How column `name`, arriving as `dtype`, becomes `kind`.
+
+    `levels` with `closed` makes any other category value a failure; open categories
+    accept new levels (the caller counts them).
+    """
+    raw = pl.col(name)
+    if kind in {"int", "float"}:
+        return _number(raw, kind, dtype)
+    if kind == "bool":
+        return _boolean(raw, dtype)
+    if kind in {"date", "datetime"}:
+        return _temporal(raw, kind, dtype, time_format)
+    text = raw if dtype == pl.String else raw.cast(pl.String)
+    present = text.str.strip_chars().fill_null("") != ""
+    typed = pl.when(present).then(text).otherwise(None)
+    if kind == "category" and closed:
+        allowed = levels or []
+        return Parsed(typed, present & ~text.is_in(allowed),
+                      f"one of the contract's categories ({preview(allowed)})")
+    return Parsed(typed, pl.lit(False), "text")
+
+
+def _number(raw: pl.Expr, kind: str, dtype: pl.DataType) -> Parsed:
+    expected = "a finite number" if kind == "float" else "a whole number"
+    if dtype.is_numeric():
+        number = raw.cast(pl.Float64)
+        present = raw.is_not_null() & ~number.is_nan()
+        bad = present & number.is_infinite()
+        if kind == "float":
+            return Parsed(pl.when(present & ~bad).then(number), bad, expected)
+        if dtype.is_integer():
+            return Parsed(raw.cast(pl.Int64, strict=False), raw.is_not_null() & raw.cast(
+                pl.Int64, strict=False).is_null(), expected)
+        whole = present & ~bad & (number == number.floor())
+        return Parsed(pl.when(whole).then(number.cast(pl.Int64, strict=False)),
+                      present & ~whole, expected)
+    text = (raw if dtype == pl.String else raw.cast(pl.String)).str.strip_chars()
+    present = text.fill_null("") != ""
+    token = text.is_in(MISSING_TOKENS)
+    plain = text.cast(pl.Float64, strict=False)
+    grouped = pl.when(text.str.contains(_THOUSANDS)) \
+        .then(text.str.replace_all(",", "").cast(pl.Float64, strict=False))
+    number = pl.when(token).then(None).otherwise(pl.coalesce(plain, grouped))
+    notes = {_THOUSANDS_NOTE: plain.is_null() & grouped.is_not_null(),
+             _TOKEN_NOTE: present & token}
+    if kind == "float":
+        return Parsed(pl.when(number.is_finite()).then(number),
+                      present & ~token & (number.is_null() | number.is_infinite()),
+                      expected, notes)
+    # Whole numbers parse directly so values beyond 2**53 keep every digit; the float
+    # route only serves spellings like "3.0" or "1,234".
+    whole = pl.when(number.is_finite() & (number == number.floor())) \
+        .then(number.cast(pl.Int64, strict=False))
+    typed = pl.when(token).then(None).otherwise(
+        pl.coalesce(text.cast(pl.Int64, strict=False), whole))
+    return Parsed(typed, present & ~token & typed.is_null(), expected, notes)
+
+
+def _boolean(raw: pl.Expr, dtype: pl.DataType) -> Parsed:
+    expected = "true/false, yes/no or 1/0"
+    if dtype == pl.Boolean:
+        return Parsed(raw, pl.lit(False), expected)
+    if dtype.is_numeric():
+        typed = pl.when(raw == 1).then(True).when(raw == 0).then(False)
+        return Parsed(typed, raw.is_not_null() & ~raw.cast(pl.Float64).is_nan()
+                      & typed.is_null(), expected)
+    text = (raw if dtype == pl.String else raw.cast(pl.String)).str.strip_chars()
+    lower = text.str.to_lowercase()
+    typed = pl.when(lower.is_in(TRUE_WORDS)).then(True) \
+        .when(lower.is_in(FALSE_WORDS)).then(False)
+    return Parsed(typed, (text.fill_null("") != "") & typed.is_null(), expected)
+
+
+def _temporal(raw: pl.Expr, kind: str, dtype: pl.DataType, time_format: str | None) -> Parsed:
+    what = "a date" if kind == "date" else "a date-time"
+    if dtype == pl.Date or isinstance(dtype, pl.Datetime):
+        typed = raw.cast(pl.Date) if kind == "date" else raw.cast(pl.Datetime("us"))
+        return Parsed(typed, pl.lit(False), what)
+    text = (raw if dtype == pl.String else raw.cast(pl.String)).str.strip_chars()
+    present = text.fill_null("") != ""
+    if kind == "date":
+        typed = text.str.to_date(format=time_format or ISO_DATE, strict=False)
+        expected = f"{what} in format {time_format or ISO_DATE!r}"
+    else:
+        formats = [time_format] if time_format else ISO_DATETIMES
+        typed = pl.coalesce([text.str.to_datetime(format=f, strict=False, time_unit="us")
+                             for f in formats])
+        expected = f"{what} in format {time_format!r}" if time_format else \
+            f"{what} in ISO 8601 format (like '2024-03-01 10:00:00')"
+    return Parsed(typed, present & typed.is_null(), expected)
+
+
+def parse_time(name: str, kind: str, time_format: str) -> pl.Expr:
+    """Text read with exactly `time_format` (null where it does not fit)."""
+    text = pl.col(name).str.strip_chars()
+    if kind == "date":
+        return text.str.to_date(format=time_format, strict=False)
+    return text.str.to_datetime(format=time_format, strict=False, time_unit="us")
+
+
+def preview(values: list[str], limit: int = 6) -> str:
+    """The first few values quoted, with the total when there are more."""
+    shown = ", ".join(repr(v) for v in values[:limit])
+    return shown + (f", ... ({len(values)} in all)" if len(values) > limit else "")
