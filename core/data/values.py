@@ -37,12 +37,18 @@ _TOKEN_NOTE = "'NaN'/'NA'-style values read as missing"
 
 @dataclass
 class Parsed:
-    """A column's typed values, and which rows had a value that does not fit."""
+    """A column's typed values and which cells are missing; a cell that is neither
+    missing nor typed is a value that does not fit."""
 
     typed: pl.Expr
-    failed: pl.Expr
+    missing: pl.Expr
     expected: str
     notes: dict[str, pl.Expr] = field(default_factory=dict)  # warning text -> row mask
+
+    def failed(self, typed: pl.Expr | None = None) -> pl.Expr:
+        """Rows with a value that does not fit; pass `typed` when it is already computed
+        (a column), so the parse is not done twice."""
+        return ~self.missing & (self.typed if typed is None else typed).is_null()
 
 
 def parse_column(name: str, kind: str, dtype: pl.DataType, *, time_format: str | None = None,
@@ -60,73 +66,66 @@ def parse_column(name: str, kind: str, dtype: pl.DataType, *, time_format: str |
     if kind in {"date", "datetime"}:
         return _temporal(raw, kind, dtype, time_format)
     text = raw if dtype == pl.String else raw.cast(pl.String)
-    present = text.str.strip_chars().fill_null("") != ""
-    typed = pl.when(present).then(text).otherwise(None)
+    blank = text.str.strip_chars().fill_null("") == ""
     if kind == "category" and closed:
         allowed = levels or []
-        return Parsed(typed, present & ~text.is_in(allowed),
+        return Parsed(pl.when(~blank & text.is_in(allowed)).then(text), blank,
                       f"one of the contract's categories ({preview(allowed)})")
-    return Parsed(typed, pl.lit(False), "text")
+    return Parsed(pl.when(~blank).then(text), blank, "text")
 
 
 def _number(raw: pl.Expr, kind: str, dtype: pl.DataType) -> Parsed:
     expected = "a finite number" if kind == "float" else "a whole number"
     if dtype.is_numeric():
         number = raw.cast(pl.Float64)
-        present = raw.is_not_null() & ~number.is_nan()
-        bad = present & number.is_infinite()
+        missing = raw.is_null() | number.is_nan()
         if kind == "float":
-            return Parsed(pl.when(present & ~bad).then(number), bad, expected)
+            return Parsed(pl.when(number.is_finite()).then(number), missing, expected)
         if dtype.is_integer():
-            return Parsed(raw.cast(pl.Int64, strict=False), raw.is_not_null() & raw.cast(
-                pl.Int64, strict=False).is_null(), expected)
-        whole = present & ~bad & (number == number.floor())
-        return Parsed(pl.when(whole).then(number.cast(pl.Int64, strict=False)),
-                      present & ~whole, expected)
+            return Parsed(raw.cast(pl.Int64, strict=False), missing, expected)
+        whole = number.is_finite() & (number == number.floor())
+        return Parsed(pl.when(whole).then(number.cast(pl.Int64, strict=False)), missing,
+                      expected)
     text = (raw if dtype == pl.String else raw.cast(pl.String)).str.strip_chars()
-    present = text.fill_null("") != ""
+    blank = text.fill_null("") == ""
     token = text.is_in(MISSING_TOKENS)
     plain = text.cast(pl.Float64, strict=False)
     grouped = pl.when(text.str.contains(_THOUSANDS)) \
         .then(text.str.replace_all(",", "").cast(pl.Float64, strict=False))
-    number = pl.when(token).then(None).otherwise(pl.coalesce(plain, grouped))
+    number = pl.coalesce(plain, grouped)
     notes = {_THOUSANDS_NOTE: plain.is_null() & grouped.is_not_null(),
-             _TOKEN_NOTE: present & token}
+             _TOKEN_NOTE: ~blank & token}
     if kind == "float":
-        return Parsed(pl.when(number.is_finite()).then(number),
-                      present & ~token & (number.is_null() | number.is_infinite()),
+        return Parsed(pl.when(~token & number.is_finite()).then(number), blank | token,
                       expected, notes)
     # Whole numbers parse directly so values beyond 2**53 keep every digit; the float
     # route only serves spellings like "3.0" or "1,234".
     whole = pl.when(number.is_finite() & (number == number.floor())) \
         .then(number.cast(pl.Int64, strict=False))
-    typed = pl.when(token).then(None).otherwise(
-        pl.coalesce(text.cast(pl.Int64, strict=False), whole))
-    return Parsed(typed, present & ~token & typed.is_null(), expected, notes)
+    typed = pl.when(~token).then(pl.coalesce(text.cast(pl.Int64, strict=False), whole))
+    return Parsed(typed, blank | token, expected, notes)
 
 
 def _boolean(raw: pl.Expr, dtype: pl.DataType) -> Parsed:
     expected = "true/false, yes/no or 1/0"
     if dtype == pl.Boolean:
-        return Parsed(raw, pl.lit(False), expected)
+        return Parsed(raw, raw.is_null(), expected)
     if dtype.is_numeric():
         typed = pl.when(raw == 1).then(True).when(raw == 0).then(False)
-        return Parsed(typed, raw.is_not_null() & ~raw.cast(pl.Float64).is_nan()
-                      & typed.is_null(), expected)
+        return Parsed(typed, raw.is_null() | raw.cast(pl.Float64).is_nan(), expected)
     text = (raw if dtype == pl.String else raw.cast(pl.String)).str.strip_chars()
     lower = text.str.to_lowercase()
     typed = pl.when(lower.is_in(TRUE_WORDS)).then(True) \
         .when(lower.is_in(FALSE_WORDS)).then(False)
-    return Parsed(typed, (text.fill_null("") != "") & typed.is_null(), expected)
+    return Parsed(typed, text.fill_null("") == "", expected)
 
 
 def _temporal(raw: pl.Expr, kind: str, dtype: pl.DataType, time_format: str | None) -> Parsed:
     what = "a date" if kind == "date" else "a date-time"
     if dtype == pl.Date or isinstance(dtype, pl.Datetime):
         typed = raw.cast(pl.Date) if kind == "date" else raw.cast(pl.Datetime("us"))
-        return Parsed(typed, pl.lit(False), what)
+        return Parsed(typed, raw.is_null(), what)
     text = (raw if dtype == pl.String else raw.cast(pl.String)).str.strip_chars()
-    present = text.fill_null("") != ""
     if kind == "date":
         typed = text.str.to_date(format=time_format or ISO_DATE, strict=False)
         expected = f"{what} in format {time_format or ISO_DATE!r}"
@@ -136,7 +135,7 @@ def _temporal(raw: pl.Expr, kind: str, dtype: pl.DataType, time_format: str | No
                              for f in formats])
         expected = f"{what} in format {time_format!r}" if time_format else \
             f"{what} in ISO 8601 format (like '2024-03-01 10:00:00')"
-    return Parsed(typed, present & typed.is_null(), expected)
+    return Parsed(typed, text.fill_null("") == "", expected)
 
 
 def parse_time(name: str, kind: str, time_format: str) -> pl.Expr:

@@ -88,7 +88,7 @@ def _typed_inputs(batch: pl.DataFrame, features: pl.DataFrame, spec: FeatureSpec
         if name in batch.columns and name not in features.columns:
             parsed = parse_column(name, column.type, batch.schema[name],
                                   time_format=column.format)
-            bad = batch.with_row_index("__row", offset=offset + 1).filter(parsed.failed)
+            bad = batch.with_row_index("__row", offset=offset + 1).filter(parsed.failed())
             if bad.height:
                 row, value = bad.select("__row", name).row(0)
                 raise ScoringRejected(f"{source}: row {row}, column {name!r}: {value!r} is "

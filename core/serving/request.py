@@ -75,11 +75,11 @@ def typed_features(frame: pl.DataFrame, spec: FeatureSpec, where: str = "",
                               f"{', '.join(spec.names)}")
     parsed = {f.name: parse_column(f.name, f.type, frame.schema[f.name], levels=f.categories,
                                    closed=f.closed) for f in spec.features}
-    failed = frame.select([item.failed.any().alias(name) for name, item in parsed.items()])
+    failed = frame.select([item.failed().any().alias(name) for name, item in parsed.items()])
     for name, bad in failed.row(0, named=True).items():
         if bad:
             row, value = frame.with_row_index("__row", offset=first_row) \
-                .filter(parsed[name].failed).select("__row", name).row(0)
+                .filter(parsed[name].failed()).select("__row", name).row(0)
             raise ScoringRejected(f"{where}row {row}, column {name!r}: {_shown(value)} is not "
                                   f"{parsed[name].expected}")
     return frame.select([item.typed.alias(name) for name, item in parsed.items()])
