@@ -16,6 +16,7 @@ import pytest
 from mlyard.core.models.loading import load_model
 from mlyard.core.workspace import open_workspace
 from tests.conftest import mlyard, train_json
+from tests.test_serve import Server, post
 
 PLANS = ["basic", "pro", "team", "family"]
 
@@ -145,6 +146,22 @@ def test_a_class_first_seen_in_month_two_is_accepted_trained_on_and_counted_by_d
     report = json.loads(drift.stdout)
     assert report["target"]["unseen"] == {"e": new_rows}
     assert report["severity"] == "severe"
+    month_two = pl.read_csv(five)
+    spec = load_model(open_workspace(), "champion").spec
+    with Server(panel, "champion") as server:  # the model that never saw 'e' keeps scoring
+        answer = post(server, {"dataframe_records": month_two.select(
+            [*spec.names, "person_id"]).to_dicts()})
+    assert answer.status_code == 200, answer.text
+    month_two.select("person_id", "outcome").write_csv(panel / "labels.csv")
+    feedback = mlyard("feedback", "labels.csv")
+    assert feedback.exit_code == 0, feedback.stderr
+    assert f"labels of classes the model never saw, not scored: 'e' ({new_rows} rows)" in \
+        feedback.stderr
+    outcome = json.loads(mlyard("feedback", "labels.csv", "--json").stdout)
+    assert outcome["unseen"] == {"e": new_rows}
+    [window] = outcome["windows"]
+    assert window["rows"] == 240 - new_rows
+    assert window["metrics"]["unseen_class_share"] == pytest.approx(new_rows / 240)
     train_json()
     model = load_model(open_workspace(), "latest")
     assert model.spec.classes == [*four, "e"]
