@@ -289,6 +289,12 @@ def test_train_warns_when_dated_data_has_no_time_column(panel: Path) -> None:
     assert result.exit_code == 0, result.stderr
     assert ("warning: column 'visit_date' looks like time but [data] time_column is not set"
             in result.stderr)
+    toml = panel / "mlyard.toml"
+    toml.write_text(toml.read_text().replace('[data.columns.plan]\ntype = "category"',
+                                             '[data.columns.plan]\ntype = "string"')
+                    .replace('categories = ["basic"', '# categories = ["basic"'))
+    assert mlyard("ingest", "data").exit_code == 0  # re-checked: plan is text now
+    assert "warning: text column 'plan' is not used as features" in mlyard("train").stderr
 
 
 def test_a_contract_edit_takes_effect_on_the_same_bytes(panel: Path) -> None:

@@ -97,7 +97,9 @@ def _ingest_new(ws: Workspace, path: Path, dataset: str, source_hash: str,
     snapshot, rows, repeats, found = _write_snapshot(ws, sniffed, checker)
     warnings = sniffed.warnings + found
     checked = contract_hash(contract, ws.config.data)
-    unchanged = next((v for v in earlier if v.snapshot_hash == snapshot), None)
+    types = {name: column.type for name, column in contract.items()}
+    unchanged = next((v for v in earlier if v.snapshot_hash == snapshot and v.schema == types),
+                     None)
     if unchanged is not None:
         with ws.catalog.session() as con:
             datasets_store.set_contract_hash(con, dataset, unchanged.seq, checked)
@@ -108,7 +110,6 @@ def _ingest_new(ws: Workspace, path: Path, dataset: str, source_hash: str,
     if repeats:
         warnings.append(f"{repeats} rows repeated an {ws.config.data.id_column!r} seen earlier "
                         "in the file; kept the last row for each id")
-    types = {name: column.type for name, column in contract.items()}
     profile = profile_parquet(ws.objects.path_for(snapshot), types)
     for name, levels in checker.new_levels.items():
         profile[name]["new_levels"] = dict(sorted(levels.items(), key=lambda kv: -kv[1]))

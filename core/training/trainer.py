@@ -82,6 +82,14 @@ def _plan_warnings(ws: Workspace, cfg: Config, versions: list[VersionRecord]) ->
         warnings.append(f"{', '.join(stale)} {'was' if len(stale) == 1 else 'were'} checked "
                         "against an older contract than mlyard.toml's; run `mlyard data "
                         "recheck` to check them against it")
+    roles = {cfg.data.target, cfg.data.id_column, cfg.data.time_column, *cfg.data.exclude}
+    text = [name for name, kind in versions[-1].schema.items()
+            if kind == "string" and name not in roles]
+    if text:
+        warnings.append(f"text column{'s' if len(text) > 1 else ''} "
+                        f"{', '.join(map(repr, text))} {'are' if len(text) > 1 else 'is'} not "
+                        "used as features (type \"string\"); make it a category, a number, or "
+                        "add it to [data] exclude to say so")
     if not cfg.data.time_column:
         timed = [c for c in time_like_columns(versions[-1].schema) if c != cfg.data.target]
         if timed:
