@@ -229,12 +229,15 @@ class MonitorConfig(msgspec.Struct, forbid_unknown_fields=True):
     on_ingest: check each new dataset version against the champion when it is ingested
         by `mlyard pipeline`, a schedule or a watcher.
     columns: per-column overrides of the drift method and threshold.
+    min_rows: per drift method, the fewest current values it judges; below, a column is
+        "unreliable" and never counts (defaults in docs/monitoring.md).
     """
 
     drift_share: float = 0.5
     on_drift: Literal["alert", "retrain"] = "alert"
     on_ingest: bool = True
     columns: dict[str, ColumnMonitorConfig] = msgspec.field(default_factory=dict)
+    min_rows: dict[DriftMethod, int] = msgspec.field(default_factory=dict)
 
 
 class Config(msgspec.Struct, forbid_unknown_fields=True):
@@ -395,6 +398,10 @@ def _check_monitor(config: Config, source: str) -> None:
     if not 0 <= config.monitor.drift_share <= 1:
         raise ConfigError(f"{source}: key monitor.drift_share: expected 0 to 1, got "
                           f"{config.monitor.drift_share}")
+    for method, rows in config.monitor.min_rows.items():
+        if rows < 1:
+            raise ConfigError(f"{source}: key monitor.min_rows.{method}: expected at least "
+                              f"1 row, got {rows}")
 
 
 def _check_automation(config: Config, source: str) -> None:

@@ -45,9 +45,15 @@ def describe_change(change: dict[str, Any]) -> str:
         value, before, after = change["largest_share_change"]
         if abs(after - before) >= 0.005:
             parts.append(f"{value} {before:.1%} -> {after:.1%}")
-    for label in ("top_added", "top_removed"):
-        if change.get(label):
-            parts.append(f"{label.split('_')[1]}: {', '.join(change[label][:5])}")
+    for label in ("levels_added", "levels_removed"):
+        levels = change.get(label) or {}
+        if levels:
+            shown = ", ".join(f"{level} ({rows:,})" for level, rows in list(levels.items())[:5])
+            more = f" and {len(levels) - 5} more" if len(levels) > 5 else ""
+            parts.append(f"{label.split('_')[1]}: {shown}{more}")
+    if change.get("levels_compared") == "top values only" and \
+            (change.get("levels_added") or change.get("levels_removed")):
+        parts.append("(top values only: a version profiled before full level counts)")
     return "; ".join(parts)
 
 

@@ -361,3 +361,28 @@ def test_a_category_column_without_levels_is_open(tmp_path: Path,
     result = mlyard("ingest", "a.csv")
     assert result.exit_code == 0, result.stderr
     assert "city" not in result.stderr
+
+
+def test_data_diff_compares_every_level_not_the_top_ten(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    levels = [f"shop{i:02d}" for i in range(15)]
+
+    def batch(name: str, weights: list[int], extra: str | None = None) -> None:
+        rows = [f"{level},{i % 2}" for level, weight in zip(levels, weights, strict=True)
+                for i in range(weight)]
+        rows += [f"{extra},1"] * 7 if extra else []
+        (tmp_path / name).write_text("shop,y\n" + "\n".join(rows) + "\n")
+
+    batch("a.csv", list(range(30, 15, -1)))  # shop00 most common ... shop14 least
+    batch("b.csv", list(range(16, 31)), extra="shop99")  # the ranking reversed, one new
+    (tmp_path / "mlyard.toml").write_text(
+        '[data]\ntarget = "y"\n[data.columns.shop]\ntype = "category"\n'
+        f"categories = {json.dumps(levels)}\n[data.columns.y]\ntype = \"int\"\n")
+    assert mlyard("ingest", "a.csv", "b.csv").exit_code == 0
+    diff = json.loads(mlyard("data", "diff", "v1", "v2", "--json").stdout)
+    shop = diff["columns"]["shop"]
+    assert shop["levels_compared"] == "all"
+    assert shop["levels_added"] == {"shop99": 7} and shop["levels_removed"] == {}
+    text = mlyard("data", "diff", "v1", "v2").stdout
+    assert "added: shop99 (7)" in text and "removed" not in text

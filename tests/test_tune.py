@@ -45,6 +45,7 @@ def test_trials_are_child_runs_and_the_best_becomes_the_challenger(project: Path
     assert result.exit_code == 0, result.stderr
     outcome = json.loads(result.stdout)
     assert outcome["study"] == "churn-tune-1" and outcome["trials"] == 3
+    assert outcome["metric"] == "auc" and 0.5 < outcome["best_holdout"] < 1
     ws = open_workspace()
     children = runs.list_runs(ws, [f"tags.mlyard.parent = {outcome['parent_run']}"])
     assert len(children) == 3 and all(r.status == "finished" for r in children)
@@ -135,7 +136,7 @@ def test_a_pruned_trial_stops_early_and_says_so(project: Path) -> None:
     [trial] = study.trials
     assert trial.state == optuna.trial.TrialState.PRUNED
     [run] = runs.list_runs(ws, ["tags.mlyard.study = s"])
-    assert run.status == "failed" and "pruned at iteration 10" in (run.error or "")
+    assert run.status == "pruned" and "pruned at iteration 10" in (run.error or "")
     assert runs.show_run(ws, run.run_id).metric_points["valid.auc"] == 10
 
 

@@ -114,7 +114,10 @@ def test_the_same_bytes_twice_make_one_version(watcher: FolderWatcher, ws: Works
 def test_a_bad_file_is_quarantined_while_good_ones_go_on(watcher: FolderWatcher,
                                                          ws: Workspace, incoming: Path) -> None:
     good_1, good_2 = chunks(100, 2)
-    bad = good_1.replace("month-to-month", "weekly")  # a category the contract refuses
+    lines = good_1.splitlines()
+    fields = lines[1].split(",")
+    fields[2] = "weekly"  # tenure_months: not a whole number
+    bad = "\n".join([lines[0], ",".join(fields), *lines[2:]]) + "\n"
     (incoming / "good-1.csv").write_text(good_1)
     (incoming / "bad.csv").write_text(bad)
     (incoming / "good-2.csv").write_text(good_2)
@@ -125,8 +128,10 @@ def test_a_bad_file_is_quarantined_while_good_ones_go_on(watcher: FolderWatcher,
                         and j.status != "running"]
     wait_for(lambda: any(j.detail and "weekly" in j.detail for j in finished()))
     ingest_jobs = finished()
-    assert all(j.status == "succeeded" for j in ingest_jobs)
-    assert any(j.detail and "weekly" in j.detail for j in ingest_jobs)
+    [refusing] = [j for j in ingest_jobs if j.detail and "weekly" in j.detail]
+    assert refusing.status == "succeeded with refusals"
+    assert refusing.error and "1 refused: " in refusing.error and "bad.csv" in refusing.error
+    assert all(j.status == "succeeded" for j in ingest_jobs if j is not refusing)
 
 
 def test_a_burst_of_files_makes_one_retrain(ws: Workspace, incoming: Path) -> None:

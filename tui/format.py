@@ -15,7 +15,8 @@ __all__ = ["downsample", "duration", "number", "plain", "sparkline", "status", "
 
 BARS = "▁▂▃▄▅▆▇█"
 STATUS_STYLE = {"running": "bold cyan", "finished": "green", "failed": "red",
-                "crashed": "bold red", "succeeded": "green", "skipped": "yellow"}
+                "crashed": "bold red", "succeeded": "green", "skipped": "yellow",
+                "succeeded with refusals": "yellow", "pruned": "dim"}
 
 
 def when(ts: float | None) -> str:

@@ -2,7 +2,8 @@
 ended, and the rule that a project trains at most once at a time.
 
 A job row is written when the step starts (status `running`, with the pid) and finished
-when it ends: `succeeded`, `failed` with the error, or `skipped` with the reason. Its log
+when it ends: `succeeded`, `succeeded with refusals` (an ingest that quarantined files,
+listed as its error), `failed` with the error, or `skipped` with the reason. Its log
 goes to `.mlyard/logs/jobs/<id>.log`, where `mlyard jobs show` finds it. A job whose
 process died is marked failed the next time jobs are read.
 """
@@ -31,6 +32,8 @@ from mlyard.storage import automation_store
 from mlyard.storage.automation_store import JobRecord as JobRecord  # the UI reads these
 
 log = logging.getLogger("mlyard")
+PARTIAL = "succeeded with refusals"
+STATUSES = ("running", "succeeded", PARTIAL, "failed", "skipped")
 
 
 class TrainingBusy(MlyardError):
@@ -59,6 +62,7 @@ class Job:
     log_path: Path
     detail: dict[str, Any] = field(default_factory=dict)
     run_id: str | None = None
+    refusals: list[str] = field(default_factory=list)  # files the step had to refuse
 
     def skip(self, reason: str) -> None:
         """End this job as skipped with `reason` (raises; the caller's block ends here)."""
@@ -88,6 +92,9 @@ def job(ws: Workspace, step: str, trigger: str,
     try:
         log.info("job %s: %s (%s) started", job_id, step, trigger)
         yield current
+        if current.refusals:
+            status = PARTIAL
+            error = f"{len(current.refusals)} refused: " + "; ".join(current.refusals)
     except _Skip as skipped:
         status, error = "skipped", skipped.reason
     except Interrupted:

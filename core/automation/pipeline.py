@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlyard.core import compute
-from mlyard.core.automation.jobs import Job, TrainingBusy, job, training_slot
+from mlyard.core.automation.jobs import PARTIAL, Job, TrainingBusy, job, training_slot
 from mlyard.core.data.ingest import ingest_file
 from mlyard.core.data.scaffold import data_files
 from mlyard.core.errors import IngestRefused, MlyardError
@@ -124,8 +124,8 @@ def run_pipeline(ws: Workspace, until: str, trigger: str, ingest: bool = True,
                 _train_step(ws, current, result, wait, on_wait)
             else:
                 _promote_step(ws, current, result)
-            result.statuses[step] = "succeeded"
-        if result.statuses[step] != "succeeded":
+            result.statuses[step] = PARTIAL if current.refusals else "succeeded"
+        if result.statuses[step] not in ("succeeded", PARTIAL):
             break
     return result
 
@@ -140,6 +140,7 @@ def _ingest_step(ws: Workspace, current: Job, result: PipelineResult,
     current.detail.update(files=len(files), new_versions=summary.new_versions,
                           unchanged=summary.unchanged, refused=summary.refused,
                           drift=summary.drift)
+    current.refusals += summary.refused
 
 
 def _train_step(ws: Workspace, current: Job, result: PipelineResult, wait: bool,

@@ -151,6 +151,7 @@ class FolderWatcher:
                                   new_versions=summary.new_versions,
                                   unchanged=summary.unchanged, refused=summary.refused,
                                   drift=summary.drift)
+            current.refusals += summary.refused
         now = time.time()
         for path, outcome in summary.outcomes:
             self.recent.appendleft(SeenFile(now, path, outcome))

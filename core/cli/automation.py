@@ -15,7 +15,7 @@ import click
 from mlyard.core.automation import daemon as daemon_api
 from mlyard.core.automation import jobs as jobs_api
 from mlyard.core.automation import schedules
-from mlyard.core.automation.jobs import Interrupted
+from mlyard.core.automation.jobs import STATUSES, Interrupted
 from mlyard.core.automation.pipeline import STEPS, PipelineResult, run_pipeline
 from mlyard.core.cli import output
 from mlyard.core.cli.context import JSON_OPTION, Context
@@ -227,7 +227,7 @@ def jobs_group() -> None:
 
 @jobs_group.command("list")
 @click.option("--limit", "-n", default=20, show_default=True)
-@click.option("--status", type=click.Choice(["running", "succeeded", "failed", "skipped"]))
+@click.option("--status", type=click.Choice(list(STATUSES)))
 @JSON_OPTION
 @click.pass_obj
 def jobs_list(obj: Context, limit: int, status: str | None, as_json: bool) -> None:

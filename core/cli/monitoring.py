@@ -91,20 +91,26 @@ def drift_show(obj: Context, report_id: int, html_path: Path | None, as_json: bo
         _print_report(detail)
 
 
+def _verdict(column: dict[str, Any]) -> str:
+    if column.get("reliable") is False:
+        return f"unreliable ({column.get('present', 0):,} rows)"
+    return "DRIFT" if column["drifted"] else "ok"
+
+
 def _print_report(detail: dict[str, Any]) -> None:
     current = detail["current"]
+    headline = detail.get("headline") or \
+        f"{len(detail['drifted'])} of {len(detail['features'])} features drifted"
     output.stdout.print(
         f"report {detail['report_id']}: {current['label']} ({current['rows']:,} rows) "
-        f"against {detail['model']}/{detail['version']}: {len(detail['drifted'])} of "
-        f"{len(detail['features'])} features drifted -> severity {detail['severity']}",
-        markup=False)
+        f"against {detail['model']}/{detail['version']}: {headline} -> severity "
+        f"{detail['severity']}", markup=False)
     columns = list(detail["features"])
     columns += [c for c in (detail.get("prediction"), detail.get("target")) if c]
     output.print_table(
         ["column", "method", "statistic", "threshold", "drift", "PSI"],
-        [(c["column"], c["method"], c["statistic"], c["threshold"],
-          "DRIFT" if c["drifted"] else "ok", f"{c['psi'] or 0:.3f} {c['psi_level']}")
-         for c in columns])
+        [(c["column"], c["method"], c["statistic"], c["threshold"], _verdict(c),
+          f"{c['psi'] or 0:.3f} {c['psi_level']}") for c in columns])
     for c in columns:
         if c.get("unseen"):
             shown = ", ".join(f"{level!r} ({rows:,} rows)" for level, rows in

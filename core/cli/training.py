@@ -75,8 +75,9 @@ def tune(obj: Context, trials: int | None, timeout: float | None, resume: bool,
     """
     def progress(trial: FrozenTrial) -> None:
         if not as_json:
-            value = "-" if trial.value is None else f"{trial.value:.5g}"
-            output.stderr.print(f"trial {trial.number}: {trial.state.name.lower()} {value}",
+            value = "" if trial.value is None else \
+                f" valid.{tune_api.metric_name(obj.ws)} {trial.value:.5g}"
+            output.stderr.print(f"trial {trial.number}: {trial.state.name.lower()}{value}",
                                 markup=False)
 
     result = tune_api.tune(obj.ws, trials, timeout, resume, on_trial=progress)
@@ -85,8 +86,10 @@ def tune(obj: Context, trials: int | None, timeout: float | None, resume: bool,
         return
     output.stdout.print(
         f"study {result.study}: {result.trials} trials complete ({result.ran_here} run here, "
-        f"{result.pruned} pruned); best {tune_api.metric_name(obj.ws)} "
-        f"{result.best_value:.5g} -> challenger {obj.ws.project}/{result.challenger} "
+        f"{result.pruned} pruned); best valid.{result.metric} {result.best_value:.5g}"
+        + ("" if result.best_holdout is None else
+           f" (holdout.{result.metric} {result.best_holdout:.5g})")
+        + f" -> challenger {obj.ws.project}/{result.challenger} "
         f"(run {result.best_run[:8]}, parent {result.parent_run[:8]})", markup=False)
     output.print_table(["param", "value"], sorted(result.best_params.items()))
 

@@ -16,6 +16,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 TOP_VALUES = 10
+MAX_LEVELS = 10_000  # every level's count is kept up to this many levels
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 QUANTILE_SAMPLE = 500_000
 HISTOGRAM_BINS = 12
@@ -67,7 +68,10 @@ def profile_parquet(path: Path, types: Mapping[str, str]) -> dict[str, dict[str,
                 entry[stat_name.split("\x00", 1)[1]] = value
         entry["null_rate"] = entry["nulls"] / rows if rows else 0.0
         if kind in {"category", "bool"}:
-            entry["top"] = _top_values(frame, name)
+            counts = _level_counts(frame, name)
+            entry["top"] = counts[:TOP_VALUES]
+            if len(counts) <= MAX_LEVELS:
+                entry["levels"] = {str(value): n for value, n in counts if value is not None}
         if name in histograms:
             entry["histogram"] = histograms[name]
         profile[name] = entry
@@ -89,10 +93,11 @@ def _histogram(values: pl.Series) -> list[int]:
     return [int(c) for c in counts]
 
 
-def _top_values(frame: pl.LazyFrame, name: str) -> list[list[Any]]:
+def _level_counts(frame: pl.LazyFrame, name: str) -> list[list[Any]]:
+    """[value, rows] for every level, most rows first (up to MAX_LEVELS + 1)."""
     counts = (
         frame.group_by(name).agg(pl.len().alias("n"))
-        .sort(["n", name], descending=[True, False], nulls_last=True).head(TOP_VALUES)
+        .sort(["n", name], descending=[True, False], nulls_last=True).head(MAX_LEVELS + 1)
         .collect(engine="streaming")
     )
     return [[None if value is None else str(value), int(n)] for value, n in counts.iter_rows()]
@@ -127,13 +132,21 @@ def diff_profiles(
 
 
 def _share_change(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-    """The category whose share of rows moved most, and values that appeared or vanished."""
-    old_share = {v: n / max(1, before["rows"]) for v, n in before["top"]}
-    new_share = {v: n / max(1, after["rows"]) for v, n in after.get("top", [])}
+    """Levels that appeared or vanished, with their rows, and the level whose share of
+    rows moved most. Compares every level when both profiles have them (versions
+    profiled before that: only their top values)."""
+    complete = "levels" in before and "levels" in after
+    old_counts = before["levels"] if complete else {v: n for v, n in before["top"]}
+    new_counts = after["levels"] if complete else {v: n for v, n in after.get("top", [])}
+    old_share = {v: n / max(1, before["rows"]) for v, n in old_counts.items()}
+    new_share = {v: n / max(1, after["rows"]) for v, n in new_counts.items()}
     values = [v for v in {*old_share, *new_share} if v is not None]
     change: dict[str, Any] = {
-        "top_added": sorted(v for v in new_share if v is not None and v not in old_share),
-        "top_removed": sorted(v for v in old_share if v is not None and v not in new_share),
+        "levels_compared": "all" if complete else "top values only",
+        "levels_added": {v: new_counts[v] for v in sorted(new_counts, key=str)
+                         if v is not None and v not in old_counts},
+        "levels_removed": {v: old_counts[v] for v in sorted(old_counts, key=str)
+                           if v is not None and v not in new_counts},
     }
     if values:
         moved = max(values, key=lambda v: abs(new_share.get(v, 0.0) - old_share.get(v, 0.0)))

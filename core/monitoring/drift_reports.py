@@ -39,6 +39,8 @@ log = logging.getLogger("mlyard.monitor")
 # Served traffic compared at most: the newest rows of the window, plenty for the tests
 # and sketches, and bounded memory whatever the traffic was.
 MAX_SERVED_ROWS = 200_000
+# A model cannot predict a class it never saw: this share of such labels is severe.
+UNSEEN_CLASS_SEVERE = 0.01
 
 
 @dataclass
@@ -62,27 +64,52 @@ class DriftReport:
         return [c for c in self.columns if c.drifted]
 
     @property
+    def judged(self) -> list[ColumnDrift]:
+        """Features with enough rows for their method; only these count."""
+        return [c for c in self.columns if c.reliable]
+
+    @property
     def share(self) -> float:
-        return len(self.drifted) / len(self.columns) if self.columns else 0.0
+        return len(self.drifted) / len(self.judged) if self.judged else 0.0
 
     @property
     def dataset_drift(self) -> bool:
-        return self.share > self.drift_share
+        return bool(self.judged) and self.share > self.drift_share
+
+    @property
+    def unseen_class_share(self) -> float:
+        """The share of labelled rows whose class the model never saw."""
+        if self.target is None or not self.target.present:
+            return 0.0
+        return sum(self.target.unseen.values()) / self.target.present
+
+    @property
+    def headline(self) -> str:
+        if not self.judged:
+            return (f"too few rows ({self.rows:,}) to judge any feature: nothing counted "
+                    "(see [monitor] min_rows)")
+        return (f"{len(self.drifted)} of {len(self.judged)} features drifted"
+                + (f" ({len(self.columns) - len(self.judged)} too few rows to judge)"
+                   if len(self.judged) < len(self.columns) else ""))
 
     @property
     def severity(self) -> str:
-        """severe: the dataset drifted (more than `drift_share` of its features) or the
-        model's predictions did; moderate: some features did; none otherwise."""
-        if self.dataset_drift or (self.prediction is not None and self.prediction.drifted):
+        """severe: the dataset drifted (more than `drift_share` of the judged features),
+        the model's predictions or the target drifted, or at least
+        UNSEEN_CLASS_SEVERE of the labels are classes the model never saw; moderate:
+        some feature drifted, or some rows have a level or class the model never saw;
+        none otherwise. Columns with too few rows for their method never count."""
+        judged = [c for c in (self.prediction, self.target) if c is not None and c.reliable]
+        if self.dataset_drift or any(c.drifted for c in judged) or \
+                self.unseen_class_share >= UNSEEN_CLASS_SEVERE:
             return "severe"
-        if self.target is not None and self.target.unseen:
-            return "severe"  # labels the model cannot predict at all
-        return "moderate" if self.drifted or any(c.unseen for c in self.columns) else "none"
+        unseen = any(c.unseen for c in self.columns) or self.unseen_class_share > 0
+        return "moderate" if self.drifted or unseen else "none"
 
 
 def compare(reference: dict[str, Any], frame: pl.DataFrame, spec: FeatureSpec,
             overrides: Mapping[str, tuple[str | None, float | None]],
-            threads: int = 2) -> list[ColumnDrift]:
+            threads: int = 2, min_rows: Mapping[str, int] | None = None) -> list[ColumnDrift]:
     """Each feature of `frame` against its reference sketch, columns in parallel."""
     missing = [f.name for f in spec.features if f.name not in frame.columns]
     if missing:
@@ -93,7 +120,7 @@ def compare(reference: dict[str, Any], frame: pl.DataFrame, spec: FeatureSpec,
         method, threshold = overrides.get(name, (None, None))
         try:
             return column_drift(name, reference["features"][name], frame[name], method,
-                                threshold)
+                                threshold, min_rows)
         except ValueError as exc:
             raise UsageError(f"[monitor.columns.{name}]: {exc}") from None
 
@@ -124,14 +151,17 @@ def drift(ws: Workspace, current: str | None = None, served: str | None = None,
         frame, label, kind = data.read_versions(ws, [chosen]), chosen.ref, "dataset"
         predicted = prediction_series(model.predict(frame), task) if frame.height else None
     overrides = {name: (c.method, c.threshold) for name, c in ws.config.monitor.columns.items()}
+    min_rows = ws.config.monitor.min_rows
     report = DriftReport(version.model, version.version, version.run_id, kind, label,
-                         frame.height, compare(sketch, frame, spec, overrides),
+                         frame.height, compare(sketch, frame, spec, overrides,
+                                               min_rows=min_rows),
                          ws.config.monitor.drift_share)
     if predicted is not None and len(predicted):
-        report.prediction = column_drift("prediction", sketch["prediction"], predicted)
+        report.prediction = column_drift("prediction", sketch["prediction"], predicted,
+                                         min_rows=min_rows)
     if spec.target in frame.columns and frame[spec.target].null_count() < frame.height:
         report.target = column_drift(spec.target, sketch["target"],
-                                     target_series(frame, spec, task))
+                                     target_series(frame, spec, task), min_rows=min_rows)
         if spec.classes is not None:
             report.target.unseen = unseen_levels(frame[spec.target], spec.classes)
     report.quality = check_quality(frame, data.current_contract(ws), spec.names,
@@ -195,7 +225,8 @@ def to_json(report: DriftReport) -> dict[str, Any]:
     def column(c: ColumnDrift) -> dict[str, Any]:
         return {"column": c.column, "kind": c.kind, "method": c.method,
                 "statistic": _finite(c.statistic), "threshold": c.threshold,
-                "drifted": c.drifted, "psi": _finite(c.psi), "psi_level": c.psi_level,
+                "drifted": c.drifted, "reliable": c.reliable, "present": c.present,
+                "psi": _finite(c.psi), "psi_level": c.psi_level,
                 "rows": c.rows, "null_share": c.null_share, "chart": c.chart,
                 "unseen": c.unseen}
 
@@ -203,6 +234,7 @@ def to_json(report: DriftReport) -> dict[str, Any]:
             "version": report.version, "reference_run": report.reference_run,
             "current": {"kind": report.current_kind, "label": report.current_label,
                         "rows": report.rows},
+            "headline": report.headline,
             "drift_share": report.share, "drift_share_threshold": report.drift_share,
             "dataset_drift": report.dataset_drift, "severity": report.severity,
             "drifted": [c.column for c in report.drifted],
@@ -302,8 +334,8 @@ def alerts(ws: Workspace, limit: int = 50) -> list[dict[str, Any]]:
 @dataclass(frozen=True)
 class MonitoringOverview:
     reports: list[ReportRecord]  # oldest first, the heat table's columns
-    cells: dict[tuple[str, str, int], tuple[float | None, bool, float | None]]
-    # (role, column, report id) -> (statistic, drifted, psi)
+    cells: dict[tuple[str, str, int], tuple[float | None, bool, float | None, bool]]
+    # (role, column, report id) -> (statistic, drifted, psi, reliable)
     rows: list[tuple[str, str]]  # (role, column) in table order
     charts: dict[int, dict[str, Any]]  # report id -> column -> chart data
     alerts: list[dict[str, Any]]
@@ -316,15 +348,19 @@ def overview(ws: Workspace, reports: int = 12, alert_limit: int = 30) -> Monitor
     with ws.catalog.session() as con:
         records = list(reversed(monitor_store.list_reports(con, ws.project, reports)))
         series = monitor_store.column_series(con, ws.project, reports)
-    cells = {(f.role, f.column, f.report_id): (f.statistic, f.drifted, f.psi) for f in series}
-    order = {"feature": 0, "prediction": 1, "target": 2}
-    rows = sorted({(role, column) for role, column, _ in cells},
-                  key=lambda rc: (order.get(rc[0], 3), rc[1]))
-    charts = {}
+    charts, unreliable = {}, set()
     for record in records:
         detail = json.loads(record.detail)
         columns = list(detail["features"]) + [c for c in (detail.get("prediction"),
                                                           detail.get("target")) if c]
         charts[record.report_id] = {c["column"]: c["chart"] for c in columns}
+        unreliable |= {(c["column"], record.report_id) for c in columns
+                       if c.get("reliable") is False}
+    cells = {(f.role, f.column, f.report_id): (f.statistic, f.drifted, f.psi,
+                                               (f.column, f.report_id) not in unreliable)
+             for f in series}
+    order = {"feature": 0, "prediction": 1, "target": 2}
+    rows = sorted({(role, column) for role, column, _ in cells},
+                  key=lambda rc: (order.get(rc[0], 3), rc[1]))
     return MonitoringOverview(records, cells, rows, charts, alerts(ws, alert_limit),
                               performance.history(ws), registry.primary_metric(ws))

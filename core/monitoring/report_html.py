@@ -13,7 +13,7 @@ STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; }
 td, th { padding: 4px 10px; border-bottom: 1px solid #ddd; text-align: left; }
-.drift { color: #b00020; font-weight: bold; } .ok { color: #1b7f3b; }
+.drift { color: #b00020; font-weight: bold; } .ok { color: #1b7f3b; } .few { color: #777; }
 .chart { display: inline-block; margin: 0 2em 2em 0; vertical-align: top; }
 .ref { fill: #7a8ca5; } .cur { fill: #e07b39; }
 """
@@ -29,14 +29,16 @@ def render(report: dict[str, Any]) -> str:
     charts = "".join(_chart(c) for c in columns if c.get("chart"))
     quality = "".join(f"<li>{html.escape(line)}</li>" for line in report.get("quality", []))
     verdict = ("dataset drift" if report["dataset_drift"] else "no dataset drift")
+    headline = report.get("headline") or f"{len(report['drifted'])} of " \
+        f"{len(report['features'])} features drifted"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>{STYLE}</style></head><body>
 <h1>{html.escape(title)}</h1>
 <p>{time.strftime('%Y-%m-%d %H:%M', time.localtime(report['ts']))} &middot;
-{current['rows']:,} rows &middot; <b>{verdict}</b>: {len(report['drifted'])} of
-{len(report['features'])} features drifted ({report['drift_share']:.0%}, threshold
-{report['drift_share_threshold']:.0%}) &middot; severity <b>{report['severity']}</b></p>
+{current['rows']:,} rows &middot; <b>{verdict}</b>: {html.escape(headline)}
+({report['drift_share']:.0%}, threshold {report['drift_share_threshold']:.0%}) &middot;
+severity <b>{report['severity']}</b></p>
 <table><tr><th>column</th><th>kind</th><th>method</th><th>statistic</th>
 <th>threshold</th><th>drift</th><th>PSI</th></tr>{rows}</table>
 {f'<h2>Data quality</h2><ul>{quality}</ul>' if quality else ''}
@@ -50,6 +52,8 @@ def _row(column: dict[str, Any]) -> str:
     psi = column["psi"]
     mark = '<span class="drift">drift</span>' if column["drifted"] else \
         '<span class="ok">ok</span>'
+    if column.get("reliable") is False:
+        mark = f'<span class="few">unreliable: {column.get("present", 0):,} rows</span>'
     return (f"<tr><td>{html.escape(column['column'])}</td><td>{column['kind']}</td>"
             f"<td>{column['method']}</td>"
             f"<td>{'-' if statistic is None else f'{statistic:.4g}'}</td>"

@@ -40,6 +40,16 @@ _active_guard = threading.Lock()
 _uncaught_exception = False
 
 
+class RunStopped(Exception):
+    """Raised inside a run to end it early on purpose, with its own status (a tuning
+    trial stopped for poor progress ends `pruned`, not `failed`)."""
+
+    def __init__(self, status: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
 class Run:
     """A tracked run; use it as a context manager or call `end()`."""
 
@@ -60,6 +70,8 @@ class Run:
                  tb: TracebackType | None) -> None:
         if exc is None:
             self.end("finished")
+        elif isinstance(exc, RunStopped):
+            self.end(exc.status, exc.reason)
         elif isinstance(exc, KeyboardInterrupt):
             self.end("failed", "interrupted (KeyboardInterrupt)")
         else:

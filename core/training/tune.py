@@ -73,10 +73,12 @@ class TuneResult:
     trials: int  # finished trials in the whole study, any process
     ran_here: int
     pruned: int
-    best_value: float
+    best_value: float  # the best trial's score on the validation rows (`valid.<metric>`)
     best_params: dict[str, Any]
     best_run: str
     challenger: int
+    metric: str
+    best_holdout: float | None  # the same model on the holdout rows (`holdout.<metric>`)
 
 
 def storage_for(ws: Workspace) -> JournalStorage:
@@ -139,9 +141,10 @@ def tune(ws: Workspace, trials: int | None = None, timeout: float | None = None,
         parent.log_metrics({"best.value": float(best.value or 0.0),
                             "best.trial": float(best.number)})
         parent.set_tag("mlyard.best_run", best_run)
+    holdout = runs_api.show_run(ws, best_run).run.metrics.get(f"holdout.{metric}")
     return TuneResult(name, parent.run_id, len(complete), len(ran),
                       sum(t.state == TrialState.PRUNED for t in ran), float(best.value or 0.0),
-                      dict(best.params), best_run, version.version)
+                      dict(best.params), best_run, version.version, metric, holdout)
 
 
 def _choose_study(ws: Workspace, storage: JournalStorage, resume: bool) -> tuple[str, bool]:
@@ -214,13 +217,17 @@ def _run_trial(ws: Workspace, trial: optuna.Trial, space: dict[str, ParamRange],
         if prune:
             trial.report(best_valid, iteration)
             if trial.should_prune():
-                raise optuna.TrialPruned(f"pruned at iteration {iteration}")
+                raise tracking.RunStopped("pruned", f"pruned at iteration {iteration}: "
+                                          "below the median of earlier trials")
 
     tags = {"mlyard.kind": "trial", "mlyard.parent": parent, "mlyard.study": study,
             "mlyard.trial": str(trial.number)}
-    result = train_api.train(ws, train_api.plan(ws, overrides=params),
-                             name=f"{study} trial {trial.number}", on_iteration=report,
-                             tags=tags, register=False)
+    try:
+        result = train_api.train(ws, train_api.plan(ws, overrides=params),
+                                 name=f"{study} trial {trial.number}", on_iteration=report,
+                                 tags=tags, register=False)
+    except tracking.RunStopped as stopped:  # the run ended `pruned`; Optuna is told so
+        raise optuna.TrialPruned(stopped.reason) from None
     trial.set_user_attr("run_id", result.run_id)
     return best[0] if best else float(result.metrics[metric_name(ws)])
 

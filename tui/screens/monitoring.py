@@ -118,10 +118,12 @@ quality alerts, and the live metric from `mlyard feedback` per time window.
                   overview.charts.get(report.report_id, {}).get(name))
 
 
-def _cell(values: tuple[float | None, bool, float | None] | None) -> Text:
+def _cell(values: tuple[float | None, bool, float | None, bool] | None) -> Text:
     if values is None:
         return Text("")
-    statistic, drifted, psi = values
+    statistic, drifted, psi, reliable = values
+    if not reliable:
+        return Text("few rows", style="dim")
     style = "bold red" if drifted else ("yellow" if (psi or 0) >= 0.1 else "green")
     return Text("-" if statistic is None else f"{statistic:.3g}", style=style)
 
