@@ -151,7 +151,7 @@ def drift(ws: Workspace, current: str | None = None, served: str | None = None,
         frame, label, kind = data.read_versions(ws, [chosen]), chosen.ref, "dataset"
         predicted = prediction_series(model.predict(frame), task) if frame.height else None
     overrides = {name: (c.method, c.threshold) for name, c in ws.config.monitor.columns.items()}
-    min_rows: dict[str, int] = dict(ws.config.monitor.min_rows)
+    min_rows: dict[str, int] = {str(k): v for k, v in ws.config.monitor.min_rows.items()}
     report = DriftReport(version.model, version.version, version.run_id, kind, label,
                          frame.height, compare(sketch, frame, spec, overrides,
                                                min_rows=min_rows),
