@@ -354,7 +354,8 @@ async def test_automation_screen_pauses_runs_now_and_shows_the_job_log(project: 
             overview = screen.overview
             assert overview is not None
             mine = [j for j in overview.jobs if j.trigger == "manual:nightly"]
-            if {(j.step, j.status) for j in mine} >= {("ingest", "succeeded"),
+            # The watched folder holds a file the contract refuses: said in the status.
+            if {(j.step, j.status) for j in mine} >= {("ingest", "succeeded with refusals"),
                                                      ("train", "succeeded")}:
                 break
             assert time.monotonic() < deadline, [(j.step, j.status, j.error) for j in mine]
