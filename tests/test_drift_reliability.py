@@ -3,13 +3,20 @@ rules, target and unseen classes included."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import polars as pl
+import pytest
 
 from mlyard.core.models.features import Feature, FeatureSpec
+from mlyard.core.models.loading import load_model
 from mlyard.core.models.sketch import sketch_categorical, sketch_frame, sketch_numeric
 from mlyard.core.monitoring.drift_reports import DriftReport, compare
 from mlyard.core.monitoring.drift_stats import DEFAULT_MIN_ROWS, column_drift
+from mlyard.core.workspace import open_workspace
+from tests.conftest import mlyard
+from tests.test_serve import Server, post, trained  # noqa: F401  # the module's project
 
 SPEC = FeatureSpec([Feature(f"x{i}", "float") for i in range(9)], "y", "int", None, {})
 
@@ -78,3 +85,19 @@ def test_a_shifted_column_is_charted_where_it_is_not_in_the_last_bin() -> None:
     assert sum(reference) == 1.0 or abs(sum(reference) - 1.0) < 1e-9
     middle = np.searchsorted(edges, 0.0) - 1
     assert reference[middle] == max(reference)  # the reference's mass stays around 0
+
+
+def test_nine_served_rows_say_too_few_in_the_cli_and_the_html(
+        trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    monkeypatch.chdir(trained)
+    spec = load_model(open_workspace(trained), "champion").spec
+    rows = pl.read_csv(trained / "data" / "churn_2026_01.csv").select(spec.names).head(9)
+    with Server(trained, "champion") as server:
+        assert post(server, {"dataframe_records": rows.to_dicts()}).status_code == 200
+    text = mlyard("drift", "--served", "1h", "--html", str(tmp_path / "r.html"))
+    assert text.exit_code == 0, text.stderr
+    assert "too few rows (9) to judge any feature: nothing counted" in text.stdout
+    assert "-> severity none" in text.stdout and "unreliable" in text.stdout
+    assert "DRIFT" not in text.stdout
+    page = (tmp_path / "r.html").read_text()
+    assert "too few rows (9)" in page and "unreliable: 9 rows" in page
