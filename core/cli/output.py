@@ -58,14 +58,42 @@ def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(jsonable(value), indent=2, allow_nan=False) + "\n")
 
 
+# Columns of sentences (an error, a reason): wrapped rather than cut, since the end of the
+# sentence is often the part that says what to do.
+PROSE = {"detail", "error", "reason", "what", "change", "range or levels", "value"}
+PROSE_WIDTH = 30
+
+
 def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None,
-                ) -> None:
+                drop_first: Sequence[str] = ()) -> None:
+    """A table that fits the terminal: when it is too narrow, whole columns go (those in
+    `drop_first` first, then from the right, never the first) and a line says which; a
+    cell still too wide ends in an ellipsis, except in PROSE columns, which wrap. A wider
+    terminal shows more."""
+    cells = [[v if isinstance(v, Text) else Text(fmt(v)) for v in row] for row in rows]
+    widths = [max([len(name), *(row[i].cell_len for row in cells)])
+              for i, name in enumerate(columns)]
+    widths = [min(w, PROSE_WIDTH) if columns[i] in PROSE else w for i, w in enumerate(widths)]
+    order = [columns.index(c) for c in drop_first if c in columns]
+    order += [i for i in reversed(range(1, len(columns))) if i not in order]
+    shown = list(range(len(columns)))
+    for index in order:
+        if sum(widths[i] for i in shown) + 3 * len(shown) - 1 <= stdout.width:
+            break
+        shown.remove(index)
     table = Table(title=title, show_edge=False, header_style="bold")
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(*(v if isinstance(v, Text) else fmt(v) for v in row))
+    for i in shown:
+        prose = columns[i] in PROSE
+        table.add_column(columns[i], no_wrap=not prose,
+                         overflow="fold" if prose else "ellipsis")
+    for row in cells:
+        table.add_row(*(row[i] for i in shown))
     stdout.print(table)
+    hidden = [columns[i] for i in range(len(columns)) if i not in shown]
+    if hidden:
+        stdout.print(f"({len(hidden)} more column{'s' if len(hidden) > 1 else ''} in a wider "
+                     f"terminal or with --json: {', '.join(hidden)})", style="dim",
+                     soft_wrap=False)
 
 
 fmt = number

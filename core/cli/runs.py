@@ -37,6 +37,7 @@ def runs_list(obj: Context, filters: tuple[str, ...], sort: str | None, limit: i
         [(r.run_id[:8], r.name, r.status, output.when(r.start_time, short=True),
           output.duration(r.start_time, r.end_time), *(r.metrics.get(k) for k in metric_keys))
          for r in found],
+        drop_first=["duration", "started"],
     )
 
 
