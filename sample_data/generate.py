@@ -4,6 +4,8 @@
 
 churn: a customer-churn binary classification set in 6 monthly batches; batch 6 drifts
 (higher monthly charges, more support calls, a new payment mix) and churns more often.
+Also churn/new.csv (July's customers, to score) and churn/labels.csv (their churn, as it
+becomes known), for the README's tour.
 demand: daily store demand (regression) in 6 monthly batches.
 
 Only numpy and the standard library are used, so the output depends on the seed alone.
@@ -21,6 +23,7 @@ HERE = Path(__file__).parent
 SEED = 20261126
 CHURN_ROWS_PER_MONTH = 3600
 MONTHS = 6
+NEW_ROWS = 500  # new.csv / labels.csv
 
 
 def _churn_batch(rng: np.random.Generator, month: int, first_id: int) -> list[list[object]]:
@@ -119,6 +122,15 @@ def main() -> None:
         _write(HERE / "churn" / "data" / f"churn_2026_{month:02d}.csv", CHURN_HEADER, rows)
         _write(HERE / "demand" / "data" / f"demand_2026_{month:02d}.csv", DEMAND_HEADER,
                _demand_batch(rng, month))
+    # July, for the README's tour: customers to score (no label yet) and, separately, the
+    # labels that arrive later. Its own seed, so the six batches above never change.
+    july = _churn_batch(np.random.default_rng(SEED + 7), 7,
+                        first_id=MONTHS * CHURN_ROWS_PER_MONTH + 1)[:NEW_ROWS]
+    target = CHURN_HEADER.index("churned")
+    _write(HERE / "churn" / "new.csv", [c for c in CHURN_HEADER if c != "churned"],
+           [row[:target] + row[target + 1:] for row in july])
+    _write(HERE / "churn" / "labels.csv", ["customer_id", "churned"],
+           [[row[CHURN_HEADER.index("customer_id")], row[target]] for row in july])
 
 
 if __name__ == "__main__":

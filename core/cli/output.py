@@ -61,7 +61,7 @@ def print_json(value: Any) -> None:
 # Columns of sentences (an error, a reason): wrapped rather than cut, since the end of the
 # sentence is often the part that says what to do.
 PROSE = {"detail", "error", "reason", "what", "change", "range or levels", "value"}
-PROSE_WIDTH = 30
+PROSE_WIDTH = 16  # what a wrapped column is counted as when fitting the others
 
 
 def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None,
@@ -75,7 +75,8 @@ def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: st
               for i, name in enumerate(columns)]
     widths = [min(w, PROSE_WIDTH) if columns[i] in PROSE else w for i, w in enumerate(widths)]
     order = [columns.index(c) for c in drop_first if c in columns]
-    order += [i for i in reversed(range(1, len(columns))) if i not in order]
+    order += [i for i in reversed(range(1, len(columns)))
+              if i not in order and columns[i] not in PROSE]  # sentences wrap instead
     shown = list(range(len(columns)))
     for index in order:
         if sum(widths[i] for i in shown) + 3 * len(shown) - 1 <= stdout.width:

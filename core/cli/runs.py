@@ -6,6 +6,7 @@ import click
 
 from mlyard.core.cli import output
 from mlyard.core.cli.context import JSON_OPTION, Context
+from mlyard.core.models import registry
 from mlyard.core.tracking import compare
 from mlyard.core.tracking import run_queries as runs
 
@@ -46,8 +47,9 @@ def runs_list(obj: Context, filters: tuple[str, ...], sort: str | None, limit: i
 @JSON_OPTION
 @click.pass_obj
 def runs_show(obj: Context, run: str, as_json: bool) -> None:
-    """One run (an id prefix, a name, or `latest`): status, params, metrics, artifacts."""
-    detail = runs.show_run(obj.ws, run)
+    """One run (an id prefix, a name, `latest`, or a model version like churn/1): status,
+    params, metrics, artifacts."""
+    detail = runs.show_run(obj.ws, registry.run_id_for(obj.ws, run))
     record = detail.run
     if as_json:
         output.print_json({**output.jsonable(record), "metric_points": detail.metric_points,
@@ -104,9 +106,12 @@ def runs_log(obj: Context, run: str, lines: int, as_json: bool) -> None:
 @click.pass_obj
 def runs_compare(obj: Context, refs: tuple[str, ...], curve_metric: str | None,
                  as_json: bool) -> None:
-    """Runs side by side: differing params, best metric marked, datasets, durations."""
-    result = compare.compare_runs(obj.ws, list(refs))
-    curves = compare.metric_curves(obj.ws, list(refs), curve_metric) if curve_metric else None
+    """Runs side by side: differing params, best metric marked, datasets, durations.
+
+    REFS are runs (`latest`, an id prefix, a name) or model versions (`churn/1`)."""
+    run_ids = [registry.run_id_for(obj.ws, ref) for ref in refs]
+    result = compare.compare_runs(obj.ws, run_ids)
+    curves = compare.metric_curves(obj.ws, run_ids, curve_metric) if curve_metric else None
     if as_json:
         output.print_json({"runs": [r.run_id for r in result.runs], "params": result.params,
                            "differing": result.differing, "metrics": result.metrics,

@@ -17,6 +17,7 @@ from mlyard.core.automation.jobs import training_slot
 from mlyard.core.cli import output
 from mlyard.core.cli.context import CLUSTER_OPTION, JSON_OPTION, QUIET_OPTION, Context
 from mlyard.core.errors import UsageError
+from mlyard.core.models import registry
 from mlyard.core.training import reproduce as reproduce_api
 from mlyard.core.training import trainer as train_api
 from mlyard.core.training import tune as tune_api
@@ -100,9 +101,12 @@ def tune(obj: Context, trials: int | None, timeout: float | None, resume: bool,
 @JSON_OPTION
 @click.pass_obj
 def reproduce(obj: Context, run: str, quiet: bool, as_json: bool) -> None:
-    """Train again from RUN's record; exit 1 unless model and metrics are identical."""
+    """Train again from RUN's record; exit 1 unless model and metrics are identical.
+
+    RUN is a run (`latest`, an id prefix, a name) or a model version (`churn/1`)."""
     with _progress(quiet or as_json) as report:
-        result = reproduce_api.reproduce(obj.ws, run, on_iteration=report)
+        result = reproduce_api.reproduce(obj.ws, registry.run_id_for(obj.ws, run),
+                                         on_iteration=report)
     if as_json:
         output.print_json({"original_run": result.original_run, "new_run": result.new_run,
                            "model_identical": result.model_identical,

@@ -23,7 +23,7 @@ from typing import Any
 
 import blake3
 
-from mlyard.core.errors import MlyardError, NotFound
+from mlyard.core.errors import MlyardError
 from mlyard.core.models import registry
 from mlyard.core.models.gates import IMPORTED_TAG, ORIGIN_TAG
 from mlyard.core.models.loading import check_loads
@@ -51,7 +51,7 @@ class ImportResult:
 
 def export_bundle(ws: Workspace, ref: str, target: Path) -> dict[str, Any]:
     """Write RUN or MODEL (a model reference) to `target`; return the manifest."""
-    run_id = _run_for(ws, ref)
+    run_id = registry.run_id_for(ws, ref)
     with ws.catalog.session() as con:
         rows = bundle_store.export_rows(con, run_id)
     hashes = sorted({r["object_hash"] for r in rows["artifacts"]}
@@ -163,18 +163,6 @@ def _check_rows(source: Path, manifest: dict[str, Any]) -> None:
         if digest not in objects:
             raise BundleRefused(f"{source}: {what} points at object {str(digest)[:12]!r}, "
                                 "which the bundle does not hold")
-
-
-def _run_for(ws: Workspace, ref: str) -> str:
-    """A run reference, or else a model reference (`churn@champion`, `churn/3`)."""
-    try:
-        with ws.catalog.session() as con:
-            return runs_store.resolve_run_id(con, ref, ws.project)
-    except NotFound:
-        try:
-            return registry.resolve(ws, ref).run_id
-        except MlyardError:
-            raise NotFound(f"{ref!r} is neither a run nor a model version") from None
 
 
 def _extract_checked(source: Path, folder: Path, max_member: int, max_total: int

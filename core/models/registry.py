@@ -236,3 +236,16 @@ def _log_move(con: runs_store.Connection, move: AliasMove) -> None:
     meta_store.add_event(con, f"alias.{move.kind}", f"{move.model}@{move.alias}", move.actor,
                          {"from": move.from_version, "to": move.to_version,
                           "reason": move.reason})
+
+
+def run_id_for(ws: Workspace, ref: str) -> str:
+    """A run reference (`latest`, an id prefix, a name), or else the run of a model
+    reference (`churn/3`, `churn@champion`, `champion`)."""
+    try:
+        with ws.catalog.session() as con:
+            return runs_store.resolve_run_id(con, ref, ws.project)
+    except NotFound:
+        try:
+            return resolve(ws, ref).run_id
+        except MlyardError:
+            raise NotFound(f"{ref!r} is neither a run nor a model version") from None
