@@ -389,3 +389,20 @@ async def test_monitoring_screen_heat_table_and_chart_follow_the_cursor(project:
         assert str(table.get_row_at(table.cursor_row)[0]) == "monthly_charges"
         plot = screen.query_one("#drift-chart", HistogramsPlot)
         assert plot.shown == "monthly_charges: churn:v2"
+
+
+@pytest.mark.asyncio
+async def test_a_read_only_ui_never_promotes_and_shows_the_keys_disabled(project: Path) -> None:
+    app = MlyardApp(open_workspace(project), read_only=True)
+    ws = open_workspace(project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("4")
+        await settle(pilot)
+        assert isinstance(app.screen, ModelsScreen)
+        assert app.screen.check_action("promote", ()) is None  # drawn disabled
+        await pilot.press("p", "b")
+        await settle(pilot)
+        assert isinstance(app.screen, ModelsScreen)  # no confirmation was even asked
+    assert registry.resolve(ws, "champion").version == 1
+    assert [m.kind for m in registry.history(ws, "champion")] == ["promote"]

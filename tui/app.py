@@ -57,9 +57,11 @@ class MlyardApp(App[None]):
         Binding("q", "quit", "Quit", tooltip="Leave mlyard.", id="app.quit"),
     ]
 
-    def __init__(self, workspace: Workspace, screen: str = "dashboard") -> None:
+    def __init__(self, workspace: Workspace, screen: str = "dashboard",
+                 read_only: bool = False) -> None:
         super().__init__()
         self.ws = workspace
+        self.read_only = read_only
         if screen not in self.MODES:
             raise ValueError(f"unknown screen {screen!r}; one of {', '.join(self.MODES)}")
         self.initial_screen = screen

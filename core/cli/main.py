@@ -66,6 +66,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                  "The automated pipeline: ingest the watched folders, retrain, gates, promote."),
     "jobs": (f"{_CLI}.automation:jobs_group",
              "The history of automated steps: who triggered them and how they ended."),
+    "tui": (f"{_CLI}.ui:tui",
+            "Open the terminal UI on this project (or, with --web, serve it to a browser)."),
 }
 
 
@@ -88,23 +90,11 @@ def cli(ctx: click.Context, directory: Path | None, workspace: Path | None) -> N
     ctx.obj = Context(workspace.resolve() if workspace else None)
     if ctx.invoked_subcommand is None:
         if sys.stdout.isatty() and sys.stdin.isatty():
-            ctx.invoke(tui, screen="dashboard", no_mouse=False)
+            tui = cli.get_command(ctx, "tui")
+            assert tui is not None
+            ctx.invoke(tui)
         else:
             click.echo(ctx.get_help())
-
-
-@cli.command()
-@click.option("--screen",
-              type=click.Choice(["dashboard", "runs", "datasets", "models", "serving",
-                                 "automation", "monitoring"]),
-              default="dashboard", help="The screen to open on.")
-@click.option("--no-mouse", is_flag=True, help="Ignore the mouse (plain SSH terminals).")
-@click.pass_obj
-def tui(obj: Context, screen: str, no_mouse: bool) -> None:
-    """Open the terminal UI on this project."""
-    from mlyard.tui.app import MlyardApp  # the UI's imports are paid only by those who open it
-
-    MlyardApp(obj.ws, screen).run(mouse=not no_mouse)
 
 
 main = cli

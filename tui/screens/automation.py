@@ -25,6 +25,7 @@ REFRESH_SECONDS = 2.0
 
 class AutomationScreen(AreaScreen):
     AREA = "automation"
+    CHANGES = frozenset({"toggle_pause", "run_now"})
     AUTO_FOCUS = "#schedules-table"
     CSS_PATH = Path(__file__).parent / "automation.tcss"
     HELP = """\

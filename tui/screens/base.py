@@ -19,11 +19,19 @@ class AreaScreen(Screen[None]):
     """
 
     AREA: ClassVar[str] = ""
+    # Actions that change something (promote, start a server, pause a schedule): shown
+    # disabled, and refused, when the app is read-only (`mlyard tui --web` by default).
+    CHANGES: ClassVar[frozenset[str]] = frozenset()
 
     @property
     def ws(self) -> Workspace:
         workspace: Workspace = self.app.ws  # type: ignore[attr-defined]
         return workspace
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in self.CHANGES and getattr(self.app, "read_only", False):
+            return None  # shown disabled in the footer and help; the key does nothing
+        return True
 
     def reload(self) -> None:
         """Load this screen's data again (in a worker)."""

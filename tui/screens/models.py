@@ -26,6 +26,7 @@ from mlyard.tui.widgets.tables import PlainTable, fill
 
 class ModelsScreen(AreaScreen):
     AREA = "models"
+    CHANGES = frozenset({"promote", "rollback", "alias"})
     AUTO_FOCUS = "#models-table"
     CSS_PATH = Path(__file__).parent / "models.tcss"
     HELP = """\

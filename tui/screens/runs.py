@@ -30,6 +30,7 @@ _FIXED = [("run", RunSort("attr", "run_id")), ("name", RunSort("attr", "name")),
 
 class RunsScreen(AreaScreen):
     AREA = "runs"
+    CHANGES = frozenset({"note", "tag"})
     AUTO_FOCUS = "#runs-table"
     CSS_PATH = Path(__file__).parent / "runs.tcss"
     HELP = """\

@@ -22,6 +22,7 @@ from mlyard.tui.widgets.tables import PlainTable, fill
 
 class ServingScreen(AreaScreen):
     AREA = "serving"
+    CHANGES = frozenset({"edit", "start", "stop"})
     AUTO_FOCUS = "#serving-predictions"
     CSS_PATH = Path(__file__).parent / "serving.tcss"
     HELP = """\
