@@ -36,20 +36,20 @@ class MlyardApp(App[None]):
              "automation": AutomationScreen, "monitoring": MonitoringScreen}
     DEFAULT_MODE = "dashboard"
     BINDINGS = [
-        Binding("1", "switch_mode('dashboard')", "Dashboard",
+        Binding("1", "switch_mode('dashboard')", "Dashboard", show=False,
                 tooltip="The project at a glance.", id="app.dashboard"),
-        Binding("2", "switch_mode('runs')", "Runs", tooltip="Every run, filter and compare.",
-                id="app.runs"),
-        Binding("3", "switch_mode('datasets')", "Datasets",
+        Binding("2", "switch_mode('runs')", "Runs", show=False,
+                tooltip="Every run, filter and compare.", id="app.runs"),
+        Binding("3", "switch_mode('datasets')", "Datasets", show=False,
                 tooltip="Dataset versions, profiles and quarantine.", id="app.datasets"),
-        Binding("4", "switch_mode('models')", "Models",
+        Binding("4", "switch_mode('models')", "Models", show=False,
                 tooltip="Model versions, aliases, promotion.", id="app.models"),
-        Binding("5", "switch_mode('serving')", "Serving",
+        Binding("5", "switch_mode('serving')", "Serving", show=False,
                 tooltip="Start, stop and watch a scoring server.", id="app.serving"),
-        Binding("6", "switch_mode('automation')", "Automation",
+        Binding("6", "switch_mode('automation')", "Automation", show=False,
                 tooltip="Watched folders, schedules and the job history.",
                 id="app.automation"),
-        Binding("7", "switch_mode('monitoring')", "Monitoring",
+        Binding("7", "switch_mode('monitoring')", "Monitoring", show=False,
                 tooltip="Drift over time, alerts and live performance.",
                 id="app.monitoring"),
         Binding("question_mark,f1", "help", "Help", tooltip="Every key on this screen.",
@@ -68,7 +68,8 @@ class MlyardApp(App[None]):
         self.server_process: ServerProcess | None = None
 
     def on_mount(self) -> None:
-        self.sub_title = self.ws.project
+        # The footer keeps room for this screen's own keys; the screen keys live here.
+        self.sub_title = f"{self.ws.project} · 1-7 screens · ? keys"
         if self.initial_screen != self.DEFAULT_MODE:
             self.switch_mode(self.initial_screen)
 

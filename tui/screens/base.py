@@ -19,6 +19,9 @@ class AreaScreen(Screen[None]):
     """
 
     AREA: ClassVar[str] = ""
+    # Below 100 columns a screen has the class `-narrow`: side-by-side panels stack, so an
+    # 80x24 terminal shows whole tables rather than halves of them.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
     # Actions that change something (promote, start a server, pause a schedule): shown
     # disabled, and refused, when the app is read-only (`mlyard tui --web` by default).
     CHANGES: ClassVar[frozenset[str]] = frozenset()

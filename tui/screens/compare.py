@@ -78,7 +78,9 @@ curves of every compared run for the metric chosen in the list on the left.
         fill(self.query_one("#compare-params", DataTable), ["param", *heads],
              [(Text(key, style=_style(key, result.differing)),
                *(Text(v or "-", style=_style(key, result.differing)) for v in values))
-              for key, values in result.params.items()])
+              # the params that differ first: they are why one compares
+              for key, values in sorted(result.params.items(),
+                                        key=lambda kv: kv[0] not in result.differing)])
         fill(self.query_one("#compare-metrics", DataTable), ["metric", *heads],
              [(key, *(Text(number(v) + (" ★" if i == result.best.get(key) else ""),
                            style="bold green" if i == result.best.get(key) else "")

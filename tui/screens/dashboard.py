@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.table import Table
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -46,9 +47,6 @@ versions and quarantined files. It refreshes every few seconds.
                                 ("data-panel", "Data"), ("quarantine-panel", "Quarantine"),
                                 ("ops-panel", "Serving · schedules · drift")):
             self.query_one(f"#{panel_id}", Static).border_title = title
-        self.query_one("#ops-panel", Static).update(
-            "Serving: press 5 to start, stop and watch a scoring server. Schedules and "
-            "drift monitoring arrive with their own screens.")
         self.reload()
         self.set_interval(5.0, self.reload)
 
@@ -63,11 +61,12 @@ versions and quarantined files. It refreshes every few seconds.
     @on(OverviewLoaded)
     def show_overview(self, message: OverviewLoaded) -> None:
         overview = message.overview
-        self.sub_title = overview.project
+        self.sub_title = f"{overview.project} · 1-7 screens · ? keys"
         self.query_one("#runs-panel", Static).update(_runs_table(overview))
         self.query_one("#models-panel", Static).update(_models_table(overview))
         self.query_one("#data-panel", Static).update(_data_table(overview))
         self.query_one("#quarantine-panel", Static).update(_quarantine_table(overview))
+        self.query_one("#ops-panel", Static).update(_operations(overview))
 
 
 def _grid() -> Table:
@@ -78,11 +77,14 @@ def _runs_table(overview: Overview) -> Table | str:
     if not overview.latest_runs:
         return "No runs yet: `mlyard train` or the tracking API."
     table = _grid()
-    for column in ("run", "status", "started", overview.primary_metric):
-        table.add_column(column, no_wrap=True)
+    # Id, status and metric fit a panel of an 80-column terminal; the time when wider.
+    table.add_column("run", no_wrap=True, min_width=8)
+    table.add_column("status", no_wrap=True)
+    table.add_column(overview.primary_metric, no_wrap=True)
+    table.add_column("started", no_wrap=True, overflow="ellipsis", ratio=1)
     for run in overview.latest_runs:
-        table.add_row(run.run_id[:8], status(run.status), when(run.start_time),
-                      number(run.metrics.get(overview.primary_metric)))
+        table.add_row(run.run_id[:8], status(run.status),
+                      number(run.metrics.get(overview.primary_metric)), when(run.start_time))
     counts = ", ".join(f"{n} {s}" for s, n in overview.status_counts.items())
     table.caption = counts
     return table
@@ -113,13 +115,34 @@ def _data_table(overview: Overview) -> Table | str:
     return table
 
 
-def _quarantine_table(overview: Overview) -> Table | str:
+def _quarantine_table(overview: Overview) -> Text | str:
     if not overview.quarantined:
         return "No quarantined files."
-    table = _grid()
-    table.add_column("file", no_wrap=True)
-    table.add_column("reason", overflow="ellipsis", no_wrap=True)
-    for item in overview.quarantined[:6]:
-        reason = item.reason.split(": ", 1)[-1]
-        table.add_row(Path(item.source).name, reason)
-    return table
+    lines = Text()
+    for item in overview.quarantined[:4]:
+        lines.append(Path(item.source).name, style="bold")
+        lines.append(f": {item.reason.split(': ', 1)[-1]}\n")  # wraps, never cut
+    if len(overview.quarantined) > 4:
+        lines.append(f"and {len(overview.quarantined) - 4} more on the Datasets screen (3)")
+    return lines
+
+
+def _operations(overview: Overview) -> Text:
+    """What runs on its own, each with the key or command that shows or starts it."""
+    text = Text()
+    text.append("Serving ", style="bold")
+    text.append("5 starts and watches a server here\n")
+    text.append("Automation ", style="bold")
+    if overview.last_job is None:
+        jobs = "no jobs yet: `mlyard pipeline run` or `mlyard daemon`"
+    else:
+        job = overview.last_job
+        jobs = f"last job {job.step} {job.status} {when(job.started_at)}"
+    text.append(f"{overview.schedules} schedule{'s' if overview.schedules != 1 else ''}; "
+                f"{jobs} (6)\n")
+    text.append("Monitoring ", style="bold")
+    report = overview.last_report
+    text.append("no drift report yet: `mlyard drift` (7)" if report is None else
+                f"last drift report: {report.severity} on {report.current_label} "
+                f"{when(report.ts)} (7)")
+    return text

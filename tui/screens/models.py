@@ -97,12 +97,15 @@ champion back to the version it replaced, `a` points another alias at it.
             self.query_one("#models-gates", Static).update(
                 "No model versions yet: `mlyard train`.")
         history = PlainTable(box=None, expand=True, show_header=True, header_style="bold")
-        for column in ("when", "alias", "move", "who"):
-            history.add_column(column, no_wrap=True)
+        # Alias and move are what the panel is for: never cut; when and who give way.
+        history.add_column("alias", no_wrap=True, min_width=10)
+        history.add_column("move", no_wrap=True, min_width=14)
+        history.add_column("when", no_wrap=True, overflow="ellipsis", ratio=1)
+        history.add_column("who", no_wrap=True, overflow="ellipsis", ratio=1)
         for move in reversed(message.history[-8:]):
             before = "-" if move.from_version is None else str(move.from_version)
-            history.add_row(when(move.ts), move.alias,
-                            f"{move.kind} {before} -> {move.to_version}", move.actor or "")
+            history.add_row(move.alias, f"{move.kind} {before} -> {move.to_version}",
+                            when(move.ts), move.actor or "")
         self.query_one("#models-history", Static).update(history)
 
     @on(DataTable.RowHighlighted, "#models-table")

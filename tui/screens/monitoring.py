@@ -88,7 +88,11 @@ quality alerts, and the live metric from `mlyard feedback` per time window.
             # Keep the highlighted cell; start on the newest report of the first column.
             kept = cursor.row < table.row_count and 0 < cursor.column < len(table.columns)
             table.cursor_coordinate = cursor if kept else Coordinate(0, len(overview.reports))
-        fill(self.query_one("#alerts-table", DataTable), ["when", "severity", "data", "what"],
+        # Empty boxes say what fills them.
+        table.border_subtitle = "" if overview.reports else "none yet: run `mlyard drift`"
+        alerts = self.query_one("#alerts-table", DataTable)
+        alerts.border_subtitle = "" if overview.alerts else "none: drift and refused files"
+        fill(alerts, ["when", "severity", "data", "what"],
              [(when(a["ts"]), _severity(a["severity"]), a.get("current", ""),
                ", ".join(a.get("drifted", [])) or "; ".join(a.get("findings", [])))
               for a in overview.alerts])

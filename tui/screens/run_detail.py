@@ -39,13 +39,20 @@ class RunDetailScreen(AreaScreen):
     CSS_PATH = Path(__file__).parent / "run_detail.tcss"
     HELP = """\
 ## Run
-Everything about one run in tabs: overview, curves (pick a metric on the left), feature
-importance, the data and reproducibility record, artifacts, and the last lines of its
-log. A running run updates every two seconds.
+Everything about one run in tabs (`]` or `tab` next, `[` or `shift+tab` previous):
+overview, curves (pick a metric on the left), feature importance, the data and
+reproducibility record, artifacts, and the last lines of its log. A running run updates
+every two seconds.
 """
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back", tooltip="Back to the runs.", id="run.back"),
-        Binding("r", "reload", "Refresh", tooltip="Load the run again now.", id="run.reload"),
+        Binding("right_square_bracket,tab", "switch_tab(1)", "Next tab", priority=True,
+                tooltip="Show the next tab (overview, curves, importance, ...).",
+                id="run.next_tab"),
+        Binding("left_square_bracket,shift+tab", "switch_tab(-1)", "Previous tab",
+                priority=True, tooltip="Show the previous tab.", id="run.previous_tab"),
+        Binding("r", "reload", "Refresh", show=False, tooltip="Load the run again now.",
+                id="run.reload"),
     ]
 
     def __init__(self, run_id: str) -> None:
@@ -75,6 +82,12 @@ log. A running run updates every two seconds.
             with TabPane("Log", id="tab-log"):
                 yield Log(id="run-log", auto_scroll=True)
         yield Footer()
+
+    def action_switch_tab(self, step: int) -> None:
+        tabs = self.query_one("#run-tabs", TabbedContent)
+        panes = [pane.id for pane in tabs.query(TabPane) if pane.id]
+        current = panes.index(tabs.active) if tabs.active in panes else 0
+        tabs.active = panes[(current + step) % len(panes)]
 
     def on_mount(self) -> None:
         self.sub_title = f"run {self.run_id[:8]}"

@@ -23,9 +23,12 @@ from mlyard.tui.screens.run_detail import RunDetailScreen
 from mlyard.tui.widgets.tables import as_text, fill
 
 PAGE = 500
-_FIXED = [("run", RunSort("attr", "run_id")), ("name", RunSort("attr", "name")),
-          ("status", RunSort("attr", "status")), ("started", RunSort("attr", "start_time")),
-          ("took", RunSort("attr", "duration")), ("data", None)]
+# By priority: what tells runs apart first (at 80 columns the metrics are on screen), then
+# when and on what; varying params sit between the metrics and these.
+_LEADING = [("run", RunSort("attr", "run_id")), ("name", RunSort("attr", "name")),
+            ("status", RunSort("attr", "status"))]
+_TRAILING = [("started", RunSort("attr", "start_time")), ("took", RunSort("attr", "duration")),
+             ("data", None)]
 
 
 class RunsScreen(AreaScreen):
@@ -51,15 +54,16 @@ writes a note and `t` sets a tag.
                 id="runs.compare"),
         Binding("enter", "open", "Open", tooltip="Open the run under the cursor.",
                 id="runs.open", show=False),
-        Binding("n", "note", "Note", tooltip="Write a note on the run under the cursor.",
-                id="runs.note"),
-        Binding("t", "tag", "Tag", tooltip="Set a tag (KEY=VALUE) on the run under the cursor.",
-                id="runs.tag"),
+        Binding("n", "note", "Note", show=False,
+                tooltip="Write a note on the run under the cursor.", id="runs.note"),
+        Binding("t", "tag", "Tag", show=False,
+                tooltip="Set a tag (KEY=VALUE) on the run under the cursor.", id="runs.tag"),
         Binding("right_square_bracket", "page(1)", "Next page", tooltip="Show the next page.",
                 id="runs.next_page", show=False),
         Binding("left_square_bracket", "page(-1)", "Previous page",
                 tooltip="Show the previous page.", id="runs.previous_page", show=False),
-        Binding("r", "reload", "Refresh", tooltip="Load the runs again now.", id="runs.reload"),
+        Binding("r", "reload", "Refresh", show=False, tooltip="Load the runs again now.",
+                id="runs.reload"),
         Binding("escape", "clear_filter", "Clear filter", tooltip="Remove the filter.",
                 id="runs.clear_filter", show=False),
     ]
@@ -103,9 +107,9 @@ writes a note and `t` sets a tag.
         cursor = table.cursor_row
         varying = _varying_params(page)[:3]
         headline = runs.headline_metrics(page.metric_keys)
-        self._columns = [("", None), *_FIXED,
-                         *((k, RunSort("params", k)) for k in varying),
-                         *((k, RunSort("metrics", k)) for k in headline)]
+        self._columns = [("", None), *_LEADING,
+                         *((k, RunSort("metrics", k)) for k in headline),
+                         *((k, RunSort("params", k)) for k in varying), *_TRAILING]
         labels = []
         for label, order in self._columns:
             arrow = ""
@@ -115,10 +119,11 @@ writes a note and `t` sets a tag.
         rows = [("●" if run.run_id in self.marked else " ", run.run_id[:8],
                  # a tuning trial sits under its study's parent run
                  ("↳ " if "mlyard.parent" in run.tags else "") + (run.name or ""),
-                 status(run.status), when(run.start_time),
-                 duration(run.start_time, run.end_time), _versions(page.inputs[run.run_id]),
+                 status(run.status),
+                 *(Text(number(run.metrics.get(k)), justify="right") for k in headline),
                  *(run.params.get(k, "") for k in varying),
-                 *(Text(number(run.metrics.get(k)), justify="right") for k in headline))
+                 when(run.start_time), duration(run.start_time, run.end_time),
+                 _versions(page.inputs[run.run_id]))
                 for run in page.runs]
         keys = [run.run_id for run in page.runs]
         column_keys = [label or "mark" for label, _ in self._columns]

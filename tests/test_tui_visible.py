@@ -1,0 +1,104 @@
+"""What a person must be able to read on each screen at 80x24 and 100x30, checked in the
+rendered text rather than pixels: the snapshots record what is drawn, these say what
+must be visible (footer hints, whole ids, both runs of a comparison, every column of a
+profile, every alias)."""
+
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+
+import pytest
+
+from mlyard.core.tracking import run_queries as runs
+from mlyard.core.workspace import open_workspace
+from tests.test_tui import SCREENS, keys_then_settle, make_app, project, template  # noqa: F401
+
+SIZES = [(80, 24), (100, 30)]
+_TEXT = re.compile(r'<text class="[^"]*" x="([\d.]+)" y="[\d.]+" textLength="([\d.]+)" '
+                   r'clip-path="url\(#[^)]*-line-(\d+)\)">([^<]*)</text>')
+
+
+def screen_text(svg: str) -> list[str]:
+    """The screen's lines, as a person reads them, from Textual's SVG screenshot."""
+    lines: dict[int, list[tuple[float, str]]] = {}
+    cell = 0.0
+    for x, length, line, text in _TEXT.findall(svg):
+        text = html.unescape(text).replace("\xa0", " ")
+        if text.strip() and not cell:
+            cell = float(length) / len(text)
+        lines.setdefault(int(line), []).append((float(x), text))
+    rendered = []
+    for number in sorted(lines):
+        row = ""
+        for x, text in sorted(lines[number]):
+            row = row.ljust(round(x / cell)) + text
+        rendered.append(row)
+    return rendered
+
+
+async def render(project_dir: Path, screen: str, size: tuple[int, int]) -> list[str]:
+    app = make_app(project_dir)
+    async with app.run_test(size=size) as pilot:
+        await keys_then_settle(*SCREENS[screen])(pilot)
+        return screen_text(app.export_screenshot())
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("screen", sorted(set(SCREENS) - {"promote_confirm", "help"}))
+async def test_every_screen_shows_the_help_and_quit_keys(project: Path,  # noqa: F811
+                                                         screen: str,
+                                                         size: tuple[int, int]) -> None:
+    footer = (await render(project, screen, size))[-1]
+    assert "? Help" in footer and "q Quit" in footer, footer
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+async def test_runs_show_whole_ids_names_and_the_headline_metric(project: Path,  # noqa: F811
+                                                                size: tuple[int, int]) -> None:
+    text = "\n".join(await render(project, "runs", size))
+    for run in runs.list_runs(open_workspace(project), []):
+        assert run.run_id[:8] in text and str(run.name) in text
+        assert f"{run.metrics['holdout.auc']:.4g}" in text
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+async def test_compare_shows_both_runs_in_params_and_metrics(project: Path,  # noqa: F811
+                                                             size: tuple[int, int]) -> None:
+    lines = await render(project, "compare", size)
+    ids = [r.run_id[:8] for r in runs.list_runs(open_workspace(project), [])]
+    for header in ("param ", "metric "):
+        [row] = [line for line in lines if header in line and ids[0] in line]
+        assert sum(row.count(i) for i in set(ids)) >= 2, row
+    text = "\n".join(lines)
+    assert "num_leaves" in text and "63" in text and "15" in text  # the differing param
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+async def test_dashboard_shows_whole_ids_and_the_whole_quarantine_reason(
+        project: Path, size: tuple[int, int]) -> None:  # noqa: F811
+    text = "\n".join(await render(project, "dashboard", size))
+    for run in runs.list_runs(open_workspace(project), []):
+        assert run.run_id[:8] + "…" not in text and run.run_id[:8] in text
+    assert "broken.csv: missing columns" in text
+    assert "arrive with their own screens" not in text  # they exist
+    assert "drift" in text.lower() and "(7)" in text
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+async def test_models_show_every_alias_move_readably(project: Path,  # noqa: F811
+                                                     size: tuple[int, int]) -> None:
+    text = "\n".join(await render(project, "models", size))
+    assert "challenger" in text and "promote - -> 1" in text and "set - -> 2" in text
+
+
+@pytest.mark.asyncio
+async def test_the_run_screen_says_how_to_switch_tabs(project: Path) -> None:  # noqa: F811
+    footer = (await render(project, "run_detail", (80, 24)))[-1]
+    assert "Next tab" in footer, footer
