@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from mlyard.core.data import versions
 from mlyard.core.tracking import run_queries as runs
 from mlyard.core.workspace import open_workspace
 from tests.test_tui import SCREENS, keys_then_settle, make_app, project, template  # noqa: F401
@@ -38,10 +39,11 @@ def screen_text(svg: str) -> list[str]:
     return rendered
 
 
-async def render(project_dir: Path, screen: str, size: tuple[int, int]) -> list[str]:
+async def render(project_dir: Path, screen: str, size: tuple[int, int],
+                 *more_keys: str) -> list[str]:
     app = make_app(project_dir)
     async with app.run_test(size=size) as pilot:
-        await keys_then_settle(*SCREENS[screen])(pilot)
+        await keys_then_settle(*SCREENS.get(screen, ()), *more_keys)(pilot)
         return screen_text(app.export_screenshot())
 
 
@@ -102,3 +104,15 @@ async def test_models_show_every_alias_move_readably(project: Path,  # noqa: F81
 async def test_the_run_screen_says_how_to_switch_tabs(project: Path) -> None:  # noqa: F811
     footer = (await render(project, "run_detail", (80, 24)))[-1]
     assert "Next tab" in footer, footer
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+async def test_every_column_of_a_dataset_diff_can_be_scrolled_to(project: Path,  # noqa: F811
+                                                                 size: tuple[int, int]) -> None:
+    keys = ("3", "space", "down", "space", "d")
+    seen = "\n".join(await render(project, "datasets", size, *keys[1:]))
+    seen += "\n".join(await render(project, "datasets", size, *keys[1:], "pagedown"))
+    diff = seen[seen.index("churn:v1 -> churn:v2"):]
+    columns = versions.get_version(open_workspace(project), "v2").schema
+    assert all(f"│ {name} " in diff for name in columns), diff

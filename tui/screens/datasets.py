@@ -10,7 +10,7 @@ from rich.table import Table
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
 from mlyard.core.data import quarantine
@@ -56,13 +56,14 @@ files with their reasons.
                     with Vertical(id="profile-box"):
                         yield Static(id="profile-title")
                         yield DataTable(id="profile-table", cursor_type="row")
-                yield Static(id="diff-view")
+                with VerticalScroll(id="diff-box", can_focus=True):
+                    yield Static(id="diff-view")
             with TabPane("Quarantine", id="tab-quarantine"):
                 yield DataTable(id="quarantine-table", cursor_type="row")
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#diff-view", Static).display = False
+        self.query_one("#diff-box", VerticalScroll).display = False
         self.reload()
 
     def reload(self) -> None:
@@ -140,9 +141,10 @@ files with their reasons.
 
     @on(DiffLoaded)
     def show_diff(self, message: DiffLoaded) -> None:
-        view = self.query_one("#diff-view", Static)
-        view.display = True
-        view.update(_diff_table(message))
+        box = self.query_one("#diff-box", VerticalScroll)
+        box.display = True
+        self.query_one("#diff-view", Static).update(_diff_table(message))
+        box.focus()  # arrows and page keys scroll through every column
 
 
 def _shape(stats: dict[str, Any]) -> str:
@@ -151,6 +153,18 @@ def _shape(stats: dict[str, Any]) -> str:
     if stats.get("top"):
         return sparkline([count for _, count in stats["top"]])
     return ""
+
+
+def _moved(change: dict[str, Any]) -> float:
+    """How far a column moved: its mean in standard deviations, its biggest level share,
+    new or vanished levels."""
+    shift = abs(change.get("mean_shift_in_std") or 0.0)
+    if "largest_share_change" in change:
+        _, before, after = change["largest_share_change"]
+        shift = max(shift, abs(after - before) * 5)
+    if change.get("levels_added") or change.get("levels_removed"):
+        shift = max(shift, 1.0)
+    return shift
 
 
 def _diff_table(message: DiffLoaded) -> Table:
@@ -165,7 +179,8 @@ def _diff_table(message: DiffLoaded) -> Table:
             table.add_row(name, "", f"column {label}")
     for name, (before, after) in changes["retyped"].items():
         table.add_row(name, "", f"type {before} -> {after}")
-    for name, change in changes["columns"].items():
+    # Columns that moved first, most first: what a diff is opened for.
+    for name, change in sorted(changes["columns"].items(), key=lambda kv: -_moved(kv[1])):
         before_nulls, after_nulls = change["null_rate"]
         table.add_row(name, f"{before_nulls:.1%} -> {after_nulls:.1%}", describe_change(change))
     return table
