@@ -116,3 +116,16 @@ async def test_every_column_of_a_dataset_diff_can_be_scrolled_to(project: Path, 
     diff = seen[seen.index("churn:v1 -> churn:v2"):]
     columns = versions.get_version(open_workspace(project), "v2").schema
     assert all(f"│ {name} " in diff for name in columns), diff
+
+
+@pytest.mark.asyncio
+async def test_pinning_keeps_the_metrics_in_view(project: Path) -> None:  # noqa: F811
+    app = make_app(project)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await keys_then_settle("2")(pilot)
+        table = app.screen.query_one("#runs-table")
+        assert table.fixed_columns == 3  # mark, run, name
+        await keys_then_settle("p")(pilot)
+        assert table.fixed_columns == 7  # and status and the three headline metrics
+        await keys_then_settle("p")(pilot)
+        assert table.fixed_columns == 3

@@ -164,7 +164,7 @@ def _moved(change: dict[str, Any]) -> float:
         shift = max(shift, abs(after - before) * 5)
     if change.get("levels_added") or change.get("levels_removed"):
         shift = max(shift, 1.0)
-    return shift
+    return float(shift)
 
 
 def _diff_table(message: DiffLoaded) -> Table:

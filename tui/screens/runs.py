@@ -27,6 +27,7 @@ PAGE = 500
 # when and on what; varying params sit between the metrics and these.
 _LEADING = [("run", RunSort("attr", "run_id")), ("name", RunSort("attr", "name")),
             ("status", RunSort("attr", "status"))]
+PINNED = 3  # the mark, run and name columns stay in view when scrolling right
 _TRAILING = [("started", RunSort("attr", "start_time")), ("took", RunSort("attr", "duration")),
              ("data", None)]
 
@@ -41,7 +42,8 @@ class RunsScreen(AreaScreen):
 `/` filters with an expression such as `auc > 0.8 and num_leaves = 31` (bare names are
 metrics, `holdout.` metrics, then params). `s` sorts by the cursor's column (again to
 reverse). `space` marks runs, `c` compares the marked ones, `enter` opens a run, `n`
-writes a note and `t` sets a tag.
+writes a note and `t` sets a tag. Run and name stay in view when scrolling right; `p`
+keeps status and the metrics there too.
 """
     BINDINGS = [
         Binding("slash", "filter", "Filter", tooltip="Filter runs by an expression.",
@@ -64,6 +66,9 @@ writes a note and `t` sets a tag.
                 tooltip="Show the previous page.", id="runs.previous_page", show=False),
         Binding("r", "reload", "Refresh", show=False, tooltip="Load the runs again now.",
                 id="runs.reload"),
+        Binding("p", "pin", "Pin", show=False,
+                tooltip="Keep status and metrics in view too while scrolling right; again "
+                        "to keep only run and name.", id="runs.pin"),
         Binding("escape", "clear_filter", "Clear filter", tooltip="Remove the filter.",
                 id="runs.clear_filter", show=False),
     ]
@@ -88,6 +93,7 @@ writes a note and `t` sets a tag.
 
     def on_mount(self) -> None:
         self.query_one("#runs-filter", Input).display = False
+        self.query_one("#runs-table", DataTable).fixed_columns = PINNED
         self.reload()
         self.set_interval(2.0, self._refresh_if_running)
 
@@ -163,6 +169,12 @@ writes a note and `t` sets a tag.
         self.page_offset = 0
         self.query_one("#runs-table", DataTable).focus()
         self.reload()
+
+    def action_pin(self) -> None:
+        table = self.query_one("#runs-table", DataTable)
+        through_metrics = 1 + len(_LEADING) + sum(order is not None and order.kind == "metrics"
+                                                  for _, order in self._columns)
+        table.fixed_columns = PINNED if table.fixed_columns != PINNED else through_metrics
 
     def action_sort(self) -> None:
         table = self.query_one("#runs-table", DataTable)
