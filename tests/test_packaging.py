@@ -98,7 +98,7 @@ def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     listed = capsys.readouterr().out.split("Commands:", 1)[1]
     names = [line.split()[0] for line in listed.splitlines() if line.startswith("  ")
              and not line.startswith("   ")]
-    assert names == sorted([*COMMANDS, "tui"])
+    assert names == sorted(COMMANDS)
 
 
 def copy_of_the_package(tmp_path: Path) -> Path:

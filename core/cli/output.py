@@ -70,7 +70,8 @@ def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: st
     `drop_first` first, then from the right, never the first) and a line says which; a
     cell still too wide ends in an ellipsis, except in PROSE columns, which wrap. A wider
     terminal shows more."""
-    cells = [[v if isinstance(v, Text) else Text(fmt(v)) for v in row] for row in rows]
+    # The user's text as text: control characters shown, never sent (see _UserTextConsole).
+    cells = [[v if isinstance(v, Text) else Text(visible(fmt(v))) for v in row] for row in rows]
     widths = [max([len(name), *(row[i].cell_len for row in cells)])
               for i, name in enumerate(columns)]
     widths = [min(w, PROSE_WIDTH) if columns[i] in PROSE else w for i, w in enumerate(widths)]

@@ -244,8 +244,8 @@ def run_id_for(ws: Workspace, ref: str) -> str:
     try:
         with ws.catalog.session() as con:
             return runs_store.resolve_run_id(con, ref, ws.project)
-    except NotFound:
+    except NotFound as not_a_run:
         try:
             return resolve(ws, ref).run_id
         except MlyardError:
-            raise NotFound(f"{ref!r} is neither a run nor a model version") from None
+            raise NotFound(f"{not_a_run.msg}, nor a model version") from None
