@@ -147,12 +147,38 @@ def main() -> None:
         "mlyard_without_prediction_log",
         [sys.executable, "-m", "mlyard", "serve", "churn@champion", "--port", str(port),
          "--no-log"], project, f"http://127.0.0.1:{port}", bodies))
+    results.update(measure_bare(project, bodies))
+    floor = results["bare_predict_app"]
+    for name in ("mlyard", "mlyard_without_prediction_log"):
+        results[f"{name}_vs_bare"] = {
+            key: round(results[name][key]["requests_per_s"]  # type: ignore[index]
+                       / floor[key]["requests_per_s"], 2)  # type: ignore[index]
+            for key in floor if key.endswith(("_c1", "_c8"))}  # type: ignore[union-attr]
     mlflow = HERE / ".mlflow-venv" / "bin" / "mlflow"
     if mlflow.exists():
         results.update(measure_mlflow(project, mlflow, frame, spec))
     else:
         results["mlflow"] = f"skipped: {mlflow} not found (see this script's docstring)"
     print(json.dumps(results))
+
+
+def measure_bare(project: Path, bodies: dict[int, Path]) -> dict[str, object]:
+    """bench/bare_predict_app.py on the same model and bodies: the floor."""
+    model = load_model(open_workspace(project), "champion")
+    spec_file = OUT / "bare_spec.json"
+    spec_file.write_text(json.dumps(model.spec.to_json()))
+    env = {**os.environ, "BARE_SPEC": str(spec_file),
+           "BARE_MODEL": str(open_workspace(project).objects.path_for(model.version.model_hash))}
+    port = free_port()
+    os.environ.update(env)
+    try:
+        return measure_server("bare_predict_app",
+                              [sys.executable, "-m", "uvicorn", "bench.bare_predict_app:app",
+                               "--port", str(port), "--log-level", "warning"],
+                              REPO, f"http://127.0.0.1:{port}", bodies)
+    finally:
+        for key in ("BARE_SPEC", "BARE_MODEL"):
+            os.environ.pop(key, None)
 
 
 def measure_mlflow(project: Path, mlflow: Path, frame: pl.DataFrame,

@@ -10,6 +10,7 @@ saw becomes missing rather than a wrong code.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -59,6 +60,12 @@ class FeatureSpec:
     @property
     def names(self) -> list[str]:
         return [f.name for f in self.features]
+
+    @cached_property
+    def category_codes(self) -> dict[str, dict[str, float]]:
+        """Level -> code per category feature (the codes `encode` gives)."""
+        return {f.name: {level: float(code) for code, level in enumerate(f.categories or [])}
+                for f in self.features if f.type == "category"}
 
     @property
     def categorical(self) -> list[str]:

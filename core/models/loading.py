@@ -33,9 +33,17 @@ class LoadedModel:
     card: dict[str, Any]
     spec: FeatureSpec
 
-    def predict(self, frame: pl.DataFrame) -> np.ndarray:
+    def predict(self, frame: pl.DataFrame, threads: int | None = None) -> np.ndarray:
         """Probabilities (binary: of the positive class), class probabilities or values."""
-        return np.asarray(self.booster.predict(encode(frame, self.spec)))
+        return self.predict_matrix(encode(frame, self.spec), threads)
+
+    def predict_matrix(self, matrix: np.ndarray, threads: int | None = None) -> np.ndarray:
+        """The same from an already encoded matrix. `threads=1` for a server: LightGBM's
+        thread team spins up for every call, which for a few rows costs more than the
+        trees and competes with every other request for the cores."""
+        if threads is None:
+            return np.asarray(self.booster.predict(matrix))
+        return np.asarray(self.booster.predict(matrix, num_threads=threads))
 
 
 class ModelRefused(MlyardError):

@@ -15,10 +15,11 @@ import json
 import math
 from typing import Any
 
+import numpy as np
 import orjson
 import polars as pl
 
-from mlyard.core.data.values import parse_column
+from mlyard.core.data.values import FAILED, MISSING, json_text, parse_column, scalar_reader
 from mlyard.core.errors import MlyardError
 from mlyard.core.models.features import FeatureSpec
 
@@ -103,8 +104,13 @@ def _json(body: bytes) -> Any:
 
 
 def _json_column(name: str, rows: list[dict[str, Any]]) -> pl.Series:
-    """One column from JSON rows: numbers stay numbers (a float NaN is missing), anything
-    mixed is read as text by the same rules a CSV cell is."""
+    values, dtype = _json_values(name, rows)
+    return pl.Series(name, values, dtype)
+
+
+def _json_values(name: str, rows: list[dict[str, Any]]) -> tuple[list[Any], pl.DataType]:
+    """One column from JSON rows and the type it reads as: numbers stay numbers (a float
+    NaN is missing), anything mixed is read as text by the same rules a CSV cell is."""
     values = []
     for index, row in enumerate(rows, start=1):
         if name not in row:
@@ -117,18 +123,71 @@ def _json_column(name: str, rows: list[dict[str, Any]]) -> pl.Series:
     kinds = {type(v) for v in values if v is not None}
     if kinds and kinds <= {int, float} and all(abs(v) < 2**63 for v in values
                                                if isinstance(v, int)):
-        return pl.Series(name, values, pl.Float64 if float in kinds else pl.Int64)
+        if float in kinds:
+            return [None if v is None else float(v) for v in values], pl.Float64()
+        return values, pl.Int64()
     if kinds == {bool}:
-        return pl.Series(name, values, pl.Boolean)
-    return pl.Series(name, [None if v is None else _as_text(v) for v in values], pl.String)
+        return values, pl.Boolean()
+    return [None if v is None else json_text(v) for v in values], pl.String()
 
 
-def _as_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    return str(value)
+def json_rows(body: bytes, content_type: str) -> list[dict[str, Any]] | None:
+    """The rows of a JSON body, or None for CSV (read as a frame by `parse_body`)."""
+    if content_type.split(";", 1)[0].strip().lower() != "application/json":
+        return None
+    payload = _json(body)
+    if not isinstance(payload, dict):
+        return None  # parse_body says what is wrong
+    forms = [k for k in ("dataframe_split", "dataframe_records", "instances", "inputs")
+             if k in payload]
+    if len(forms) != 1:
+        return None
+    data = payload[forms[0]]
+    return _split_rows(data) if forms[0] == "dataframe_split" else _record_rows(data, forms[0])
+
+
+def small_request(rows: list[dict[str, Any]], spec: FeatureSpec,
+                  id_column: str | None) -> tuple[np.ndarray, str]:
+    """The model's input matrix and its typed rows as JSON for the log, for a request of
+    a few rows, one value at a time by the same rules as `typed_features` (no polars
+    query)."""
+    if not rows:
+        raise ScoringRejected("no rows to score")
+    missing = [name for name in spec.names if name not in rows[0]]
+    if missing:
+        raise ScoringRejected(f"missing feature column{'s' if len(missing) > 1 else ''} "
+                              f"{', '.join(map(repr, missing))}; the model needs "
+                              f"{', '.join(spec.names)}")
+    matrix = np.empty((len(rows), len(spec.features)), dtype=np.float64)
+    logged: dict[str, list[Any]] = {}
+    for position, feature in enumerate(spec.features):
+        values, dtype = _json_values(feature.name, rows)
+        read = scalar_reader(feature.type, feature.categories, feature.closed)
+        codes = spec.category_codes.get(feature.name)
+        assert read is not None  # every feature type has a scalar reader
+        column: list[Any] = []
+        for row, value in enumerate(values):
+            typed = read(value)
+            if typed is FAILED:
+                expected = parse_column(feature.name, feature.type, dtype,
+                                        levels=feature.categories,
+                                        closed=feature.closed).expected
+                raise ScoringRejected(f"row {row + 1}, column {feature.name!r}: "
+                                      f"{_shown(value)} is not {expected}")
+            if typed is MISSING:
+                column.append(None)
+                matrix[row, position] = np.nan
+            else:
+                column.append(typed)
+                matrix[row, position] = codes.get(typed, np.nan) if codes is not None \
+                    else float(typed)
+        logged[feature.name] = column
+    if id_column is not None and id_column in rows[0]:
+        logged[id_column] = [None if v is None else json_text(v)
+                             for v in _json_values(id_column, rows)[0]]
+    names = list(logged)
+    records = [dict(zip(names, row, strict=True)) for row in zip(*logged.values(), strict=True)]
+    return matrix, orjson.dumps(records).decode()
 
 
 def _split_rows(data: Any) -> list[dict[str, Any]]:
