@@ -33,3 +33,21 @@ def test_a_wide_terminal_shows_every_column(trained: Path,  # noqa: F811
     text = mlyard("runs", "list").stdout
     assert "started" in text and "duration" in text and "holdout.auc" in text
     assert "more column" not in text
+
+
+def test_the_table_shows_a_first_page_and_json_everything(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlyard import start_run
+
+    (tmp_path / "mlyard.toml").write_text('[project]\nname = "many"\n')
+    monkeypatch.chdir(tmp_path)
+    for number in range(53):
+        with start_run(name=f"run-{number}", workspace=tmp_path) as run:
+            run.log_metric("holdout.auc", number / 100)
+    table = mlyard("runs", "list").stdout
+    assert sum("run-" in line for line in table.splitlines()) == 50
+    assert "run-52" in table and "run-2 " not in table  # newest first
+    assert "more runs: -n N for N of them, -n 0 for all, or --json" in table
+    assert len(json.loads(mlyard("runs", "list", "--json").stdout)) == 53
+    assert sum("run-" in line for line in mlyard("runs", "list", "-n", "0").stdout
+               .splitlines()) == 53

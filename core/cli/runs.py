@@ -10,6 +10,8 @@ from mlyard.core.models import registry
 from mlyard.core.tracking import compare
 from mlyard.core.tracking import run_queries as runs
 
+TABLE_ROWS = 50
+
 
 @click.group("runs")
 def runs_group() -> None:
@@ -22,16 +24,32 @@ def runs_group() -> None:
                    "repeat to combine.")
 @click.option("--sort", "-s", help="params.KEY, metrics.KEY or an attribute; prefix - for "
                                    "descending.")
-@click.option("--limit", "-n", type=int, help="Show at most this many runs.")
+@click.option("--limit", "-n", type=int,
+              help=f"Show at most this many runs (0: all; default: all with --json, "
+                   f"{TABLE_ROWS} in the table).")
 @JSON_OPTION
 @click.pass_obj
 def runs_list(obj: Context, filters: tuple[str, ...], sort: str | None, limit: int | None,
               as_json: bool) -> None:
     """Runs of this project, newest first unless sorted."""
+    if limit == 0 or (limit is None and as_json):
+        limit = None
+    elif limit is None:
+        limit = TABLE_ROWS  # a first page at once, as git log does, not 10,000 table rows
+        found = runs.list_runs(obj.ws, list(filters), sort, limit + 1)
+        _print_runs(found[:limit])
+        if len(found) > limit:
+            output.stdout.print("(more runs: -n N for N of them, -n 0 for all, or --json)",
+                                style="dim")
+        return
     found = runs.list_runs(obj.ws, list(filters), sort, limit)
     if as_json:
         output.print_json(found)
         return
+    _print_runs(found)
+
+
+def _print_runs(found: list[runs.RunRecord]) -> None:
     metric_keys = runs.headline_metrics({k for r in found for k in r.metrics})
     output.print_table(
         ["run", "name", "status", "started", "duration", *metric_keys],

@@ -16,8 +16,9 @@ from mlyard.core.processes import pid_alive
 from mlyard.core.tracking import artifacts as names
 from mlyard.core.workspace import Workspace
 from mlyard.storage import models_store, run_outcomes, runs_store
-from mlyard.storage.runs_store import Artifact, RunFilter, RunRecord
+from mlyard.storage.runs_store import Artifact, RunFilter
 from mlyard.storage.runs_store import LogLine as LogLine  # the UI shows these
+from mlyard.storage.runs_store import RunRecord as RunRecord  # the CLI and UI list these
 from mlyard.storage.runs_store import RunSort as RunSort  # the UI sorts with it
 
 NOTE_TAG = "mlyard.note"
