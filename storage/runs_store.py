@@ -143,9 +143,12 @@ def set_params(con: Connection, run_id: str, params: dict[str, str]) -> None:
                 f"param {key!r} of run {run_id[:8]} is already {existing[key]!r}; "
                 f"params cannot change (got {value!r}); log a metric or tag instead"
             )
-    fresh = [(run_id, k, v) for k, v in params.items() if k not in existing]
+    fresh = [k for k in params if k not in existing]
     if fresh:
-        con.executemany("INSERT INTO params VALUES (?, ?, ?)", fresh)
+        # One statement over two lists: executemany runs one statement per row (~2 ms
+        # for ten params, a fifth of creating a run).
+        con.execute("INSERT INTO params SELECT ?, unnest(?::VARCHAR[]), unnest(?::VARCHAR[])",
+                    [run_id, fresh, [params[k] for k in fresh]])
 
 
 def get_tags(con: Connection, run_id: str) -> dict[str, str]:
@@ -153,10 +156,12 @@ def get_tags(con: Connection, run_id: str) -> dict[str, str]:
 
 
 def set_tags(con: Connection, run_id: str, tags: dict[str, str]) -> None:
-    con.executemany(
-        "INSERT INTO tags VALUES (?, ?, ?) ON CONFLICT (run_id, key) DO UPDATE "
-        "SET value = excluded.value",
-        [(run_id, k, v) for k, v in tags.items()],
+    if not tags:
+        return
+    con.execute(
+        "INSERT INTO tags SELECT ?, unnest(?::VARCHAR[]), unnest(?::VARCHAR[]) "
+        "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value",
+        [run_id, list(tags), list(tags.values())],
     )
 
 
