@@ -235,7 +235,7 @@ def _scalar_bool(value: Any) -> Any:
 def _scalar_category(value: Any, allowed: set[str] | None) -> Any:
     if value is None:
         return MISSING
-    text = json_text(value)
+    text = value if isinstance(value, str) else json_text(value)
     if text.strip() == "":
         return MISSING
     if allowed is not None and text not in allowed:

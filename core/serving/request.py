@@ -21,7 +21,7 @@ import polars as pl
 
 from mlyard.core.data.values import FAILED, MISSING, json_text, parse_column, scalar_reader
 from mlyard.core.errors import MlyardError
-from mlyard.core.models.features import FeatureSpec
+from mlyard.core.models.features import Feature, FeatureSpec
 
 
 class ScoringRejected(MlyardError):
@@ -128,7 +128,29 @@ def _json_values(name: str, rows: list[dict[str, Any]]) -> tuple[list[Any], pl.D
         return values, pl.Int64()
     if kinds == {bool}:
         return values, pl.Boolean()
+    if kinds <= {str}:
+        return values, pl.String()  # already text: the common case, kept cheap
     return [None if v is None else json_text(v) for v in values], pl.String()
+
+
+def _numbers(feature: Feature, values: list[Any], dtype: pl.DataType,
+             into: np.ndarray) -> list[Any]:
+    """A column of JSON numbers at once, by the scalar rules: NaN is missing, infinity
+    refused, an int column takes whole numbers within 64 bits."""
+    array = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    bad = np.isinf(array)
+    if feature.type == "int" and not dtype.is_integer():
+        finite = np.isfinite(array)
+        bad |= finite & ((array != np.floor(array)) | (np.abs(array) >= 2.0**63))
+    if bad.any():
+        row = int(np.argmax(bad))
+        expected = parse_column(feature.name, feature.type, dtype).expected
+        raise ScoringRejected(f"row {row + 1}, column {feature.name!r}: "
+                              f"{_shown(values[row])} is not {expected}")
+    into[:] = array
+    if feature.type == "float":
+        return [None if v is None or v != v else float(v) for v in values]
+    return [None if v is None or v != v else int(v) for v in values]
 
 
 def json_rows(body: bytes, content_type: str) -> list[dict[str, Any]] | None:
@@ -162,6 +184,9 @@ def small_request(rows: list[dict[str, Any]], spec: FeatureSpec,
     logged: dict[str, list[Any]] = {}
     for position, feature in enumerate(spec.features):
         values, dtype = _json_values(feature.name, rows)
+        if feature.type in {"int", "float"} and dtype.is_numeric():
+            logged[feature.name] = _numbers(feature, values, dtype, matrix[:, position])
+            continue
         read = scalar_reader(feature.type, feature.categories, feature.closed)
         codes = spec.category_codes.get(feature.name)
         assert read is not None  # every feature type has a scalar reader
