@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from mlyard.core.data import versions as data
 from mlyard.core.models import registry
 from mlyard.core.models.loading import load_model
-from mlyard.core.serving.server import HeaderTimeoutH11, create_app
+from mlyard.core.serving.server import SMALL_REQUEST, HeaderTimeoutH11, create_app
 from mlyard.core.workspace import open_workspace
 from mlyard.storage import prediction_files
 from tests.conftest import mlyard, python_process, sample_project, train_json, wait_for
@@ -292,3 +292,12 @@ def test_several_workers_serve_the_same_model(trained: Path) -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_a_request_above_the_small_size_scores_the_same(server: Server, trained: Path) -> None:
+    """Past SMALL_REQUEST rows the JSON goes through the column reader: same answers."""
+    frame = features_of(rows(trained, SMALL_REQUEST + 200), trained)
+    answer = post(server, {"dataframe_records": frame.to_dicts()})
+    assert answer.status_code == 200, answer.text
+    assert np.allclose(answer.json()["predictions"], expected(trained, frame))
+    assert answer.headers["x-mlyard-rows"] == str(SMALL_REQUEST + 200)

@@ -57,6 +57,11 @@ def parse_body(body: bytes, content_type: str, wanted: list[str]) -> pl.DataFram
                               f"instances or inputs; got {sorted(payload) or 'none'}")
     data = payload[forms[0]]
     rows = _split_rows(data) if forms[0] == "dataframe_split" else _record_rows(data, forms[0])
+    return rows_frame(rows, wanted)
+
+
+def rows_frame(rows: list[dict[str, Any]], wanted: list[str]) -> pl.DataFrame:
+    """The columns named in `wanted` (those present) of parsed JSON rows."""
     if not rows:
         raise ScoringRejected("no rows to score")
     return pl.DataFrame([_json_column(name, rows) for name in wanted if name in rows[0]])
