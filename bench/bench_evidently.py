@@ -38,15 +38,12 @@ THRESHOLD = 0.1
 
 
 def make_frames(rows: int) -> tuple[Path, Path]:
-    import polars as pl
-
     OUT.mkdir(parents=True, exist_ok=True)
     reference_path, current_path = OUT / "reference.parquet", OUT / f"current_{rows}.parquet"
     if not reference_path.exists():
         frame(REFERENCE_ROWS, 1, shifted=False).write_parquet(reference_path)
     if not current_path.exists():
         frame(rows, 2, shifted=True).write_parquet(current_path)
-    del pl
     return reference_path, current_path
 
 

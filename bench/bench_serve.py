@@ -167,10 +167,10 @@ def measure_bare(project: Path, bodies: dict[int, Path]) -> dict[str, object]:
     model = load_model(open_workspace(project), "champion")
     spec_file = OUT / "bare_spec.json"
     spec_file.write_text(json.dumps(model.spec.to_json()))
-    env = {**os.environ, "BARE_SPEC": str(spec_file),
-           "BARE_MODEL": str(open_workspace(project).objects.path_for(model.version.model_hash))}
     port = free_port()
-    os.environ.update(env)
+    # start() passes this process's environment on; the app reads its model from it.
+    os.environ.update({"BARE_SPEC": str(spec_file), "BARE_MODEL": str(
+        open_workspace(project).objects.path_for(model.version.model_hash))})
     try:
         return measure_server("bare_predict_app",
                               [sys.executable, "-m", "uvicorn", "bench.bare_predict_app:app",

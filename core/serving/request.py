@@ -39,25 +39,8 @@ def parse_body(body: bytes, content_type: str, wanted: list[str]) -> pl.DataFram
     """The columns named in `wanted` (those present) from a JSON or CSV body in any of
     MLflow's input forms; values stay as sent (text from CSV), typing is `typed_features`.
     """
-    kind = content_type.split(";", 1)[0].strip().lower()
-    if kind == "text/csv":
-        return _csv_frame(body)
-    if kind != "application/json":
-        raise ScoringRejected(
-            f"content type {kind or '(none)'!r} is not supported; use application/json "
-            "or text/csv", status=415, error_code="BAD_REQUEST")
-    payload = _json(body)
-    if not isinstance(payload, dict):
-        raise ScoringRejected("expected a JSON object with one of dataframe_split, "
-                              "dataframe_records, instances or inputs")
-    forms = [k for k in ("dataframe_split", "dataframe_records", "instances", "inputs")
-             if k in payload]
-    if len(forms) != 1:
-        raise ScoringRejected("expected exactly one of dataframe_split, dataframe_records, "
-                              f"instances or inputs; got {sorted(payload) or 'none'}")
-    data = payload[forms[0]]
-    rows = _split_rows(data) if forms[0] == "dataframe_split" else _record_rows(data, forms[0])
-    return rows_frame(rows, wanted)
+    rows = json_rows(body, content_type)
+    return _csv_frame(body) if rows is None else rows_frame(rows, wanted)
 
 
 def rows_frame(rows: list[dict[str, Any]], wanted: list[str]) -> pl.DataFrame:
@@ -159,16 +142,23 @@ def _numbers(feature: Feature, values: list[Any], dtype: pl.DataType,
 
 
 def json_rows(body: bytes, content_type: str) -> list[dict[str, Any]] | None:
-    """The rows of a JSON body, or None for CSV (read as a frame by `parse_body`)."""
-    if content_type.split(";", 1)[0].strip().lower() != "application/json":
+    """The rows of a JSON body in any of MLflow's input forms, or None for CSV."""
+    kind = content_type.split(";", 1)[0].strip().lower()
+    if kind == "text/csv":
         return None
+    if kind != "application/json":
+        raise ScoringRejected(
+            f"content type {kind or '(none)'!r} is not supported; use application/json "
+            "or text/csv", status=415, error_code="BAD_REQUEST")
     payload = _json(body)
     if not isinstance(payload, dict):
-        return None  # parse_body says what is wrong
+        raise ScoringRejected("expected a JSON object with one of dataframe_split, "
+                              "dataframe_records, instances or inputs")
     forms = [k for k in ("dataframe_split", "dataframe_records", "instances", "inputs")
              if k in payload]
     if len(forms) != 1:
-        return None
+        raise ScoringRejected("expected exactly one of dataframe_split, dataframe_records, "
+                              f"instances or inputs; got {sorted(payload) or 'none'}")
     data = payload[forms[0]]
     return _split_rows(data) if forms[0] == "dataframe_split" else _record_rows(data, forms[0])
 

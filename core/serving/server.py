@@ -273,9 +273,9 @@ def _score_rows(body: bytes, content_type: str, model: LoadedModel, id_column: s
             output = model.predict_matrix(matrix, threads=1)
             values = output.tolist() if isinstance(output, np.ndarray) else list(output)
             return logged, values
-        # JSON already parsed above is not parsed again; CSV (and a malformed body, for
-        # its message) goes through parse_body.
-        sent = rows_frame(rows, wanted) if rows else parse_body(body, content_type, wanted)
+        # JSON parsed above is not parsed again; CSV is read as a frame.
+        sent = rows_frame(rows, wanted) if rows is not None else parse_body(body, content_type,
+                                                                          wanted)
         frame = typed_features(sent, model.spec)
         output = model.predict(frame, threads=1)
     except ScoringRejected as rejected:
