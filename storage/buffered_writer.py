@@ -41,11 +41,14 @@ class BufferedWriter:
             `after_write` runs (a run's heartbeat); None for no keepalive.
         max_pending: rows kept while writes fail; past it the oldest are dropped and
             counted in `dropped`.
+        first_flush: seconds before the first flush, when it should come sooner than
+            `flush_interval`.
     """
 
     def __init__(self, catalog: Catalog, name: str, tables: Mapping[str, TableMaker],
                  flush_interval: float = 1.0, max_rows: int = 200_000,
-                 keepalive: float | None = None, max_pending: int = 5_000_000) -> None:
+                 keepalive: float | None = None, max_pending: int = 5_000_000,
+                 first_flush: float | None = None) -> None:
         self.catalog = catalog
         self.flush_interval = flush_interval
         self.max_rows = max_rows
@@ -62,6 +65,7 @@ class BufferedWriter:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._last_write = 0.0
+        self._first_flush = first_flush
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
 
     def start(self) -> None:
@@ -170,8 +174,11 @@ class BufferedWriter:
         return {kind: self._tables[kind](rows) for kind, rows in taken.items() if rows}
 
     def _loop(self) -> None:
+        first = self._first_flush
         while not self._stop.is_set():
             delay = min(MAX_BACKOFF, self.flush_interval * 2 ** min(self.failures, 5))
+            if first is not None:
+                delay, first = first, None
             self._wake.wait(delay)
             self._wake.clear()
             if self._stop.is_set():

@@ -23,13 +23,21 @@ from mlyard.storage.engine import ENGINE_CONFIG, engine_cursor
 from mlyard.storage.errors import CatalogError
 from mlyard.storage.lock import CatalogLock
 from mlyard.storage.migrations import PREDICTIONS_OUT, apply_migrations
-from mlyard.storage.runs_store import LOG_SCHEMA, METRIC_SCHEMA, insert_logs, insert_metrics
+from mlyard.storage.runs_store import (
+    LOG_SCHEMA,
+    METRIC_SCHEMA,
+    RUN_SEGMENT_SCHEMA,
+    insert_logs,
+    insert_metrics,
+    load_ended_runs,
+)
 
 Connection = duckdb.DuckDBPyConnection
 CHECKPOINT_HEADROOM = "2GB"
+FOLD_ROWS = 200_000  # spooled rows per loading transaction: the engine's memory is capped
 
-_SEGMENT_LOADERS = {"metrics": insert_metrics, "logs": insert_logs}
-_SEGMENT_SCHEMAS = {"metrics": METRIC_SCHEMA, "logs": LOG_SCHEMA,
+_SEGMENT_LOADERS = {"metrics": insert_metrics, "logs": insert_logs, "runs": load_ended_runs}
+_SEGMENT_SCHEMAS = {"metrics": METRIC_SCHEMA, "logs": LOG_SCHEMA, "runs": RUN_SEGMENT_SCHEMA,
                     "predictions": prediction_files.PREDICTION_SCHEMA}
 _left_for_newer: set[str] = set()  # warned about once per process
 
@@ -105,44 +113,78 @@ class Catalog:
     def ingest_spool(self, con: Connection) -> int:
         """Load every sealed segment not loaded before; return how many rows were added.
 
+        Segments are loaded many at a time (a unit of work costs the same for one row or
+        thousands), each kind in one statement, up to `FOLD_ROWS` rows per transaction.
         A segment that cannot be read or has the wrong columns is moved to `spool/bad/`
         with its reason and an `alert.spool` event: it never blocks anyone's work. One of
         a kind this version does not know (written by a newer mlyard) is left for it.
         """
+        paths = spool.sealed_segments(self.spool_dir)
+        if not paths:
+            return 0
+        seen = {name for (name,) in con.execute(
+            "SELECT name FROM spool_segments WHERE list_contains(?, name)",
+            [[path.name for path in paths]]).fetchall()}
         added = 0
-        for path in spool.sealed_segments(self.spool_dir):
-            seen = con.execute(
-                "SELECT 1 FROM spool_segments WHERE name = ?", [path.name]
-            ).fetchone()
-            if seen is None:
+        chunk: list[tuple[Path, pa.Table]] = []
+        for path in paths:
+            if path.name in seen:  # loaded, then the process stopped before removing it
+                path.unlink(missing_ok=True)
+                continue
+            if not segment_kind_known(path):
+                if path.name not in _left_for_newer:
+                    _left_for_newer.add(path.name)
+                    log.warning("%s: a spool segment of kind %r, from a newer mlyard; "
+                                "left for it", path, spool.segment_kind(path))
+                continue
+            batch, problem = read_checked_segment(path)
+            if batch is None:
+                self._quarantine_segment(con, path, problem or "unreadable")
+                continue
+            chunk.append((path, batch))
+            if sum(table.num_rows for _, table in chunk) >= FOLD_ROWS:
+                added += self._load_or_set_aside(con, chunk)
+                chunk = []
+        return added + self._load_or_set_aside(con, chunk)
+
+    def _load_or_set_aside(self, con: Connection, chunk: list[tuple[Path, pa.Table]]) -> int:
+        """Load a chunk; when its rows break a constraint, load its segments one by one
+        and move aside the ones that cannot be loaded, so no segment blocks the rest."""
+        try:
+            return self._load_segments(con, chunk)
+        except (duckdb.ConstraintException, duckdb.ConversionException,
+                duckdb.InvalidInputException) as exc:
+            if len(chunk) == 1:
+                self._quarantine_segment(con, chunk[0][0],
+                                         f"its rows could not be loaded: {_first_line(exc)}")
+                return 0
+            return sum(self._load_or_set_aside(con, [item]) for item in chunk)
+
+    def _load_segments(self, con: Connection, chunk: list[tuple[Path, pa.Table]]) -> int:
+        """Load segments in one transaction that also records their names."""
+        if not chunk:
+            return 0
+        by_kind: dict[str, list[pa.Table]] = {}
+        con.begin()
+        try:
+            for path, batch in chunk:
                 kind = spool.segment_kind(path)
-                if kind not in _SEGMENT_SCHEMAS:
-                    if path.name not in _left_for_newer:
-                        _left_for_newer.add(path.name)
-                        log.warning("%s: a spool segment of kind %r, from a newer mlyard; "
-                                    "left for it", path, kind)
-                    continue
-                batch, problem = read_checked_segment(path)
-                if batch is None:
-                    self._quarantine_segment(con, path, problem or "unreadable")
-                    continue
-                con.begin()
-                try:
-                    if kind == "predictions":  # spooled by an older mlyard: to the files
-                        prediction_files.write(self.predictions_dir, batch, name=path.stem)
-                    else:
-                        insert_batch(con, kind, batch)
-                    con.execute(
-                        "INSERT INTO spool_segments VALUES (?, ?, ?)",
-                        [path.name, time.time(), batch.num_rows],
-                    )
-                    con.commit()
-                except Exception:
-                    con.rollback()
-                    raise
-                added += batch.num_rows
+                if kind == "predictions":  # spooled by an older mlyard: to the files
+                    prediction_files.write(self.predictions_dir, batch, name=path.stem)
+                else:
+                    by_kind.setdefault(kind, []).append(batch)
+            for kind, tables in by_kind.items():
+                insert_batch(con, kind, pa.concat_tables(tables))
+            con.execute("INSERT INTO spool_segments SELECT unnest(?::VARCHAR[]), ?, "
+                        "unnest(?::BIGINT[])", [[path.name for path, _ in chunk], time.time(),
+                                                [batch.num_rows for _, batch in chunk]])
+            con.commit()
+        except Exception:
+            con.rollback()
+            raise
+        for path, _ in chunk:
             path.unlink(missing_ok=True)
-        return added
+        return sum(batch.num_rows for _, batch in chunk)
 
     def _quarantine_segment(self, con: Connection, path: Path, reason: str) -> None:
         moved = spool.quarantine(path, reason)

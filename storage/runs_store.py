@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +37,20 @@ LOG_SCHEMA = pa.schema(
 
 RUN_COLUMNS = (
     "run_id, project, name, status, start_time, end_time, heartbeat, pid, host, user_name, error"
+)
+
+_KEYS = pa.list_(pa.string())
+# An ended run as a spool segment row: `is_new` rows are stored whole (the row, its params
+# and tags), the others (whose start was stored while they ran) only record the outcome.
+RUN_SEGMENT_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()), ("project", pa.string()), ("name", pa.string()),
+        ("status", pa.string()), ("start_time", pa.float64()), ("end_time", pa.float64()),
+        ("heartbeat", pa.float64()), ("pid", pa.int64()), ("host", pa.string()),
+        ("user_name", pa.string()), ("error", pa.string()), ("is_new", pa.bool_()),
+        ("param_keys", _KEYS), ("param_values", _KEYS), ("tag_keys", _KEYS),
+        ("tag_values", _KEYS),
+    ]
 )
 
 
@@ -79,6 +96,7 @@ RUN_ATTRIBUTES = frozenset(
 
 
 def insert_run(con: Connection, run: RunRecord) -> None:
+    """Store a run not stored before, with its params and tags."""
     con.execute(
         f"INSERT INTO runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
@@ -86,6 +104,57 @@ def insert_run(con: Connection, run: RunRecord) -> None:
             run.heartbeat, run.pid, run.host, run.user_name, run.error,
         ],
     )
+    # Plain inserts: the run is new, and an upsert costs DuckDB several times as much.
+    for table, items in (("params", run.params), ("tags", run.tags)):
+        if items:
+            con.execute(f"INSERT INTO {table} SELECT ?, unnest(?::VARCHAR[]), "
+                        "unnest(?::VARCHAR[])", [run.run_id, list(items), list(items.values())])
+
+
+@contextmanager
+def _registered(con: Connection, name: str, batch: pa.Table) -> Iterator[None]:
+    """`batch` readable as `name` for the block. Not unregistered when the block fails:
+    DuckDB refuses even that in an aborted transaction, which would hide the real error;
+    the unit's cursor, closed at its end, drops the name with it."""
+    con.register(name, batch)
+    yield
+    con.unregister(name)
+
+
+def ended_runs_table(runs: Sequence[tuple[RunRecord, bool]]) -> pa.Table:
+    """Ended runs as a spool segment; the flag says whether the run is stored yet."""
+    columns: dict[str, list[Any]] = {name: [] for name in RUN_SEGMENT_SCHEMA.names}
+    for run, stored in runs:
+        for name in RUN_COLUMNS.split(", "):
+            columns[name].append(getattr(run, name))
+        columns["is_new"].append(not stored)
+        for kind, items in (("param", run.params), ("tag", run.tags)):
+            columns[f"{kind}_keys"].append([] if stored else list(items))
+            columns[f"{kind}_values"].append([] if stored else list(items.values()))
+    return pa.table(columns, schema=RUN_SEGMENT_SCHEMA)
+
+
+def load_ended_runs(con: Connection, batch: pa.Table) -> None:
+    """Apply a segment of ended runs: new ones whole, the others their outcome; each end
+    is an event, as `meta_store.add_event` records it."""
+    with _registered(con, "run_batch", batch):
+        con.execute(f"INSERT INTO runs SELECT {RUN_COLUMNS} FROM run_batch WHERE is_new")
+        for table, kind in (("params", "param"), ("tags", "tag")):
+            con.execute(f"INSERT INTO {table} SELECT run_id, unnest({kind}_keys), "
+                        f"unnest({kind}_values) FROM run_batch WHERE is_new")
+        con.execute(
+            "UPDATE runs SET status = b.status, end_time = b.end_time, error = b.error, "
+            "heartbeat = greatest(runs.heartbeat, b.heartbeat) "
+            "FROM run_batch AS b WHERE NOT b.is_new AND runs.run_id = b.run_id")
+    ends = [(r["end_time"], f"run.{r['status']}", r["run_id"], r["user_name"],
+             json.dumps({"error": r["error"]}))
+            for r in batch.select(["end_time", "status", "run_id", "user_name", "error"])
+            .to_pylist() if r["end_time"] is not None]
+    if ends:
+        con.execute("INSERT INTO events (ts, kind, subject, actor, detail) SELECT "
+                    "unnest(?::DOUBLE[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), "
+                    "unnest(?::VARCHAR[]), unnest(?::VARCHAR[])",
+                    [list(column) for column in zip(*ends, strict=True)])
 
 
 def finish_run(
@@ -167,8 +236,7 @@ def set_tags(con: Connection, run_id: str, tags: dict[str, str]) -> None:
 
 def insert_metrics(con: Connection, batch: pa.Table) -> None:
     """Append metric points and move each key's latest value (highest step, then time)."""
-    con.register("metric_batch", batch)
-    try:
+    with _registered(con, "metric_batch", batch):
         con.execute("INSERT INTO metrics SELECT run_id, key, value, step, ts FROM metric_batch")
         con.execute(
             """
@@ -188,17 +256,12 @@ def insert_metrics(con: Connection, batch: pa.Table) -> None:
             WHERE runs.run_id = b.run_id
             """
         )
-    finally:
-        con.unregister("metric_batch")
 
 
 def insert_logs(con: Connection, batch: pa.Table) -> None:
     """Append a run's output lines (numbered by the writer, so order survives spooling)."""
-    con.register("log_batch", batch)
-    try:
+    with _registered(con, "log_batch", batch):
         con.execute("INSERT INTO run_logs SELECT run_id, seq, ts, stream, line FROM log_batch")
-    finally:
-        con.unregister("log_batch")
 
 
 @dataclass(frozen=True)

@@ -121,6 +121,7 @@ def test_a_run_whose_pid_was_reused_by_a_later_process_shows_as_crashed(project:
     older = subprocess.Popen(["sleep", "60"])
     ws = open_workspace()
     run = tracking.start_run(name="reused", workspace=ws)
+    run.flush()  # stored, as a run is within START_DELAY of its start
     run._buffer.stop()  # as if this process had died: nothing more is written for it
     tracking._active.remove(run)
     later = subprocess.Popen(["sleep", "60"])

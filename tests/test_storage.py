@@ -20,7 +20,7 @@ from mlyard.storage.catalog import Catalog
 from mlyard.storage.errors import CatalogError, ObjectCorrupt, StoreLocked
 from mlyard.storage.objects import ObjectStore
 from mlyard.storage.runs_store import METRIC_SCHEMA, count_metric_points
-from tests.conftest import mlyard_process
+from tests.conftest import mlyard_process, wait_for
 
 HOLD_LOCK = textwrap.dedent("""
     import sys
@@ -206,3 +206,97 @@ def test_a_run_that_had_to_drop_points_ends_failed_and_warns_the_script(tmp_path
     detail = runs.show_run(ws, run.run_id)
     assert detail.run.status == "failed" and "could not be stored" in (detail.run.error or "")
     assert detail.metric_points["loss"] == 50  # the newest 50 were kept and written
+
+
+MANY_RUNS_THEN_EXIT = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from mlyard.core.tracking import active_run as tracking
+    from mlyard.core.workspace import open_workspace
+    ws = open_workspace(Path(sys.argv[1]))
+    for index in range(int(sys.argv[2])):
+        with tracking.start_run(workspace=ws, params={"index": index}) as run:
+            run.log_metrics({"loss": 1.0 / (index + 1), "auc": 0.5}, step=0)
+    left = tracking.start_run(workspace=ws, name="left open")  # ended by the exit hook
+    left.log_metric("loss", 0.25)
+""")
+
+
+def _read_catalog_file(path: Path, sql: str) -> list[tuple[object, ...]]:
+    """The catalog file as any tool would read it, without loading the spool first."""
+    import duckdb
+
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def test_runs_a_script_ended_are_in_the_catalog_file_when_it_exits(tmp_path: Path) -> None:
+    (tmp_path / "mlyard.toml").write_text("")
+    ws = open_workspace(tmp_path)
+    done = subprocess.run([sys.executable, "-c", MANY_RUNS_THEN_EXIT, str(tmp_path), "60"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert not spool.sealed_segments(ws.catalog.spool_dir)
+    statuses = _read_catalog_file(ws.catalog.path,
+                                  "SELECT status, count(*) FROM runs GROUP BY ALL")
+    assert dict(statuses) == {"finished": 61}
+    [(params, points, ends)] = _read_catalog_file(ws.catalog.path, """
+        SELECT (SELECT count(*) FROM params WHERE key = 'index'),
+               (SELECT count(*) FROM metrics),
+               (SELECT count(*) FROM events WHERE kind = 'run.finished')""")
+    assert (params, points, ends) == (60, 121, 61)
+    listed = runs.list_runs(ws, filters=["params.index = 59"])
+    assert [r.metrics for r in listed] == [{"loss": 1 / 60, "auc": 0.5}]
+
+
+def test_an_ended_run_reads_as_ended_at_once_and_reaches_the_catalog_file_soon(
+        tmp_path: Path) -> None:
+    (tmp_path / "mlyard.toml").write_text("")
+    ws = open_workspace(tmp_path)
+    with tracking.start_run(workspace=ws, params={"lr": 0.1}, name="quick") as run:
+        run.log_metric("loss", 0.5)
+    # Any unit of work loads the spool first, so every reader sees the run ended ...
+    assert runs.show_run(ws, run.run_id).run.status == "finished"
+    # ... and without readers, this process loads it into the file shortly after.
+    with tracking.start_run(workspace=ws, name="unread") as unread:
+        unread.log_metric("loss", 0.25)
+    wait_for(lambda: not spool.sealed_segments(ws.catalog.spool_dir),
+             what="the spool loaded into the catalog")
+    assert _read_catalog_file(ws.catalog.path, "SELECT name, status FROM runs ORDER BY 1"
+                              ) == [("quick", "finished"), ("unread", "finished")]
+
+
+def test_a_long_run_is_listed_as_running_before_it_ends(tmp_path: Path) -> None:
+    (tmp_path / "mlyard.toml").write_text("")
+    ws = open_workspace(tmp_path)
+    run = tracking.start_run(workspace=ws, params={"lr": 0.1}, name="long")
+    try:
+        listed = wait_for(lambda: runs.list_runs(ws), what="the run stored")
+        assert [(r.name, r.status, r.params) for r in listed] == [
+            ("long", "running", {"lr": "0.1"})]
+    finally:
+        run.end()
+    assert runs.show_run(ws, run.run_id).run.status == "finished"
+
+
+def test_a_spooled_run_that_cannot_be_loaded_is_moved_aside_and_blocks_nobody(
+        tmp_path: Path) -> None:
+    from mlyard.storage.runs_store import RunRecord, ended_runs_table
+
+    catalog = Catalog(tmp_path)
+    with catalog.session():
+        pass
+
+    def ended(run_id: str, stored: bool) -> pa.Table:
+        record = RunRecord(run_id, "p", None, "finished", 1.0, 2.0, 2.0, 1, "h", "u", None,
+                           params={"a": "1"})
+        return ended_runs_table([(record, stored)])
+
+    first = spool.write_segment(catalog.spool_dir, "runs", ended("r1", stored=False))
+    again = spool.write_segment(catalog.spool_dir, "runs", ended("r1", stored=False))
+    other = spool.write_segment(catalog.spool_dir, "runs", ended("r2", stored=False))
+    with catalog.session() as con:  # the duplicate cannot go in; the other two do
+        assert con.execute("SELECT run_id FROM runs ORDER BY 1").fetchall() == [("r1",),
+                                                                                ("r2",)]
+    assert [p.name for p in (catalog.spool_dir / "bad").glob("*.arrow")] == [again.name]
+    assert not first.exists() and not other.exists()

@@ -8,7 +8,9 @@
         mlyard.log_metric("holdout_auc", 0.91)
 
 Metric points go to an in-memory buffer that a background thread flushes about once a
-second, so logging costs microseconds and never waits for the catalog lock.
+second, so logging costs microseconds and never waits for the catalog lock. The run
+itself is stored with its first unit of work (at the latest `START_DELAY` after it
+starts), so a short run costs one unit of work, not two.
 """
 
 from __future__ import annotations
@@ -22,18 +24,20 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
 
 import pyarrow as pa
 
-from mlyard.core.errors import MlyardError, TrackingError
+from mlyard.core.errors import TrackingError
 from mlyard.core.tracking.metric_buffer import MetricBuffer
 from mlyard.core.tracking.provenance import current_user
 from mlyard.core.workspace import Workspace, open_workspace
-from mlyard.storage import meta_store, run_outcomes, runs_store
-from mlyard.storage.buffered_writer import write_batches
+from mlyard.storage import run_outcomes, runs_store, spool_folder
+from mlyard.storage.catalog import Connection
 
 _active: list[Run] = []
 _active_guard = threading.Lock()
@@ -53,11 +57,12 @@ class RunStopped(Exception):
 class Run:
     """A tracked run; use it as a context manager or call `end()`."""
 
-    def __init__(self, workspace: Workspace, run_id: str, name: str | None,
+    def __init__(self, workspace: Workspace, record: runs_store.RunRecord,
                  buffer: MetricBuffer) -> None:
         self.workspace = workspace
-        self.run_id = run_id
-        self.name = name
+        self.run_id = record.run_id
+        self.name = record.name
+        self._record = record
         self._buffer = buffer
         self._next_step: dict[str, int] = {}
         self._ended = False
@@ -111,7 +116,7 @@ class Run:
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Record params; a key logged twice must keep the same value."""
         clean = {_check_key("param", k): str(v) for k, v in params.items()}
-        with self.workspace.catalog.session() as con:
+        with self.session() as con:
             runs_store.set_params(con, self.run_id, clean)
 
     def set_tag(self, key: str, value: Any) -> None:
@@ -119,7 +124,7 @@ class Run:
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         clean = {_check_key("tag", k): str(v) for k, v in tags.items()}
-        with self.workspace.catalog.session() as con:
+        with self.session() as con:
             runs_store.set_tags(con, self.run_id, clean)
 
     def log_artifact(self, path: str | Path, name: str | None = None) -> str:
@@ -137,12 +142,17 @@ class Run:
         self._attach(name, digest, len(data))
         return digest
 
+    def session(self) -> AbstractContextManager[Connection]:
+        """A unit of work on the catalog that may refer to this run (the run is stored by
+        the first one, if it is not yet)."""
+        return self._buffer.unit()
+
     def _attach(self, name: str, digest: str, size: int) -> None:
-        with self.workspace.catalog.session() as con:
+        with self.session() as con:
             runs_store.add_artifact(con, self.run_id, name, digest, size, time.time())
 
     def flush(self) -> None:
-        """Make every point logged so far visible to readers now."""
+        """Make the run and every point logged so far visible to readers now."""
         self._buffer.flush()
 
     def end(self, status: str = "finished", error: str | None = None) -> None:
@@ -163,28 +173,25 @@ class Run:
                     f"stored ({self._buffer.last_error or 'writes kept failing'})")
             warnings.warn(f"mlyard run {self.run_id[:8]}: {lost}", stacklevel=2)
             status, error = "failed", f"{lost}; {error}" if error else lost
+        unstored = self._buffer.take_start()
+        ended = replace(self._record, status=status, end_time=time.time(), error=error)
+        ended.heartbeat = ended.end_time or ended.heartbeat
+        catalog = self.workspace.catalog
         try:
-            # The last points and lines and the final status go in one unit of work.
-            with self.workspace.catalog.session() as con:
-                write_batches(con, remaining)
-                runs_store.finish_run(con, self.run_id, status, time.time(), error)
-                meta_store.add_event(con, f"run.{status}", self.run_id, current_user(),
-                                     {"error": error})
-        except MlyardError:
-            try:
-                for kind, batch in remaining.items():
-                    self._buffer.spool(kind, batch)
-            except OSError as exc:
-                lost = sum(batch.num_rows for batch in remaining.values())
-                status = "failed"
-                error = (f"{error}; " if error else "") + \
-                    f"{lost} metric points or log lines could not be stored ({exc})"
-            # The catalog cannot take the outcome now (a full disk): the run's reserved
-            # block can, and the next unit of work that notices the run is gone applies it.
-            run_outcomes.record(self.workspace.catalog.outcomes_dir, self.run_id, status,
-                                error)
-            raise
-        run_outcomes.release(self.workspace.catalog.outcomes_dir, self.run_id)
+            # Sealed into the spool, where every unit of work looks first: durable now,
+            # loaded into the catalog with the other runs ended about now.
+            for kind, batch in remaining.items():
+                self._buffer.spool(kind, batch)
+            self._buffer.spool("runs", runs_store.ended_runs_table([(ended,
+                                                                     unstored is None)]))
+        except OSError as exc:
+            # The run's reserved block can take the outcome even on a full disk; the next
+            # unit of work that notices the run is gone applies it.
+            run_outcomes.record(catalog.outcomes_dir, self.run_id, status, error)
+            raise TrackingError(f"run {self.run_id[:8]}: could not store how it ended "
+                                f"({exc}); check free disk space") from exc
+        run_outcomes.release(catalog.outcomes_dir, self.run_id)
+        spool_folder.fold_soon(catalog)
 
     def log_text(self, text: str, artifact_file: str) -> str:
         """Store `text` as the artifact `artifact_file` (MLflow's `log_text`); return its
@@ -227,29 +234,21 @@ def start_run(
     """
     ws = workspace if isinstance(workspace, Workspace) else open_workspace(workspace)
     now = time.time()
-    run_id = uuid.uuid4().hex
-    record = runs_store.RunRecord(
-        run_id=run_id, project=ws.project, name=name, status="running", start_time=now,
-        end_time=None, heartbeat=now, pid=os.getpid(), host=socket.gethostname(),
-        user_name=current_user(), error=None,
-    )
     source = sys.argv[0] if sys.argv and sys.argv[0] else "<interactive>"
     all_tags = {"mlyard.source": source}
     all_tags.update({_check_key("tag", k): str(v) for k, v in (tags or {}).items()})
-    clean_params = {_check_key("param", k): str(v) for k, v in (params or {}).items()}
-    run_outcomes.reserve(ws.catalog.outcomes_dir, run_id)  # see Run.end
-    try:
-        with ws.catalog.session() as con:
-            runs_store.insert_run(con, record)
-            runs_store.set_tags(con, run_id, all_tags)
-            if clean_params:
-                runs_store.set_params(con, run_id, clean_params)
-    except BaseException:
-        run_outcomes.release(ws.catalog.outcomes_dir, run_id)
-        raise
-    buffer = MetricBuffer(ws.catalog, run_id, flush_interval=flush_interval)
+    record = runs_store.RunRecord(
+        run_id=uuid.uuid4().hex, project=ws.project, name=name, status="running",
+        start_time=now, end_time=None, heartbeat=now, pid=os.getpid(),
+        host=socket.gethostname(), user_name=current_user(), error=None,
+        params={_check_key("param", k): str(v) for k, v in (params or {}).items()},
+        tags=all_tags,
+    )
+    run_outcomes.reserve(ws.catalog.outcomes_dir, record.run_id)  # see Run.end
+    buffer = MetricBuffer(ws.catalog, record.run_id, flush_interval=flush_interval,
+                          start=record)
     buffer.start()
-    run = Run(ws, run_id, name, buffer)
+    run = Run(ws, record, buffer)
     if capture_output:
         run.capture_output()
     with _active_guard:

@@ -4,22 +4,35 @@ Logging must cost microseconds, and a flush must never wait on the catalog lock 
 `mlyard.storage.buffered_writer`). Readers therefore see what was logged up to the last
 flush (about a second). Each flush also beats the run's heartbeat, so a run whose
 process died is noticed.
+
+The run's start (its row, params and tags) waits for the run's first unit of work: a
+flush, a param or artifact it records. A unit of work costs DuckDB milliseconds of
+attaching, committing and checkpointing whatever it writes, so a run that ends within
+`START_DELAY` never has one of its own: its start goes with its end into the spool.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import partial
 
 import pyarrow as pa
 
 from mlyard.storage.buffered_writer import BufferedWriter
 from mlyard.storage.catalog import Catalog, Connection
-from mlyard.storage.runs_store import LOG_SCHEMA, METRIC_SCHEMA, touch_heartbeat
+from mlyard.storage.runs_store import (
+    LOG_SCHEMA,
+    METRIC_SCHEMA,
+    RunRecord,
+    insert_run,
+    touch_heartbeat,
+)
 
 Point = tuple[str, float, int, float]  # key, value, step, timestamp
 Line = tuple[int, float, str, str]  # seq, timestamp, stream, text
+START_DELAY = 0.1  # seconds before a run not yet stored is flushed, start and all
 
 
 class MetricBuffer(BufferedWriter):
@@ -32,14 +45,36 @@ class MetricBuffer(BufferedWriter):
         flush_interval: float = 1.0,
         max_points: int = 200_000,
         heartbeat_interval: float = 5.0,
+        start: RunRecord | None = None,
     ) -> None:
         super().__init__(
             catalog, f"mlyard-flush-{run_id[:8]}",
             {"metrics": partial(_table, run_id, METRIC_SCHEMA),
              "logs": partial(_table, run_id, LOG_SCHEMA)},
-            flush_interval=flush_interval, max_rows=max_points, keepalive=heartbeat_interval)
+            flush_interval=flush_interval, max_rows=max_points, keepalive=heartbeat_interval,
+            first_flush=None if start is None else min(START_DELAY, flush_interval))
         self.run_id = run_id
         self._next_line = 0
+        self._start = start
+        self._flushed_start: RunRecord | None = None
+
+    @contextmanager
+    def unit(self, timeout: float | None = None) -> Iterator[Connection]:
+        """A unit of work about this run; the first one also stores the run's start."""
+        start = None
+        try:
+            with self.catalog.session(timeout) as con:
+                start = self._write_start(con)
+                yield con
+        except BaseException:
+            self._restore(start)
+            raise
+
+    def take_start(self) -> RunRecord | None:
+        """The run's start if no unit of work stored it, for the caller to store (at the
+        run's end, once the flusher has stopped)."""
+        start, self._start = self._start, None
+        return start
 
     def add(self, point: Point) -> None:
         self.add_row("metrics", point)
@@ -54,8 +89,32 @@ class MetricBuffer(BufferedWriter):
             first, self._next_line = self._next_line, self._next_line + len(lines)
         self.add_rows("logs", [(first + i, now, stream, text) for i, text in enumerate(lines)])
 
+    def store(self, batches: dict[str, pa.Table], now: float) -> bool:
+        self._flushed_start = None
+        try:
+            stored = super().store(batches, now)
+        except BaseException:
+            self._restore(self._flushed_start)
+            raise
+        if not stored:
+            self._restore(self._flushed_start)
+        return stored
+
     def after_write(self, con: Connection, now: float) -> None:
+        self._flushed_start = self._write_start(con)
         touch_heartbeat(con, self.run_id, now)
+
+    def _write_start(self, con: Connection) -> RunRecord | None:
+        """Store the start if no unit did yet; return it, to be put back if this unit
+        fails. Units of one catalog take turns, so only one of them takes it."""
+        start, self._start = self._start, None
+        if start is not None:
+            insert_run(con, start)
+        return start
+
+    def _restore(self, start: RunRecord | None) -> None:
+        if start is not None:
+            self._start = start
 
 
 def _table(run_id: str, schema: pa.Schema, rows: Sequence[tuple[object, ...]]) -> pa.Table:

@@ -175,7 +175,7 @@ def record_training(ws: Workspace, training: TrainPlan, spec: FeatureSpec,
     auto_register`)."""
     cfg = training.config
     with tracking.start_run(name=name, params=_flat(params), tags=tags, workspace=ws) as run:
-        with ws.catalog.session() as con:
+        with run.session() as con:
             models_store.record_inputs(con, run.run_id, [(v.dataset, v.seq, v.snapshot_hash)
                                                          for v in training.versions])
         record = _reproducibility_record(ws, training, split)
