@@ -6,7 +6,8 @@ The runs are bulk-loaded straight into the catalog (creating them one by one thr
 tracking API is measured in bench_logging.py). Each timing is one call of the same core
 function the CLI uses, including opening the catalog, taking the lock and building the
 result objects; the median of 7 calls is reported. `mlyard runs list` (its table and its
---json) is timed as a whole process too.
+--json) is timed as a whole process too, and MLflow's `search_runs` on the same shapes in
+the same run (bench/mlflow_list.py) when `bench/.mlflow-venv` exists.
 """
 
 from __future__ import annotations
@@ -85,6 +86,21 @@ def whole_process(folder: Path, args: list[str]) -> float:
     return round(statistics.median(samples), 2)
 
 
+def mlflow_search_runs(folder: Path) -> dict[str, float] | str:
+    """The same shapes through MLflow's `search_runs`, in the same run (bench/mlflow_list.py
+    in `bench/.mlflow-venv`), or why it was skipped."""
+    python = Path(__file__).parent / ".mlflow-venv" / "bin" / "python"
+    if not python.exists():
+        return f"skipped: {python} not found (see bench_serve.py's docstring)"
+    where = folder / "mlflow"
+    where.mkdir()
+    done = subprocess.run([str(python), str(Path(__file__).parent / "mlflow_list.py"),
+                           str(where), str(RUNS), str(PARAMS), str(METRICS)],
+                          capture_output=True, text=True, check=True)
+    figures: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures
+
+
 def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="mlyard-bench-"))
     try:
@@ -103,6 +119,11 @@ def main() -> None:
         }
         for name, args in (("cli_table_s", []), ("cli_json_s", ["--json"])):
             results[name] = whole_process(folder, ["runs", "list", *args])
+        results["mlflow_search_runs"] = mlflow_search_runs(folder)
+        if isinstance(results["mlflow_search_runs"], dict):
+            results["mlyard_times_faster"] = {
+                key: round(value / float(results[key]), 1)  # type: ignore[arg-type]
+                for key, value in results["mlflow_search_runs"].items()}
         print(json.dumps({"benchmark": "list_runs", "runs": RUNS, **results}))
     finally:
         shutil.rmtree(folder)

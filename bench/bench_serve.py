@@ -96,17 +96,26 @@ def load(url: str, body: Path, connections: int, rows: int) -> dict[str, float]:
                                   - (before.ru_utime + before.ru_stime), 2)}
 
 
+CELLS = [(1, 1), (1, 8), (100, 1), (100, 8)]  # (rows per body, connections)
+
+
 def measure_server(name: str, command: list[str], cwd: Path, url: str,
-                   bodies: dict[int, Path]) -> dict[str, object]:
+                   bodies: dict[int, Path], cells: list[tuple[int, int]] = CELLS,
+                   busy: bool = False) -> dict[str, object]:
+    """Start a server, load it cell by cell, stop it. With `busy`, a process burning one
+    core runs beside it (what a shared machine does to a server)."""
     process, cold = start(command, cwd, url)
+    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
     try:
         figures: dict[str, object] = {"cold_start_s": round(cold, 2)}
-        for rows, body in bodies.items():
-            for connections in (1, 8):
-                figures[f"{rows}_rows_c{connections}"] = load(url, body, connections, rows)
+        for rows, connections in cells:
+            figures[f"{rows}_rows_c{connections}"] = load(url, bodies[rows], connections, rows)
         figures["server_rss_mb"] = round(psutil.Process(process.pid).memory_info().rss / 2**20)
         return {name: figures}
     finally:
+        if burner is not None:
+            burner.kill()
+            burner.wait()
         process.terminate()
         process.wait(timeout=30)
 
@@ -147,22 +156,45 @@ def main() -> None:
         "mlyard_without_prediction_log",
         [sys.executable, "-m", "mlyard", "serve", "churn@champion", "--port", str(port),
          "--no-log"], project, f"http://127.0.0.1:{port}", bodies))
+    port = free_port()
+    results.update(measure_server(
+        "mlyard_workers_2", [sys.executable, "-m", "mlyard", "serve", "churn@champion",
+                             "--port", str(port), "--workers", "2"],
+        project, f"http://127.0.0.1:{port}", bodies, cells=[(1, 8)]))
+    port = free_port()
+    results.update(measure_server(
+        "mlyard_one_core_busy", [sys.executable, "-m", "mlyard", "serve", "churn@champion",
+                                 "--port", str(port)],
+        project, f"http://127.0.0.1:{port}", bodies, cells=[(1, 8), (100, 8)], busy=True))
     results.update(measure_bare(project, bodies))
+    results.update(measure_bare(project, bodies, busy=True))
     floor = results["bare_predict_app"]
     for name in ("mlyard", "mlyard_without_prediction_log"):
         results[f"{name}_vs_bare"] = {
             key: round(results[name][key]["requests_per_s"]  # type: ignore[index]
                        / floor[key]["requests_per_s"], 2)  # type: ignore[index]
             for key in floor if key.endswith(("_c1", "_c8"))}  # type: ignore[union-attr]
+    idle = results["mlyard"]
+    busy = results["mlyard_one_core_busy"]
+    results["mlyard_one_core_busy_vs_idle"] = {
+        key: round(busy[key]["requests_per_s"] / idle[key]["requests_per_s"], 2)  # type: ignore[index]
+        for key in busy if key.endswith("_c8")}  # type: ignore[union-attr]
     mlflow = HERE / ".mlflow-venv" / "bin" / "mlflow"
     if mlflow.exists():
         results.update(measure_mlflow(project, mlflow, frame, spec))
+        for name in ("mlflow", "mlflow_with_signature"):
+            results[f"mlyard_vs_{name}"] = {
+                key: round(idle[key]["requests_per_s"]  # type: ignore[index]
+                           / results[name][key]["requests_per_s"], 2)  # type: ignore[index]
+                for key in idle if key.endswith(("_c1", "_c8"))}  # type: ignore[union-attr]
     else:
         results["mlflow"] = f"skipped: {mlflow} not found (see this script's docstring)"
+    results["uvloop"] = importlib.util.find_spec("uvloop") is not None
     print(json.dumps(results))
 
 
-def measure_bare(project: Path, bodies: dict[int, Path]) -> dict[str, object]:
+def measure_bare(project: Path, bodies: dict[int, Path], busy: bool = False
+                 ) -> dict[str, object]:
     """bench/bare_predict_app.py on the same model and bodies: the floor."""
     model = load_model(open_workspace(project), "champion")
     spec_file = OUT / "bare_spec.json"
@@ -172,10 +204,11 @@ def measure_bare(project: Path, bodies: dict[int, Path]) -> dict[str, object]:
     os.environ.update({"BARE_SPEC": str(spec_file), "BARE_MODEL": str(
         open_workspace(project).objects.path_for(model.version.model_hash))})
     try:
-        return measure_server("bare_predict_app",
+        return measure_server("bare_predict_app_one_core_busy" if busy else "bare_predict_app",
                               [sys.executable, "-m", "uvicorn", "bench.bare_predict_app:app",
                                "--port", str(port), "--log-level", "warning"],
-                              REPO, f"http://127.0.0.1:{port}", bodies)
+                              REPO, f"http://127.0.0.1:{port}", bodies,
+                              cells=[(1, 8), (100, 8)] if busy else CELLS, busy=busy)
     finally:
         for key in ("BARE_SPEC", "BARE_MODEL"):
             os.environ.pop(key, None)
@@ -183,17 +216,14 @@ def measure_bare(project: Path, bodies: dict[int, Path]) -> dict[str, object]:
 
 def measure_mlflow(project: Path, mlflow: Path, frame: pl.DataFrame,
                    spec: FeatureSpec) -> dict[str, object]:
-    """The same model and rows through `mlflow models serve --env-manager local`.
+    """The same model and rows through `mlflow models serve --env-manager local`, saved
+    without and with a signature (which makes the server check every request's columns
+    and types, as MLflow's documentation recommends).
 
     MLflow's LightGBM flavour takes the booster's numeric inputs, so its bodies carry the
     category codes mlyard would compute; the rows and the model are the same.
     """
     model = load_model(open_workspace(project), "champion")
-    saved = OUT / "mlflow-model"
-    shutil.rmtree(saved, ignore_errors=True)
-    subprocess.run([str(mlflow.parent / "python"), str(HERE / "mlflow_save.py"),
-                    str(open_workspace(project).objects.path_for(model.version.model_hash)),
-                    str(saved)], check=True, capture_output=True)
     bodies = {}
     for rows in (1, 100):
         encoded = encode(frame.head(rows), spec)
@@ -201,10 +231,19 @@ def measure_mlflow(project: Path, mlflow: Path, frame: pl.DataFrame,
         body.write_text(json.dumps({"dataframe_records": [
             dict(zip(spec.names, map(_finite, row), strict=True)) for row in encoded.tolist()]}))
         bodies[rows] = body
-    port = free_port()
-    return measure_server("mlflow", [str(mlflow), "models", "serve", "-m", str(saved),
-                                     "--env-manager", "local", "-h", "127.0.0.1", "-p",
-                                     str(port)], OUT, f"http://127.0.0.1:{port}", bodies)
+    results: dict[str, object] = {}
+    for name, extra in (("mlflow", []), ("mlflow_with_signature", [str(bodies[100])])):
+        saved = OUT / f"{name}-model"
+        shutil.rmtree(saved, ignore_errors=True)
+        subprocess.run([str(mlflow.parent / "python"), str(HERE / "mlflow_save.py"),
+                        str(open_workspace(project).objects.path_for(model.version.model_hash)),
+                        str(saved), *extra], check=True, capture_output=True)
+        port = free_port()
+        results.update(measure_server(
+            name, [str(mlflow), "models", "serve", "-m", str(saved), "--env-manager", "local",
+                   "-h", "127.0.0.1", "-p", str(port)], OUT, f"http://127.0.0.1:{port}",
+            bodies))
+    return results
 
 
 def _finite(value: float) -> float | None:

@@ -51,36 +51,58 @@ def ensure_dataset(con: Connection, dataset: str, contract_json: str | None, ts:
     )
 
 
-def versions_by_source(con: Connection, dataset: str, source_hash: str) -> list[VersionRecord]:
-    """Every version made from these bytes, newest first (one per contract they passed)."""
+def versions_by_source(con: Connection, dataset: str, source_hashes: list[str]
+                       ) -> dict[str, list[VersionRecord]]:
+    """Every version made from each of these bytes, newest first (one per contract they
+    passed); a hash with none is absent."""
     rows = con.execute(
-        f"SELECT {_VERSION_COLUMNS} FROM dataset_versions WHERE dataset = ? AND source_hash = ? "
-        "ORDER BY seq DESC", [dataset, source_hash],
+        f"SELECT {_VERSION_COLUMNS} FROM dataset_versions WHERE dataset = ? "
+        "AND list_contains(?, source_hash) ORDER BY seq DESC", [dataset, source_hashes],
     ).fetchall()
-    return [_record(row) for row in rows]
+    found: dict[str, list[VersionRecord]] = {}
+    for row in rows:
+        record = _record(row)
+        found.setdefault(record.source_hash, []).append(record)
+    return found
 
 
-def add_version(con: Connection, record: VersionRecord) -> VersionRecord:
-    """Insert with the next sequence number, unless the same source already passed the
-    same contract (then that version)."""
-    for existing in versions_by_source(con, record.dataset, record.source_hash):
-        if existing.contract_hash == record.contract_hash:
-            return existing
-    row = con.execute(
-        "SELECT coalesce(max(seq), 0) + 1 FROM dataset_versions WHERE dataset = ?",
-        [record.dataset],
-    ).fetchone()
-    record.seq = int(row[0]) if row else 1
-    profile = json.dumps(record.profile, default=str)
-    record.profile = json.loads(profile)  # as every later read returns it (dates as text)
-    con.execute(
-        f"INSERT INTO dataset_versions ({_VERSION_COLUMNS}) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [record.dataset, record.seq, record.source_hash, record.source_path,
-         record.snapshot_hash, record.rows, json.dumps(record.schema),
-         profile, json.dumps(record.warnings), record.created_at, record.contract_hash],
-    )
-    return record
+def add_versions(con: Connection, records: list[VersionRecord]) -> list[VersionRecord]:
+    """Insert with the next sequence numbers, in order; a record whose source already
+    passed the same contract (another process was quicker) is that version instead."""
+    if not records:
+        return []
+    dataset = records[0].dataset
+    known = versions_by_source(con, dataset, [r.source_hash for r in records])
+    row = con.execute("SELECT coalesce(max(seq), 0) FROM dataset_versions WHERE dataset = ?",
+                      [dataset]).fetchone()
+    seq = int(row[0]) if row else 0
+    added: list[VersionRecord] = []
+    fresh: list[VersionRecord] = []
+    for record in records:
+        existing = next((v for v in known.get(record.source_hash, [])
+                         if v.contract_hash == record.contract_hash), None)
+        if existing is None:
+            seq += 1
+            record.seq = seq
+            # As every later read returns it (dates as text).
+            record.profile = json.loads(json.dumps(record.profile, default=str))
+            known.setdefault(record.source_hash, []).insert(0, record)
+            fresh.append(record)
+        added.append(existing or record)
+    if fresh:
+        con.execute(
+            f"INSERT INTO dataset_versions ({_VERSION_COLUMNS}) SELECT unnest(?::VARCHAR[]), "
+            "unnest(?::BIGINT[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), "
+            "unnest(?::VARCHAR[]), unnest(?::BIGINT[]), unnest(?::VARCHAR[]), "
+            "unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::DOUBLE[]), "
+            "unnest(?::VARCHAR[])",
+            [[r.dataset for r in fresh], [r.seq for r in fresh],
+             [r.source_hash for r in fresh], [r.source_path for r in fresh],
+             [r.snapshot_hash for r in fresh], [r.rows for r in fresh],
+             [json.dumps(r.schema) for r in fresh], [json.dumps(r.profile) for r in fresh],
+             [json.dumps(r.warnings) for r in fresh], [r.created_at for r in fresh],
+             [r.contract_hash for r in fresh]])
+    return added
 
 
 def set_contract_hash(con: Connection, dataset: str, seq: int, contract_hash: str) -> None:

@@ -25,3 +25,19 @@ def add_event(
         [time.time(), kind, subject, actor, json.dumps(detail)],
     )
 
+
+
+Event = tuple[str, str, str | None, dict[str, Any]]  # kind, subject, actor, detail
+
+
+def add_events(con: Connection, events: list[Event], times: list[float] | None = None
+               ) -> None:
+    """Several events in one statement (a batch of ingested files, of ended runs), at
+    `times` (default: now)."""
+    if events:
+        kinds, subjects, actors, details = zip(*events, strict=True)
+        con.execute("INSERT INTO events (ts, kind, subject, actor, detail) SELECT "
+                    "unnest(?::DOUBLE[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), "
+                    "unnest(?::VARCHAR[]), unnest(?::VARCHAR[])",
+                    [times or [time.time()] * len(events), list(kinds), list(subjects),
+                     list(actors), [json.dumps(d) for d in details]])

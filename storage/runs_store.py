@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -11,6 +10,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from mlyard.storage import meta_store
 from mlyard.storage.errors import CatalogError, NotFound
 
 Connection = duckdb.DuckDBPyConnection
@@ -146,15 +146,11 @@ def load_ended_runs(con: Connection, batch: pa.Table) -> None:
             "UPDATE runs SET status = b.status, end_time = b.end_time, error = b.error, "
             "heartbeat = greatest(runs.heartbeat, b.heartbeat) "
             "FROM run_batch AS b WHERE NOT b.is_new AND runs.run_id = b.run_id")
-    ends = [(r["end_time"], f"run.{r['status']}", r["run_id"], r["user_name"],
-             json.dumps({"error": r["error"]}))
-            for r in batch.select(["end_time", "status", "run_id", "user_name", "error"])
+    ends = [r for r in batch.select(["end_time", "status", "run_id", "user_name", "error"])
             .to_pylist() if r["end_time"] is not None]
-    if ends:
-        con.execute("INSERT INTO events (ts, kind, subject, actor, detail) SELECT "
-                    "unnest(?::DOUBLE[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), "
-                    "unnest(?::VARCHAR[]), unnest(?::VARCHAR[])",
-                    [list(column) for column in zip(*ends, strict=True)])
+    meta_store.add_events(con, [(f"run.{e['status']}", e["run_id"], e["user_name"],
+                                 {"error": e["error"]}) for e in ends],
+                          times=[e["end_time"] for e in ends])
 
 
 def finish_run(

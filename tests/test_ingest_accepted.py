@@ -157,3 +157,46 @@ def test_a_file_name_with_pattern_characters_is_that_file_alone(churn_project: P
         content = buffer.getvalue()
     _, snapshot = ingest_one(churn_project, name, content)
     assert snapshot.equals(reference(good_csv))  # its rows, and no other file's
+
+
+def test_a_burst_of_files_in_one_command_is_one_version_each_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, good_csv: str
+) -> None:
+    """Files ingested together share their catalog work; what each becomes is as if it
+    came alone: versions in file order, the same bytes twice one version, a refused file
+    quarantined between accepted ones, and the first file's contract for the rest."""
+    (tmp_path / "mlyard.toml").write_text('[project]\nname = "churn"\n[data]\n'
+                                          'target = "churned"\nid_column = "customer_id"\n')
+    header, *lines = good_csv.splitlines()
+    rows = [line for line in lines if ",," not in line]  # the first file allows no gaps
+    folder = tmp_path / "burst"
+    folder.mkdir()
+    slices = [rows[i:i + 3] for i in range(0, 30, 3)]
+    for index, part in enumerate(slices):
+        (folder / f"part-{index:02d}.csv").write_text("\n".join([header, *part]) + "\n")
+    (folder / "part-03.csv").write_text((folder / "part-01.csv").read_text())  # again
+    bad = rows[0].split(",")
+    bad[header.split(",").index("age")] = "ninety"
+    (folder / "part-05.csv").write_text("\n".join([header, ",".join(bad)]) + "\n")
+    monkeypatch.chdir(tmp_path)
+    result = mlyard("ingest", "--json", "burst")
+    assert result.exit_code == 1
+    outcomes = {Path(o["path"]).name: o for o in json.loads(result.stdout)}
+    assert [(name, o["status"], o.get("version")) for name, o in sorted(outcomes.items())] == [
+        ("part-00.csv", "ingested", "churn:v1"), ("part-01.csv", "ingested", "churn:v2"),
+        ("part-02.csv", "ingested", "churn:v3"), ("part-03.csv", "unchanged", "churn:v2"),
+        ("part-04.csv", "ingested", "churn:v4"), ("part-05.csv", "refused", None),
+        ("part-06.csv", "ingested", "churn:v5"), ("part-07.csv", "ingested", "churn:v6"),
+        ("part-08.csv", "ingested", "churn:v7"), ("part-09.csv", "ingested", "churn:v8")]
+    assert "column 'age'" in outcomes["part-05.csv"]["reason"]
+    assert len(list((tmp_path / ".mlyard" / "quarantine").glob("*part-05.csv"))) == 1
+    listed = json.loads(mlyard("data", "list", "--json").stdout)
+    assert [v["rows"] for v in listed] == [3] * 8
+    ws = open_workspace()
+    with ws.catalog.session() as con:
+        kinds = dict(con.execute("SELECT kind, count(*) FROM events GROUP BY ALL").fetchall())
+        # Every version was checked against the contract the first file defined.
+        contracts = con.execute("SELECT count(DISTINCT contract_hash) FROM dataset_versions"
+                                ).fetchone()
+    assert kinds == {"dataset.version": 8, "alert.quality": 1}
+    assert contracts == (1,)

@@ -31,7 +31,7 @@ def requests(count: int, ts: float, model: str = "churn") -> list[tuple[object, 
 def predictions(count: int, ts: float) -> list[Prediction]:
     """Requests as the server logs them: each with its two typed rows and outputs."""
     frame = pl.DataFrame({"a": [1.0, 2.0]})
-    return [(f"r{i}-{ts}", ts + i * 0.001, "churn", 1, frame, [0.1, 0.9])
+    return [(f"r{i}-{ts}", ts + i * 0.001, "churn", 1, 2, frame, "[0.1,0.9]")
             for i in range(count)]
 
 

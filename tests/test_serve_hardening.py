@@ -150,3 +150,45 @@ def test_a_client_that_trickles_its_headers_is_disconnected(
         with httpx.Client(timeout=60) as client:
             for _ in range(3):
                 assert client.post(f"{running.url}/invocations", json=body).status_code == 200
+
+
+def test_connections_a_worker_accepts_send_at_once_without_nagle() -> None:
+    """With `--workers`, uvicorn hands each worker a socket rebuilt from its descriptor,
+    for which asyncio leaves Nagle's algorithm on: a response written in two pieces then
+    waits ~40 ms for the client's delayed ACK. The protocol turns it off itself."""
+    import asyncio
+
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    accepted: list[socket.socket] = []
+
+    async def scenario() -> None:
+        config = uvicorn.Config(app=lambda scope, receive, send: None, http=HeaderTimeoutH11)
+        config.load()
+        state = ServerState()
+        listening = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        # As uvicorn's workers get it: the same descriptor, without the protocol number.
+        shared = socket.fromfd(listening.fileno(), socket.AF_INET, socket.SOCK_STREAM)
+
+        class Seen(HeaderTimeoutH11):
+            def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+                super().connection_made(transport)
+                accepted.append(transport.get_extra_info("socket"))
+
+        server = await asyncio.get_running_loop().create_server(
+            lambda: Seen(config, state, {}), sock=shared)
+        reader, writer = await asyncio.open_connection(*listening.getsockname())
+        deadline = asyncio.get_running_loop().time() + 60
+        while not accepted and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        assert accepted, "the server never accepted the connection"
+        assert accepted[0].getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        writer.close()
+        server.close()
+        await server.wait_closed()
+        listening.close()
+
+    asyncio.run(scenario())

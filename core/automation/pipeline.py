@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mlyard.core import compute
 from mlyard.core.automation.jobs import PARTIAL, Job, TrainingBusy, job, training_slot
-from mlyard.core.data.ingest import ingest_file
+from mlyard.core.data import ingest
 from mlyard.core.data.scaffold import data_files
 from mlyard.core.errors import IngestRefused, MlyardError
 from mlyard.core.models import registry
@@ -58,13 +58,11 @@ def watched_folders(ws: Workspace) -> list[Path]:
 def ingest_files(ws: Workspace, files: list[Path]) -> IngestSummary:
     """Ingest each file; a refused one is quarantined and the others go on."""
     summary = IngestSummary()
-    for path in files:
-        try:
-            result = ingest_file(ws, path)
-        except IngestRefused as refused:
-            summary.refused.append(refused.msg)
+    for path, result in ingest.ingest_files(ws, files):
+        if isinstance(result, IngestRefused):
+            summary.refused.append(result.msg)
             summary.outcomes.append((str(path), "refused (quarantined)"))
-            log.warning("refused: %s", refused.msg)
+            log.warning("refused: %s", result.msg)
             continue
         if result.created:
             summary.new_versions.append(result.version.ref)

@@ -11,7 +11,7 @@ from mlyard.core import doctor as doctor_api
 from mlyard.core.cli import output
 from mlyard.core.cli.context import JSON_OPTION, Context
 from mlyard.core.data import versions as data_api
-from mlyard.core.data.ingest import ingest_file
+from mlyard.core.data.ingest import ingest_files
 from mlyard.core.data.recheck import recheck_versions
 from mlyard.core.data.scaffold import data_files, init_project
 from mlyard.core.errors import IngestRefused
@@ -59,14 +59,12 @@ def ingest(obj: Context, paths: tuple[Path, ...], as_json: bool) -> None:
     files = [f for p in paths for f in (data_files(p) if p.is_dir() else [p])]
     results: list[dict[str, Any]] = []
     refused = 0
-    for path in files:
-        try:
-            result = ingest_file(obj.ws, path)
-        except IngestRefused as exc:
+    for path, result in ingest_files(obj.ws, files):
+        if isinstance(result, IngestRefused):
             refused += 1
-            results.append({"path": str(path), "status": "refused", "reason": exc.msg})
+            results.append({"path": str(path), "status": "refused", "reason": result.msg})
             if not as_json:
-                output.stderr.print(f"refused: {exc.msg}", markup=False)
+                output.stderr.print(f"refused: {result.msg}", markup=False)
             continue
         status = "ingested" if result.created else \
             "rechecked" if result.rechecked else "unchanged"

@@ -64,6 +64,11 @@ def _values(count: int) -> str:
     return f"{count:,} value{'s' if count != 1 else ''}"
 
 
+_Compiled = tuple[dict[str, Parsed], list[pl.Expr], list[pl.Expr], list[pl.Expr]]
+_COMPILED: dict[tuple[object, ...], _Compiled] = {}  # by contract, target, task, dtypes
+_COMPILED_KEPT = 16
+
+
 class ContractChecker:
     """Checks a file batch by batch and turns each batch into typed, cleaned columns.
 
@@ -83,30 +88,41 @@ class ContractChecker:
         self.rows = 0
         self.new_levels: dict[str, dict[str, int]] = {}
         self._problems: dict[tuple[str, str], _Problem] = {}
-        self._parsed = {name: self._parse(name, column, (dtypes or {}).get(name, pl.String()))
-                        for name, column in contract.items()}
-        # Each column is parsed once per batch into a working column; every check reads
-        # that (parsing the same text for each check took a third of ingest's time).
-        self._parse_once = [item.typed.alias(_typed(name)) for name, item in
-                            self._parsed.items()]
-        self._typed = [pl.col(_typed(name)).alias(name) for name in contract]
         self._nulls = dict.fromkeys(contract, 0)
         self._new_totals = dict.fromkeys(contract, 0)
         self._notes: dict[tuple[str, str], int] = {}
         self._swaps: dict[tuple[str, str], int] = {}
-        self._aggregations: list[pl.Expr] = []
-        for name, item in self._parsed.items():
+        key = (contract_hash(contract, data), data.target, task,
+               tuple(sorted((name, str(dtype)) for name, dtype in (dtypes or {}).items())))
+        if key not in _COMPILED:
+            while len(_COMPILED) >= _COMPILED_KEPT:
+                _COMPILED.pop(next(iter(_COMPILED)))
+            _COMPILED[key] = self._compile(dtypes or {})
+        self._parsed, self._parse_once, self._typed, self._aggregations = _COMPILED[key]
+
+    def _compile(self, dtypes: dict[str, pl.DataType]) -> _Compiled:
+        """The expressions every batch goes through. Building them costs milliseconds,
+        more than checking a small file, so files of one shape share them."""
+        parsed = {name: self._parse(name, column, dtypes.get(name, pl.String()))
+                  for name, column in self.contract.items()}
+        self._parsed = parsed  # what the helpers below read
+        # Each column is parsed once per batch into a working column; every check reads
+        # that (parsing the same text for each check took a third of ingest's time).
+        parse_once = [item.typed.alias(_typed(name)) for name, item in parsed.items()]
+        typed = [pl.col(_typed(name)).alias(name) for name in self.contract]
+        aggregations: list[pl.Expr] = []
+        for name, item in parsed.items():
             # A value that does not fit is a problem of its own, not a missing value.
-            self._aggregations += [self._failed(name).sum().alias(f"{name}\x00failed"),
-                                   item.missing.sum().alias(f"{name}\x00nulls")]
-            self._aggregations += [mask.sum().alias(f"{name}\x00{text}")
-                                   for text, mask in item.notes.items()]
-            self._aggregations += [mask.sum().alias(f"{name}\x00{side}")
-                                   for side, mask in self._bounds(name).items()]
+            aggregations += [self._failed(name).sum().alias(f"{name}\x00failed"),
+                             item.missing.sum().alias(f"{name}\x00nulls")]
+            aggregations += [mask.sum().alias(f"{name}\x00{text}")
+                             for text, mask in item.notes.items()]
+            aggregations += [mask.sum().alias(f"{name}\x00{side}")
+                             for side, mask in self._bounds(name).items()]
             if self._open_levels(name):
-                self._aggregations.append(self._new_level_mask(name).sum()
-                                          .alias(f"{name}\x00new"))
-            self._aggregations += self._swap_checks(name, (dtypes or {}).get(name, pl.String()))
+                aggregations.append(self._new_level_mask(name).sum().alias(f"{name}\x00new"))
+            aggregations += self._swap_checks(name, dtypes.get(name, pl.String()))
+        return parsed, parse_once, typed, aggregations
 
     def check(self, batch: pl.DataFrame) -> pl.DataFrame | None:
         """The batch's typed columns in contract order, or None once the file has a

@@ -1,9 +1,9 @@
 """The data pipeline: check a file, clean it, and store it as a dataset version.
 
 The heavy work (hashing, validating, writing the Parquet snapshot) runs without the
-catalog lock; only recording the version takes a short unit of work. A refused file is
-copied to quarantine with its reason and nothing is added to the catalog. The source file
-is only ever read.
+catalog lock; only recording the versions takes a short unit of work, one per batch of
+files. A refused file is copied to quarantine with its reason and nothing is added to the
+catalog. The source file is only ever read.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import json
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import polars as pl
@@ -37,6 +38,9 @@ from mlyard.storage import datasets_store, meta_store
 from mlyard.storage.datasets_store import VersionRecord
 from mlyard.storage.objects import hash_file
 
+BATCH_FILES = 100  # files whose versions one unit of work records ...
+BATCH_SECONDS = 1.0  # ... or fewer, so that a slow stream of files still shows promptly
+
 
 @dataclass
 class IngestResult:
@@ -47,70 +51,171 @@ class IngestResult:
     rechecked: bool = False  # an existing version re-checked against a changed contract
 
 
+Outcome = IngestResult | IngestRefused
+
+
 def ingest_file(ws: Workspace, path: Path) -> IngestResult:
     """Ingest one CSV or Parquet file as a version of the project's dataset.
-
-    The same bytes under the same contract are the same version. After a contract
-    change they are checked again: a version whose cleaned data is unchanged records the
-    new contract, one that cleans differently becomes a new version.
 
     Raises:
         IngestRefused: the file does not meet the contract or cannot be read; a copy and
             a `.reason.json` are in the quarantine folder and the catalog is unchanged.
     """
-    path = path.resolve()
-    if not path.is_file():
-        raise IngestRefused(f"{path}: not found or not a regular file")
+    [(_, outcome)] = list(ingest_files(ws, [path]))
+    if isinstance(outcome, IngestRefused):
+        raise outcome
+    return outcome
+
+
+def ingest_files(ws: Workspace, paths: list[Path]) -> Iterator[tuple[Path, Outcome]]:
+    """Ingest files in order, yielding each one's outcome once the catalog holds it.
+
+    The same bytes under the same contract are the same version. After a contract
+    change they are checked again: a version whose cleaned data is unchanged records the
+    new contract, one that cleans differently becomes a new version. A refused file is
+    copied to quarantine with its reason.
+
+    Each file is hashed, checked, snapshotted and profiled on its own; what the catalog
+    learns of them is read in one unit of work and written in one per `BATCH_FILES`
+    files: a unit costs DuckDB milliseconds however little it holds, which was most of
+    the time a small file took.
+    """
     dataset = ws.config.dataset_name
-    source_hash = hash_file(path)
+    hashes: dict[Path, str | IngestRefused] = {}
+    for path in paths:
+        resolved = path.resolve()
+        hashes[path] = hash_file(resolved) if resolved.is_file() else \
+            IngestRefused(f"{resolved}: not found or not a regular file")
+    known = [h for h in hashes.values() if isinstance(h, str)]
     with ws.catalog.session() as con:
-        earlier = datasets_store.versions_by_source(con, dataset, source_hash)
+        earlier = datasets_store.versions_by_source(con, dataset, known) if known else {}
         stored = datasets_store.stored_contract(con, dataset)
     contract = _contract_in_force(ws, stored)
-    if contract is not None:
-        checked = contract_hash(contract, ws.config.data)
-        same = next((v for v in earlier if v.contract_hash == checked), None)
-        if same is not None:
-            return IngestResult(path, same, created=False,
-                                warnings=["same bytes as an existing version; nothing new "
-                                          "stored"])
-    try:
-        return _ingest_new(ws, path, dataset, source_hash, contract, earlier)
-    except IngestRefused as refusal:
-        copy = _quarantine(ws, path, source_hash, refusal.msg)
-        with ws.catalog.session() as con:
-            meta_store.add_event(con, "alert.quality", path.name, "mlyard ingest", {
-                "severity": "error", "current": path.name, "findings": [refusal.msg],
-                "quarantined": str(copy)})
-        raise
+    batch = _Batch(dataset)
+    for path, source_hash in hashes.items():
+        if isinstance(source_hash, IngestRefused):
+            batch.outcomes.append((path, source_hash))
+            continue
+        if source_hash in batch.hashes:  # the same bytes twice in a burst: as one after
+            yield from batch.record(ws, earlier)  # the other, once that one is stored
+            batch = _Batch(dataset)
+        if contract is not None:
+            checked = contract_hash(contract, ws.config.data)
+            same = next((v for v in earlier.get(source_hash, [])
+                         if v.contract_hash == checked), None)
+            if same is not None:
+                batch.outcomes.append((path, IngestResult(
+                    path.resolve(), same, created=False,
+                    warnings=["same bytes as an existing version; nothing new stored"])))
+                continue
+        try:
+            result, inferred = _check_and_store(ws, path.resolve(), dataset, source_hash,
+                                                contract, earlier.get(source_hash, []))
+        except IngestRefused as refusal:
+            batch.refuse(path, refusal, _quarantine(ws, path.resolve(), source_hash,
+                                                    refusal.msg))
+        else:
+            batch.add(path, source_hash, result)
+            if inferred is not None:  # the first file of a dataset: its contract holds
+                contract, batch.contract_json = inferred, contract_to_json(inferred)
+        if len(batch.outcomes) >= BATCH_FILES or batch.age() >= BATCH_SECONDS:
+            yield from batch.record(ws, earlier)
+            batch = _Batch(dataset)
+    yield from batch.record(ws, earlier)
 
 
-def _ingest_new(ws: Workspace, path: Path, dataset: str, source_hash: str,
-                contract: dict[str, ColumnContract] | None,
-                earlier: list[VersionRecord]) -> IngestResult:
+class _Batch:
+    """Outcomes waiting for the unit of work that records them."""
+
+    def __init__(self, dataset: str) -> None:
+        self.dataset = dataset
+        self.outcomes: list[tuple[Path, Outcome]] = []
+        self.hashes: set[str] = set()
+        self.contract_json: str | None = None  # inferred from this batch's first file
+        self._events: list[meta_store.Event] = []
+        self._started = time.monotonic()
+
+    def age(self) -> float:
+        return time.monotonic() - self._started
+
+    def add(self, path: Path, source_hash: str, result: IngestResult) -> None:
+        self.outcomes.append((path, result))
+        self.hashes.add(source_hash)
+
+    def refuse(self, path: Path, refusal: IngestRefused, copy: Path) -> None:
+        self.outcomes.append((path, refusal))
+        self._events.append(("alert.quality", path.name, "mlyard ingest", {
+            "severity": "error", "current": path.name, "findings": [refusal.msg],
+            "quarantined": str(copy)}))
+
+    def record(self, ws: Workspace, earlier: dict[str, list[VersionRecord]]
+               ) -> Iterator[tuple[Path, Outcome]]:
+        """Store the batch in one unit of work, then hand out its outcomes."""
+        results = [o for _, o in self.outcomes if isinstance(o, IngestResult)]
+        new = [r for r in results if r.created]
+        events = list(self._events)
+        if new or events or any(r.rechecked for r in results):
+            with ws.catalog.session() as con:
+                if new:
+                    datasets_store.ensure_dataset(con, self.dataset, self.contract_json,
+                                                  new[0].version.created_at)
+                    stored = datasets_store.add_versions(con, [r.version for r in new])
+                    for result, version in zip(new, stored, strict=True):
+                        result.version = version
+                for result in results:
+                    events += _events_of(result)
+                    if result.rechecked:
+                        datasets_store.set_contract_hash(con, self.dataset,
+                                                         result.version.seq,
+                                                         result.version.contract_hash or "")
+                meta_store.add_events(con, events)
+        for result in new:
+            earlier.setdefault(result.version.source_hash, []).insert(0, result.version)
+        yield from self.outcomes
+
+
+def _events_of(result: IngestResult) -> list[meta_store.Event]:
+    version, path = result.version, str(result.path)
+    if result.rechecked:
+        return [("dataset.rechecked", version.ref, None,
+                 {"source": path, "contract": version.contract_hash})]
+    if not result.created:
+        return []
+    events: list[meta_store.Event] = [("dataset.version", version.ref, None, {
+        "source": path, "rows": version.rows, "warnings": result.warnings})]
+    if result.warnings:  # accepted, but worth a look: the same alerts as served traffic
+        events.append(("alert.quality", version.ref, "mlyard ingest", {
+            "severity": "warning", "current": version.ref, "findings": result.warnings}))
+    return events
+
+
+def _check_and_store(ws: Workspace, path: Path, dataset: str, source_hash: str,
+                     contract: dict[str, ColumnContract] | None,
+                     earlier: list[VersionRecord]
+                     ) -> tuple[IngestResult, dict[str, ColumnContract] | None]:
+    """Check the file and store its snapshot; return what the catalog is to record,
+    and the contract inferred from it when there was none."""
     sniffed = sniff(path)
-    inferred = contract is None
+    inferred = None
     if contract is None:
-        contract = infer([sniffed], ws.config.data.target, detect_roles=False).contract
+        contract = inferred = infer([sniffed], ws.config.data.target,
+                                    detect_roles=False).contract
     checker = ContractChecker(contract, ws.config.data, ws.config.train.task, sniffed,
                               columns_of(sniffed))
-    snapshot, rows, repeats, found = _write_snapshot(ws, sniffed, checker)
+    snapshot, rows, repeats, found, in_memory = _write_snapshot(ws, sniffed, checker)
     warnings = sniffed.warnings + found
     checked = contract_hash(contract, ws.config.data)
     types = {name: column.type for name, column in contract.items()}
     unchanged = next((v for v in earlier if v.snapshot_hash == snapshot and v.schema == types),
                      None)
     if unchanged is not None:
-        with ws.catalog.session() as con:
-            datasets_store.set_contract_hash(con, dataset, unchanged.seq, checked)
-            meta_store.add_event(con, "dataset.rechecked", unchanged.ref, None,
-                                 {"source": str(path), "contract": checked})
-        unchanged.contract_hash = checked
-        return IngestResult(path, unchanged, created=False, rechecked=True, warnings=warnings)
+        rechecked = replace(unchanged, contract_hash=checked)
+        return IngestResult(path, rechecked, created=False, rechecked=True,
+                            warnings=warnings), inferred
     if repeats:
         warnings.append(f"{repeats} rows repeated an {ws.config.data.id_column!r} seen earlier "
                         "in the file; kept the last row for each id")
-    profile = profile_parquet(ws.objects.path_for(snapshot), types)
+    profile = profile_parquet(ws.objects.path_for(snapshot), types, in_memory)
     for name, levels in checker.new_levels.items():
         profile[name]["new_levels"] = dict(sorted(levels.items(), key=lambda kv: -kv[1]))
     warnings += _constant_columns(profile, rows)
@@ -120,17 +225,7 @@ def _ingest_new(ws: Workspace, path: Path, dataset: str, source_hash: str,
         profile=profile, warnings=list(warnings),
         created_at=time.time(), contract_hash=checked,
     )
-    contract_json = contract_to_json(contract) if inferred else None
-    with ws.catalog.session() as con:
-        datasets_store.ensure_dataset(con, dataset, contract_json, record.created_at)
-        record = datasets_store.add_version(con, record)
-        meta_store.add_event(con, "dataset.version", record.ref, None,
-                             {"source": str(path), "rows": rows, "warnings": warnings})
-        if warnings:  # accepted, but worth a look: the same alerts as served traffic
-            meta_store.add_event(con, "alert.quality", record.ref, "mlyard ingest",
-                                 {"severity": "warning", "current": record.ref,
-                                  "findings": warnings})
-    return IngestResult(path, record, created=True, warnings=warnings)
+    return IngestResult(path, record, created=True, warnings=warnings), inferred
 
 
 def _constant_columns(profile: dict[str, dict[str, object]], rows: int) -> list[str]:
@@ -149,36 +244,68 @@ def _contract_in_force(ws: Workspace, stored: str | None) -> dict[str, ColumnCon
     return contract_from_json(stored) if stored is not None else None
 
 
-def _write_snapshot(ws: Workspace, sniffed: SniffResult,
-                    checker: ContractChecker) -> tuple[str, int, int, list[str]]:
+def _write_snapshot(ws: Workspace, sniffed: SniffResult, checker: ContractChecker
+                    ) -> tuple[str, int, int, list[str], pl.DataFrame | None]:
     """Check and convert the file batch by batch into a Parquet object.
 
     Returns the object's hash, its row count, how many rows were dropped as repeats of
-    an id, and the checker's warnings. Batches keep memory flat; a whole-file
-    `sink_parquet` grows with the file.
+    an id, the checker's warnings, and the cleaned rows when the file was one batch
+    (they are then deduplicated and profiled in memory rather than read back). Batches
+    keep memory flat; a whole-file `sink_parquet` grows with the file.
     """
     tmp = ws.objects.new_temp(".parquet")
     try:
         writer: pq.ParquetWriter | None = None
+        held: pl.DataFrame | None = None  # the first batch, while it may be the only one
         try:
             for batch in read_batches(sniffed):
                 typed = checker.check(batch)
                 if typed is None:  # refused; read on so the refusal names every problem
                     continue
-                table = typed.to_arrow()
-                if writer is None:
-                    writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
-                writer.write_table(table.cast(writer.schema))
+                if held is None and writer is None:
+                    held = typed
+                    continue
+                for part in (held, typed):
+                    if part is not None:
+                        writer = _write(tmp, writer, part)
+                held = None
+            warnings = checker.finish()  # raises naming every problem the file has
+            if writer is None and held is None:
+                raise IngestRefused(f"{sniffed.path}: has no data rows")
+            repeats = 0
+            if held is not None:
+                held, repeats = _dedupe_rows(ws, held)
+                if repeats:  # written as `_dedupe` rewrites a file: the same bytes
+                    held.write_parquet(tmp, compression="zstd")
+                else:
+                    writer = _write(tmp, writer, held)
         finally:
             if writer is not None:
                 writer.close()
-        warnings = checker.finish()  # raises naming every problem the file has
-        if writer is None:
-            raise IngestRefused(f"{sniffed.path}: has no data rows")
+        if held is not None:
+            return ws.objects.adopt(tmp), held.height, repeats, warnings, held
         rows, repeats = _dedupe(ws, tmp, checker.rows)
-        return ws.objects.adopt(tmp), rows, repeats, warnings
+        return ws.objects.adopt(tmp), rows, repeats, warnings, None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _write(path: Path, writer: pq.ParquetWriter | None, rows: pl.DataFrame
+           ) -> pq.ParquetWriter:
+    table = rows.to_arrow()
+    if writer is None:
+        writer = pq.ParquetWriter(path, table.schema, compression="zstd")
+    writer.write_table(table.cast(writer.schema))
+    return writer
+
+
+def _dedupe_rows(ws: Workspace, rows: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """`_dedupe` for rows in memory."""
+    id_column = ws.config.data.id_column
+    if not (ws.config.data.dedupe and id_column):
+        return rows, 0
+    unique = rows.unique(subset=[id_column], keep="last", maintain_order=True)
+    return unique, rows.height - unique.height
 
 
 def _dedupe(ws: Workspace, snapshot: Path, rows: int) -> tuple[int, int]:

@@ -14,9 +14,7 @@ keeps the rows and retries; rows past the cap are dropped and counted, and /heal
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-import orjson
 import polars as pl
 import pyarrow as pa
 
@@ -30,8 +28,10 @@ from mlyard.storage.prediction_files import PREDICTION_SCHEMA
 # frame per request took half its time; encoding at flush time held the GIL for tens of
 # milliseconds once a second).
 Inputs = pl.DataFrame | str
-# One scored request: request id, timestamp, model, version, its inputs, outputs.
-Prediction = tuple[str, float, str, int, Inputs, list[Any]]
+# One scored request: request id, timestamp, model, version, rows, its inputs, and its
+# outputs as JSON (encoded with the response: at flush time a second's worth of requests
+# would hold the GIL for milliseconds).
+Prediction = tuple[str, float, str, int, int, Inputs, str]
 
 
 class PredictionLog(BufferedWriter):
@@ -69,13 +69,13 @@ class PredictionLog(BufferedWriter):
 
 
 def _table(rows: Sequence[Prediction]) -> pa.Table:
-    request_ids, stamps, models, versions, inputs, outputs = zip(*rows, strict=True)
+    request_ids, stamps, models, versions, counts, inputs, outputs = zip(*rows, strict=True)
     return pa.table([
         pa.array(request_ids, pa.string()), pa.array(stamps, pa.float64()),
         pa.array(models, pa.string()), pa.array(versions, pa.int32()),
-        pa.array([len(v) for v in outputs], pa.int32()),
+        pa.array(counts, pa.int32()),
         pa.array([_records_json(frame) for frame in inputs], pa.string()),
-        pa.array([orjson.dumps(v).decode() for v in outputs], pa.string()),
+        pa.array(outputs, pa.string()),
     ], schema=PREDICTION_SCHEMA)
 
 

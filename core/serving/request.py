@@ -99,18 +99,20 @@ def _json_column(name: str, rows: list[dict[str, Any]]) -> pl.Series:
 def _json_values(name: str, rows: list[dict[str, Any]]) -> tuple[list[Any], pl.DataType]:
     """One column from JSON rows and the type it reads as: numbers stay numbers (a float
     NaN is missing), anything mixed is read as text by the same rules a CSV cell is."""
-    values = []
-    for index, row in enumerate(rows, start=1):
-        if name not in row:
-            raise ScoringRejected(f"row {index}: missing column {name!r}")
-        value = row[name]
-        if isinstance(value, (dict, list)):
-            raise ScoringRejected(f"row {index}, column {name!r}: expected a plain value, "
-                                  f"got a JSON {'object' if isinstance(value, dict) else 'list'}")
-        values.append(value)
-    kinds = {type(v) for v in values if v is not None}
-    if kinds and kinds <= {int, float} and all(abs(v) < 2**63 for v in values
-                                               if isinstance(v, int)):
+    try:
+        values = [row[name] for row in rows]
+    except KeyError:
+        index = next(i for i, row in enumerate(rows, start=1) if name not in row)
+        raise ScoringRejected(f"row {index}: missing column {name!r}") from None
+    kinds = set(map(type, values))  # whole-column checks, not one per value: a hot path
+    kinds.discard(type(None))
+    if dict in kinds or list in kinds:
+        index, value = next((i, v) for i, v in enumerate(values, start=1)
+                            if isinstance(v, (dict, list)))
+        raise ScoringRejected(f"row {index}, column {name!r}: expected a plain value, "
+                              f"got a JSON {'object' if isinstance(value, dict) else 'list'}")
+    if kinds and kinds <= {int, float} and (
+            int not in kinds or max(abs(v) for v in values if type(v) is int) < 2**63):
         if float in kinds:
             return [None if v is None else float(v) for v in values], pl.Float64()
         return values, pl.Int64()
@@ -185,22 +187,22 @@ def small_request(rows: list[dict[str, Any]], spec: FeatureSpec,
         read = scalar_reader(feature.type, feature.categories, feature.closed)
         codes = spec.category_codes.get(feature.name)
         assert read is not None  # every feature type has a scalar reader
-        column: list[Any] = []
-        for row, value in enumerate(values):
-            typed = read(value)
+        # Levels repeat: each distinct value is read once (keyed by type too, as 1 ==
+        # True == 1.0 in a dict but not in a column of text).
+        keys = list(zip(map(type, values), values, strict=True))
+        seen: dict[tuple[type, Any], tuple[Any, float]] = {}
+        for key in dict.fromkeys(keys):
+            typed = read(key[1])
             if typed is FAILED:
                 expected = parse_column(feature.name, feature.type, dtype,
                                         levels=feature.categories,
                                         closed=feature.closed).expected
-                raise ScoringRejected(f"row {row + 1}, column {feature.name!r}: "
-                                      f"{_shown(value)} is not {expected}")
-            if typed is MISSING:
-                column.append(None)
-                matrix[row, position] = np.nan
-            else:
-                column.append(typed)
-                matrix[row, position] = codes.get(typed, np.nan) if codes is not None \
-                    else float(typed)
+                raise ScoringRejected(f"row {keys.index(key) + 1}, column {feature.name!r}: "
+                                      f"{_shown(key[1])} is not {expected}")
+            seen[key] = (None, np.nan) if typed is MISSING else (typed, codes.get(
+                typed, np.nan) if codes is not None else float(typed))
+        column = [seen[key][0] for key in keys]
+        matrix[:, position] = [seen[key][1] for key in keys]
         logged[feature.name] = column
     if id_column is not None and id_column in rows[0]:
         logged[id_column] = [None if v is None else json_text(v)
