@@ -65,10 +65,12 @@ def write(root: Path, batch: pa.Table, name: str | None = None) -> list[Path]:
     days = pc.floor(pc.divide(batch.column("ts"), float(SECONDS_PER_DAY)))
     keys = pa.table({"model": batch.column("model"), "day": days})
     written = []
-    for group in keys.group_by(["model", "day"]).aggregate([]).to_pylist():
+    groups = keys.group_by(["model", "day"]).aggregate([]).to_pylist()
+    for group in groups:
         model, day = group["model"], group["day"]
-        rows = batch.filter(pc.and_(pc.equal(batch.column("model"), model),
-                                    pc.equal(days, day)))
+        # Almost always one model and one day: the batch as it is, not a copy of it.
+        rows = batch if len(groups) == 1 else batch.filter(
+            pc.and_(pc.equal(batch.column("model"), model), pc.equal(days, day)))
         written.append(_write_file(model_dir(root, model) /
                                    f"date={day_of(day * SECONDS_PER_DAY)}", rows, name))
     return written

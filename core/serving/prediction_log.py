@@ -30,8 +30,8 @@ from mlyard.storage.prediction_files import PREDICTION_SCHEMA
 Inputs = pl.DataFrame | str
 # One scored request: request id, timestamp, model, version, rows, its inputs, and its
 # outputs as JSON (encoded with the response: at flush time a second's worth of requests
-# would hold the GIL for milliseconds).
-Prediction = tuple[str, float, str, int, int, Inputs, str]
+# would hold the GIL for milliseconds). Buffered, the inputs are Arrow (see `add`).
+Prediction = tuple[str, float, str, int, int, Inputs | pa.Array, str]
 
 
 class PredictionLog(BufferedWriter):
@@ -45,10 +45,27 @@ class PredictionLog(BufferedWriter):
         self.keep_seconds = keep_seconds
         self.housekeeping_interval = housekeeping_interval
         self._next_housekeeping = 0.0
+        # pyarrow's first conversion of Python values imports ~170 ms of modules; done now,
+        # not in the first flush, where it held the GIL while requests waited.
+        pa.array([], pa.string())
+        if enabled and hasattr(pa, "jemalloc_memory_pool"):
+            # The server allocates a request's JSON in Arrow about a thousand times a
+            # second and frees a second's worth at once. pyarrow's default pool (mimalloc)
+            # then stalled 100-row requests: p99 13 ms against 1.4 ms with jemalloc
+            # (bench/bench_serve.py), which serves the same sizes again from what it kept.
+            try:
+                pa.set_memory_pool(pa.jemalloc_memory_pool())
+            except NotImplementedError:  # a pyarrow built without it
+                pass
 
     def add(self, rows: list[Prediction]) -> None:
         if self.enabled:
-            self.add_rows("predictions", rows)
+            # A request's JSON becomes Arrow now, a few microseconds each, rather than all
+            # of a second's requests at flush time: that conversion holds the GIL, and for
+            # 100-row requests (~28 MB a second) it stalled every request ~30 ms a second.
+            self.add_rows("predictions", [
+                (*row[:5], pa.array([row[5]], pa.string()) if isinstance(row[5], str)
+                 else row[5], row[6]) for row in rows])
 
     def store(self, batches: Batches, now: float) -> bool:
         if "predictions" in batches:
@@ -74,11 +91,13 @@ def _table(rows: Sequence[Prediction]) -> pa.Table:
         pa.array(request_ids, pa.string()), pa.array(stamps, pa.float64()),
         pa.array(models, pa.string()), pa.array(versions, pa.int32()),
         pa.array(counts, pa.int32()),
-        pa.array([_records_json(frame) for frame in inputs], pa.string()),
+        pa.chunked_array([_records_json(frame) for frame in inputs], pa.string()),
         pa.array(outputs, pa.string()),
     ], schema=PREDICTION_SCHEMA)
 
 
-def _records_json(inputs: Inputs) -> str:
+def _records_json(inputs: pl.DataFrame | pa.Array) -> pa.Array:
     """The rows as a JSON array of objects (what drift and feedback read back)."""
-    return inputs.write_json() if isinstance(inputs, pl.DataFrame) else inputs
+    if isinstance(inputs, pl.DataFrame):
+        return pa.array([inputs.write_json()], pa.string())
+    return inputs

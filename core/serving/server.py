@@ -57,7 +57,7 @@ DEFAULT_MAX_BODY = 10 * 1024 * 1024
 # row; measured faster than the polars path up to 500 rows), larger ones and CSV through
 # polars (a millisecond or more, but it leaves the GIL to other requests).
 SMALL_REQUEST = 1000
-INLINE_BODY = 4096  # bytes: a body this small (a row or a few) is scored on the event loop
+INLINE_BODY = 32_768  # bytes: a body this small (up to ~250 rows) is scored on the event loop
 OPEN_PATHS = {"/ping", "/health"}  # liveness probes answer without a token
 # Host headers answered by default: a web page on another site that resolves its own name
 # to 127.0.0.1 (DNS rebinding) gets 400 instead of reaching a tokenless local server.
