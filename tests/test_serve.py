@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from mlyard.core.data import versions as data
 from mlyard.core.models import registry
 from mlyard.core.models.loading import load_model
-from mlyard.core.serving.server import SMALL_REQUEST, HeaderTimeoutH11, create_app
+from mlyard.core.serving.server import SMALL_REQUEST, HeaderTimeoutHttp, create_app
 from mlyard.core.workspace import open_workspace
 from mlyard.storage import prediction_files
 from tests.conftest import mlyard, python_process, sample_project, train_json, wait_for
@@ -45,7 +45,7 @@ class Server:
         self.ws = open_workspace(project)
         self.app = create_app(self.ws, ref, poll_interval=0.2, **options)  # type: ignore[arg-type]
         config = uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning",
-                                http=HeaderTimeoutH11)  # as `mlyard serve` runs it
+                                http=HeaderTimeoutHttp)  # as `mlyard serve` runs it
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from mlyard.core.models import registry
-from mlyard.core.serving.server import HeaderTimeoutH11
+from mlyard.core.serving.server import HeaderTimeoutHttp
 from mlyard.core.workspace import open_workspace
 from tests.conftest import wait_for
 from tests.test_serve import Server, features_of, rows, trained  # noqa: F401  (a fixture)
@@ -139,7 +139,7 @@ def test_a_model_that_would_crash_the_server_is_refused_and_the_old_one_keeps_se
 
 def test_a_client_that_trickles_its_headers_is_disconnected(
         trained: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
-    monkeypatch.setattr(HeaderTimeoutH11, "header_timeout", 0.5)
+    monkeypatch.setattr(HeaderTimeoutHttp, "header_timeout", 0.5)
     with Server(trained, "champion") as running:
         port = int(running.url.rsplit(":", 1)[1])
         with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
@@ -164,7 +164,7 @@ def test_connections_a_worker_accepts_send_at_once_without_nagle() -> None:
     accepted: list[socket.socket] = []
 
     async def scenario() -> None:
-        config = uvicorn.Config(app=lambda scope, receive, send: None, http=HeaderTimeoutH11)
+        config = uvicorn.Config(app=lambda scope, receive, send: None, http=HeaderTimeoutHttp)
         config.load()
         state = ServerState()
         listening = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -173,7 +173,7 @@ def test_connections_a_worker_accepts_send_at_once_without_nagle() -> None:
         # As uvicorn's workers get it: the same descriptor, without the protocol number.
         shared = socket.fromfd(listening.fileno(), socket.AF_INET, socket.SOCK_STREAM)
 
-        class Seen(HeaderTimeoutH11):
+        class Seen(HeaderTimeoutHttp):
             def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
                 super().connection_made(transport)
                 accepted.append(transport.get_extra_info("socket"))

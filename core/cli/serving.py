@@ -15,7 +15,7 @@ from mlyard.core.errors import UsageError
 from mlyard.core.models import registry
 from mlyard.core.serving.batch import predict_file
 from mlyard.core.serving.cluster_batch import predict_on_cluster
-from mlyard.core.serving.server import HeaderTimeoutH11, check_binding, create_app
+from mlyard.core.serving.server import HeaderTimeoutHttp, check_binding, create_app
 
 
 @click.command()
@@ -53,11 +53,11 @@ def serve(obj: Context, model: str, host: str, port: int, workers: int, token: s
                            "MLYARD_SERVE_ALLOWED_HOSTS": ",".join(allowed_hosts),
                            "MLYARD_WORKSPACE": str(obj.ws.root)})
         uvicorn.run("mlyard.core.serving.server:app_from_env", factory=True, host=host, port=port,
-                    workers=workers, log_level="warning", http=HeaderTimeoutH11)
+                    workers=workers, log_level="warning", http=HeaderTimeoutHttp)
         return
     uvicorn.run(create_app(obj.ws, model, token, max_body, log_predictions=not no_log,
                            allowed_hosts=allowed_hosts),
-                host=host, port=port, log_level="warning", http=HeaderTimeoutH11)
+                host=host, port=port, log_level="warning", http=HeaderTimeoutHttp)
 
 
 @click.command()

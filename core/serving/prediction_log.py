@@ -28,6 +28,7 @@ from mlyard.storage.prediction_files import PREDICTION_SCHEMA
 # frame per request took half its time; encoding at flush time held the GIL for tens of
 # milliseconds once a second).
 Inputs = pl.DataFrame | str
+ARROW_NOW = 4096  # characters of a request's JSON past which it is converted when logged
 # One scored request: request id, timestamp, model, version, rows, its inputs, and its
 # outputs as JSON (encoded with the response: at flush time a second's worth of requests
 # would hold the GIL for milliseconds). Buffered, the inputs are Arrow (see `add`).
@@ -60,12 +61,14 @@ class PredictionLog(BufferedWriter):
 
     def add(self, rows: list[Prediction]) -> None:
         if self.enabled:
-            # A request's JSON becomes Arrow now, a few microseconds each, rather than all
-            # of a second's requests at flush time: that conversion holds the GIL, and for
-            # 100-row requests (~28 MB a second) it stalled every request ~30 ms a second.
+            # A large request's JSON becomes Arrow now, a few microseconds each, rather
+            # than all of a second's requests at flush time: that conversion holds the GIL,
+            # and for 100-row requests (~28 MB a second) it stalled every request ~30 ms a
+            # second. A few rows' JSON is cheaper converted in bulk.
             self.add_rows("predictions", [
-                (*row[:5], pa.array([row[5]], pa.string()) if isinstance(row[5], str)
-                 else row[5], row[6]) for row in rows])
+                (*row[:5], pa.array([row[5]], pa.string())
+                 if isinstance(row[5], str) and len(row[5]) > ARROW_NOW else row[5], row[6])
+                for row in rows])
 
     def store(self, batches: Batches, now: float) -> bool:
         if "predictions" in batches:
@@ -91,13 +94,25 @@ def _table(rows: Sequence[Prediction]) -> pa.Table:
         pa.array(request_ids, pa.string()), pa.array(stamps, pa.float64()),
         pa.array(models, pa.string()), pa.array(versions, pa.int32()),
         pa.array(counts, pa.int32()),
-        pa.chunked_array([_records_json(frame) for frame in inputs], pa.string()),
+        _inputs_column(inputs),
         pa.array(outputs, pa.string()),
     ], schema=PREDICTION_SCHEMA)
 
 
-def _records_json(inputs: pl.DataFrame | pa.Array) -> pa.Array:
-    """The rows as a JSON array of objects (what drift and feedback read back)."""
-    if isinstance(inputs, pl.DataFrame):
-        return pa.array([inputs.write_json()], pa.string())
-    return inputs
+def _inputs_column(inputs: Sequence[Inputs | pa.Array]) -> pa.ChunkedArray:
+    """Each request's rows as a JSON array of objects (what drift and feedback read back):
+    runs of small requests' text in one chunk each, the rest as converted when logged."""
+    chunks: list[pa.Array] = []
+    texts: list[str] = []
+    for item in inputs:
+        if isinstance(item, str):
+            texts.append(item)
+            continue
+        if texts:
+            chunks.append(pa.array(texts, pa.string()))
+            texts = []
+        chunks.append(pa.array([item.write_json()], pa.string())
+                      if isinstance(item, pl.DataFrame) else item)
+    if texts:
+        chunks.append(pa.array(texts, pa.string()))
+    return pa.chunked_array(chunks, pa.string())
