@@ -81,18 +81,17 @@ def ingest_files(ws: Workspace, paths: list[Path]) -> Iterator[tuple[Path, Outco
     the time a small file took.
     """
     dataset = ws.config.dataset_name
-    hashes: dict[Path, str | IngestRefused] = {}
-    for path in paths:
-        resolved = path.resolve()
-        hashes[path] = hash_file(resolved) if resolved.is_file() else \
-            IngestRefused(f"{resolved}: not found or not a regular file")
-    known = [h for h in hashes.values() if isinstance(h, str)]
+    hashes: list[tuple[Path, str | IngestRefused]] = [
+        (path, hash_file(path.resolve()) if path.resolve().is_file() else
+         IngestRefused(f"{path.resolve()}: not found or not a regular file"))
+        for path in paths]
+    known = [h for _, h in hashes if isinstance(h, str)]
     with ws.catalog.session() as con:
         earlier = datasets_store.versions_by_source(con, dataset, known) if known else {}
         stored = datasets_store.stored_contract(con, dataset)
     contract = _contract_in_force(ws, stored)
     batch = _Batch(dataset)
-    for path, source_hash in hashes.items():
+    for path, source_hash in hashes:
         if isinstance(source_hash, IngestRefused):
             batch.outcomes.append((path, source_hash))
             continue
