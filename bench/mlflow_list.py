@@ -29,6 +29,7 @@ with mlflow.start_run() as first:
 template = first.info.run_id
 
 rng = random.Random(0)
+ids = [uuid.uuid4().hex for _ in range(runs - 1)]  # one per copy, the same in every table
 with sqlite3.connect(database) as db:
     for table, id_column in (("runs", "run_uuid"), ("params", "run_uuid"),
                              ("metrics", "run_uuid"), ("latest_metrics", "run_uuid"),
@@ -36,8 +37,7 @@ with sqlite3.connect(database) as db:
         columns = [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
         rows = db.execute(f"SELECT * FROM {table} WHERE {id_column} = ?", [template]).fetchall()
         copies = []
-        for index in range(runs - 1):
-            new_id = uuid.uuid4().hex
+        for index, new_id in enumerate(ids):
             for row in rows:
                 values = dict(zip(columns, row, strict=True))
                 values[id_column] = new_id
