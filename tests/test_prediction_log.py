@@ -174,3 +174,24 @@ def test_a_read_capped_in_rows_keeps_the_newest_requests_in_time_order(tmp_path:
     assert len(read) == 12  # 24 rows; a 13th request would pass 25
     stamps = [ts for ts, *_ in read]
     assert stamps == sorted(stamps) and stamps[-1] == pytest.approx(now + 20 + 0.009)
+
+
+def test_a_client_resending_one_large_body_costs_the_disk_about_one_copy(
+        tmp_path: Path) -> None:
+    """Retries and load tests repeat a body: a flush is written as one piece, so its
+    compression sees the repeats (a chunk per request was compressed alone: 10x the
+    disk)."""
+    import orjson
+
+    log = PredictionLog(Catalog(tmp_path), enabled=True)
+    body = orjson.dumps([{"amount": index * 0.37, "plan": f"plan-{index % 7}", "age": index}
+                         for index in range(30_000)]).decode()  # ~1.4 MB of rows as logged
+    now = time.time()
+    log.add([(f"r{i}", now + i * 0.001, "churn", 1, 30_000, body, "[0.5]") for i in range(10)])
+    log.flush()
+    written = sum(f.stat().st_size for f in (tmp_path / "logs").rglob("*.parquet"))
+    single = len(body)
+    assert prediction_files.count_rows(tmp_path / "logs" / "predictions", "churn") == 300_000
+    # Ten copies in a fraction of one body's bytes: zstd finds each repeat in the same
+    # page (written a request per chunk, each is compressed alone: ~10x this).
+    assert written < single / 5, (written, single)

@@ -96,7 +96,9 @@ def _table(rows: Sequence[Prediction]) -> pa.Table:
         pa.array(counts, pa.int32()),
         _inputs_column(inputs),
         pa.array(outputs, pa.string()),
-    ], schema=PREDICTION_SCHEMA)
+    ], schema=PREDICTION_SCHEMA).combine_chunks()  # one piece: compression then sees
+    # repeats across requests (written a request per chunk, each chunk was compressed
+    # alone: 100 identical 4 MB bodies took 47 MB instead of 7)
 
 
 def _inputs_column(inputs: Sequence[Inputs | pa.Array]) -> pa.ChunkedArray:
