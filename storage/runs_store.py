@@ -136,7 +136,7 @@ def ended_runs_table(runs: Sequence[tuple[RunRecord, bool]]) -> pa.Table:
 
 def load_ended_runs(con: Connection, batch: pa.Table) -> None:
     """Apply a segment of ended runs: new ones whole, the others their outcome; each end
-    is an event, as `meta_store.add_event` records it."""
+    is a `run.<status>` event."""
     with _registered(con, "run_batch", batch):
         con.execute(f"INSERT INTO runs SELECT {RUN_COLUMNS} FROM run_batch WHERE is_new")
         for table, kind in (("params", "param"), ("tags", "tag")):
