@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from mlyard.storage import meta_store
 from mlyard.storage.errors import CatalogError, NotFound
@@ -40,8 +41,11 @@ RUN_COLUMNS = (
 )
 
 _KEYS = pa.list_(pa.string())
+_POINTS = pa.list_(pa.struct(list(METRIC_SCHEMA)[1:]))  # key, value, step, ts
 # An ended run as a spool segment row: `is_new` rows are stored whole (the row, its params
-# and tags), the others (whose start was stored while they ran) only record the outcome.
+# and tags), the others (whose start was stored while they ran) only record the outcome;
+# with the metric points the run logged since its last flush (one file and one fsync per
+# run's end, not two).
 RUN_SEGMENT_SCHEMA = pa.schema(
     [
         ("run_id", pa.string()), ("project", pa.string()), ("name", pa.string()),
@@ -49,7 +53,7 @@ RUN_SEGMENT_SCHEMA = pa.schema(
         ("heartbeat", pa.float64()), ("pid", pa.int64()), ("host", pa.string()),
         ("user_name", pa.string()), ("error", pa.string()), ("is_new", pa.bool_()),
         ("param_keys", _KEYS), ("param_values", _KEYS), ("tag_keys", _KEYS),
-        ("tag_values", _KEYS),
+        ("tag_values", _KEYS), ("points", _POINTS),
     ]
 )
 
@@ -121,16 +125,21 @@ def _registered(con: Connection, name: str, batch: pa.Table) -> Iterator[None]:
     con.unregister(name)
 
 
-def ended_runs_table(runs: Sequence[tuple[RunRecord, bool]]) -> pa.Table:
-    """Ended runs as a spool segment; the flag says whether the run is stored yet."""
-    columns: dict[str, list[Any]] = {name: [] for name in RUN_SEGMENT_SCHEMA.names}
-    for run, stored in runs:
-        for name in RUN_COLUMNS.split(", "):
-            columns[name].append(getattr(run, name))
-        columns["is_new"].append(not stored)
-        for kind, items in (("param", run.params), ("tag", run.tags)):
-            columns[f"{kind}_keys"].append([] if stored else list(items))
-            columns[f"{kind}_values"].append([] if stored else list(items.values()))
+def ended_run_table(run: RunRecord, stored: bool, points: pa.Table | None) -> pa.Table:
+    """An ended run as a spool segment: whether it is stored yet, and its last metric
+    points (a METRIC_SCHEMA table, or None)."""
+    columns: dict[str, Any] = {name: [getattr(run, name)] for name in RUN_COLUMNS.split(", ")}
+    columns["is_new"] = [not stored]
+    for kind, items in (("param", run.params), ("tag", run.tags)):
+        columns[f"{kind}_keys"] = [[] if stored else list(items)]
+        columns[f"{kind}_values"] = [[] if stored else list(items.values())]
+    rows = points.select(METRIC_SCHEMA.names[1:]).combine_chunks() if points is not None \
+        else pa.table([pa.array([], f.type) for f in list(METRIC_SCHEMA)[1:]],
+                      names=METRIC_SCHEMA.names[1:])
+    columns["points"] = pa.ListArray.from_arrays(
+        pa.array([0, rows.num_rows], pa.int32()), pa.StructArray.from_arrays(
+            [rows.column(name).combine_chunks() for name in rows.column_names],
+            fields=list(_POINTS.value_type)))
     return pa.table(columns, schema=RUN_SEGMENT_SCHEMA)
 
 
@@ -146,6 +155,12 @@ def load_ended_runs(con: Connection, batch: pa.Table) -> None:
             "UPDATE runs SET status = b.status, end_time = b.end_time, error = b.error, "
             "heartbeat = greatest(runs.heartbeat, b.heartbeat) "
             "FROM run_batch AS b WHERE NOT b.is_new AND runs.run_id = b.run_id")
+    points = batch.column("points").combine_chunks()
+    flat = points.flatten()
+    if len(flat):
+        insert_metrics(con, pa.table(
+            [batch.column("run_id").combine_chunks().take(pc.list_parent_indices(points)),
+             *(flat.field(name) for name in METRIC_SCHEMA.names[1:])], schema=METRIC_SCHEMA))
     ends = [r for r in batch.select(["end_time", "status", "run_id", "user_name", "error"])
             .to_pylist() if r["end_time"] is not None]
     meta_store.add_events(con, [(f"run.{e['status']}", e["run_id"], e["user_name"],

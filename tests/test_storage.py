@@ -281,7 +281,7 @@ def test_a_long_run_is_listed_as_running_before_it_ends(tmp_path: Path) -> None:
 
 def test_a_spooled_run_that_cannot_be_loaded_is_moved_aside_and_blocks_nobody(
         tmp_path: Path) -> None:
-    from mlyard.storage.runs_store import RunRecord, ended_runs_table
+    from mlyard.storage.runs_store import RunRecord, ended_run_table
 
     catalog = Catalog(tmp_path)
     with catalog.session():
@@ -290,7 +290,7 @@ def test_a_spooled_run_that_cannot_be_loaded_is_moved_aside_and_blocks_nobody(
     def ended(run_id: str, stored: bool) -> pa.Table:
         record = RunRecord(run_id, "p", None, "finished", 1.0, 2.0, 2.0, 1, "h", "u", None,
                            params={"a": "1"})
-        return ended_runs_table([(record, stored)])
+        return ended_run_table(record, stored, None)
 
     first = spool.write_segment(catalog.spool_dir, "runs", ended("r1", stored=False))
     again = spool.write_segment(catalog.spool_dir, "runs", ended("r1", stored=False))

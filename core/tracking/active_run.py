@@ -180,10 +180,11 @@ class Run:
         try:
             # Sealed into the spool, where every unit of work looks first: durable now,
             # loaded into the catalog with the other runs ended about now.
-            for kind, batch in remaining.items():
+            points = remaining.pop("metrics", None)
+            for kind, batch in remaining.items():  # output lines, if any
                 self._buffer.spool(kind, batch)
-            self._buffer.spool("runs", runs_store.ended_runs_table([(ended,
-                                                                     unstored is None)]))
+            self._buffer.spool("runs", runs_store.ended_run_table(ended, unstored is None,
+                                                                  points))
         except OSError as exc:
             # The run's reserved block can take the outcome even on a full disk; the next
             # unit of work that notices the run is gone applies it.
