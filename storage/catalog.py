@@ -17,6 +17,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from mlyard.storage import meta_store, prediction_files, spool
 from mlyard.storage.engine import ENGINE_CONFIG, engine_cursor
@@ -142,7 +143,7 @@ class Catalog:
                 self._quarantine_segment(con, path, problem or "unreadable")
                 continue
             chunk.append((path, batch))
-            if sum(table.num_rows for _, table in chunk) >= FOLD_ROWS:
+            if sum(_rows_in(table) for _, table in chunk) >= FOLD_ROWS:
                 added += self._load_or_set_aside(con, chunk)
                 chunk = []
         return added + self._load_or_set_aside(con, chunk)
@@ -219,6 +220,14 @@ class Catalog:
                 _detach(con, self._alias, self.path)
         finally:
             con.close()
+
+
+def _rows_in(segment: pa.Table) -> int:
+    """Rows a segment adds: an ended run's segment carries its last metric points too."""
+    rows = int(segment.num_rows)
+    if "points" in segment.column_names:
+        rows += int(pc.sum(pc.list_value_length(segment["points"])).as_py() or 0)
+    return rows
 
 
 def _first_line(exc: BaseException) -> str:

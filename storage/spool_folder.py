@@ -36,17 +36,20 @@ class _Folder:
             self._pending[str(catalog.path)] = catalog
         self._wake.set()
 
-    def now(self) -> None:
+    def now(self) -> list[Catalog]:
+        """Load each pending catalog's spool; return those whose lock was busy."""
         with self._guard:
             catalogs, self._pending = list(self._pending.values()), {}
+        busy = []
         for catalog in catalogs:
             try:
-                # Busy: its holder loaded the spool when it began, or the next unit will.
-                with catalog.try_session():
-                    pass
+                with catalog.try_session() as con:
+                    if con is None:
+                        busy.append(catalog)
             except Exception as exc:  # the segments stay sealed for the next unit
                 log.warning("%s: loading the spool failed (%s); the next unit of work "
                             "will", catalog.path, exc)
+        return busy
 
     def close(self) -> None:
         """Stop the thread, then load what is left. A daemon thread still inside DuckDB
@@ -62,7 +65,8 @@ class _Folder:
             self._stop.wait(FOLD_DELAY)  # let the burst gather: one unit loads all of it
             self._wake.clear()
             if not self._stop.is_set():
-                self.now()
+                for catalog in self.now():  # busy now: try again shortly
+                    self.soon(catalog)
 
 
 _folder: tuple[int, _Folder] | None = None

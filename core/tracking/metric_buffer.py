@@ -109,7 +109,11 @@ class MetricBuffer(BufferedWriter):
         fails. Units of one catalog take turns, so only one of them takes it."""
         start, self._start = self._start, None
         if start is not None:
-            insert_run(con, start)
+            try:
+                insert_run(con, start)
+            except BaseException:
+                self._start = start  # the caller never got it to put back
+                raise
         return start
 
     def _restore(self, start: RunRecord | None) -> None:
