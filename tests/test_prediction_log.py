@@ -195,3 +195,19 @@ def test_a_client_resending_one_large_body_costs_the_disk_about_one_copy(
     # Ten copies in a fraction of one body's bytes: zstd finds each repeat in the same
     # page (written a request per chunk, each is compressed alone: ~10x this).
     assert written < single / 5, (written, single)
+
+
+def test_a_large_request_is_logged_as_sent_whatever_its_text(tmp_path: Path) -> None:
+    """Large requests' JSON is turned into Arrow when logged, from its bytes: a slip in
+    the offsets or the encoding would show as other text (or none) read back."""
+    import orjson
+
+    log = PredictionLog(Catalog(tmp_path), enabled=True)
+    bodies = [orjson.dumps([{"plan": f"plän-{i}-€-{'x' * (i % 5)}", "age": i}
+                            for i in range(200 + size)]).decode() for size in range(3)]
+    now = time.time()
+    log.add([(f"r{i}", now + i * 0.001, "churn", 1, 200 + i, body, "[0.5]")
+             for i, body in enumerate([*bodies, '[{"a":1}]'])])
+    log.flush()
+    read = prediction_files.read(tmp_path / "logs" / "predictions", "churn")
+    assert [inputs for _, _, inputs, _ in read] == [*bodies, '[{"a":1}]']

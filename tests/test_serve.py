@@ -154,6 +154,20 @@ def test_ping_health_version_metadata_and_metrics(server: Server, trained: Path)
     assert "mlyard_predictions_total 2.0" in text and "mlyard_model_version 1.0" in text
 
 
+def test_one_row_requests_take_the_fast_path_and_score_as_in_process(server: Server,
+                                                                     trained: Path) -> None:
+    # The churn model's plain rows are read by the row reader and scored by LightGBM's
+    # single-row API; a slip in either shows as a different prediction here.
+    model, reader = server.app.state.holder.serving
+    assert model.single_row is not None
+    frame = features_of(rows(trained, 20), trained)
+    for record, want in zip(frame.to_dicts(), expected(trained, frame), strict=True):
+        assert reader.read(record) is not None
+        answer = post(server, {"dataframe_records": [record]})
+        assert answer.status_code == 200, answer.text
+        assert np.isclose(answer.json()["predictions"][0], want)
+
+
 def test_every_scored_row_is_logged(trained: Path) -> None:
     ws = open_workspace(trained)
     before = prediction_files.count_rows(ws.catalog.predictions_dir, "churn")

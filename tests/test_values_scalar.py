@@ -22,6 +22,7 @@ from mlyard.core.serving.request import (
     small_request,
     typed_features,
 )
+from mlyard.core.serving.row_reader import RowReader
 
 NUMBER_TEXT = st.sampled_from(["7", " 7 ", "7.0", "-2.5", "+5", "1e3", ".5", "5.", "1,000",
                                "1,234.50", "12,34", "9.7", "NaN", "NA", "null", "", "  ",
@@ -86,3 +87,57 @@ def test_a_small_request_reads_as_the_column_path_does(columns: dict[str, list[A
     matrix, logged = small_request(rows, SPEC, None)
     assert np.array_equal(matrix, encode(typed, SPEC), equal_nan=True)
     assert json.loads(logged) == json.loads(typed.write_json())
+
+
+NUMERIC_SPEC = FeatureSpec([Feature("n", "int"), Feature("x", "float"),
+                            Feature("c", "category", ["a", "b", " ", "1"], closed=False)],
+                           "y", "int", None, {})
+
+
+@settings(max_examples=400, deadline=None)
+@given(row=st.fixed_dictionaries({  # values the reader takes as often as any others
+    "n": st.one_of(st.integers(-2**63, 2**63), st.none(), VALUES),
+    "x": st.one_of(st.floats(), st.integers(-2**64, 2**64), st.none(), VALUES),
+    "c": st.one_of(st.sampled_from(["a", "b", " ", "1", None]), VALUES),
+    "id": st.one_of(st.text(max_size=5), VALUES)}),
+    drop=st.sampled_from([None, "n", "x", "c", "id"]))
+def test_the_one_row_reader_reads_as_the_rules_do(row: dict[str, Any], drop: str | None) -> None:
+    if drop is not None:
+        del row[drop]
+    for name, value in row.items():  # JSON integers past 64 bits travel as text
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
+            row[name] = str(value)
+    fast = RowReader(NUMERIC_SPEC, "id").read(row)
+    if fast is None:
+        return  # the server takes small_request itself
+    matrix, logged = small_request([row], NUMERIC_SPEC, "id")
+    assert np.array_equal(fast[0], matrix, equal_nan=True)
+    assert fast[1] == logged
+
+
+@settings(max_examples=300, deadline=None)
+@given(row=st.fixed_dictionaries({
+    "n": st.one_of(st.integers(-2**63 + 1, 2**63 - 1), st.none()),
+    "x": st.one_of(st.floats(allow_infinity=False), st.integers(-2**63 + 1, 2**63 - 1),
+                   st.none()),
+    "c": st.sampled_from(["a", "b", "1", None]), "id": st.text(max_size=5)}))
+def test_plain_rows_are_read_fast_and_as_the_rules_read_them(row: dict[str, Any]) -> None:
+    fast = RowReader(NUMERIC_SPEC, "id").read(row)
+    assert fast is not None
+    matrix, logged = small_request([row], NUMERIC_SPEC, "id")
+    assert np.array_equal(fast[0], matrix, equal_nan=True)
+    assert fast[1] == logged
+
+
+def test_plain_rows_take_the_one_row_reader() -> None:
+    reader = RowReader(NUMERIC_SPEC, "id")
+    for row in ({"n": 3, "x": 1.5, "c": "a", "id": "k1"}, {"n": None, "x": 2, "c": None},
+                {"n": -7, "x": float("nan"), "c": "b", "extra": [1]}):
+        assert reader.read(row) is not None, row
+    for row in ({"n": "3", "x": 1.5, "c": "a"}, {"n": 3, "x": 1.5, "c": "new"},
+                {"n": 3, "x": 1.5, "c": " "}, {"n": 3, "x": float("inf"), "c": "a"},
+                {"n": 3, "c": "a"}, {"n": 3, "x": 1.5, "c": "a", "id": 12}):
+        assert reader.read(row) is None, row  # the rules read these, or refuse them
+    with_bool = FeatureSpec([*NUMERIC_SPEC.features, Feature("b", "bool")], "y", "int", None,
+                            {})
+    assert RowReader(with_bool, None).read({"n": 3, "x": 1.5, "c": "a", "b": True}) is None

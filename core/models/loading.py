@@ -11,7 +11,7 @@ import json
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import polars as pl
 from mlyard.core.errors import MlyardError
 from mlyard.core.models import registry
 from mlyard.core.models.features import FeatureSpec, encode
+from mlyard.core.models.single_row import SingleRowPredictor
 from mlyard.core.workspace import Workspace
 from mlyard.storage.models_store import ModelVersion
 
@@ -32,6 +33,10 @@ class LoadedModel:
     booster: lgb.Booster
     card: dict[str, Any]
     spec: FeatureSpec
+    single_row: SingleRowPredictor | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.single_row = SingleRowPredictor.for_booster(self.booster)
 
     def predict(self, frame: pl.DataFrame, threads: int | None = None) -> np.ndarray:
         """Probabilities (binary: of the positive class), class probabilities or values."""
@@ -43,6 +48,8 @@ class LoadedModel:
         trees and competes with every other request for the cores."""
         if threads is None:
             return np.asarray(self.booster.predict(matrix))
+        if threads == 1 and self.single_row is not None and matrix.shape[0] == 1:
+            return self.single_row.predict(matrix)
         return np.asarray(self.booster.predict(matrix, num_threads=threads))
 
 

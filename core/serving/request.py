@@ -13,6 +13,8 @@ from __future__ import annotations
 import io
 import json
 import math
+from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -97,13 +99,35 @@ def _json_column(name: str, rows: list[dict[str, Any]]) -> pl.Series:
 
 
 def _json_values(name: str, rows: list[dict[str, Any]]) -> tuple[list[Any], pl.DataType]:
-    """One column from JSON rows and the type it reads as: numbers stay numbers (a float
-    NaN is missing), anything mixed is read as text by the same rules a CSV cell is."""
+    """One column from JSON rows and the type it reads as."""
     try:
         values = [row[name] for row in rows]
     except KeyError:
-        index = next(i for i, row in enumerate(rows, start=1) if name not in row)
-        raise ScoringRejected(f"row {index}: missing column {name!r}") from None
+        raise _missing_in_row(name, rows) from None
+    return _typed_json(name, values)
+
+
+def _missing_in_row(name: str, rows: list[dict[str, Any]]) -> ScoringRejected:
+    index = next(i for i, row in enumerate(rows, start=1) if name not in row)
+    return ScoringRejected(f"row {index}: missing column {name!r}")
+
+
+def _json_columns(names: list[str], rows: list[dict[str, Any]]
+                  ) -> list[tuple[list[Any], pl.DataType]]:
+    """`_json_values` for several columns, gathered in one pass over the rows."""
+    try:
+        gathered = map(itemgetter(*names), rows) if len(names) > 1 else (
+            (row[names[0]],) for row in rows)
+        columns = list(zip(*gathered, strict=True))
+    except KeyError:
+        raise _missing_in_row(next(n for n in names if any(n not in r for r in rows)),
+                              rows) from None
+    return [_typed_json(name, list(values)) for name, values in zip(names, columns, strict=True)]
+
+
+def _typed_json(name: str, values: list[Any]) -> tuple[list[Any], pl.DataType]:
+    """A column's JSON values and the type they read as: numbers stay numbers (a float
+    NaN is missing), anything mixed is read as text by the same rules a CSV cell is."""
     kinds = set(map(type, values))  # whole-column checks, not one per value: a hot path
     kinds.discard(type(None))
     if dict in kinds or list in kinds:
@@ -111,8 +135,7 @@ def _json_values(name: str, rows: list[dict[str, Any]]) -> tuple[list[Any], pl.D
                             if isinstance(v, (dict, list)))
         raise ScoringRejected(f"row {index}, column {name!r}: expected a plain value, "
                               f"got a JSON {'object' if isinstance(value, dict) else 'list'}")
-    if kinds and kinds <= {int, float} and (
-            int not in kinds or max(abs(v) for v in values if type(v) is int) < 2**63):
+    if kinds and kinds <= {int, float} and (int not in kinds or _within_int64(values, kinds)):
         if float in kinds:
             return [None if v is None else float(v) for v in values], pl.Float64()
         return values, pl.Int64()
@@ -121,6 +144,13 @@ def _json_values(name: str, rows: list[dict[str, Any]]) -> tuple[list[Any], pl.D
     if kinds <= {str}:
         return values, pl.String()  # already text: the common case, kept cheap
     return [None if v is None else json_text(v) for v in values], pl.String()
+
+
+def _within_int64(values: list[Any], kinds: set[type]) -> bool:
+    """Every JSON integer among `values` fits 64 bits (as the column path reads them)."""
+    ints = values if kinds == {int} and None not in values else [
+        v for v in values if type(v) is int]
+    return -2**63 < min(ints) and max(ints) < 2**63  # min/max: C loops, not a generator
 
 
 def _number_block(columns: list[tuple[Feature, list[Any], pl.DataType]]
@@ -179,14 +209,17 @@ def small_request(rows: list[dict[str, Any]], spec: FeatureSpec,
                               f"{', '.join(map(repr, missing))}; the model needs "
                               f"{', '.join(spec.names)}")
     matrix = np.empty((len(rows), len(spec.features)), dtype=np.float64)
-    columns = [(feature, *_json_values(feature.name, rows)) for feature in spec.features]
+    columns = [(feature, *typed) for feature, typed
+               in zip(spec.features, _json_columns(spec.names, rows), strict=True)]
     numeric = [position for position, (feature, _, dtype) in enumerate(columns)
                if feature.type in {"int", "float"} and dtype.is_numeric()]
     bad_rows: dict[int, int] = {}
+    with_nan: set[int] = set()
     if numeric:
         block, bad = _number_block([columns[position] for position in numeric])
         matrix[:, numeric] = block.T
         bad_rows = {numeric[index]: row for index, row in bad.items()}
+        with_nan = {numeric[index] for index in np.flatnonzero(np.isnan(block).any(axis=1))}
     logged: dict[str, list[Any]] = {}
     for position, (feature, values, dtype) in enumerate(columns):  # problems in column order
         if position in bad_rows:
@@ -194,38 +227,53 @@ def small_request(rows: list[dict[str, Any]], spec: FeatureSpec,
             expected = parse_column(feature.name, feature.type, dtype).expected
             raise ScoringRejected(f"row {row + 1}, column {feature.name!r}: "
                                   f"{_shown(values[row])} is not {expected}")
-        if feature.type == "float" and position in numeric:
-            logged[feature.name] = [None if v is None or v != v else float(v) for v in values]
-            continue
         if position in numeric:
-            logged[feature.name] = [None if v is None or v != v else int(v) for v in values]
+            logged[feature.name] = _logged_numbers(values, dtype, feature.type == "float",
+                                                   position in with_nan)
             continue
         read = scalar_reader(feature.type, feature.categories, feature.closed)
         codes = spec.category_codes.get(feature.name)
         assert read is not None  # every feature type has a scalar reader
-        # Levels repeat: each distinct value is read once (keyed by type too, as 1 ==
-        # True == 1.0 in a dict but not in a column of text).
-        keys = list(zip(map(type, values), values, strict=True))
-        seen: dict[tuple[type, Any], tuple[Any, float]] = {}
+        # Levels repeat: each distinct value is read once. Text (or null) is its own key;
+        # other values are keyed by type too, as 1 == True == 1.0 in a dict.
+        keys: list[Any] = values if dtype == pl.String else list(
+            zip(map(type, values), values, strict=True))
+        seen: dict[Any, tuple[Any, float]] = {}
         for key in dict.fromkeys(keys):
-            typed = read(key[1])
+            value = key if dtype == pl.String else key[1]
+            typed = read(value)
             if typed is FAILED:
                 expected = parse_column(feature.name, feature.type, dtype,
                                         levels=feature.categories,
                                         closed=feature.closed).expected
                 raise ScoringRejected(f"row {keys.index(key) + 1}, column {feature.name!r}: "
-                                      f"{_shown(key[1])} is not {expected}")
+                                      f"{_shown(value)} is not {expected}")
             seen[key] = (None, np.nan) if typed is MISSING else (typed, codes.get(
                 typed, np.nan) if codes is not None else float(typed))
-        column = [seen[key][0] for key in keys]
-        matrix[:, position] = [seen[key][1] for key in keys]
-        logged[feature.name] = column
+        if all(key == typed for key, (typed, _) in seen.items()):
+            logged[feature.name] = values  # every value reads as itself (known text)
+        else:
+            logged[feature.name] = [seen[key][0] for key in keys]
+        codes_of = {key: code for key, (_, code) in seen.items()}
+        matrix[:, position] = list(map(codes_of.__getitem__, keys))
     if id_column is not None and id_column in rows[0]:
         logged[id_column] = [None if v is None else json_text(v)
                              for v in _json_values(id_column, rows)[0]]
-    names = list(logged)
-    records = [dict(zip(names, row, strict=True)) for row in zip(*logged.values(), strict=True)]
-    return matrix, orjson.dumps(records).decode()
+    # Rows as objects (what drift and feedback read back), built by map: no Python frame
+    # per row.
+    records = map(dict, map(zip, repeat(list(logged)), zip(*logged.values(), strict=True)))
+    return matrix, orjson.dumps(list(records)).decode()
+
+
+def _logged_numbers(values: list[Any], dtype: pl.DataType, floats: bool, with_nan: bool
+                    ) -> list[Any]:
+    """A numeric feature's JSON numbers as the log holds them: floats or ints as the
+    feature is typed, NaN and null as null."""
+    cast = float if floats else int
+    if not with_nan:  # no null, no NaN: at most a type to change
+        return values if dtype == (pl.Float64 if floats else pl.Int64) else list(
+            map(cast, values))
+    return [None if v is None or v != v else cast(v) for v in values]
 
 
 def _split_rows(data: Any) -> list[dict[str, Any]]:

@@ -49,6 +49,7 @@ from mlyard.core.serving.request import (
     small_request,
     typed_features,
 )
+from mlyard.core.serving.row_reader import RowReader
 from mlyard.core.workspace import Workspace, open_workspace
 
 log = logging.getLogger("mlyard.serve")
@@ -74,18 +75,28 @@ HEADER_TIMEOUT = 10.0  # seconds to receive a request's headers (then the socket
 
 
 class ModelHolder:
-    """The served model; `current` is replaced in one assignment when the alias moves."""
+    """The served model; `serving` (the model and its row reader) is replaced in one
+    assignment when the alias moves."""
 
-    def __init__(self, ws: Workspace, ref: str, poll_interval: float = 1.0) -> None:
+    def __init__(self, ws: Workspace, ref: str, poll_interval: float = 1.0,
+                 id_column: str | None = None) -> None:
         self.ws = ws
         self.ref = ref
         self.poll_interval = poll_interval
-        self.current: LoadedModel = load_model(ws, ref)
+        self.id_column = id_column
+        self.serving = self._ready(load_model(ws, ref))
         self.swaps = 0
         self.refused: set[int] = set()  # versions whose model failed its trial load
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="mlyard-model-watch",
                                         daemon=True)
+
+    @property
+    def current(self) -> LoadedModel:
+        return self.serving[0]
+
+    def _ready(self, model: LoadedModel) -> tuple[LoadedModel, RowReader]:
+        return model, RowReader(model.spec, self.id_column)
 
     def start(self) -> None:
         self._thread.start()
@@ -111,7 +122,7 @@ class ModelHolder:
             log.error("%s; still serving %s/%s", exc.msg, self.current.version.model,
                       self.current.version.version)
             return False
-        self.current = replacement
+        self.serving = self._ready(replacement)
         self.swaps += 1
         log.info("now serving %s/%s", target.model, target.version)
         return True
@@ -141,7 +152,7 @@ def create_app(ws: Workspace, ref: str, token: str | None = None,
             holds up the event loop that small ones are answered on.
         max_queued: requests waiting for a thread beyond which new ones get 503.
     """
-    holder = ModelHolder(ws, ref, poll_interval)
+    holder = ModelHolder(ws, ref, poll_interval, ws.config.data.id_column)
     scoring = _Scoring(anyio.CapacityLimiter(scoring_threads), max_queued)
     predictions = PredictionLog(ws.catalog, enabled=log_predictions,
                                 keep_seconds=ws.config.serve.keep_seconds)
@@ -150,7 +161,7 @@ def create_app(ws: Workspace, ref: str, token: str | None = None,
     async def invocations(request: Request) -> Response:
         started = time.perf_counter()
         response = await _score(request, holder, predictions, max_body, body_timeout,
-                                scoring, ws.config.data.id_column)
+                                scoring)
         stats.observe(response.status_code, time.perf_counter() - started,
                       int(response.headers.get("x-mlyard-rows", "0")))
         return response
@@ -225,8 +236,7 @@ class _Scoring:
 
 
 async def _score(request: Request, holder: ModelHolder, predictions: PredictionLog,
-                 max_body: int, body_timeout: float, scoring: _Scoring,
-                 id_column: str | None) -> Response:
+                 max_body: int, body_timeout: float, scoring: _Scoring) -> Response:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_body:
         return _error(f"body of {declared} bytes is over the limit of {max_body}", 413)
@@ -243,16 +253,17 @@ async def _score(request: Request, holder: ModelHolder, predictions: PredictionL
     if scoring.waiting >= scoring.max_queued:
         return _error("the server is busy scoring other requests; retry shortly", 503,
                       "TEMPORARILY_UNAVAILABLE")
-    model = holder.current  # one model for the whole request, even if a swap happens now
+    # One model for the whole request, even if a swap happens now.
+    model, reader = holder.serving
     content_type = request.headers.get("content-type", "")
     if len(body) <= INLINE_BODY:
         # A few rows score in ~0.1 ms: less than handing them to a thread and back.
-        result = _score_rows(bytes(body), content_type, model, id_column)
+        result = _score_rows(bytes(body), content_type, model, reader)
     else:
         scoring.waiting += 1
         try:
             result = await anyio.to_thread.run_sync(
-                _score_rows, bytes(body), content_type, model, id_column,
+                _score_rows, bytes(body), content_type, model, reader,
                 limiter=scoring.limiter)
         finally:
             scoring.waiting -= 1
@@ -269,15 +280,17 @@ async def _score(request: Request, holder: ModelHolder, predictions: PredictionL
                              "x-mlyard-model-version": str(version.version)})
 
 
-def _score_rows(body: bytes, content_type: str, model: LoadedModel, id_column: str | None
+def _score_rows(body: bytes, content_type: str, model: LoadedModel, reader: RowReader
                 ) -> tuple[Inputs, list[Any]] | Response:
     """Parse, check and score one request in a scoring thread: the rows to log and the
     predictions, or the 4xx answer."""
+    id_column = reader.id_column
     wanted = model.spec.names + ([id_column] if id_column else [])
     try:
         rows = json_rows(body, content_type)
         if rows is not None and 0 < len(rows) <= SMALL_REQUEST:
-            matrix, logged = small_request(rows, model.spec, id_column)
+            read = reader.read(rows[0]) if len(rows) == 1 else None
+            matrix, logged = read or small_request(rows, model.spec, id_column)
             output = model.predict_matrix(matrix, threads=1)
             values = output.tolist() if isinstance(output, np.ndarray) else list(output)
             return logged, values
