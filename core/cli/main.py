@@ -46,6 +46,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
               "Serve MODEL (a version or an alias, e.g. churn@champion) over MLflow's protocol."),
     "predict": (f"{_CLI}.serving:predict",
                 "Score a CSV or Parquet file with MODEL into a Parquet file, in batches."),
+    "explain": (f"{_CLI}.serving:explain",
+                "Score a file with MODEL and write each row's feature contributions beside it."),
     "drift": (f"{_CLI}.monitoring:drift",
               "Per-feature drift of new data or served traffic against a model's training data."),
     "alerts": (f"{_CLI}.monitoring:alerts",

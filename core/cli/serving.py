@@ -1,4 +1,4 @@
-"""`mlyard serve` and `mlyard predict`."""
+"""`mlyard serve`, `mlyard predict` and `mlyard explain`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from mlyard.core.cli import output
 from mlyard.core.cli.context import CLUSTER_OPTION, Context
 from mlyard.core.errors import UsageError
 from mlyard.core.models import registry
-from mlyard.core.serving.batch import predict_file
+from mlyard.core.serving.batch import explain_file, predict_file
 from mlyard.core.serving.cluster_batch import predict_on_cluster
 from mlyard.core.serving.server import HeaderTimeoutHttp, check_binding, create_app
 
@@ -75,3 +75,15 @@ def predict(obj: Context, model: str, source: Path, target: Path, cluster: str |
     else:
         rows = predict_file(obj.ws, model, source, target)
     output.stdout.print(f"{target}: {rows:,} rows scored", markup=False)
+
+
+@click.command()
+@click.argument("model")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", "target", required=True,
+              type=click.Path(dir_okay=False, path_type=Path), help="The .parquet to write.")
+@click.pass_obj
+def explain(obj: Context, model: str, source: Path, target: Path) -> None:
+    """Score a file with MODEL and write each row's feature contributions beside it."""
+    rows = explain_file(obj.ws, model, source, target)
+    output.stdout.print(f"{target}: {rows:,} rows explained", markup=False)

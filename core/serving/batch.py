@@ -1,4 +1,5 @@
-"""`mlyard predict`: score a CSV or Parquet file in batches into a Parquet file.
+"""`mlyard predict` and `mlyard explain`: score a CSV or Parquet file in batches into a
+Parquet file.
 
 Batches keep memory flat, so a file larger than memory scores as well. Values are read
 by the rules ingest and the server use (core/data/values.py).
@@ -16,7 +17,8 @@ import pyarrow.parquet as pq
 from mlyard.core.data.reader import BATCH_ROWS, read_typed_batches
 from mlyard.core.data.sniff import sniff
 from mlyard.core.data.values import parse_column
-from mlyard.core.models.features import FeatureSpec
+from mlyard.core.models.explain import Explanations, explain_matrix
+from mlyard.core.models.features import FeatureSpec, encode
 from mlyard.core.models.loading import load_model
 from mlyard.core.serving.request import ScoringRejected, typed_features
 from mlyard.core.workspace import Workspace
@@ -35,6 +37,21 @@ def predict_file(ws: Workspace, ref: str, source: Path, target: Path) -> int:
     def score(batches: Batches) -> Batches:
         for rows, features in batches:
             yield rows, prediction_frame(model.predict(features), model.spec)
+
+    return write_scored(model.spec, source, target, score)
+
+
+def explain_file(ws: Workspace, ref: str, source: Path, target: Path) -> int:
+    """`predict_file` with each row's feature contributions and base value beside its
+    prediction (see core/models/explain.py); return the number of rows explained."""
+    model = load_model(ws, ref)
+
+    def score(batches: Batches) -> Batches:
+        for rows, features in batches:
+            matrix = encode(features, model.spec)
+            predictions = prediction_frame(model.predict_matrix(matrix), model.spec)
+            yield rows, pl.concat([predictions, explanation_frame(
+                explain_matrix(model, matrix))], how="horizontal")
 
     return write_scored(model.spec, source, target, score)
 
@@ -95,6 +112,21 @@ def _typed_inputs(batch: pl.DataFrame, features: pl.DataFrame, spec: FeatureSpec
                                       f"not {parsed.expected}")
             typed.append(parsed.typed.alias(name))
     return batch.with_columns(typed)
+
+
+def explanation_frame(explained: Explanations) -> pl.DataFrame:
+    """Contributions as columns: `contribution_<feature>` and `base_value`, or per class
+    `contribution_<class>_<feature>` and `base_value_<class>`."""
+    columns = []
+    for index, label in enumerate(explained.outputs or [None]):
+        suffix = "" if label is None else f"_{label}"
+        columns.append(pl.Series(f"base_value{suffix}",
+                                 np.full(len(explained.contributions),
+                                         explained.base_value[index])))
+        columns.extend(pl.Series(f"contribution{suffix}_{name}",
+                                 explained.contributions[:, index, position])
+                       for position, name in enumerate(explained.features))
+    return pl.DataFrame(columns)
 
 
 def prediction_frame(output: np.ndarray, spec: FeatureSpec) -> pl.DataFrame:

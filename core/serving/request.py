@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import math
+from dataclasses import dataclass
 from itertools import repeat
 from operator import itemgetter
 from typing import Any
@@ -41,8 +42,8 @@ def parse_body(body: bytes, content_type: str, wanted: list[str]) -> pl.DataFram
     """The columns named in `wanted` (those present) from a JSON or CSV body in any of
     MLflow's input forms; values stay as sent (text from CSV), typing is `typed_features`.
     """
-    rows = json_rows(body, content_type)
-    return _csv_frame(body) if rows is None else rows_frame(rows, wanted)
+    request = json_request(body, content_type)
+    return _csv_frame(body) if request is None else rows_frame(request.rows, wanted)
 
 
 def rows_frame(rows: list[dict[str, Any]], wanted: list[str]) -> pl.DataFrame:
@@ -174,8 +175,16 @@ def _number_block(columns: list[tuple[Feature, list[Any], pl.DataType]]
                    for index in np.flatnonzero(bad.any(axis=1))}
 
 
-def json_rows(body: bytes, content_type: str) -> list[dict[str, Any]] | None:
-    """The rows of a JSON body in any of MLflow's input forms, or None for CSV."""
+@dataclass(frozen=True)
+class JsonRequest:
+    """A JSON scoring request: its rows and what its MLflow-style `params` ask for."""
+
+    rows: list[dict[str, Any]]
+    explain: bool = False
+
+
+def json_request(body: bytes, content_type: str) -> JsonRequest | None:
+    """A JSON body in any of MLflow's input forms, or None for CSV."""
     kind = content_type.split(";", 1)[0].strip().lower()
     if kind == "text/csv":
         return None
@@ -193,7 +202,25 @@ def json_rows(body: bytes, content_type: str) -> list[dict[str, Any]] | None:
         raise ScoringRejected("expected exactly one of dataframe_split, dataframe_records, "
                               f"instances or inputs; got {sorted(payload) or 'none'}")
     data = payload[forms[0]]
-    return _split_rows(data) if forms[0] == "dataframe_split" else _record_rows(data, forms[0])
+    rows = _split_rows(data) if forms[0] == "dataframe_split" else _record_rows(data, forms[0])
+    return JsonRequest(rows, _explain(payload.get("params")))
+
+
+def _explain(params: Any) -> bool:
+    """`params.explain`, the one request param the server knows; any other is refused
+    rather than ignored, so a misspelt one does not silently do nothing."""
+    if params is None:
+        return False
+    if not isinstance(params, dict):
+        raise ScoringRejected('params must be a JSON object, such as {"explain": true}')
+    unknown = sorted(set(params) - {"explain"})
+    if unknown:
+        raise ScoringRejected(f"unknown request param {unknown[0]!r}; the server knows: "
+                              "explain")
+    explain = params.get("explain", False)
+    if not isinstance(explain, bool):
+        raise ScoringRejected(f"params.explain must be true or false, got {_shown(explain)}")
+    return explain
 
 
 def small_request(rows: list[dict[str, Any]], spec: FeatureSpec,

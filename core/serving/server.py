@@ -21,6 +21,7 @@ import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
@@ -39,11 +40,13 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from mlyard.core.errors import MlyardError, ObjectCorrupt, UsageError
 from mlyard.core.models import registry
+from mlyard.core.models.explain import explain_matrix
+from mlyard.core.models.features import encode
 from mlyard.core.models.loading import LoadedModel, ModelRefused, check_loads, load_model
 from mlyard.core.serving.prediction_log import Inputs, PredictionLog
 from mlyard.core.serving.request import (
     ScoringRejected,
-    json_rows,
+    json_request,
     parse_body,
     rows_frame,
     small_request,
@@ -269,36 +272,42 @@ async def _score(request: Request, holder: ModelHolder, predictions: PredictionL
             scoring.waiting -= 1
     if isinstance(result, Response):
         return result
-    frame, values = result
+    values = result.values
     request_id = f"{_ID_PREFIX}{next(_request_numbers):012x}"
     version = model.version
     outputs = orjson.dumps(values)
     predictions.add([(request_id, time.time(), version.model, version.version, len(values),
-                      frame, outputs.decode())])
-    return Response(b'{"predictions":' + outputs + b"}", media_type="application/json",
+                      result.inputs, outputs.decode())])
+    answer = b'{"predictions":' + outputs + b"}" if result.explanations is None else \
+        orjson.dumps({"predictions": values, **result.explanations})
+    return Response(answer, media_type="application/json",
                     headers={"x-request-id": request_id, "x-mlyard-rows": str(len(values)),
                              "x-mlyard-model-version": str(version.version)})
 
 
 def _score_rows(body: bytes, content_type: str, model: LoadedModel, reader: RowReader
-                ) -> tuple[Inputs, list[Any]] | Response:
-    """Parse, check and score one request in a scoring thread: the rows to log and the
-    predictions, or the 4xx answer."""
+                ) -> Scored | Response:
+    """Parse, check and score one request in a scoring thread: the rows to log, the
+    predictions and any explanations asked for, or the 4xx answer."""
     id_column = reader.id_column
     wanted = model.spec.names + ([id_column] if id_column else [])
     try:
-        rows = json_rows(body, content_type)
+        request = json_request(body, content_type)
+        rows = request.rows if request is not None else None
+        explain = request is not None and request.explain
         if rows is not None and 0 < len(rows) <= SMALL_REQUEST:
-            read = reader.read(rows[0]) if len(rows) == 1 else None
+            read = reader.read(rows[0]) if len(rows) == 1 and not explain else None
             matrix, logged = read or small_request(rows, model.spec, id_column)
             output = model.predict_matrix(matrix, threads=1)
             values = output.tolist() if isinstance(output, np.ndarray) else list(output)
-            return logged, values
+            return Scored(logged, values, _explained(model, matrix) if explain else None)
         # JSON parsed above is not parsed again; CSV is read as a frame.
         sent = rows_frame(rows, wanted) if rows is not None else parse_body(body, content_type,
                                                                           wanted)
         frame = typed_features(sent, model.spec)
-        output = model.predict(frame, threads=1)
+        matrix = encode(frame, model.spec)
+        output = model.predict_matrix(matrix, threads=1)
+        extra = _explained(model, matrix) if explain else None
     except ScoringRejected as rejected:
         return _error(rejected.msg, rejected.status, rejected.error_code)
     except RecursionError:
@@ -309,7 +318,22 @@ def _score_rows(body: bytes, content_type: str, model: LoadedModel, reader: RowR
     if id_column is not None and id_column in sent.columns:
         # Logged (never scored) so that labels arriving later can be joined by id.
         frame = frame.with_columns(sent.get_column(id_column).cast(pl.String))
-    return frame, values
+    return Scored(frame, values, extra)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A scored request: its typed rows for the log, the predictions, and the
+    explanations when the request asked for them (`params.explain`)."""
+
+    inputs: Inputs
+    values: list[Any]
+    explanations: dict[str, Any] | None = None
+
+
+def _explained(model: LoadedModel, matrix: np.ndarray) -> dict[str, Any]:
+    explained = explain_matrix(model, matrix, threads=1)
+    return {"explanations": explained.rows_json(), "base_value": explained.base_value_json()}
 
 
 class _BearerAuth:
