@@ -6,6 +6,7 @@ Every key has a default, so a file with only `[data] target = "y"` is a working 
 from __future__ import annotations
 
 import re
+import shlex
 import tomllib
 from pathlib import Path
 from typing import Literal, get_args
@@ -240,6 +241,44 @@ class MonitorConfig(msgspec.Struct, forbid_unknown_fields=True):
     min_rows: dict[DriftMethod, int] = msgspec.field(default_factory=dict)
 
 
+AlertKind = Literal["drift", "quality", "refused", "job", "gate", "server", "spool"]
+ALERT_KINDS: tuple[AlertKind, ...] = get_args(AlertKind)
+
+
+class AlertsConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """`[alerts]`: who hears of an alert, and how often (docs/monitoring.md#alerts).
+
+    webhooks: URLs each alert is POSTed to as JSON; its `text` field is a readable line,
+        so Slack, Mattermost and ntfy-style receivers take it as it is.
+    command: a command line (split like a shell's, run without one) that gets each alert
+        as JSON on standard input and its line in MLYARD_ALERT_TEXT; exit 0 is delivered.
+    kinds: which alerts are sent: drift, quality (warnings), refused (quarantined
+        files), job (failed jobs), gate (a failed gate on automated promotion), server
+        (a degraded server), spool (an unreadable spool segment).
+    drift_severity: the least drift severity sent, "moderate" or "severe".
+    cooldown: after an alert of a kind is sent, others of that kind within this interval
+        are recorded as suppressed instead of sent, so a flapping signal cannot flood.
+    retries: further attempts per receiver after a failed one, `backoff` apart, doubling.
+    timeout: the longest one attempt may take.
+    wait: how long a one-off command (when no daemon runs) keeps retrying before it
+        leaves the rest to the next command or the daemon.
+    """
+
+    webhooks: list[str] = msgspec.field(default_factory=list)
+    command: str | None = None
+    kinds: list[AlertKind] = msgspec.field(default_factory=lambda: list(ALERT_KINDS))
+    drift_severity: Literal["moderate", "severe"] = "moderate"
+    cooldown: str = "15m"
+    retries: int = 3
+    backoff: str = "5s"
+    timeout: str = "10s"
+    wait: str = "15s"
+
+    def seconds(self, key: str) -> float:
+        """`cooldown`, `backoff`, `timeout` or `wait` in seconds."""
+        return parse_every(getattr(self, key))
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True):
     """The whole file. `gates` maps `min_<metric>`, `max_<metric>`,
     `max_regression_vs_champion`, `require_clean_data` and `no_severe_drift` to
@@ -257,6 +296,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     compute: ComputeConfig = msgspec.field(default_factory=ComputeConfig)
     serve: ServeConfig = msgspec.field(default_factory=ServeConfig)
     bundles: BundlesConfig = msgspec.field(default_factory=BundlesConfig)
+    alerts: AlertsConfig = msgspec.field(default_factory=AlertsConfig)
 
     @property
     def dataset_name(self) -> str:
@@ -346,6 +386,8 @@ def _describe(message: str, prefix: str = "") -> str:
         what += f"; expected one of {', '.join(get_args(DriftMethod))}"
     if what.startswith("Invalid enum value") and where == "train.task":
         what += f"; expected one of {', '.join(get_args(TaskType))}"
+    if what.startswith("Invalid enum value") and where.startswith("alerts.kinds"):
+        what += f"; expected one of {', '.join(ALERT_KINDS)}"
     return f"key {where}: {what}" if where else what
 
 
@@ -354,6 +396,7 @@ def _check_ranges(config: Config, source: str) -> None:
     _check_automation(config, source)
     _check_monitor(config, source)
     _check_tune(config, source)
+    _check_alerts(config.alerts, source)
     try:
         config.serve.keep_seconds  # noqa: B018  # parsed here so a bad value names the key
     except ValueError as exc:
@@ -392,6 +435,30 @@ def _check_tune(config: Config, source: str) -> None:
             raise ConfigError(f"{key}: expected `low` below `high`, or `choices`")
         if entry.log and entry.low <= 0:
             raise ConfigError(f"{key}: a log scale needs `low` above 0")
+
+
+def _check_alerts(alerts: AlertsConfig, source: str) -> None:
+    for key in ("cooldown", "backoff", "timeout", "wait"):
+        try:
+            alerts.seconds(key)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: key alerts.{key}: {exc}") from None
+    if alerts.retries < 0:
+        raise ConfigError(f"{source}: key alerts.retries: expected 0 or more, got "
+                          f"{alerts.retries}")
+    for index, url in enumerate(alerts.webhooks):
+        scheme, _, rest = url.partition("://")
+        if scheme.lower() not in ("http", "https") or not rest.strip("/"):
+            raise ConfigError(f"{source}: key alerts.webhooks[{index}]: expected an http:// "
+                              f"or https:// URL, got {url!r}")
+    if alerts.command is not None:
+        try:
+            words = shlex.split(alerts.command)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: key alerts.command: {exc}") from None
+        if not words:
+            raise ConfigError(f"{source}: key alerts.command: expected a command, got an "
+                              "empty line")
 
 
 def _check_monitor(config: Config, source: str) -> None:

@@ -308,6 +308,27 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE dataset_versions_next RENAME TO dataset_versions;
         """,
     ),
+    (
+        "alert deliveries",
+        # `alert.*` events are the outbox; each attempt to deliver one to a receiver is a
+        # row here, and the cursor marks how far the events have been looked at.
+        """
+        CREATE TABLE alert_deliveries (
+            event_id BIGINT NOT NULL,
+            receiver VARCHAR NOT NULL,
+            attempt INTEGER NOT NULL,
+            ts DOUBLE NOT NULL,
+            outcome VARCHAR NOT NULL,
+            error VARCHAR,
+            next_try DOUBLE,
+            PRIMARY KEY (event_id, receiver, attempt)
+        );
+        CREATE TABLE alert_cursor (
+            one INTEGER PRIMARY KEY,
+            event_id BIGINT NOT NULL
+        );
+        """,
+    ),
 ]
 PREDICTIONS_OUT = 8  # the migration above, which needs the copy first
 

@@ -136,5 +136,10 @@ def recent_events(con: Connection, kind_prefix: str, limit: int) -> list[Event]:
         "SELECT event_id, ts, kind, subject, actor, CAST(detail AS VARCHAR) FROM events "
         "WHERE kind LIKE ? ORDER BY event_id DESC LIMIT ?",
         [kind_prefix + "%", limit]).fetchall()
+    return events_from_rows(rows)
+
+
+def events_from_rows(rows: list[tuple[Any, ...]]) -> list[Event]:
+    """Events from rows of (event_id, ts, kind, subject, actor, detail as text)."""
     return [Event(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]) if row[5] else {})
             for row in rows]

@@ -29,6 +29,12 @@ def test_malformed_toml_names_file_and_line(tmp_path: Path) -> None:
     ("text", "expected"),
     [
         ('[data]\ntragte = "y"\n', "[data] has unknown key `tragte`"),
+        ('[alerts]\nwebhooks = ["hooks.example.com/x"]\n',
+         "key alerts.webhooks[0]: expected an http:// or https:// URL"),
+        ('[alerts]\ncommand = "notify-send \'unclosed"\n', "key alerts.command: No closing"),
+        ('[alerts]\ncooldown = "soon"\n', "key alerts.cooldown: interval 'soon'"),
+        ('[alerts]\nkinds = ["drfit"]\n', "expected one of drift, quality, refused"),
+        ('[alerts]\nretries = -1\n', "key alerts.retries: expected 0 or more"),
         ("[train]\nseed = \"forty\"\n", "key train.seed: Expected `int`, got `str`"),
         ('[train]\ntask = "ranking"\n', "expected one of binary, multiclass, regression"),
         ("[train]\nvalid_fraction = 1.5\n", "key train.valid_fraction"),

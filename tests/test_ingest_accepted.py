@@ -198,5 +198,5 @@ def test_a_burst_of_files_in_one_command_is_one_version_each_in_order(
         # Every version was checked against the contract the first file defined.
         contracts = con.execute("SELECT count(DISTINCT contract_hash) FROM dataset_versions"
                                 ).fetchone()
-    assert kinds == {"dataset.version": 8, "alert.quality": 1}
+    assert kinds == {"dataset.version": 8, "alert.refused": 1}
     assert contracts == (1,)

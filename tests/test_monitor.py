@@ -198,5 +198,5 @@ def test_a_refused_file_is_an_error_alert(churn_project: Path, good_csv: str) ->
                                                                      "weekly"))
     assert mlyard("ingest", "data/bad.csv").exit_code == 1
     [alert] = json.loads(mlyard("alerts", "--json").stdout)
-    assert alert["kind"] == "alert.quality" and alert["severity"] == "error"
+    assert alert["kind"] == "alert.refused" and alert["severity"] == "error"
     assert "weekly" in alert["findings"][0] and alert["quarantined"]

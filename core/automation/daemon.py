@@ -1,5 +1,7 @@
 """`mlyard daemon` (watchers and schedules together) and `mlyard watch` (watchers only).
 
+Both deliver alerts while they run (core/alerts/delivery.py's courier).
+
 One daemon per project (a lock file says so). Pipelines after new data and scheduled
 pipelines run as child `mlyard` processes: a crash in training cannot take the daemon
 down, and on SIGTERM each child is asked to stop, marks its job failed, and exits. The
@@ -28,6 +30,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from filelock import FileLock, Timeout
 
+from mlyard.core.alerts.delivery import Courier
 from mlyard.core.automation import jobs, schedules
 from mlyard.core.automation.pipeline import watched_folders
 from mlyard.core.automation.watcher import Debouncer, FolderWatcher
@@ -68,6 +71,7 @@ class Daemon:
         self._debouncer: Debouncer | None = None
         self._scheduler: BackgroundScheduler | None = None
         self._known: dict[str, ScheduleRecord] = {}
+        self._courier = Courier(ws)
 
     def run(self) -> None:
         """Run until SIGTERM or SIGINT (or `stop()`), then shut down cleanly."""
@@ -77,6 +81,7 @@ class Daemon:
             jobs.reconcile_dead(self.ws)
             self._start_watcher()
             self._start_scheduler()
+            self._courier.start()
             self._write_status()
             log.info("daemon for %s started (pid %d)", self.ws.project, os.getpid())
             while not self._stop.wait(HEARTBEAT_SECONDS):
@@ -244,6 +249,7 @@ class Daemon:
                 child.wait()
         if self._debouncer is not None:
             self._debouncer.stop()
+        self._courier.stop()
         try:
             jobs.reconcile_dead(self.ws)
             self._write_status(stopped=True)

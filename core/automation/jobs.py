@@ -28,7 +28,7 @@ from filelock import FileLock, Timeout
 from mlyard.core.errors import MlyardError, NotFound
 from mlyard.core.processes import pid_alive
 from mlyard.core.workspace import Workspace
-from mlyard.storage import automation_store
+from mlyard.storage import automation_store, meta_store
 from mlyard.storage.automation_store import JobRecord as JobRecord  # the UI reads these
 
 log = logging.getLogger("mlyard")
@@ -63,6 +63,9 @@ class Job:
     detail: dict[str, Any] = field(default_factory=dict)
     run_id: str | None = None
     refusals: list[str] = field(default_factory=list)  # files the step had to refuse
+    # What to alert if the step fails, when it knows better than "job failed": (event
+    # kind, subject, detail), e.g. the gates that refused a promotion.
+    alert: meta_store.Event | None = None
 
     def skip(self, reason: str) -> None:
         """End this job as skipped with `reason` (raises; the caller's block ends here)."""
@@ -88,7 +91,7 @@ def job(ws: Workspace, step: str, trigger: str,
     current = Job(job_id, step, path)
     handler = _job_log_handler(path)
     log.addHandler(handler)
-    status, error = "succeeded", None
+    status, error, interrupted = "succeeded", None, False
     try:
         log.info("job %s: %s (%s) started", job_id, step, trigger)
         yield current
@@ -99,6 +102,7 @@ def job(ws: Workspace, step: str, trigger: str,
         status, error = "skipped", skipped.reason
     except Interrupted:
         status, error = "failed", "interrupted by a signal before it finished"
+        interrupted = True  # stopped on purpose: nobody needs an alert for it
         raise
     except MlyardError as exc:
         status, error = "failed", exc.msg
@@ -115,6 +119,14 @@ def job(ws: Workspace, step: str, trigger: str,
             automation_store.finish_job(con, job_id, status, error,
                                         json.dumps(current.detail) if current.detail else None,
                                         current.run_id)
+            if status == "failed" and not interrupted:
+                meta_store.add_events(con, [current.alert or _failed_alert(
+                    job_id, step, trigger, error)])
+
+
+def _failed_alert(job_id: int, step: str, trigger: str, error: str | None) -> meta_store.Event:
+    return ("alert.job", str(job_id), "mlyard jobs",
+            {"severity": "error", "step": step, "trigger": trigger, "error": error})
 
 
 def _job_log_handler(path: Path) -> logging.Handler:
@@ -175,10 +187,11 @@ def reconcile_dead(ws: Workspace) -> None:
         for record in automation_store.running_jobs(con, ws.project):
             if record.host == host and record.pid is not None \
                     and not pid_alive(record.pid, record.started_at):
-                automation_store.finish_job(
-                    con, record.job_id, "failed",
-                    f"its process (pid {record.pid}) ended before the job finished",
-                    record.detail, None)
+                error = f"its process (pid {record.pid}) ended before the job finished"
+                automation_store.finish_job(con, record.job_id, "failed", error,
+                                            record.detail, None)
+                meta_store.add_events(con, [_failed_alert(record.job_id, record.step,
+                                                          record.trigger, error)])
 
 
 def list_jobs(ws: Workspace, limit: int = 50, status: str | None = None) -> list[JobRecord]:

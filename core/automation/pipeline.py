@@ -171,8 +171,15 @@ def _train(ws: Workspace) -> train_api.TrainResult:
 def _promote_step(ws: Workspace, current: Job, result: PipelineResult) -> None:
     assert result.model_version is not None
     ref = str(result.model_version)
-    move, gates = registry.promote(ws, ref, reason=f"pipeline ({current.job_id})",
-                                   drift=monitor.gate_finding(ws, ref))
+    try:
+        move, gates = registry.promote(ws, ref, reason=f"pipeline ({current.job_id})",
+                                       drift=monitor.gate_finding(ws, ref))
+    except registry.GatesFailed as refused:
+        current.alert = ("alert.gate", f"{ws.project}/{ref}", "mlyard pipeline", {
+            "severity": "error", "job_id": current.job_id,
+            "failed": [f"gate {r.gate} failed ({r.detail})" for r in refused.results
+                       if not r.passed]})
+        raise
     current.run_id = result.run_id
     current.detail.update(champion=move.to_version,
                           gates={g.gate: g.passed for g in gates})

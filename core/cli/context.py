@@ -33,6 +33,11 @@ class Context:
             self._ws = _open(self.workspace_override, register=True)
         return self._ws
 
+    @property
+    def opened(self) -> Workspace | None:
+        """The workspace if this command opened it."""
+        return self._ws
+
     def unopened_ws(self) -> Workspace:
         """The workspace without opening its catalog (it may be what is broken)."""
         return _open(self.workspace_override, register=False)
@@ -69,6 +74,35 @@ class Group(click.Group):
             raise _Failed(exc.msg, 1) from exc
         except OSError as exc:  # a full disk, a read-only workspace: one line, not a trace
             raise _Failed(os_error_line(exc), 1) from exc
+        finally:
+            if ctx.parent is None and ctx.invoked_subcommand not in _DELIVERING_ELSEWHERE:
+                _deliver_alerts(ctx.obj)
+
+
+# Commands that deliver alerts themselves while they run (the daemon and `watch`), or
+# run until stopped; every other command delivers what it raised on its way out.
+_DELIVERING_ELSEWHERE = {"daemon", "watch", "serve", "tui", None}
+
+
+def _deliver_alerts(obj: Context | None) -> None:
+    """Deliver pending alerts when no daemon does (core/alerts/delivery.py); a failure
+    here is one line on stderr, never the command's outcome."""
+    ws = obj.opened if obj is not None else None
+    if ws is None or not (ws.config.alerts.webhooks or ws.config.alerts.command):
+        return
+    # Imported here: only a project with receivers configured pays for it.
+    from mlyard.core.alerts.delivery import deliver_pending
+
+    try:
+        attempts = deliver_pending(ws)
+    except (MlyardError, OSError) as exc:
+        line = exc.msg if isinstance(exc, MlyardError) else os_error_line(exc)
+        click.echo(f"mlyard: alerts not delivered yet: {line}", err=True)
+        return
+    for attempt in attempts:
+        if attempt.error and attempt.outcome != "suppressed":
+            click.echo(f"mlyard: alert to {attempt.receiver}: {attempt.error} "
+                       f"({attempt.outcome})", err=True)
 
 
 

@@ -51,7 +51,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "drift": (f"{_CLI}.monitoring:drift",
               "Per-feature drift of new data or served traffic against a model's training data."),
     "alerts": (f"{_CLI}.monitoring:alerts",
-               "Drift and data quality alerts, newest first."),
+               "Alerts, newest first, and whether each reached its receivers ([alerts])."),
     "feedback": (f"{_CLI}.monitoring:feedback",
                  "Join late labels to served predictions; the model's real metrics per window."),
     "performance": (f"{_CLI}.monitoring:performance_cmd",

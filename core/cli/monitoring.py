@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from mlyard.core.alerts import delivery
 from mlyard.core.automation.pipeline import retrain_after_drift
 from mlyard.core.cli import output
 from mlyard.core.cli.context import JSON_OPTION, Context
@@ -122,20 +123,40 @@ def _print_report(detail: dict[str, Any]) -> None:
         output.stdout.print(f"quality: {line}", markup=False)
 
 
-@click.command()
+@click.group(invoke_without_command=True)
 @click.option("--limit", "-n", default=20, show_default=True)
 @JSON_OPTION
-@click.pass_obj
-def alerts(obj: Context, limit: int, as_json: bool) -> None:
-    """Drift and data quality alerts, newest first."""
-    listed = monitor.alerts(obj.ws, limit)
+@click.pass_context
+def alerts(ctx: click.Context, limit: int, as_json: bool) -> None:
+    """Alerts, newest first, and whether each reached its receivers ([alerts])."""
+    if ctx.invoked_subcommand is not None:
+        return
+    listed = monitor.alerts(ctx.obj.ws, limit)
     if as_json:
         output.print_json(listed)
         return
-    output.print_table(["when", "kind", "model", "severity", "data", "what"],
-                       [(output.when(a["ts"]), a["kind"], a["subject"], a["severity"],
-                         a.get("current", ""), ", ".join(a.get("drifted", []))
-                         or "; ".join(a.get("findings", []))) for a in listed])
+    output.print_table(["when", "kind", "subject", "severity", "what", "delivery"],
+                       [(output.when(a["ts"]), a["kind"].removeprefix("alert."),
+                         a["subject"], a.get("severity", ""), a["what"],
+                         a["delivery"]) for a in listed])
+
+
+@alerts.command("test")
+@click.pass_obj
+def alerts_test(obj: Context) -> None:
+    """Send a test alert to every [alerts] receiver now; exit 1 if any fails."""
+    config = obj.ws.config.alerts
+    if not (config.webhooks or config.command):
+        raise UsageError("no receivers: add `webhooks` or `command` under [alerts] in "
+                         "mlyard.toml")
+    attempts = delivery.send_test(obj.ws)
+    for attempt in attempts:
+        said = f"{attempt.receiver}: {attempt.outcome}" + \
+            (f" ({attempt.error})" if attempt.error else "")
+        (output.stdout if attempt.outcome == "delivered" else output.stderr).print(
+            said, markup=False)
+    if any(a.outcome != "delivered" for a in attempts):
+        raise SystemExit(1)
 
 
 @click.command()

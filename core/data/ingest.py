@@ -143,7 +143,7 @@ class _Batch:
 
     def refuse(self, path: Path, refusal: IngestRefused, copy: Path) -> None:
         self.outcomes.append((path, refusal))
-        self._events.append(("alert.quality", path.name, "mlyard ingest", {
+        self._events.append(("alert.refused", path.name, "mlyard ingest", {
             "severity": "error", "current": path.name, "findings": [refusal.msg],
             "quarantined": str(copy)}))
 

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from mlyard.core.alerts.delivery import delivery_states
+from mlyard.core.alerts.message import describe
 from mlyard.core.data import versions as data
 from mlyard.core.data.quality import check_quality
 from mlyard.core.durations import parse_every
@@ -324,11 +326,14 @@ def get_report(ws: Workspace, report_id: int) -> dict[str, Any]:
 
 
 def alerts(ws: Workspace, limit: int = 50) -> list[dict[str, Any]]:
-    """Drift and quality alerts, newest first."""
+    """Alerts, newest first, each with how its delivery stands (`delivery`, and per
+    receiver in `delivery_detail`)."""
     with ws.catalog.session() as con:
         events = monitor_store.recent_events(con, "alert.", limit)
+    states = delivery_states(ws, events)
     return [{"event_id": e.event_id, "ts": e.ts, "kind": e.kind, "subject": e.subject,
-             **e.detail} for e in events]
+             **e.detail, "what": describe(e), "delivery": states[e.event_id].state,
+             "delivery_detail": states[e.event_id].detail} for e in events]
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
@@ -43,6 +43,7 @@ from mlyard.core.models import registry
 from mlyard.core.models.explain import explain_matrix
 from mlyard.core.models.features import encode
 from mlyard.core.models.loading import LoadedModel, ModelRefused, check_loads, load_model
+from mlyard.core.serving.health_alarm import HealthAlarm
 from mlyard.core.serving.prediction_log import Inputs, PredictionLog
 from mlyard.core.serving.request import (
     ScoringRejected,
@@ -90,6 +91,7 @@ class ModelHolder:
         self.serving = self._ready(load_model(ws, ref))
         self.swaps = 0
         self.refused: set[int] = set()  # versions whose model failed its trial load
+        self.also: list[Callable[[], None]] = []  # more checks on the same beat
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="mlyard-model-watch",
                                         daemon=True)
@@ -134,6 +136,8 @@ class ModelHolder:
         while not self._stop.wait(self.poll_interval):
             try:
                 self.check_for_move()
+                for check in self.also:
+                    check()
             except MlyardError as exc:  # a busy catalog or a missing alias: keep serving
                 log.warning("model watch: %s", exc.msg)
             except Exception:  # anything else: keep serving, keep watching, say why
@@ -159,6 +163,7 @@ def create_app(ws: Workspace, ref: str, token: str | None = None,
     scoring = _Scoring(anyio.CapacityLimiter(scoring_threads), max_queued)
     predictions = PredictionLog(ws.catalog, enabled=log_predictions,
                                 keep_seconds=ws.config.serve.keep_seconds)
+    holder.also.append(HealthAlarm(ws, holder.ref, predictions).check)
     stats = _Stats()
 
     async def invocations(request: Request) -> Response:

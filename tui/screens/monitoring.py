@@ -92,10 +92,9 @@ quality alerts, and the live metric from `mlyard feedback` per time window.
         table.border_subtitle = "" if overview.reports else "none yet: run `mlyard drift`"
         alerts = self.query_one("#alerts-table", DataTable)
         alerts.border_subtitle = "" if overview.alerts else "none: drift and refused files"
-        fill(alerts, ["when", "severity", "data", "what"],
-             [(when(a["ts"]), _severity(a["severity"]), a.get("current", ""),
-               ", ".join(a.get("drifted", [])) or "; ".join(a.get("findings", [])))
-              for a in overview.alerts])
+        fill(alerts, ["when", "severity", "delivery", "what"],
+             [(when(a["ts"]), _severity(a.get("severity", "")), _delivery(a["delivery"]),
+               a["what"]) for a in overview.alerts])
         metric = overview.metric
         curves: dict[str, list[tuple[int, float | None]]] = {}
         for window in overview.performance:
@@ -130,6 +129,12 @@ def _cell(values: tuple[float | None, bool, float | None, bool] | None) -> Text:
         return Text("few rows", style="dim")
     style = "bold red" if drifted else ("yellow" if (psi or 0) >= 0.1 else "green")
     return Text("-" if statistic is None else f"{statistic:.3g}", style=style)
+
+
+def _delivery(state: str) -> Text:
+    """How an alert's delivery stands ([alerts]): red when it did not reach anyone."""
+    return Text(state, style={"gave up": "bold red", "retrying": "yellow",
+                              "delivered": "green"}.get(state, "dim"))
 
 
 def _severity(value: str) -> Text:
