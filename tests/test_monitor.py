@@ -14,6 +14,7 @@ import pytest
 from mlyard.core.automation import jobs
 from mlyard.core.data import versions as data
 from mlyard.core.data.quality import check_quality
+from mlyard.core.models.loading import load_model
 from mlyard.core.monitoring import drift_reports as monitor
 from mlyard.core.workspace import open_workspace
 from tests.conftest import mlyard, mlyard_process, sample_project, train_json
@@ -61,6 +62,28 @@ def test_batch_six_is_flagged_on_the_features_that_drift_and_batches_two_to_five
     by_column = {c["column"]: c for c in drifted["features"]}
     assert by_column["monthly_charges"]["method"] == "wasserstein"
     assert by_column["payment_method"]["method"] == "jensenshannon"
+
+
+def test_drifted_features_are_ranked_by_how_much_the_model_relies_on_them(
+        project: Path) -> None:
+    report = drift_json("--current", "churn:v6")
+    model = load_model(open_workspace(project), "champion")
+    gains = dict(zip(model.booster.feature_name(),
+                     model.booster.feature_importance(importance_type="gain"), strict=True))
+    shares = {c["column"]: c["importance"] for c in report["features"]}
+    assert shares == pytest.approx({name: gain / sum(gains.values())
+                                    for name, gain in gains.items()})
+    ranked = sorted(DRIFTING, key=lambda name: -gains[name])
+    assert report["drifted"] == ranked  # most relied on first
+    assert report["drifted_gain_share"] == pytest.approx(sum(shares[n] for n in DRIFTING))
+    assert report["headline"].startswith(
+        f"4 of 10 features drifted, {report['drifted_gain_share']:.0%} of the model's "
+        f"gain: {ranked[0]}, {ranked[1]}")
+    # The table puts the feature the model relies on most on top.
+    table = mlyard("drift", "--current", "churn:v6").stdout.splitlines()
+    top = max(shares, key=lambda name: shares[name])
+    first_row = next(line for line in table[1:] if any(n in line for n in shares))
+    assert top in first_row and f"{shares[top]:.0%}" in first_row
 
 
 def test_reports_are_stored_as_a_time_series_and_alerts_raised(project: Path) -> None:

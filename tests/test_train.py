@@ -92,7 +92,14 @@ def test_the_run_records_what_reproduces_it(churn: Path) -> None:
     contract = next(f for f in card["spec"]["features"] if f["name"] == "contract")
     assert contract["categories"] == ["month-to-month", "one-year", "two-year"]
     importance = json.loads(ws.objects.read_bytes(artifacts["feature_importance.json"]))
-    assert set(importance) == {"gain", "split"} and importance["gain"]["tenure_months"] > 0
+    assert set(importance) == {"gain", "split", "contribution"}
+    assert importance["gain"]["tenure_months"] > 0
+    # Mean |contribution| on the holdout: every feature, the one trees split on most moves
+    # scores the most.
+    contribution = importance["contribution"]
+    assert set(contribution) == set(importance["gain"])
+    top = max(importance["gain"], key=importance["gain"].get)
+    assert contribution[top] > 0 and all(v >= 0 for v in contribution.values())
 
 
 def test_reproduce_gives_identical_model_bytes(churn: Path) -> None:

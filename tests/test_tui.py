@@ -12,6 +12,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 from textual.binding import Binding
 from textual.pilot import Pilot
@@ -27,12 +28,14 @@ from mlyard.tui.screens.compare import CompareScreen
 from mlyard.tui.screens.dashboard import DashboardScreen
 from mlyard.tui.screens.datasets import DatasetsScreen
 from mlyard.tui.screens.dialogs import Confirm
+from mlyard.tui.screens.explanation import ExplanationScreen
 from mlyard.tui.screens.help import HelpScreen
 from mlyard.tui.screens.models import ModelsScreen
 from mlyard.tui.screens.monitoring import MonitoringScreen
 from mlyard.tui.screens.run_detail import RunDetailScreen
 from mlyard.tui.screens.runs import RunsScreen
 from mlyard.tui.screens.serving import ServingScreen
+from mlyard.tui.widgets.curves import BarsPlot
 from tests.tui_workspace import build, use_utc
 
 SIZES = [(100, 30), (80, 24)]
@@ -209,6 +212,13 @@ async def test_run_detail_shows_importance_and_record(project: Path) -> None:
         assert isinstance(detail, RunDetailScreen)
         metrics = detail.query_one("#run-metrics", DataTable)
         assert metrics.row_count >= 10
+        detail.query_one("#run-tabs", TabbedContent).active = "tab-importance"
+        await settle(pilot)
+        gain = detail.query_one("#run-importance", BarsPlot).shown
+        contribution = detail.query_one("#run-contribution", BarsPlot)
+        # Beside gain, each feature's mean |contribution| on the holdout, for every feature.
+        assert contribution.display and set(contribution.shown) == set(gain)
+        assert min(contribution.shown.values()) >= 0 < max(contribution.shown.values())
         detail.query_one("#run-tabs", TabbedContent).active = "tab-log"
         await settle(pilot)
         log = detail.query_one("#run-log", Log)
@@ -295,6 +305,7 @@ async def test_serving_screen_starts_watches_and_stops_a_server(project: Path) -
     import httpx
 
     from mlyard.core.data import versions as data
+    from mlyard.core.models.features import encode
     from mlyard.core.models.loading import load_model
 
     app = make_app(project)
@@ -321,6 +332,21 @@ async def test_serving_screen_starts_watches_and_stops_a_server(project: Path) -
         assert stats.errors == 0 and stats.model_version == 1 and stats.p50_ms is not None
         logged = screen.query_one("#serving-predictions", DataTable)
         assert logged.row_count == 1 and logged.get_row_at(0)[3] == 3
+        # Enter on the logged request: why its first row scored as it did.
+        logged.focus()
+        await pilot.press("enter")
+        await settle(pilot)
+        explained = app.screen
+        assert isinstance(explained, ExplanationScreen), [n.message for n in app._notifications]
+        bars = explained.query_one(BarsPlot).shown
+        assert set(bars) == set(spec.names)
+        model = load_model(ws, "champion")
+        raw = model.booster.predict(encode(pl.DataFrame(records[:1]), model.spec),
+                                    raw_score=True)[0]
+        assert explained.explanation.base_value + sum(bars.values()) == pytest.approx(raw)
+        await pilot.press("escape")
+        await settle(pilot)
+        assert app.screen is screen
         await pilot.press("x")
         await settle(pilot)
         assert app.server_process is None and not server.alive

@@ -11,7 +11,7 @@ from mlyard.core.automation.overview import AutomationOverview
 from mlyard.core.models.registry import AliasMove, ModelDetail, VersionSummary
 from mlyard.core.monitoring.drift_reports import MonitoringOverview
 from mlyard.core.overview import Overview
-from mlyard.core.serving.supervisor import ServerProcess, ServerStats
+from mlyard.core.serving.supervisor import LoggedExplanation, ServerProcess, ServerStats
 from mlyard.core.tracking.compare import Comparison
 from mlyard.core.tracking.run_queries import LogLine, RunDetail, RunsPage
 
@@ -86,6 +86,12 @@ class GatesLoaded(Message):
 @dataclass
 class ServerStarted(Message):
     process: ServerProcess
+
+
+@dataclass
+class ExplanationLoaded(Message):
+    request_id: str
+    explanation: LoggedExplanation
 
 
 @dataclass

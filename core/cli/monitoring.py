@@ -106,11 +106,13 @@ def _print_report(detail: dict[str, Any]) -> None:
         f"report {detail['report_id']}: {current['label']} ({current['rows']:,} rows) "
         f"against {detail['model']}/{detail['version']}: {headline} -> severity "
         f"{detail['severity']}", markup=False)
-    columns = list(detail["features"])
+    # The features the model relies on most first, so drift that matters is on top.
+    columns = sorted(detail["features"], key=lambda c: -(c.get("importance") or 0.0))
     columns += [c for c in (detail.get("prediction"), detail.get("target")) if c]
     output.print_table(
-        ["column", "method", "statistic", "threshold", "drift", "PSI"],
-        [(c["column"], c["method"], c["statistic"], c["threshold"], _verdict(c),
+        ["column", "importance", "method", "statistic", "threshold", "drift", "PSI"],
+        [(c["column"], f"{c['importance']:.0%}" if c.get("importance") is not None else "",
+          c["method"], c["statistic"], c["threshold"], _verdict(c),
           f"{c['psi'] or 0:.3f} {c['psi_level']}") for c in columns])
     for c in columns:
         if c.get("unseen"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import lightgbm as lgb
 import numpy as np
 
 from mlyard.core.models.loading import LoadedModel
@@ -25,6 +26,11 @@ class Explanations:
     outputs: list[str] | None  # class labels for a multiclass model, else one output
     contributions: np.ndarray  # rows x outputs x features
     base_value: np.ndarray  # per output: the raw score before any feature is known
+
+    def raw_scores(self) -> np.ndarray:
+        """Each row's raw score per output: what the contributions add up to."""
+        scores: np.ndarray = self.contributions.sum(axis=2) + self.base_value
+        return scores
 
     def rows_json(self) -> list[dict[str, Any]]:
         """Each row as {feature: contribution}, or {class: {feature: contribution}}."""
@@ -41,16 +47,30 @@ class Explanations:
         return dict(zip(self.outputs, self.base_value.tolist(), strict=True))
 
 
+def contributions(booster: lgb.Booster, matrix: np.ndarray, **options: Any) -> np.ndarray:
+    """LightGBM's TreeSHAP values as rows x outputs x (features + 1); the last column is
+    the base value. `options` go to `Booster.predict` (num_threads, num_iteration)."""
+    raw = np.asarray(booster.predict(matrix, pred_contrib=True, **options))
+    width = booster.num_feature() + 1
+    return raw.reshape(matrix.shape[0], raw.shape[1] // width, width)
+
+
+def mean_abs_contributions(booster: lgb.Booster, matrix: np.ndarray, names: list[str],
+                           **options: Any) -> dict[str, float]:
+    """Global importance in the model's own units: how far, on average over the rows (and
+    outputs), each feature moves a row's raw score."""
+    shaped = contributions(booster, matrix, **options)[:, :, :-1]
+    means = np.abs(shaped).mean(axis=(0, 1)) if len(shaped) else np.zeros(len(names))
+    return dict(zip(names, means.tolist(), strict=True))
+
+
 def explain_matrix(model: LoadedModel, matrix: np.ndarray,
                    threads: int | None = None) -> Explanations:
     """Explanations for an encoded matrix, from the same iterations `predict` uses."""
-    options: dict[str, Any] = {"pred_contrib": True}
-    if threads is not None:
-        options["num_threads"] = threads
-    raw = np.asarray(model.booster.predict(matrix, **options))
+    options: dict[str, Any] = {} if threads is None else {"num_threads": threads}
+    shaped = contributions(model.booster, matrix, **options)
     names = model.spec.names
-    outputs = raw.shape[1] // (len(names) + 1)
-    shaped = raw.reshape(matrix.shape[0], outputs, len(names) + 1)
+    outputs = shaped.shape[1]
     labels = None
     if outputs > 1:
         labels = model.spec.classes or [str(index) for index in range(outputs)]

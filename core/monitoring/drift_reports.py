@@ -28,7 +28,7 @@ from mlyard.core.errors import MlyardError, UsageError
 from mlyard.core.models import registry
 from mlyard.core.models.features import FeatureSpec, unseen_levels
 from mlyard.core.models.gates import DriftFinding
-from mlyard.core.models.loading import load_model
+from mlyard.core.models.loading import LoadedModel, load_model
 from mlyard.core.models.reference import load_reference, prediction_series, target_series
 from mlyard.core.monitoring import performance
 from mlyard.core.monitoring.drift_stats import ColumnDrift, column_drift
@@ -60,10 +60,19 @@ class DriftReport:
     quality: list[str] = field(default_factory=list)
     report_id: int | None = None
     ts: float = field(default_factory=time.time)
+    importance: dict[str, float] = field(default_factory=dict)  # feature -> share of gain
 
     @property
     def drifted(self) -> list[ColumnDrift]:
-        return [c for c in self.columns if c.drifted]
+        """Drifted features, those the model relies on most first: drift in a feature
+        the trees never split on matters less than in the one they split on most."""
+        return sorted((c for c in self.columns if c.drifted),
+                      key=lambda c: -self.importance.get(c.column, 0.0))
+
+    @property
+    def drifted_gain(self) -> float:
+        """The share of the model's gain that comes from drifted features."""
+        return sum(self.importance.get(c.column, 0.0) for c in self.drifted)
 
     @property
     def judged(self) -> list[ColumnDrift]:
@@ -90,7 +99,9 @@ class DriftReport:
         if not self.judged:
             return (f"too few rows ({self.rows:,}) to judge any feature: nothing counted "
                     "(see [monitor] min_rows)")
-        return (f"{len(self.drifted)} of {len(self.judged)} features drifted"
+        relied = f", {self.drifted_gain:.0%} of the model's gain: " + ", ".join(
+            c.column for c in self.drifted[:5]) if self.drifted and self.importance else ""
+        return (f"{len(self.drifted)} of {len(self.judged)} features drifted{relied}"
                 + (f" ({len(self.columns) - len(self.judged)} too few rows to judge)"
                    if len(self.judged) < len(self.columns) else ""))
 
@@ -157,7 +168,7 @@ def drift(ws: Workspace, current: str | None = None, served: str | None = None,
     report = DriftReport(version.model, version.version, version.run_id, kind, label,
                          frame.height, compare(sketch, frame, spec, overrides,
                                                min_rows=min_rows),
-                         ws.config.monitor.drift_share)
+                         ws.config.monitor.drift_share, importance=gain_shares(model))
     if predicted is not None and len(predicted):
         report.prediction = column_drift("prediction", sketch["prediction"], predicted,
                                          min_rows=min_rows)
@@ -172,6 +183,14 @@ def drift(ws: Workspace, current: str | None = None, served: str | None = None,
         save(ws, report)
         _alert(ws, report)
     return report
+
+
+def gain_shares(model: LoadedModel) -> dict[str, float]:
+    """Each feature's share of the model's total split gain (LightGBM's own importance)."""
+    gains = model.booster.feature_importance(importance_type="gain")
+    total = float(gains.sum())
+    return {name: float(gain) / total if total > 0 else 0.0
+            for name, gain in zip(model.booster.feature_name(), gains, strict=True)}
 
 
 def _served_frame(ws: Workspace, version: ModelVersion, spec: FeatureSpec,
@@ -230,7 +249,7 @@ def to_json(report: DriftReport) -> dict[str, Any]:
                 "drifted": c.drifted, "reliable": c.reliable, "present": c.present,
                 "psi": _finite(c.psi), "psi_level": c.psi_level,
                 "rows": c.rows, "null_share": c.null_share, "chart": c.chart,
-                "unseen": c.unseen}
+                "unseen": c.unseen, "importance": report.importance.get(c.column)}
 
     return {"report_id": report.report_id, "ts": report.ts, "model": report.model,
             "version": report.version, "reference_run": report.reference_run,
@@ -240,6 +259,7 @@ def to_json(report: DriftReport) -> dict[str, Any]:
             "drift_share": report.share, "drift_share_threshold": report.drift_share,
             "dataset_drift": report.dataset_drift, "severity": report.severity,
             "drifted": [c.column for c in report.drifted],
+            "drifted_gain_share": report.drifted_gain if report.importance else None,
             "features": [column(c) for c in report.columns],
             "prediction": column(report.prediction) if report.prediction else None,
             "target": column(report.target) if report.target else None,

@@ -7,17 +7,24 @@ predictions from the catalog's prediction log.
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import time
 import urllib.request
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
-from mlyard.core.errors import MlyardError
+from mlyard.core.errors import MlyardError, UsageError
 from mlyard.core.models import registry
+from mlyard.core.models.explain import explain_matrix
+from mlyard.core.models.features import encode
+from mlyard.core.models.loading import load_model
 from mlyard.core.processes import mlyard_command
+from mlyard.core.serving.request import rows_frame, typed_features
 from mlyard.core.workspace import Workspace
 from mlyard.storage import prediction_files
 
@@ -103,6 +110,39 @@ def fetch_stats(url: str) -> ServerStats:
 def recent_predictions(ws: Workspace, limit: int = 20) -> list[tuple[object, ...]]:
     """The newest logged requests: (request id, ts, version, rows, inputs, outputs)."""
     return prediction_files.recent(ws.catalog.predictions_dir, registry.model_name(ws), limit)
+
+
+@dataclass(frozen=True)
+class LoggedExplanation:
+    """Why a logged request's first row scored as it did, for the Serving screen."""
+
+    contributions: dict[str, float]  # feature -> its push on the raw score
+    base_value: float
+    output: str | None  # the class explained (the one predicted) for a multiclass model
+    values: dict[str, Any]  # the row's feature values, as logged
+    rows: int  # rows in the request; the first is explained
+
+
+def explain_logged(ws: Workspace, version: int, inputs: str) -> LoggedExplanation:
+    """Explain the first row of a logged request with the model version that scored it,
+    read back by the rules the server used (core/data/values.py)."""
+    try:
+        rows = json.loads(inputs)
+    except ValueError:
+        rows = None
+    if not isinstance(rows, list) or not rows or not isinstance(rows[0], dict):
+        raise UsageError("this logged request's inputs are not rows of named values")
+    model = load_model(ws, str(version))
+    frame = typed_features(rows_frame(rows[:1], model.spec.names), model.spec)
+    explained = explain_matrix(model, encode(frame, model.spec))
+    index = 0
+    if explained.outputs is not None:
+        index = int(np.argmax(explained.raw_scores()[0]))
+    return LoggedExplanation(
+        dict(zip(explained.features, explained.contributions[0, index].tolist(), strict=True)),
+        float(explained.base_value[index]),
+        explained.outputs[index] if explained.outputs is not None else None,
+        {name: rows[0].get(name) for name in model.spec.names}, len(rows))
 
 
 def free_port() -> int:

@@ -117,7 +117,7 @@ def train_on_cluster(ws: Workspace, training: train_api.TrainPlan, client: Any,
         holdout_x, holdout_y = arrays[HOLDOUT]
         features, truth = client.compute([holdout_x, holdout_y], sync=True)
         predicted = np.asarray(booster.predict(features))
-        return train_api.Fitted(booster, best, truth, predicted, sample)
+        return train_api.Fitted(booster, best, truth, predicted, sample, features)
 
     return train_api.record_training(ws, training, spec, params, split, fit,
                                      name=name or f"{cfg.project.name}-train-dask",

@@ -40,7 +40,8 @@ class RunDetailScreen(AreaScreen):
     HELP = """\
 ## Run
 Everything about one run in tabs (`]` or `tab` next, `[` or `shift+tab` previous):
-overview, curves (pick a metric on the left), feature importance, the data and
+overview, curves (pick a metric on the left), feature importance (gain, and the mean
+|contribution| to a holdout row's score), the data and
 reproducibility record, artifacts, and the last lines of its log. A running run updates
 every two seconds.
 """
@@ -73,8 +74,9 @@ every two seconds.
                 with Horizontal():
                     yield OptionList(id="run-metric-list")
                     yield CurvesPlot(id="run-plot")
-            with TabPane("Importance", id="tab-importance"):
+            with TabPane("Importance", id="tab-importance"), Horizontal():
                 yield BarsPlot(id="run-importance")
+                yield BarsPlot(id="run-contribution")
             with TabPane("Data & record", id="tab-record"):
                 yield Static(id="run-record")
             with TabPane("Artifacts", id="tab-artifacts"):
@@ -136,6 +138,10 @@ every two seconds.
         title = "parameter importance" if "params" in found else "feature importance (gain)"
         self.query_one("#run-importance", BarsPlot).show(
             title, found.get("params") or found.get("gain") or {})
+        # Beside gain: how far each feature moves a holdout row's score, on average.
+        contribution = self.query_one("#run-contribution", BarsPlot)
+        contribution.display = "contribution" in found
+        contribution.show("mean |contribution| on the holdout", found.get("contribution", {}))
         chooser = self.query_one("#run-metric-list", OptionList)
         curves = [k for k, n in detail.metric_points.items() if n > 1]
         if [str(chooser.get_option_at_index(i).prompt)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -15,8 +16,9 @@ from mlyard.core.serving import supervisor as serving
 from mlyard.core.serving.supervisor import ServerProcess
 from mlyard.core.workspace import Workspace
 from mlyard.tui.format import number, plain, when
-from mlyard.tui.messages import ServerStarted, ServingLoaded
+from mlyard.tui.messages import ExplanationLoaded, ServerStarted, ServingLoaded
 from mlyard.tui.screens.base import AreaScreen
+from mlyard.tui.screens.explanation import ExplanationScreen
 from mlyard.tui.widgets.tables import PlainTable, fill
 
 
@@ -29,7 +31,8 @@ class ServingScreen(AreaScreen):
 ## Serving
 `s` starts `mlyard serve` on 127.0.0.1 for the model or alias in the box (`e` to edit
 it), `x` stops it. While it runs: its URL, requests per second, latency percentiles,
-errors and the last requests it logged. The server keeps following its alias.
+errors and the last requests it logged. The server keeps following its alias. `enter`
+on a logged request opens why it scored as it did: its features' contributions as bars.
 """
     BINDINGS = [
         Binding("s", "start", "Start", tooltip="Serve the model or alias in the box.",
@@ -43,6 +46,7 @@ errors and the last requests it logged. The server keeps following its alias.
         super().__init__()
         self._last: tuple[float, float] | None = None  # (time, requests) at the last poll
         self.latest_stats: serving.ServerStats | None = None
+        self.predictions: list[Any] = []  # the logged requests the table shows
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -141,10 +145,27 @@ errors and the last requests it logged. The server keeps following its alias.
                                  for v in (stats.p50_ms, stats.p95_ms, stats.p99_ms)))):
             table.add_row(label, value)
         self.query_one("#serving-stats", Static).update(table)
+        self.predictions = list(message.predictions)
         fill(self.query_one("#serving-predictions", DataTable),
              ["time", "request", "version", "rows", "outputs", "inputs"],
              [(when(ts), request_id[:8], version, count, outputs[:24], inputs[:60])
               for request_id, ts, version, count, inputs, outputs in message.predictions])
+
+    @on(DataTable.RowSelected, "#serving-predictions")
+    def open_explanation(self, event: DataTable.RowSelected) -> None:
+        if event.cursor_row < len(self.predictions):
+            request_id, _, version, _, inputs, _ = self.predictions[event.cursor_row]
+            self._explain(self.ws, request_id, version, inputs)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="serving-explain",
+          description="Explaining the prediction")
+    def _explain(self, ws: Workspace, request_id: str, version: int, inputs: str) -> None:
+        self.post_message(ExplanationLoaded(request_id,
+                                            serving.explain_logged(ws, version, inputs)))
+
+    @on(ExplanationLoaded)
+    def show_explanation(self, message: ExplanationLoaded) -> None:
+        self.app.push_screen(ExplanationScreen(message.request_id, message.explanation))
 
     def _show_status(self) -> None:
         server = self.server

@@ -47,9 +47,15 @@ class BarsPlot(PlotextPlot):
 
     shown: dict[str, float] = {}  # what is drawn now, for tests and screen readers
 
-    def show(self, title: str, values: dict[str, float], limit: int = 15) -> None:
+    def show(self, title: str, values: dict[str, float], limit: int = 15,
+             signed: bool = False) -> None:
+        """`signed`: keep the `limit` largest in size, negative ones too (contributions
+        that pushed a score down), drawn from the largest push up to the largest down."""
         self.shown = dict(values)
-        top = sorted(values.items(), key=lambda item: item[1], reverse=True)[:limit]
+        top = sorted(values.items(), key=lambda item: abs(item[1]) if signed else item[1],
+                     reverse=True)[:limit]
+        if signed:
+            top.sort(key=lambda item: item[1], reverse=True)
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
