@@ -10,20 +10,26 @@ requests/s, rows/s, p50/p95/p99, errors, wrk's CPU seconds, the server's RSS, an
 cold start to the first answered /ping. MLflow's server is measured the same way when
 `bench/.mlflow-venv/bin/mlflow` exists (create it with
 `python3 -m venv bench/.mlflow-venv && bench/.mlflow-venv/bin/pip install mlflow lightgbm`);
-otherwise the script says it skipped it.
+otherwise the script says it skipped it. Last, the target ratios again, interleaved:
+mlyard with and without its log and the floor side by side, loaded in turn for ROUNDS
+rounds (see `interleaved`): on a shared machine whose speed wanders, one pass per server
+can put one server in a slow minute and another in a fast one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
 import resource
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -189,29 +195,96 @@ def main() -> None:
                 for key in idle if key.endswith(("_c1", "_c8"))}  # type: ignore[union-attr]
     else:
         results["mlflow"] = f"skipped: {mlflow} not found (see this script's docstring)"
+    results.update(interleaved(project, bodies))
     results["uvloop"] = importlib.util.find_spec("uvloop") is not None
     print(json.dumps(results))
+
+
+ROUNDS = 5  # interleaved rounds; the median of each cell is reported
+
+
+def interleaved(project: Path, bodies: dict[int, Path]) -> dict[str, object]:
+    """The ratios the targets are about, measured so that a machine whose speed wanders
+    (other tenants, turbo) cannot favour one server: mlyard with and without its log and
+    the floor run side by side, and each round loads every one of them in turn (the order
+    rotating), cell by cell; each figure is the median of ROUNDS rounds, each ratio the
+    median of the per-round ratios."""
+    ports = {name: free_port() for name in ("mlyard", "mlyard_no_log", "floor")}
+    commands = {
+        "mlyard": [sys.executable, "-m", "mlyard", "serve", "churn@champion", "--port",
+                   str(ports["mlyard"])],
+        "mlyard_no_log": [sys.executable, "-m", "mlyard", "serve", "churn@champion",
+                          "--port", str(ports["mlyard_no_log"]), "--no-log"],
+        "floor": [sys.executable, "-m", "uvicorn", "bench.bare_predict_app:app", "--port",
+                  str(ports["floor"]), "--log-level", "warning"]}
+    processes = []
+    with bare_environment(project):
+        try:
+            for name, command in commands.items():
+                processes.append(start(command, REPO if name == "floor" else project,
+                                       f"http://127.0.0.1:{ports[name]}")[0])
+            rounds: dict[str, dict[str, list[dict[str, float]]]] = {n: {} for n in commands}
+            for index in range(ROUNDS):
+                names = list(commands)
+                names = names[index % 3:] + names[:index % 3]
+                for rows, connections in ((1, 8), (100, 8)):
+                    for name in names:
+                        rounds[name].setdefault(f"{rows}_rows_c{connections}", []).append(
+                            load(f"http://127.0.0.1:{ports[name]}", bodies[rows], connections,
+                                 rows))
+        finally:
+            for process in processes:
+                process.terminate()
+                process.wait(timeout=30)
+    result: dict[str, object] = {"rounds": ROUNDS}
+    for name, cells in rounds.items():
+        result[name] = {cell: {key: statistics.median(r[key] for r in runs)
+                               for key in ("requests_per_s", "p50_ms", "p99_ms")}
+                        for cell, runs in cells.items()}
+    for cell in rounds["floor"]:
+        floor = rounds["floor"][cell]
+        result[f"{cell}_ratios"] = {
+            "mlyard_vs_floor": _median_ratio(rounds["mlyard"][cell], floor, "requests_per_s"),
+            "no_log_vs_floor": _median_ratio(rounds["mlyard_no_log"][cell], floor,
+                                             "requests_per_s"),
+            "log_vs_no_log": _median_ratio(rounds["mlyard"][cell], rounds["mlyard_no_log"][cell],
+                                           "requests_per_s"),
+            "p99_mlyard_vs_floor": _median_ratio(rounds["mlyard"][cell], floor, "p99_ms")}
+    return {"interleaved": result}
+
+
+def _median_ratio(ours: list[dict[str, float]], theirs: list[dict[str, float]],
+                  key: str) -> float:
+    return round(statistics.median(a[key] / b[key] for a, b in zip(ours, theirs, strict=True)),
+                 2)
+
+
+@contextlib.contextmanager
+def bare_environment(project: Path) -> Iterator[None]:
+    """bench/bare_predict_app.py reads its model and spec from the environment, which
+    start() passes on to it."""
+    model = load_model(open_workspace(project), "champion")
+    spec_file = OUT / "bare_spec.json"
+    spec_file.write_text(json.dumps(model.spec.to_json()))
+    os.environ.update({"BARE_SPEC": str(spec_file), "BARE_MODEL": str(
+        open_workspace(project).objects.path_for(model.version.model_hash))})
+    try:
+        yield
+    finally:
+        for key in ("BARE_SPEC", "BARE_MODEL"):
+            os.environ.pop(key, None)
 
 
 def measure_bare(project: Path, bodies: dict[int, Path], busy: bool = False
                  ) -> dict[str, object]:
     """bench/bare_predict_app.py on the same model and bodies: the floor."""
-    model = load_model(open_workspace(project), "champion")
-    spec_file = OUT / "bare_spec.json"
-    spec_file.write_text(json.dumps(model.spec.to_json()))
     port = free_port()
-    # start() passes this process's environment on; the app reads its model from it.
-    os.environ.update({"BARE_SPEC": str(spec_file), "BARE_MODEL": str(
-        open_workspace(project).objects.path_for(model.version.model_hash))})
-    try:
+    with bare_environment(project):
         return measure_server("bare_predict_app_one_core_busy" if busy else "bare_predict_app",
                               [sys.executable, "-m", "uvicorn", "bench.bare_predict_app:app",
                                "--port", str(port), "--log-level", "warning"],
                               REPO, f"http://127.0.0.1:{port}", bodies,
                               cells=[(1, 8), (100, 8)] if busy else CELLS, busy=busy)
-    finally:
-        for key in ("BARE_SPEC", "BARE_MODEL"):
-            os.environ.pop(key, None)
 
 
 def measure_mlflow(project: Path, mlflow: Path, frame: pl.DataFrame,
