@@ -18,6 +18,7 @@ from mlyard.core.workspace import open_workspace
 from mlyard.storage import migrations, spool
 from mlyard.storage.catalog import Catalog
 from mlyard.storage.errors import CatalogError, ObjectCorrupt, StoreLocked
+from mlyard.storage.lock import CatalogLock
 from mlyard.storage.objects import ObjectStore
 from mlyard.storage.runs_store import METRIC_SCHEMA, count_metric_points
 from tests.conftest import mlyard_process, wait_for
@@ -223,10 +224,13 @@ MANY_RUNS_THEN_EXIT = textwrap.dedent("""
 
 
 def _read_catalog_file(path: Path, sql: str) -> list[tuple[object, ...]]:
-    """The catalog file as any tool would read it, without loading the spool first."""
+    """The catalog file as any tool would read it, without loading the spool first, but
+    under the catalog's lock as every process sharing the file must (the background loader
+    may still be closing its connection when the spool is already empty)."""
     import duckdb
 
-    with duckdb.connect(str(path), read_only=True) as con:
+    with CatalogLock(path.parent / "catalog.lock").hold(30.0), \
+            duckdb.connect(str(path), read_only=True) as con:
         return con.execute(sql).fetchall()
 
 
