@@ -5,6 +5,15 @@ wrk.body = file:read("*a")
 file:close()
 wrk.headers["Content-Type"] = "application/json"
 
+-- With WRK_DELAY_MS, each connection waits that long between requests: a steady load
+-- below what the server can take, where latency is about the server, not a queue.
+local pause = tonumber(os.getenv("WRK_DELAY_MS") or "")
+if pause then
+  function delay()
+    return pause
+  end
+end
+
 function done(summary, latency, requests)
   local errors = summary.errors.status + summary.errors.connect + summary.errors.read
     + summary.errors.write + summary.errors.timeout

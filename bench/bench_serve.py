@@ -86,12 +86,17 @@ def start(command: list[str], cwd: Path, url: str) -> tuple[subprocess.Popen[byt
         time.sleep(0.02)
 
 
-def load(url: str, body: Path, connections: int, rows: int) -> dict[str, float]:
+def load(url: str, body: Path, connections: int, rows: int, delay_ms: int | None = None,
+         duration: str = DURATION) -> dict[str, float]:
+    """wrk against `url`: as fast as it answers, or with `delay_ms` between each
+    connection's requests (a steady load below saturation)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    paced = {"WRK_DELAY_MS": str(delay_ms)} if delay_ms is not None else {}
     result = subprocess.run(
-        ["wrk", f"-t{min(connections, 2)}", f"-c{connections}", f"-d{DURATION}",
+        ["wrk", f"-t{min(connections, 2)}", f"-c{connections}", f"-d{duration}",
          "-s", str(HERE / "bench_serve.lua"), f"{url}/invocations"],
-        capture_output=True, text=True, env={**os.environ, "WRK_BODY": str(body)}, check=True)
+        capture_output=True, text=True, env={**os.environ, "WRK_BODY": str(body), **paced},
+        check=True)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     per_s = figures["requests"] / figures["seconds"]

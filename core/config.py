@@ -187,10 +187,15 @@ class ServeConfig(msgspec.Struct, forbid_unknown_fields=True):
     """`mlyard serve`.
 
     keep_predictions: how long logged predictions are kept ("90d", "12h"; "forever"
-        keeps them all). They live in `.mlyard/logs/predictions/`, one folder per day.
+        keeps them all). They live in `.mlyard/logs/predictions/`, one folder per day;
+        a shadow's records in `.mlyard/logs/shadow/`, kept as long.
+    shadow: a version or alias (e.g. "challenger") that also scores every request after
+        it has been answered, for `mlyard shadow report` and the shadow gates;
+        `mlyard serve --shadow` overrides it, `--no-shadow` turns it off.
     """
 
     keep_predictions: str = "90d"
+    shadow: str | None = None
 
     @property
     def keep_seconds(self) -> float | None:
@@ -402,6 +407,9 @@ def _check_ranges(config: Config, source: str) -> None:
     except ValueError as exc:
         raise ConfigError(f"{source}: key serve.keep_predictions: {exc}; or \"forever\"") \
             from None
+    if config.serve.shadow is not None and not config.serve.shadow.strip():
+        raise ConfigError(f"{source}: key serve.shadow: expected a version or an alias, "
+                          "e.g. \"challenger\"")
     for key in ("valid_fraction", "holdout_fraction", "threshold"):
         value = getattr(config.train, key)
         if not 0 < value < 1:

@@ -114,12 +114,15 @@ def _leftovers(ws: Workspace, repair: bool, now: float, report: DoctorReport) ->
 
 def _temporary_files(ws: Workspace) -> list[Path]:
     """Half-written files inside the workspace: object temps (ingest, import), partial
-    spool segments and partial prediction files."""
+    spool segments, partial prediction, shadow and label files."""
     found: list[Path] = []
     if (ws.objects.root / "tmp").is_dir():
         found += [p for p in (ws.objects.root / "tmp").iterdir() if p.is_file()]
     if ws.catalog.spool_dir.is_dir():
         found += list(ws.catalog.spool_dir.glob("*" + spool.PENDING_SUFFIX))
-    if ws.catalog.predictions_dir.is_dir():
-        found += list(ws.catalog.predictions_dir.glob("*/*/*.partial"))
+    for logs in (ws.catalog.predictions_dir, ws.catalog.shadow_dir):
+        if logs.is_dir():
+            found += list(logs.glob("*/*/*.partial"))
+    if ws.catalog.labels_dir.is_dir():
+        found += list(ws.catalog.labels_dir.glob("*.partial"))
     return sorted(found)

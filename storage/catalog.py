@@ -78,6 +78,8 @@ class Catalog:
         self.path = workspace_dir / "catalog.duckdb"
         self.spool_dir = workspace_dir / "spool"
         self.predictions_dir = workspace_dir / "logs" / "predictions"
+        self.shadow_dir = workspace_dir / "logs" / "shadow"  # see shadow_files
+        self.labels_dir = workspace_dir / "logs" / "labels"  # see label_files
         self.outcomes_dir = workspace_dir / "runs"  # see run_outcomes
         self.lock = CatalogLock(workspace_dir / "catalog.lock")
         # One alias per catalog file, so units on different catalogs never collide.

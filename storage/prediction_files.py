@@ -57,9 +57,11 @@ def day_of(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d")
 
 
-def write(root: Path, batch: pa.Table, name: str | None = None) -> list[Path]:
+def write(root: Path, batch: pa.Table, name: str | None = None,
+          schema: pa.Schema = PREDICTION_SCHEMA) -> list[Path]:
     """Write logged requests, one file per model and day; return the files written.
-    With `name`, each file is called that (rewriting the same batch replaces it)."""
+    With `name`, each file is called that (rewriting the same batch replaces it). Any
+    log of `schema` with `model` and `ts` columns is kept the same way (a shadow's)."""
     # Grouped by Arrow, not row by row in Python: a second of a busy server's requests
     # took 6 ms of a loop holding the GIL, which every request in flight then waited for.
     days = pc.floor(pc.divide(batch.column("ts"), float(SECONDS_PER_DAY)))
@@ -71,16 +73,19 @@ def write(root: Path, batch: pa.Table, name: str | None = None) -> list[Path]:
         # Almost always one model and one day: the batch as it is, not a copy of it.
         rows = batch if len(groups) == 1 else batch.filter(
             pc.and_(pc.equal(batch.column("model"), model), pc.equal(days, day)))
-        written.append(_write_file(model_dir(root, model) /
-                                   f"date={day_of(day * SECONDS_PER_DAY)}", rows, name))
+        written.append(write_whole(model_dir(root, model) /
+                                   f"date={day_of(day * SECONDS_PER_DAY)}",
+                                   rows.cast(schema), name))
     return written
 
 
-def _write_file(folder: Path, table: pa.Table, name: str | None = None) -> Path:
+def write_whole(folder: Path, table: pa.Table, name: str | None = None) -> Path:
+    """`table` as one Parquet file in `folder` that readers see whole or not at all
+    (written under a temporary name, flushed to disk, then renamed)."""
     folder.mkdir(parents=True, exist_ok=True)
     name = name or f"{time.time_ns():020d}-{uuid.uuid4().hex[:12]}"
     pending = folder / (name + PENDING)
-    pq.write_table(table.cast(PREDICTION_SCHEMA), pending, compression="zstd")
+    pq.write_table(table, pending, compression="zstd")
     with open(pending, "rb") as handle:
         os.fsync(handle.fileno())
     final = folder / (name + SUFFIX)
@@ -190,7 +195,7 @@ def compact(root: Path, model: str, before_day: str) -> int:
         (day / MANIFEST).write_text(json.dumps({"merged": merged_name + SUFFIX,
                                                 "sources": [p.name for p in sources]}))
         table = pa.concat_tables([pq.read_table(p) for p in sources]).sort_by("ts")
-        _write_file(day, table, merged_name)
+        write_whole(day, table, merged_name)
         for path in sources:
             path.unlink(missing_ok=True)
         (day / MANIFEST).unlink()

@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from mlyard.core.data import versions as data
 from mlyard.core.models import registry
 from mlyard.core.models.loading import load_model
-from mlyard.core.serving.server import SMALL_REQUEST, HeaderTimeoutHttp, create_app
+from mlyard.core.serving.scoring import SMALL_REQUEST
+from mlyard.core.serving.server import HeaderTimeoutHttp, create_app
 from mlyard.core.workspace import open_workspace
 from mlyard.storage import prediction_files
 from tests.conftest import mlyard, python_process, sample_project, train_json, wait_for

@@ -353,6 +353,45 @@ async def test_serving_screen_starts_watches_and_stops_a_server(project: Path) -
 
 
 @pytest.mark.asyncio
+async def test_serving_and_models_show_the_shadow_against_the_champion(project: Path) -> None:
+    import httpx
+
+    from mlyard.core.data import versions as data
+    from tests.conftest import wait_for
+    from tests.test_serve import Server
+
+    ws = open_workspace(project)
+    frame = data.load_versions(ws).head(40).drop("snapshot_date", "churned")
+    with Server(project, "champion", shadow_ref="challenger") as server:
+        for start in range(0, 40, 10):
+            answer = httpx.post(f"{server.url}/invocations",
+                                json={"dataframe_records": frame.slice(start, 10).to_dicts()})
+            assert answer.status_code == 200
+        shadow = server.app.state.shadow
+        wait_for(lambda: shadow.scored == 4)
+    app = make_app(project)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("5")
+        await settle(pilot)
+        panel = str(app.screen.query_one("#serving-shadow").render())
+        assert "champion v1 vs shadow v2: 4 requests" in panel
+        assert "same label" in panel and "no labels yet" in panel
+        await pilot.press("4")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, ModelsScreen)
+        table = screen.query_one("#models-table", DataTable)
+        table.move_cursor(row=[str(k.value) for k in table.rows].index("2"))
+        await settle(pilot)
+        gates = str(screen.query_one("#models-gates").render())
+        assert "champion v1 vs shadow v2: 4 requests" in gates
+        table.move_cursor(row=[str(k.value) for k in table.rows].index("1"))
+        await settle(pilot)
+        assert "shadow v" not in str(screen.query_one("#models-gates").render())
+
+
+@pytest.mark.asyncio
 async def test_automation_screen_pauses_runs_now_and_shows_the_job_log(project: Path) -> None:
     import time
 

@@ -10,8 +10,10 @@ from rich.text import Text
 
 from mlyard.core import humanize
 from mlyard.core.humanize import duration, number
+from mlyard.core.monitoring.shadow_report import ShadowComparison
 
-__all__ = ["downsample", "duration", "number", "plain", "sparkline", "status", "when"]
+__all__ = ["downsample", "duration", "number", "plain", "shadow_summary", "sparkline",
+           "status", "when"]
 
 BARS = "▁▂▃▄▅▆▇█"
 STATUS_STYLE = {"running": "bold cyan", "finished": "green", "failed": "red",
@@ -55,3 +57,33 @@ def downsample(points: list[tuple[int, float | None]],
     if picked[-1] != usable[-1]:
         picked[-1] = usable[-1]
     return picked
+
+
+def shadow_summary(pair: ShadowComparison) -> Text:
+    """A shadow against its champion in a few lines, for the Serving and Models screens
+    (`mlyard shadow report` has the whole table)."""
+    lines = Text()
+    lines.append(f"champion v{pair.champion_version} vs shadow v{pair.shadow_version}",
+                 style="bold")
+    lines.append(f": {pair.requests:,} requests, last {when(pair.last)}")
+    if pair.failed:
+        lines.append(f"\nshadow could not score {pair.failed:,}: ", style="red")
+        lines.append(humanize.visible(pair.first_error or ""))
+    if pair.rows:
+        delta = "|Δ|" if pair.task == "regression" else "|Δp|"
+        agreed = f"{pair.same_label:.1%} same label, " if pair.same_label is not None else ""
+        lines.append(f"\nagreement: {agreed}mean {delta} {number(pair.mean_abs_diff)}")
+    ours, theirs = pair.champion_ms.get("p99"), pair.shadow_ms.get("p99")
+    lines.append(f"\nscoring p99: {number(ours)} ms vs {number(theirs)} ms")
+    live = pair.live
+    if live is None:
+        lines.append("\nlive metric: no labels yet (mlyard feedback)", style="dim")
+    else:
+        worse = live.difference.value
+        lines.append(f"\nlive {live.metric} on {live.rows:,} rows: "
+                     f"{number(live.champion.value)} vs {number(live.shadow.value)} ")
+        lines.append(f"(shadow {'worse' if worse > 0 else 'better'} by {number(abs(worse))}, "
+                     f"95% {number(live.difference.low)} to {number(live.difference.high)})",
+                     style="red" if live.difference.low > 0 else
+                     "green" if live.difference.high < 0 else "")
+    return lines

@@ -10,6 +10,7 @@ from textual.message import Message
 from mlyard.core.automation.overview import AutomationOverview
 from mlyard.core.models.registry import AliasMove, ModelDetail, VersionSummary
 from mlyard.core.monitoring.drift_reports import MonitoringOverview
+from mlyard.core.monitoring.shadow_report import ShadowComparison
 from mlyard.core.overview import Overview
 from mlyard.core.serving.supervisor import LoggedExplanation, ServerProcess, ServerStats
 from mlyard.core.tracking.compare import Comparison
@@ -81,6 +82,7 @@ class ModelsLoaded(Message):
 class GatesLoaded(Message):
     detail: ModelDetail
     gates: list[Any]
+    shadow: ShadowComparison | None  # the version as the champion's shadow, if it was
 
 
 @dataclass
@@ -92,6 +94,14 @@ class ServerStarted(Message):
 class ExplanationLoaded(Message):
     request_id: str
     explanation: LoggedExplanation
+
+
+@dataclass
+class ShadowLoaded(Message):
+    comparison: ShadowComparison | None  # the newest champion/shadow pair
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, ShadowLoaded)
 
 
 @dataclass

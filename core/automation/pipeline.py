@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlyard.core import compute
+from mlyard.core.automation.gate_evidence import gather_evidence
 from mlyard.core.automation.jobs import PARTIAL, Job, TrainingBusy, job, training_slot
 from mlyard.core.data import ingest
 from mlyard.core.data.scaffold import data_files
@@ -173,7 +174,7 @@ def _promote_step(ws: Workspace, current: Job, result: PipelineResult) -> None:
     ref = str(result.model_version)
     try:
         move, gates = registry.promote(ws, ref, reason=f"pipeline ({current.job_id})",
-                                       drift=monitor.gate_finding(ws, ref))
+                                       evidence=gather_evidence(ws, ref))
     except registry.GatesFailed as refused:
         current.alert = ("alert.gate", f"{ws.project}/{ref}", "mlyard pipeline", {
             "severity": "error", "job_id": current.job_id,

@@ -56,6 +56,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                  "Join late labels to served predictions; the model's real metrics per window."),
     "performance": (f"{_CLI}.monitoring:performance_cmd",
                     "Live metrics per window, from every `mlyard feedback` so far."),
+    "shadow": (f"{_CLI}.monitoring:shadow_group",
+               "How a shadow model (`mlyard serve --shadow`) compares with the champion."),
     "watch": (f"{_CLI}.automation:watch",
               "Watch the `[data] watch` folders in the foreground (no schedules); Ctrl-C stops."),
     "daemon": (f"{_CLI}.automation:daemon",

@@ -7,13 +7,12 @@ from pathlib import Path
 
 import click
 
+from mlyard.core.automation.gate_evidence import gather_evidence
 from mlyard.core.cli import output
 from mlyard.core.cli.context import JSON_OPTION, Context
 from mlyard.core.models import bundle, registry
 from mlyard.core.models.gates import GateResult
 from mlyard.core.models.registry import GatesFailed
-from mlyard.core.monitoring.drift_reports import gate_finding
-from mlyard.core.training.rescore import rescore_if_imported
 from mlyard.storage.models_store import AliasMove
 
 
@@ -92,8 +91,7 @@ def models_promote(obj: Context, ref: str, reason: str | None, force: bool) -> N
     """Make a version champion, if it passes every gate."""
     try:
         move, results = registry.promote(obj.ws, ref, reason, force,
-                                         drift=gate_finding(obj.ws, ref),
-                                         rescored=rescore_if_imported(obj.ws, ref))
+                                         evidence=gather_evidence(obj.ws, ref))
     except GatesFailed as failed:
         _print_gates(failed.results)
         raise
@@ -132,8 +130,7 @@ def models_history(obj: Context, alias: str | None, as_json: bool) -> None:
 @click.pass_obj
 def check(obj: Context, ref: str | None, report: Path | None, as_json: bool) -> None:
     """Run every promotion gate for a version (default: newest); exit 1 if any fails."""
-    version, results = registry.check(obj.ws, ref, gate_finding(obj.ws, ref or "latest"),
-                                      rescore_if_imported(obj.ws, ref or "latest"))
+    version, results = registry.check(obj.ws, ref, gather_evidence(obj.ws, ref or "latest"))
     passed = all(r.passed for r in results)
     if report is not None:
         report.write_text(_markdown_report(f"{version.model}/{version.version}",

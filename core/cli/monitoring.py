@@ -1,4 +1,4 @@
-"""`mlyard drift`, `alerts`, `feedback` and `performance`."""
+"""`mlyard drift`, `alerts`, `feedback`, `performance` and `shadow`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from mlyard.core.cli import output
 from mlyard.core.cli.context import JSON_OPTION, Context
 from mlyard.core.errors import UsageError
 from mlyard.core.monitoring import drift_reports as monitor
-from mlyard.core.monitoring import performance
+from mlyard.core.monitoring import performance, shadow_report
 from mlyard.core.monitoring.report_html import render
 
 SEVERITIES = ("none", "moderate", "severe")
@@ -204,4 +204,74 @@ def _print_windows(windows: list[performance.Window]) -> None:
                          *(w.metrics.get(k) for k in keys)) for w in windows])
 
 
-COMMANDS = (drift, alerts, feedback, performance_cmd)
+@click.group("shadow")
+def shadow_group() -> None:
+    """How a shadow model (`mlyard serve --shadow`) compares with the champion."""
+
+
+@shadow_group.command("report")
+@click.option("--window", default="24h", show_default=True,
+              help="The requests compared: those of the last 1h, 24h, 7d ...")
+@JSON_OPTION
+@click.pass_obj
+def shadow_report_cmd(obj: Context, window: str, as_json: bool) -> None:
+    """Agreement, scores, latency and live metrics of each champion/shadow pair."""
+    report = shadow_report.report(obj.ws, window)
+    if as_json:
+        output.print_json(report)
+        return
+    if not report.comparisons:
+        output.stdout.print(f"no shadow traffic in the last {window}: serve with "
+                            "`mlyard serve MODEL --shadow OTHER` (or [serve] shadow)",
+                            markup=False)
+        return
+    for index, pair in enumerate(report.comparisons):
+        if index:
+            output.stdout.print()
+        _print_comparison(pair)
+
+
+def _print_comparison(pair: shadow_report.ShadowComparison) -> None:
+    ours, theirs = f"champion v{pair.champion_version}", f"shadow v{pair.shadow_version}"
+    output.stdout.print(output.bold(
+        f"{pair.model}: {ours} against {theirs}, {pair.requests:,} requests "
+        f"({pair.rows:,} rows) from {output.when(pair.first)} to {output.when(pair.last)}"))
+    if pair.failed:
+        output.stdout.print(f"the shadow could not score {pair.failed:,} requests: "
+                            f"{pair.first_error}", markup=False)
+    if pair.rows:
+        delta = "|Δ|" if pair.task == "regression" else "|Δp|"
+        agreed = (f"{pair.same_label:.1%} same label, " if pair.same_label is not None
+                  else "")
+        output.stdout.print(f"agreement: {agreed}mean {delta} {pair.mean_abs_diff:.4g}, "
+                            f"p95 {delta} {pair.p95_abs_diff:.4g}", markup=False)
+    rows: list[tuple[str, object, object]] = []
+    if pair.champion_scores and pair.shadow_scores:
+        rows.append(("score mean", pair.champion_scores.mean, pair.shadow_scores.mean))
+        rows += [(f"score {q}", pair.champion_scores.quantiles[q],
+                  pair.shadow_scores.quantiles[q]) for q in pair.champion_scores.quantiles]
+    rows += [(f"scoring {q} ms", pair.champion_ms.get(q), pair.shadow_ms.get(q))
+             for q in ("p50", "p99")]
+    live = pair.live
+    if live is not None:
+        rows.append((f"live {live.metric}", _interval(live.champion), _interval(live.shadow)))
+    output.print_table(["", ours, theirs], rows)
+    if live is None:
+        output.stdout.print("no labels for these requests yet: `mlyard feedback FILE` "
+                            "joins them by [data] id_column", style="dim")
+    else:
+        worse = live.difference
+        if worse.value > 0:
+            said = f"worse by {_interval(worse)}"
+        else:
+            better = shadow_report.Interval(-worse.value, -worse.high, -worse.low)
+            said = f"better by {_interval(better)}"
+        output.stdout.print(f"live {live.metric} on {live.rows:,} labelled rows (95% "
+                            f"intervals): the shadow is {said}", markup=False)
+
+
+def _interval(value: shadow_report.Interval) -> str:
+    return f"{value.value:.4g} ({value.low:.3g} to {value.high:.3g})"
+
+
+COMMANDS = (drift, alerts, feedback, performance_cmd, shadow_group)

@@ -35,28 +35,42 @@ from mlyard.core.serving.server import HeaderTimeoutHttp, check_binding, create_
 @click.option("--max-body", default=10 * 1024 * 1024, show_default=True, type=int,
               help="Largest request body in bytes (larger: 413).")
 @click.option("--no-log", is_flag=True, help="Do not log predictions (monitoring sees none).")
+@click.option("--shadow", "shadow", metavar="MODEL",
+              help="Also score every request with this version or alias (e.g. "
+                   "churn@challenger) after answering it; see `mlyard shadow report`. "
+                   "Default: [serve] shadow.")
+@click.option("--no-shadow", is_flag=True, help="No shadow, even if [serve] shadow names one.")
 @click.pass_obj
 def serve(obj: Context, model: str, host: str, port: int, workers: int, token: str | None,
-          allowed_hosts: tuple[str, ...], insecure: bool, max_body: int, no_log: bool) -> None:
+          allowed_hosts: tuple[str, ...], insecure: bool, max_body: int, no_log: bool,
+          shadow: str | None, no_shadow: bool) -> None:
     """Serve MODEL (a version or an alias, e.g. churn@champion) over MLflow's protocol."""
     check_binding(host, token, insecure)
     if host not in ("0.0.0.0", "::"):  # the name it is reached by is the one it binds
         allowed_hosts = (*allowed_hosts, host)
+    if shadow is not None and no_shadow:
+        raise UsageError("give --shadow or --no-shadow, not both")
+    shadow = None if no_shadow else shadow or obj.ws.config.serve.shadow
     version = registry.resolve(obj.ws, model)
+    shadowed = registry.resolve(obj.ws, shadow) if shadow is not None else None
     output.stderr.print(f"serving {version.model}/{version.version} ({model}) on "
                         f"http://{host}:{port}/invocations", markup=False)
+    if shadowed is not None:
+        output.stderr.print(f"shadow {shadowed.model}/{shadowed.version} ({shadow}) scores "
+                            "every request after it is answered", markup=False)
     if workers > 1:
         if no_log:
             raise UsageError("--no-log works with one worker only")
         os.environ.update({"MLYARD_SERVE_MODEL": model, "MLYARD_SERVE_TOKEN": token or "",
                            "MLYARD_SERVE_MAX_BODY": str(max_body),
                            "MLYARD_SERVE_ALLOWED_HOSTS": ",".join(allowed_hosts),
+                           "MLYARD_SERVE_SHADOW": shadow or "",
                            "MLYARD_WORKSPACE": str(obj.ws.root)})
         uvicorn.run("mlyard.core.serving.server:app_from_env", factory=True, host=host, port=port,
                     workers=workers, log_level="warning", http=HeaderTimeoutHttp)
         return
     uvicorn.run(create_app(obj.ws, model, token, max_body, log_predictions=not no_log,
-                           allowed_hosts=allowed_hosts),
+                           allowed_hosts=allowed_hosts, shadow_ref=shadow),
                 host=host, port=port, log_level="warning", http=HeaderTimeoutHttp)
 
 

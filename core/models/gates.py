@@ -35,8 +35,31 @@ class DriftFinding:
     drifted: list[str]
 
 
+@dataclass(frozen=True)
+class ShadowFinding:
+    """The candidate as the present champion's shadow on live traffic (monitoring's
+    `shadow_report.finding`), for `min_shadow_requests` and `max_shadow_regression`."""
+
+    champion_version: int
+    requests: int  # scored by the candidate as the champion's shadow
+    metric: str | None  # the live metric compared, once labels arrived
+    labelled_rows: int
+    worse_by: tuple[float, float, float] | None  # value, 95% interval low and high
+
+
 IMPORTED_TAG = "mlyard.imported_from"  # set on a run that came in a bundle
 ORIGIN_TAG = "mlyard.origin_project"  # the project a bundle's run was trained in
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What some gates judge besides the catalog, gathered by the caller before the
+    catalog lock (reading data, scoring, reading logs): the newest data's drift, an
+    imported model's metrics on this project, the candidate's shadow record."""
+
+    drift: DriftFinding | None = None
+    rescored: Rescored | None = None
+    shadow: ShadowFinding | None = None
 
 
 @dataclass(frozen=True)
@@ -54,13 +77,14 @@ def is_imported(con: Connection, version: ModelVersion) -> bool:
 
 
 def evaluate_gates(con: Connection, gates: dict[str, float | bool], version: ModelVersion,
-                   primary_metric: str, drift: DriftFinding | None = None,
-                   rescored: Rescored | None = None) -> list[GateResult]:
+                   primary_metric: str, evidence: Evidence | None = None) -> list[GateResult]:
     """Every configured gate for `version`, judged against the catalog as it is now.
 
-    An imported version's metrics are claims: its gates judge `rescored` (the caller
-    scores it on this project's holdout) and without that it does not pass.
+    An imported version's metrics are claims: its gates judge `evidence.rescored` (the
+    caller scores it on this project's holdout) and without that it does not pass.
     """
+    evidence = evidence or Evidence()
+    rescored = evidence.rescored
     metrics = _metrics(con, version.run_id)
     results: list[GateResult] = []
     if is_imported(con, version):
@@ -78,7 +102,9 @@ def evaluate_gates(con: Connection, gates: dict[str, float | bool], version: Mod
                 results.append(_clean_data(con, version))
         elif gate == "no_severe_drift":
             if threshold:
-                results.append(_drift(drift))
+                results.append(_drift(evidence.drift))
+        elif gate in ("min_shadow_requests", "max_shadow_regression"):
+            results.append(_shadow(con, gate, version, evidence.shadow, float(threshold)))
         elif gate == "max_regression_vs_champion":
             results.append(_vs_champion(con, version, metrics, primary_metric, float(threshold)))
         else:
@@ -121,6 +147,31 @@ def _vs_champion(con: Connection, version: ModelVersion, metrics: dict[str, floa
                       f"{key} {ours:.4g} vs champion v{champion_number} {theirs:.4g}: "
                       f"{'worse' if regression > 0 else 'not worse'} by {abs(regression):.4g} "
                       f"(allowed {threshold:g})")
+
+
+def _shadow(con: Connection, gate: str, version: ModelVersion,
+            shadow: ShadowFinding | None, threshold: float) -> GateResult:
+    champion = models_store.aliases(con, version.model).get("champion")
+    if champion == version.version:
+        return GateResult(gate, True, None, threshold, "this version is the champion")
+    if shadow is None or shadow.champion_version != champion:
+        against = f"champion v{champion}" if champion is not None else "a champion"
+        return GateResult(gate, False, None, threshold,
+                          f"v{version.version} has not scored live traffic as the shadow of "
+                          f"{against} (mlyard serve champion --shadow {version.version})")
+    if gate == "min_shadow_requests":
+        return GateResult(gate, shadow.requests >= threshold, shadow.requests, threshold,
+                          f"{shadow.requests:,} requests scored as the shadow of champion "
+                          f"v{champion}, must be at least {threshold:g}")
+    if shadow.worse_by is None or shadow.metric is None:
+        return GateResult(gate, False, None, threshold,
+                          "no labels joined to its shadow predictions yet (mlyard feedback)")
+    worse, low, high = shadow.worse_by
+    return GateResult(gate, worse <= threshold, worse, threshold,
+                      f"live {shadow.metric} on {shadow.labelled_rows:,} labelled rows: "
+                      f"{'worse' if worse > 0 else 'not worse'} than champion v{champion} by "
+                      f"{abs(worse):.4g} (95% interval {low:.4g} to {high:.4g}; allowed "
+                      f"{threshold:g})")
 
 
 def _clean_data(con: Connection, version: ModelVersion) -> GateResult:

@@ -16,9 +16,8 @@ from typing import Any
 
 from mlyard.core.errors import MlyardError, NotFound, UsageError
 from mlyard.core.models.gates import (
-    DriftFinding,
+    Evidence,
     GateResult,
-    Rescored,
     evaluate_gates,
     is_imported,
 )
@@ -116,15 +115,14 @@ def set_alias(ws: Workspace, alias: str, ref: str, reason: str | None = None) ->
     return move
 
 
-def check(ws: Workspace, ref: str | None = None, drift: DriftFinding | None = None,
-          rescored: Rescored | None = None) -> tuple[ModelVersion, list[GateResult]]:
+def check(ws: Workspace, ref: str | None = None, evidence: Evidence | None = None
+          ) -> tuple[ModelVersion, list[GateResult]]:
     """Run every gate for a version (default: the newest) without moving anything;
-    `drift` is what the `no_severe_drift` gate judges (monitoring's `gate_finding`) and
-    `rescored` an imported model's metrics on this project (training's `rescore`)."""
+    `evidence` is what gates judge besides the catalog (automation's `gather_evidence`)."""
     with ws.catalog.session() as con:
         version = _resolve(con, ws, ref or "latest")
         return version, evaluate_gates(con, ws.config.gates, version, primary_metric(ws),
-                                       drift, rescored)
+                                       evidence)
 
 
 def imported(ws: Workspace, ref: str) -> bool:
@@ -134,22 +132,20 @@ def imported(ws: Workspace, ref: str) -> bool:
 
 
 def promote(ws: Workspace, ref: str, reason: str | None = None, force: bool = False,
-            drift: DriftFinding | None = None, rescored: Rescored | None = None
-            ) -> tuple[AliasMove, list[GateResult]]:
+            evidence: Evidence | None = None) -> tuple[AliasMove, list[GateResult]]:
     """Make a version champion if every gate passes (or `force`), in one unit of work.
 
     Gates and the move share one transaction under the catalog lock, so two promotions
     racing from two processes leave one consistent champion, each judged against the
-    champion it would replace. `drift` is what the `no_severe_drift` gate judges
-    (monitoring's `gate_finding`); without it that gate fails.
+    champion it would replace. `evidence` is what gates judge besides the catalog
+    (automation's `gather_evidence`); a gate whose evidence is missing fails.
 
     Raises:
         GatesFailed: a gate failed; nothing moved. Its `results` hold the whole table.
     """
     with ws.catalog.session() as con:
         version = _resolve(con, ws, ref)
-        results = evaluate_gates(con, ws.config.gates, version, primary_metric(ws), drift,
-                                 rescored)
+        results = evaluate_gates(con, ws.config.gates, version, primary_metric(ws), evidence)
         failed = [r for r in results if not r.passed]
         if failed and not force:
             raise GatesFailed(f"{version.model}/{version.version} not promoted: " + "; ".join(

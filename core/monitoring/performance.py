@@ -16,7 +16,7 @@ from mlyard.core.models import registry
 from mlyard.core.models.features import FeatureSpec, encode_target, unseen_levels
 from mlyard.core.tracking.evaluation import evaluate
 from mlyard.core.workspace import Workspace
-from mlyard.storage import monitor_store, prediction_files
+from mlyard.storage import label_files, monitor_store, prediction_files
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,7 @@ def feedback(ws: Workspace, path: Path, window: str = "1d") -> FeedbackResult:
     detail = registry.show(ws, "champion" if _has_champion(ws) else "latest")
     spec = FeatureSpec.from_json(detail.card["spec"])
     labels = read_labels(path, id_column, spec.target)
+    label_files.keep(ws.catalog.labels_dir, labels.to_arrow())  # for shadow reports
     logged = logged_predictions(ws, model_name, id_column)
     if logged.is_empty():
         raise UsageError(f"no logged prediction carries {id_column!r}: send the id column "

@@ -8,7 +8,8 @@ A request appends to memory and returns; the shared buffered writer
 so no amount of traffic can make the catalog too large to checkpoint. A failed write
 keeps the rows and retries; rows past the cap are dropped and counted, and /health and
 /metrics say so. Old days are compacted into one file and removed after
-`[serve] keep_predictions`.
+`[serve] keep_predictions`. A shadow's records (`mlyard.storage.shadow_files`) go
+through the same writer into `.mlyard/logs/shadow/`, kept as long.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 import polars as pl
 import pyarrow as pa
 
-from mlyard.storage import prediction_files
+from mlyard.storage import prediction_files, shadow_files
 from mlyard.storage.buffered_writer import Batches, BufferedWriter
 from mlyard.storage.catalog import Catalog
 from mlyard.storage.prediction_files import PREDICTION_SCHEMA
@@ -34,16 +35,21 @@ ARROW_NOW = 4096  # characters of a request's JSON past which it is converted wh
 # outputs as JSON (encoded with the response: at flush time a second's worth of requests
 # would hold the GIL for milliseconds). Buffered, the inputs are Arrow (see `add`).
 Prediction = tuple[str, float, str, int, int, Inputs | pa.Array, str]
+# One request as a shadow saw it, in the columns of `shadow_files.SHADOW_SCHEMA`.
+ShadowRecord = tuple[str, float, str, int, int, int, str | None, str, str | None, float,
+                     float, str | None]
 
 
 class PredictionLog(BufferedWriter):
     def __init__(self, catalog: Catalog, flush_interval: float = 1.0,
                  enabled: bool = True, keep_seconds: float | None = None,
                  housekeeping_interval: float = 3600.0) -> None:
-        super().__init__(catalog, "mlyard-prediction-log", {"predictions": _table},
+        super().__init__(catalog, "mlyard-prediction-log",
+                         {"predictions": _table, "shadow": _shadow_table},
                          flush_interval=flush_interval, max_pending=1_000_000)
         self.enabled = enabled
         self.root = catalog.predictions_dir
+        self.shadow_root = catalog.shadow_dir
         self.keep_seconds = keep_seconds
         self.housekeeping_interval = housekeeping_interval
         self._next_housekeeping = 0.0
@@ -71,9 +77,15 @@ class PredictionLog(BufferedWriter):
                  if isinstance(row[5], str) and len(row[5]) > ARROW_NOW else row[5], row[6])
                 for row in rows])
 
+    def add_shadow(self, record: ShadowRecord) -> None:
+        """A shadow's record is kept even with logging off: comparing is its purpose."""
+        self.add_row("shadow", record)
+
     def store(self, batches: Batches, now: float) -> bool:
         if "predictions" in batches:
             prediction_files.write(self.root, batches["predictions"])
+        if "shadow" in batches:
+            shadow_files.write(self.shadow_root, batches["shadow"])
         if now >= self._next_housekeeping:
             self._next_housekeeping = now + self.housekeeping_interval
             self.housekeeping(now)
@@ -82,11 +94,12 @@ class PredictionLog(BufferedWriter):
     def housekeeping(self, now: float) -> None:
         """Compact finished days into one file each; drop days past the retention."""
         today = prediction_files.day_of(now)
-        for model in prediction_files.models(self.root):
-            prediction_files.compact(self.root, model, before_day=today)
-            if self.keep_seconds is not None:
-                prediction_files.drop_before(self.root, model,
-                                             prediction_files.day_of(now - self.keep_seconds))
+        for root in (self.root, self.shadow_root):
+            for model in prediction_files.models(root):
+                prediction_files.compact(root, model, before_day=today)
+                if self.keep_seconds is not None:
+                    prediction_files.drop_before(
+                        root, model, prediction_files.day_of(now - self.keep_seconds))
 
 
 def _arrow_text(text: str) -> pa.Array:
@@ -110,6 +123,12 @@ def _table(rows: Sequence[Prediction]) -> pa.Table:
     ], schema=PREDICTION_SCHEMA).combine_chunks()  # one piece: compression then sees
     # repeats across requests (written a request per chunk, each chunk was compressed
     # alone: 100 identical 4 MB bodies took 47 MB instead of 7)
+
+
+def _shadow_table(records: Sequence[ShadowRecord]) -> pa.Table:
+    return pa.Table.from_pylist(
+        [dict(zip(shadow_files.SHADOW_SCHEMA.names, record, strict=True))
+         for record in records], schema=shadow_files.SHADOW_SCHEMA)
 
 
 def _inputs_column(inputs: Sequence[Inputs | pa.Array]) -> pa.ChunkedArray:

@@ -2,8 +2,9 @@
 
 The model being served is swapped atomically when its alias moves (from any process):
 a background thread notices the move, loads and verifies the new version, and replaces
-one reference, so a request is always answered by one whole model. Every scored row goes
-to the prediction log without waiting on the catalog.
+one reference, so a request is always answered by one whole model (`model_holder`).
+Every scored row goes to the prediction log without waiting on the catalog. With a
+shadow, a second version scores each answered request after the answer (`shadow`).
 """
 
 from __future__ import annotations
@@ -18,51 +19,34 @@ import logging
 import os
 import secrets
 import socket
-import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Sequence
 from importlib import metadata
 from typing import Any
 
 import anyio
-import lightgbm as lgb
-import numpy as np
 import orjson
-import polars as pl
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from mlyard.core.errors import MlyardError, ObjectCorrupt, UsageError
-from mlyard.core.models import registry
-from mlyard.core.models.explain import explain_matrix
-from mlyard.core.models.features import encode
-from mlyard.core.models.loading import LoadedModel, ModelRefused, check_loads, load_model
+from mlyard.core.errors import UsageError
 from mlyard.core.serving.health_alarm import HealthAlarm
-from mlyard.core.serving.prediction_log import Inputs, PredictionLog
-from mlyard.core.serving.request import (
-    ScoringRejected,
-    json_request,
-    parse_body,
-    rows_frame,
-    small_request,
-    typed_features,
-)
-from mlyard.core.serving.row_reader import RowReader
+from mlyard.core.serving.model_holder import ModelHolder
+from mlyard.core.serving.prediction_log import PredictionLog
+from mlyard.core.serving.request import ScoringRejected
+from mlyard.core.serving.scoring import score_rows
+from mlyard.core.serving.shadow import Answered, Shadow
 from mlyard.core.workspace import Workspace, open_workspace
 
 log = logging.getLogger("mlyard.serve")
 
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
-# Requests of up to this many JSON rows are read one value at a time (about 7 µs a
-# row; measured faster than the polars path up to 500 rows), larger ones and CSV through
-# polars (a millisecond or more, but it leaves the GIL to other requests).
-SMALL_REQUEST = 1000
 INLINE_BODY = 32_768  # bytes: a body this small (up to ~250 rows) is scored on the event loop
 OPEN_PATHS = {"/ping", "/health"}  # liveness probes answer without a token
 # Host headers answered by default: a web page on another site that resolves its own name
@@ -78,81 +62,16 @@ _request_numbers = itertools.count()
 HEADER_TIMEOUT = 10.0  # seconds to receive a request's headers (then the socket closes)
 
 
-class ModelHolder:
-    """The served model; `serving` (the model and its row reader) is replaced in one
-    assignment when the alias moves."""
-
-    def __init__(self, ws: Workspace, ref: str, poll_interval: float = 1.0,
-                 id_column: str | None = None) -> None:
-        self.ws = ws
-        self.ref = ref
-        self.poll_interval = poll_interval
-        self.id_column = id_column
-        self.serving = self._ready(load_model(ws, ref))
-        self.swaps = 0
-        self.refused: set[int] = set()  # versions whose model failed its trial load
-        self.also: list[Callable[[], None]] = []  # more checks on the same beat
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="mlyard-model-watch",
-                                        daemon=True)
-
-    @property
-    def current(self) -> LoadedModel:
-        return self.serving[0]
-
-    def _ready(self, model: LoadedModel) -> tuple[LoadedModel, RowReader]:
-        return model, RowReader(model.spec, self.id_column)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
-
-    def check_for_move(self) -> bool:
-        """Load the version `ref` points at now, if it is not the one being served."""
-        target = registry.resolve(self.ws, self.ref)
-        if target.version == self.current.version.version or target.version in self.refused:
-            return False
-        try:
-            self.ws.objects.read_bytes(target.model_hash)  # its hash first, then ...
-            # ... a trial load in a child: a malformed model aborts the process loading it
-            check_loads(self.ws.objects.path_for(target.model_hash),
-                        f"{target.model}/{target.version}")
-            replacement = load_model(self.ws, str(target.version))
-        except (ModelRefused, ObjectCorrupt) as exc:
-            self.refused.add(target.version)
-            log.error("%s; still serving %s/%s", exc.msg, self.current.version.model,
-                      self.current.version.version)
-            return False
-        self.serving = self._ready(replacement)
-        self.swaps += 1
-        log.info("now serving %s/%s", target.model, target.version)
-        return True
-
-    def _watch(self) -> None:
-        while not self._stop.wait(self.poll_interval):
-            try:
-                self.check_for_move()
-                for check in self.also:
-                    check()
-            except MlyardError as exc:  # a busy catalog or a missing alias: keep serving
-                log.warning("model watch: %s", exc.msg)
-            except Exception:  # anything else: keep serving, keep watching, say why
-                log.exception("model watch failed; still serving %s/%s",
-                              self.current.version.model, self.current.version.version)
-
-
 def create_app(ws: Workspace, ref: str, token: str | None = None,
                max_body: int = DEFAULT_MAX_BODY, poll_interval: float = 1.0,
                log_predictions: bool = True, allowed_hosts: Sequence[str] = (),
                body_timeout: float = BODY_TIMEOUT, scoring_threads: int = SCORING_THREADS,
-               max_queued: int = MAX_QUEUED) -> Starlette:
+               max_queued: int = MAX_QUEUED, shadow_ref: str | None = None) -> Starlette:
     """The scoring app for model `ref` (a version or an alias).
 
     Args:
+        shadow_ref: a version or alias that also scores every answered request, off the
+            request path, for `mlyard shadow report`; it follows its alias as `ref` does.
         allowed_hosts: Host header values answered besides the loopback names ("*" for
             any: only behind a proxy that checks them).
         scoring_threads: requests scored at once, in threads, so a large request never
@@ -164,12 +83,17 @@ def create_app(ws: Workspace, ref: str, token: str | None = None,
     predictions = PredictionLog(ws.catalog, enabled=log_predictions,
                                 keep_seconds=ws.config.serve.keep_seconds)
     holder.also.append(HealthAlarm(ws, holder.ref, predictions).check)
+    shadow = None
+    if shadow_ref is not None:
+        shadow = Shadow(ModelHolder(ws, shadow_ref, poll_interval, ws.config.data.id_column),
+                        predictions)
+        holder.also.append(shadow.holder.check_for_move)  # same beat, one watcher
     stats = _Stats()
 
     async def invocations(request: Request) -> Response:
         started = time.perf_counter()
         response = await _score(request, holder, predictions, max_body, body_timeout,
-                                scoring)
+                                scoring, shadow)
         stats.observe(response.status_code, time.perf_counter() - started,
                       int(response.headers.get("x-mlyard-rows", "0")))
         return response
@@ -190,17 +114,27 @@ def create_app(ws: Workspace, ref: str, token: str | None = None,
     async def health(request: Request) -> Response:
         """Alive and serving; `degraded` while logged predictions cannot be written."""
         degraded = predictions.failures > 0 or predictions.dropped > 0
-        return _json({"status": "degraded" if degraded else "ok",
-                      "model_version": holder.current.version.version,
-                      "prediction_log": {"pending": predictions.pending,
-                                         "dropped": predictions.dropped,
-                                         "last_error": predictions.last_error}})
+        answer: dict[str, Any] = {"status": "degraded" if degraded else "ok",
+                                  "model_version": holder.current.version.version,
+                                  "prediction_log": {"pending": predictions.pending,
+                                                     "dropped": predictions.dropped,
+                                                     "last_error": predictions.last_error}}
+        if shadow is not None:
+            answer["shadow"] = {"ref": shadow.holder.ref,
+                                "model_version": shadow.holder.current.version.version,
+                                "scored": shadow.scored, "failed": shadow.failed,
+                                "dropped": shadow.dropped, "queued": shadow.queued}
+        return _json(answer)
 
     async def metrics(request: Request) -> Response:
         stats.model_version.set(holder.current.version.version)
         stats.log_pending.set(predictions.pending)
         stats.log_dropped.set(predictions.dropped)
         stats.log_failures.set(predictions.failures)
+        if shadow is not None:
+            stats.shadow_scored.set(shadow.scored)
+            stats.shadow_failed.set(shadow.failed)
+            stats.shadow_dropped.set(shadow.dropped)
         return Response(generate_latest(stats.registry),
                         media_type="text/plain; version=0.0.4; charset=utf-8")
 
@@ -208,6 +142,8 @@ def create_app(ws: Workspace, ref: str, token: str | None = None,
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         holder.start()
         predictions.start()
+        if shadow is not None:
+            shadow.start()
         # Everything loaded so far (libraries, the model) lives as long as the server:
         # out of the garbage collector's sight, a full collection takes a fraction of a
         # millisecond instead of the tens that showed as the log-on p99.
@@ -216,6 +152,8 @@ def create_app(ws: Workspace, ref: str, token: str | None = None,
             yield
         finally:
             holder.stop()
+            if shadow is not None:
+                shadow.stop()
             predictions.close()
 
     app = Starlette(routes=[
@@ -231,6 +169,7 @@ def create_app(ws: Workspace, ref: str, token: str | None = None,
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=[*LOOPBACK_HOSTS, *allowed_hosts])
     app.state.holder = holder
     app.state.predictions = predictions
+    app.state.shadow = shadow
     return app
 
 
@@ -244,7 +183,8 @@ class _Scoring:
 
 
 async def _score(request: Request, holder: ModelHolder, predictions: PredictionLog,
-                 max_body: int, body_timeout: float, scoring: _Scoring) -> Response:
+                 max_body: int, body_timeout: float, scoring: _Scoring,
+                 shadow: Shadow | None) -> Response:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_body:
         return _error(f"body of {declared} bytes is over the limit of {max_body}", 413)
@@ -264,81 +204,43 @@ async def _score(request: Request, holder: ModelHolder, predictions: PredictionL
     # One model for the whole request, even if a swap happens now.
     model, reader = holder.serving
     content_type = request.headers.get("content-type", "")
-    if len(body) <= INLINE_BODY:
+    data = bytes(body)
+    started = time.perf_counter()
+    if len(data) <= INLINE_BODY:
         # A few rows score in ~0.1 ms: less than handing them to a thread and back.
-        result = _score_rows(bytes(body), content_type, model, reader)
+        result = score_rows(data, content_type, model, reader)
     else:
         scoring.waiting += 1
         try:
             result = await anyio.to_thread.run_sync(
-                _score_rows, bytes(body), content_type, model, reader,
+                score_rows, data, content_type, model, reader,
                 limiter=scoring.limiter)
         finally:
             scoring.waiting -= 1
-    if isinstance(result, Response):
-        return result
+    if isinstance(result, ScoringRejected):
+        return _error(result.msg, result.status, result.error_code)
+    seconds = time.perf_counter() - started
     values = result.values
     request_id = f"{_ID_PREFIX}{next(_request_numbers):012x}"
     version = model.version
     outputs = orjson.dumps(values)
-    predictions.add([(request_id, time.time(), version.model, version.version, len(values),
-                      result.inputs, outputs.decode())])
+    text = outputs.decode()
+    now = time.time()
+    predictions.add([(request_id, now, version.model, version.version, len(values),
+                      result.inputs, text)])
     answer = b'{"predictions":' + outputs + b"}" if result.explanations is None else \
         orjson.dumps({"predictions": values, **result.explanations})
-    return Response(answer, media_type="application/json",
+    later = None
+    if shadow is not None:  # handed over once the answer is out, never before
+        later = BackgroundTask(_offer, shadow, Answered(
+            request_id, now, data, content_type, model, len(values), text, seconds))
+    return Response(answer, media_type="application/json", background=later,
                     headers={"x-request-id": request_id, "x-mlyard-rows": str(len(values)),
                              "x-mlyard-model-version": str(version.version)})
 
 
-def _score_rows(body: bytes, content_type: str, model: LoadedModel, reader: RowReader
-                ) -> Scored | Response:
-    """Parse, check and score one request in a scoring thread: the rows to log, the
-    predictions and any explanations asked for, or the 4xx answer."""
-    id_column = reader.id_column
-    wanted = model.spec.names + ([id_column] if id_column else [])
-    try:
-        request = json_request(body, content_type)
-        rows = request.rows if request is not None else None
-        explain = request is not None and request.explain
-        if rows is not None and 0 < len(rows) <= SMALL_REQUEST:
-            read = reader.read(rows[0]) if len(rows) == 1 and not explain else None
-            matrix, logged = read or small_request(rows, model.spec, id_column)
-            output = model.predict_matrix(matrix, threads=1)
-            values = output.tolist() if isinstance(output, np.ndarray) else list(output)
-            return Scored(logged, values, _explained(model, matrix) if explain else None)
-        # JSON parsed above is not parsed again; CSV is read as a frame.
-        sent = rows_frame(rows, wanted) if rows is not None else parse_body(body, content_type,
-                                                                          wanted)
-        frame = typed_features(sent, model.spec)
-        matrix = encode(frame, model.spec)
-        output = model.predict_matrix(matrix, threads=1)
-        extra = _explained(model, matrix) if explain else None
-    except ScoringRejected as rejected:
-        return _error(rejected.msg, rejected.status, rejected.error_code)
-    except RecursionError:
-        return _error("the request nests values too deeply; send rows of plain values", 400)
-    except (ValueError, TypeError, pl.exceptions.PolarsError, lgb.basic.LightGBMError) as exc:
-        return _error(f"cannot score these rows: {exc}", 400)
-    values = output.tolist() if isinstance(output, np.ndarray) else list(output)
-    if id_column is not None and id_column in sent.columns:
-        # Logged (never scored) so that labels arriving later can be joined by id.
-        frame = frame.with_columns(sent.get_column(id_column).cast(pl.String))
-    return Scored(frame, values, extra)
-
-
-@dataclass(frozen=True)
-class Scored:
-    """A scored request: its typed rows for the log, the predictions, and the
-    explanations when the request asked for them (`params.explain`)."""
-
-    inputs: Inputs
-    values: list[Any]
-    explanations: dict[str, Any] | None = None
-
-
-def _explained(model: LoadedModel, matrix: np.ndarray) -> dict[str, Any]:
-    explained = explain_matrix(model, matrix, threads=1)
-    return {"explanations": explained.rows_json(), "base_value": explained.base_value_json()}
+async def _offer(shadow: Shadow, answered: Answered) -> None:
+    shadow.offer(answered)
 
 
 class _BearerAuth:
@@ -432,6 +334,14 @@ class _Stats:
         self.log_failures = Gauge("mlyard_prediction_log_failures",
                                   "Prediction log writes that failed in a row",
                                   registry=self.registry)
+        self.shadow_scored = Gauge("mlyard_shadow_scored_total",
+                                   "Requests the shadow model scored", registry=self.registry)
+        self.shadow_failed = Gauge("mlyard_shadow_failed_total",
+                                   "Requests the shadow model could not score",
+                                   registry=self.registry)
+        self.shadow_dropped = Gauge("mlyard_shadow_dropped_total",
+                                    "Requests dropped while the shadow was behind",
+                                    registry=self.registry)
 
     def observe(self, status: int, seconds: float, rows: int) -> None:
         children = self._by_status.get(status)
@@ -472,4 +382,5 @@ def app_from_env() -> Starlette:
     return create_app(ws, os.environ["MLYARD_SERVE_MODEL"],
                       token=os.environ.get("MLYARD_SERVE_TOKEN") or None,
                       max_body=int(os.environ.get("MLYARD_SERVE_MAX_BODY", DEFAULT_MAX_BODY)),
-                      allowed_hosts=[h for h in hosts.split(",") if h])
+                      allowed_hosts=[h for h in hosts.split(",") if h],
+                      shadow_ref=os.environ.get("MLYARD_SERVE_SHADOW") or None)

@@ -12,12 +12,12 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Footer, Header, Static
 
+from mlyard.core.automation.gate_evidence import gather_evidence
 from mlyard.core.models import registry
 from mlyard.core.models.gates import GateResult
-from mlyard.core.monitoring import drift_reports
-from mlyard.core.training.rescore import rescore_if_imported
+from mlyard.core.monitoring import shadow_report
 from mlyard.core.workspace import Workspace
-from mlyard.tui.format import number, when
+from mlyard.tui.format import number, shadow_summary, when
 from mlyard.tui.messages import GatesLoaded, ModelsLoaded
 from mlyard.tui.screens.base import AreaScreen
 from mlyard.tui.screens.dialogs import Confirm, TextPrompt
@@ -32,7 +32,8 @@ class ModelsScreen(AreaScreen):
     HELP = """\
 ## Models
 Every version of the project's model with its aliases. The highlighted version's gates
-show on the right. `p` promotes it to champion (the gate table is shown first), `b` rolls
+show below, with how it did as the champion's shadow when it was one (`mlyard serve
+--shadow`). `p` promotes it to champion (the gate table is shown first), `b` rolls
 champion back to the version it replaced, `a` points another alias at it.
 """
     BINDINGS = [
@@ -76,9 +77,9 @@ champion back to the version it replaced, `a` points another alias at it.
           description="Checking gates")
     def _load_gates(self, ws: Workspace, ref: str) -> None:
         detail = registry.show(ws, ref)
-        _, gates = registry.check(ws, ref, drift_reports.gate_finding(ws, ref),
-                                  rescore_if_imported(ws, ref))
-        self.post_message(GatesLoaded(detail, gates))
+        _, gates = registry.check(ws, ref, gather_evidence(ws, ref))
+        shadowed = shadow_report.newest(ws, "30d", shadow_version=detail.version.version)
+        self.post_message(GatesLoaded(detail, gates, shadowed))
 
     @on(ModelsLoaded)
     def fill_models(self, message: ModelsLoaded) -> None:
@@ -120,7 +121,10 @@ champion back to the version it replaced, `a` points another alias at it.
         version = message.detail.version
         self.query_one("#models-gates", Static).border_title = (
             f"Gates for {version.model}/{version.version}")
-        self.query_one("#models-gates", Static).update(gate_table(message.gates))
+        shown = gate_table(message.gates)
+        if message.shadow is not None:
+            shown = Text.assemble(shown, "\n\n", shadow_summary(message.shadow))
+        self.query_one("#models-gates", Static).update(shown)
 
     def action_promote(self) -> None:
         if self.selected is None:
@@ -139,8 +143,7 @@ champion back to the version it replaced, `a` points another alias at it.
     @work(thread=True, exit_on_error=False, group="models-move", description="Promoting")
     def _promote(self, ws: Workspace, ref: str, force: bool) -> None:
         move, _ = registry.promote(ws, ref, reason="from the TUI", force=force,
-                                   drift=drift_reports.gate_finding(ws, ref),
-                                   rescored=rescore_if_imported(ws, ref))
+                                   evidence=gather_evidence(ws, ref))
         self.app.call_from_thread(self.notify, f"champion -> {move.model}/{move.to_version}")
         self.app.call_from_thread(self.reload)
 

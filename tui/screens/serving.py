@@ -12,11 +12,12 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
+from mlyard.core.monitoring import shadow_report
 from mlyard.core.serving import supervisor as serving
 from mlyard.core.serving.supervisor import ServerProcess
 from mlyard.core.workspace import Workspace
-from mlyard.tui.format import number, plain, when
-from mlyard.tui.messages import ExplanationLoaded, ServerStarted, ServingLoaded
+from mlyard.tui.format import number, plain, shadow_summary, when
+from mlyard.tui.messages import ExplanationLoaded, ServerStarted, ServingLoaded, ShadowLoaded
 from mlyard.tui.screens.base import AreaScreen
 from mlyard.tui.screens.explanation import ExplanationScreen
 from mlyard.tui.widgets.tables import PlainTable, fill
@@ -33,7 +34,10 @@ class ServingScreen(AreaScreen):
 it), `x` stops it. While it runs: its URL, requests per second, latency percentiles,
 errors and the last requests it logged. The server keeps following its alias. `enter`
 on a logged request opens why it scored as it did: its features' contributions as bars.
+With `[serve] shadow` set (or any `mlyard serve --shadow`), the Shadow panel compares the
+shadow with the champion on the same requests (`mlyard shadow report` for all of it).
 """
+    SHADOW_EVERY = 10.0  # seconds between readings of the shadow log
     BINDINGS = [
         Binding("s", "start", "Start", tooltip="Serve the model or alias in the box.",
                 id="serving.start"),
@@ -54,14 +58,19 @@ on a logged request opens why it scored as it did: its features' contributions a
             yield Static("model:", id="serving-label")
             yield Input(value="champion", id="serving-ref")
         yield Static(id="serving-status")
-        yield Static(id="serving-stats")
+        with Horizontal(id="serving-figures"):
+            yield Static(id="serving-stats")
+            yield Static(id="serving-shadow")
         yield DataTable(id="serving-predictions", cursor_type="row")
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#serving-predictions", DataTable).border_title = "Last predictions"
+        self.query_one("#serving-shadow", Static).border_title = "Shadow"
         self._show_status()
         self.set_interval(1.0, self._poll_if_running)
+        self._load_shadow(self.ws)
+        self.set_interval(self.SHADOW_EVERY, lambda: self._load_shadow(self.ws))
 
     @property
     def server(self) -> ServerProcess | None:
@@ -123,6 +132,18 @@ on a logged request opens why it scored as it did: its features' contributions a
     def _poll(self, ws: Workspace, url: str) -> None:
         self.post_message(ServingLoaded(serving.fetch_stats(url),
                                         serving.recent_predictions(ws, 20), time.monotonic()))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="serving-shadow",
+          description="Comparing the shadow")
+    def _load_shadow(self, ws: Workspace) -> None:
+        self.post_message(ShadowLoaded(shadow_report.newest(ws, "24h")))
+
+    @on(ShadowLoaded)
+    def show_shadow(self, message: ShadowLoaded) -> None:
+        self.query_one("#serving-shadow", Static).update(
+            shadow_summary(message.comparison) if message.comparison is not None else
+            plain("No shadow traffic in the last 24h: set [serve] shadow (e.g. "
+                  "\"challenger\") or run `mlyard serve MODEL --shadow OTHER`."))
 
     @on(ServingLoaded)
     def show_figures(self, message: ServingLoaded) -> None:

@@ -1,0 +1,25 @@
+"""Labels that arrived after their predictions (`mlyard feedback`), kept as they came,
+one Parquet file per delivery under `.mlyard/logs/labels/`, so any later comparison (a
+shadow's against its champion) can join them again without asking for the file twice.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mlyard.storage import prediction_files
+
+
+def keep(root: Path, labels: pa.Table) -> Path:
+    """Write one delivery of labels (an id column and a label column) whole."""
+    return prediction_files.write_whole(root, labels)
+
+
+def deliveries(root: Path) -> list[pa.Table]:
+    """Every delivery, oldest first; each keeps its own column types."""
+    if not root.is_dir():
+        return []
+    return [pq.read_table(path) for path in sorted(root.glob("*" + prediction_files.SUFFIX))]
