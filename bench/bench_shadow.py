@@ -32,7 +32,7 @@ from mlyard.core.data import versions as data
 from mlyard.core.models.loading import load_model
 from mlyard.core.workspace import open_workspace
 
-ROUNDS = 5
+ROUNDS = 9
 # (rows per body, connections, milliseconds each connection waits between requests)
 CELLS = [(1, 4, 4), (100, 4, 20), (1, 8, None), (100, 8, None)]
 

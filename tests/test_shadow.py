@@ -4,6 +4,8 @@ path; `mlyard shadow report` compares the two; the shadow gates judge it on prom
 from __future__ import annotations
 
 import json
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,8 +17,8 @@ import pytest
 from mlyard.core.data import versions as data
 from mlyard.core.models.loading import load_model
 from mlyard.core.serving.model_holder import ModelHolder
-from mlyard.core.serving.prediction_log import PredictionLog
 from mlyard.core.serving.shadow import Answered, Shadow
+from mlyard.core.serving.shadow_worker import ShadowScorer
 from mlyard.core.tracking.evaluation import evaluate
 from mlyard.core.workspace import open_workspace
 from mlyard.storage import prediction_files, shadow_files
@@ -76,7 +78,7 @@ def test_the_shadow_scores_every_answered_request_and_the_report_compares_them(
         shadow = server.app.state.shadow
         wait_for(lambda: shadow.scored == len(batches), what="the shadow scored every request")
         health = httpx.get(f"{server.url}/health").json()
-        assert health["shadow"] == {"ref": "challenger", "model_version": 2,
+        assert health["shadow"] == {"ref": "challenger", "model_version": 2, "alive": True,
                                     "scored": len(batches), "failed": 0, "dropped": 0,
                                     "queued": 0}
         metrics = httpx.get(f"{server.url}/metrics").text
@@ -172,8 +174,7 @@ def test_the_shadow_follows_its_alias(project: Path) -> None:
         shadow = server.app.state.shadow
         wait_for(lambda: shadow.scored == 1)
         assert mlyard("models", "alias", "challenger", "3").exit_code == 0
-        wait_for(lambda: shadow.holder.current.version.version == 3,
-                 what="the shadow swapped to v3")
+        wait_for(lambda: shadow.version == 3, what="the shadow swapped to v3")
         send(server, requests_of(project, [3])[0])
         wait_for(lambda: shadow.scored == 2)
     records = shadow_files.read(open_workspace(project).catalog.shadow_dir, "churn")
@@ -184,35 +185,50 @@ def test_the_shadow_follows_its_alias(project: Path) -> None:
 def test_a_shadow_that_falls_behind_drops_and_counts_and_never_holds_up_answers(
         project: Path) -> None:
     ws = open_workspace(project)
-    log = PredictionLog(ws.catalog)
-    shadow = Shadow(ModelHolder(ws, "challenger"), log, queue_size=2)
-    champion = load_model(ws, "champion")
+    shadow = Shadow(ws, "challenger", queue_size=2)
     body = json.dumps({"dataframe_records": requests_of(project, [2])[0]}).encode()
-    for number in range(5):  # the shadow's thread is not taking any yet
-        shadow.offer(Answered(f"r{number}", 0.0, body, "application/json", champion, 2,
+    for number in range(5):  # nothing takes them yet
+        shadow.offer(Answered(f"r{number}", 0.0, body, "application/json", "churn", 1, 2,
                               "[0.1, 0.2]", 0.001))
     assert (shadow.dropped, shadow.queued) == (3, 2)
     shadow.start()
-    shadow.stop()  # scores what was queued, then ends
-    assert (shadow.scored, shadow.failed) == (2, 0)
-    log.flush()
+    shadow.stop()  # the worker scores what was queued, then ends
+    assert (shadow.scored, shadow.failed, shadow.version) == (2, 0, 2)
     records = shadow_files.read(ws.catalog.shadow_dir, "churn")
     assert records.column("request_id").to_pylist() == ["r0", "r1"]
 
 
+def test_a_shadow_that_dies_leaves_the_champion_answering(project: Path) -> None:
+    with Server(project, "churn@champion", shadow_ref="challenger") as server:
+        shadow = server.app.state.shadow
+        send(server, requests_of(project, [2])[0])
+        wait_for(lambda: shadow.scored == 1)
+        os.kill(shadow._worker.pid, signal.SIGKILL)  # what a model aborting LightGBM does
+        wait_for(lambda: not shadow.alive, what="the server noticed")
+        for rows in requests_of(project, [1, 3, 2]):
+            assert send(server, rows).headers["x-mlyard-model-version"] == "1"
+        health = httpx.get(f"{server.url}/health").json()
+        assert health["status"] == "ok" and health["shadow"]["alive"] is False
+        wait_for(lambda: shadow.dropped == 3)
+
+
 def test_a_request_the_shadow_cannot_score_is_recorded_with_why(project: Path) -> None:
     ws = open_workspace(project)
-    log = PredictionLog(ws.catalog)
-    shadow = Shadow(ModelHolder(ws, "challenger"), log)
+    scorer = ShadowScorer(ModelHolder(ws, "challenger", id_column="customer_id"))
     # A champion that needs fewer columns would answer this; the shadow needs them all.
     rows = requests_of(project, [2])[0]
     for row in rows:
         del row["monthly_charges"]
-    body = json.dumps({"dataframe_records": rows}).encode()
-    record = shadow.score(Answered("r0", 0.0, body, "application/json",
-                                   load_model(ws, "champion"), 2, "[0.1, 0.2]", 0.001))
-    assert shadow.failed == 1 and record[8] is None
+    header = {"request_id": "r0", "ts": 0.0, "content_type": "application/json",
+              "model": "churn", "champion_version": 1, "rows": 2,
+              "champion_outputs": "[0.1, 0.2]", "champion_seconds": 0.001}
+    record = scorer.score(header, json.dumps({"dataframe_records": rows}).encode())
+    assert scorer.failed == 1 and record[8] is None
     assert record[11] is not None and "monthly_charges" in record[11]
+    # ... and one it can, with the ids labels will be joined by.
+    rows = requests_of(project, [2])[0]
+    record = scorer.score(header, json.dumps({"dataframe_records": rows}).encode())
+    assert scorer.scored == 1 and json.loads(record[6]) == [r["customer_id"] for r in rows]
 
 
 def test_serving_with_a_shadow_that_does_not_exist_is_one_line_and_exit_1(

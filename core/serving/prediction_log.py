@@ -8,8 +8,9 @@ A request appends to memory and returns; the shared buffered writer
 so no amount of traffic can make the catalog too large to checkpoint. A failed write
 keeps the rows and retries; rows past the cap are dropped and counted, and /health and
 /metrics say so. Old days are compacted into one file and removed after
-`[serve] keep_predictions`. A shadow's records (`mlyard.storage.shadow_files`) go
-through the same writer into `.mlyard/logs/shadow/`, kept as long.
+`[serve] keep_predictions`. A shadow's records (`mlyard.storage.shadow_files`) are
+written the same way, by the shadow's own process, into `.mlyard/logs/shadow/`; the
+server's log keeps that folder as long.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ ShadowRecord = tuple[str, float, str, int, int, int, str | None, str, str | None
 class PredictionLog(BufferedWriter):
     def __init__(self, catalog: Catalog, flush_interval: float = 1.0,
                  enabled: bool = True, keep_seconds: float | None = None,
-                 housekeeping_interval: float = 3600.0) -> None:
+                 housekeeping_interval: float | None = 3600.0) -> None:
         super().__init__(catalog, "mlyard-prediction-log",
                          {"predictions": _table, "shadow": _shadow_table},
                          flush_interval=flush_interval, max_pending=1_000_000)
@@ -78,7 +79,8 @@ class PredictionLog(BufferedWriter):
                 for row in rows])
 
     def add_shadow(self, record: ShadowRecord) -> None:
-        """A shadow's record is kept even with logging off: comparing is its purpose."""
+        """A shadow's record, kept whatever `enabled` says (the shadow's process logs
+        nothing else)."""
         self.add_row("shadow", record)
 
     def store(self, batches: Batches, now: float) -> bool:
@@ -86,7 +88,7 @@ class PredictionLog(BufferedWriter):
             prediction_files.write(self.root, batches["predictions"])
         if "shadow" in batches:
             shadow_files.write(self.shadow_root, batches["shadow"])
-        if now >= self._next_housekeeping:
+        if self.housekeeping_interval is not None and now >= self._next_housekeeping:
             self._next_housekeeping = now + self.housekeeping_interval
             self.housekeeping(now)
         return True

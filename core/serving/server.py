@@ -4,7 +4,8 @@ The model being served is swapped atomically when its alias moves (from any proc
 a background thread notices the move, loads and verifies the new version, and replaces
 one reference, so a request is always answered by one whole model (`model_holder`).
 Every scored row goes to the prediction log without waiting on the catalog. With a
-shadow, a second version scores each answered request after the answer (`shadow`).
+shadow, a second version scores each answered request after the answer, in its own
+process (`shadow`).
 """
 
 from __future__ import annotations
@@ -85,9 +86,7 @@ def create_app(ws: Workspace, ref: str, token: str | None = None,
     holder.also.append(HealthAlarm(ws, holder.ref, predictions).check)
     shadow = None
     if shadow_ref is not None:
-        shadow = Shadow(ModelHolder(ws, shadow_ref, poll_interval, ws.config.data.id_column),
-                        predictions)
-        holder.also.append(shadow.holder.check_for_move)  # same beat, one watcher
+        shadow = Shadow(ws, shadow_ref, poll_interval)
     stats = _Stats()
 
     async def invocations(request: Request) -> Response:
@@ -120,10 +119,10 @@ def create_app(ws: Workspace, ref: str, token: str | None = None,
                                                      "dropped": predictions.dropped,
                                                      "last_error": predictions.last_error}}
         if shadow is not None:
-            answer["shadow"] = {"ref": shadow.holder.ref,
-                                "model_version": shadow.holder.current.version.version,
-                                "scored": shadow.scored, "failed": shadow.failed,
-                                "dropped": shadow.dropped, "queued": shadow.queued}
+            answer["shadow"] = {"ref": shadow.ref, "model_version": shadow.version,
+                                "alive": shadow.alive, "scored": shadow.scored,
+                                "failed": shadow.failed, "dropped": shadow.dropped,
+                                "queued": shadow.queued}
         return _json(answer)
 
     async def metrics(request: Request) -> Response:
@@ -143,7 +142,7 @@ def create_app(ws: Workspace, ref: str, token: str | None = None,
         holder.start()
         predictions.start()
         if shadow is not None:
-            shadow.start()
+            await anyio.to_thread.run_sync(shadow.start)  # until its model is loaded
         # Everything loaded so far (libraries, the model) lives as long as the server:
         # out of the garbage collector's sight, a full collection takes a fraction of a
         # millisecond instead of the tens that showed as the log-on p99.
@@ -153,7 +152,7 @@ def create_app(ws: Workspace, ref: str, token: str | None = None,
         finally:
             holder.stop()
             if shadow is not None:
-                shadow.stop()
+                await anyio.to_thread.run_sync(shadow.stop)
             predictions.close()
 
     app = Starlette(routes=[
@@ -233,7 +232,8 @@ async def _score(request: Request, holder: ModelHolder, predictions: PredictionL
     later = None
     if shadow is not None:  # handed over once the answer is out, never before
         later = BackgroundTask(_offer, shadow, Answered(
-            request_id, now, data, content_type, model, len(values), text, seconds))
+            request_id, now, data, content_type, version.model, version.version, len(values),
+            text, seconds))
     return Response(answer, media_type="application/json", background=later,
                     headers={"x-request-id": request_id, "x-mlyard-rows": str(len(values)),
                              "x-mlyard-model-version": str(version.version)})
