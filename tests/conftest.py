@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import polars as pl
 import pytest
 from click.testing import CliRunner, Result
 
@@ -108,3 +110,19 @@ def wait_for(condition: Callable[[], Any], timeout: float = 60.0, what: str = ""
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met in {timeout:.0f} s: {what or condition}")
         time.sleep(0.05)
+
+
+def levels_project(root: Path) -> Path:
+    """A multiclass target with text labels, a category feature and some missing values."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(2000, 2))
+    shop = rng.choice(["north", "south", "east"], size=2000)
+    score = x[:, 0] + x[:, 1] + (shop == "north") * 0.8
+    labels = np.array(["low", "mid", "high"])[np.digitize(score, [-0.7, 0.7])]
+    missing = rng.random(2000) < 0.05
+    a = pl.Series("a", x[:, 0]).scatter(np.flatnonzero(missing), None)
+    project = root / "levels"
+    project.mkdir()
+    pl.DataFrame({"a": a, "b": x[:, 1], "shop": shop, "level": labels}) \
+        .write_csv(project / "levels.csv")
+    return project

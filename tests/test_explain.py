@@ -14,24 +14,8 @@ from mlyard.core.data import versions as data
 from mlyard.core.models.features import encode
 from mlyard.core.models.loading import LoadedModel, load_model
 from mlyard.core.workspace import open_workspace
-from tests.conftest import mlyard, sample_project, train_json
+from tests.conftest import levels_project, mlyard, sample_project, train_json
 from tests.test_serve import Server, post
-
-
-def _levels_project(root: Path) -> Path:
-    """A multiclass target with text labels, a category feature and some missing values."""
-    rng = np.random.default_rng(5)
-    x = rng.normal(size=(2000, 2))
-    shop = rng.choice(["north", "south", "east"], size=2000)
-    score = x[:, 0] + x[:, 1] + (shop == "north") * 0.8
-    labels = np.array(["low", "mid", "high"])[np.digitize(score, [-0.7, 0.7])]
-    missing = rng.random(2000) < 0.05
-    a = pl.Series("a", x[:, 0]).scatter(np.flatnonzero(missing), None)
-    project = root / "levels"
-    project.mkdir()
-    pl.DataFrame({"a": a, "b": x[:, 1], "shop": shop, "level": labels}) \
-        .write_csv(project / "levels.csv")
-    return project
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +23,7 @@ def projects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A trained binary (churn), regression (demand) and multiclass (levels) project."""
     root = tmp_path_factory.mktemp("explain")
     made = {"binary": sample_project(root, "churn"), "regression": sample_project(root, "demand"),
-            "multiclass": _levels_project(root)}
+            "multiclass": levels_project(root)}
     with pytest.MonkeyPatch.context() as patch:
         for task, project in made.items():
             patch.chdir(project)

@@ -22,7 +22,14 @@ from mlyard.core.serving.shadow_worker import ShadowScorer
 from mlyard.core.tracking.evaluation import evaluate
 from mlyard.core.workspace import open_workspace
 from mlyard.storage import prediction_files, shadow_files
-from tests.conftest import mlyard, mlyard_process, sample_project, train_json, wait_for
+from tests.conftest import (
+    levels_project,
+    mlyard,
+    mlyard_process,
+    sample_project,
+    train_json,
+    wait_for,
+)
 from tests.test_serve import Server
 
 FEATURES_DROPPED = ("snapshot_date", "churned")
@@ -263,3 +270,30 @@ def test_regression_agreement_is_the_mean_and_p95_absolute_difference(
     assert pair["mean_abs_diff"] == pytest.approx(gaps.mean())
     assert pair["p95_abs_diff"] == pytest.approx(np.quantile(gaps, 0.95))
     assert pair["live"] is None  # no id column: labels cannot be joined
+
+
+def test_multiclass_agreement_is_the_same_class_and_the_probability_gaps(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = levels_project(tmp_path)
+    monkeypatch.chdir(project)
+    assert mlyard("init", "--from", ".", "--target", "level").exit_code == 0
+    assert mlyard("ingest", "levels.csv").exit_code == 0
+    train_json("--param", "num_leaves=4", "--param", "num_iterations=5")
+    train_json("--param", "num_leaves=31", "--param", "num_iterations=80")
+    assert mlyard("models", "promote", "1", "--force").exit_code == 0
+    ws = open_workspace(project)
+    frame = data.load_versions(ws).head(90).drop("level")
+    with Server(project, "champion", shadow_ref="2") as server:
+        for start in range(0, 90, 30):
+            send(server, frame.slice(start, 30).to_dicts())
+        wait_for(lambda: server.app.state.shadow.scored == 3)
+    champion, challenger = load_model(ws, "1").predict(frame), load_model(ws, "2").predict(frame)
+    assert champion.shape == (90, 3)
+    gaps = np.abs(champion - challenger)
+    [pair] = shadow_json()["comparisons"]
+    assert pair["task"] == "multiclass" and pair["rows"] == 90
+    assert pair["same_label"] == pytest.approx(
+        (champion.argmax(axis=1) == challenger.argmax(axis=1)).mean())
+    assert pair["mean_abs_diff"] == pytest.approx(gaps.mean())
+    assert pair["p95_abs_diff"] == pytest.approx(np.quantile(gaps.max(axis=1), 0.95))
+    assert 0 < pair["same_label"] < 1  # two models that disagree on some rows
