@@ -15,6 +15,7 @@ from typing import Any
 import duckdb
 
 from mlyard.storage.bundle_store import RUN_TABLES, add_dataset_version, insert_row, select_rows
+from mlyard.storage.errors import CatalogError
 
 Connection = duckdb.DuckDBPyConnection
 
@@ -72,15 +73,15 @@ def aliases(con: Connection, model: str) -> dict[str, str]:
                             "WHERE a.model = ? ORDER BY a.alias", [model]).fetchall())
 
 
-def export_rows(con: Connection, run_ids: list[str], dataset_keys: list[tuple[str, int]]
-                ) -> dict[str, list[dict[str, Any]]]:
-    """Every row of these runs and their model versions; these dataset versions and
-    those the runs were trained on, with their datasets."""
+def export_rows(con: Connection, run_ids: list[str], dataset_keys: list[tuple[str, int]],
+                model_run_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Every row of these runs; the model versions of `model_run_ids`; these dataset
+    versions and those the runs were trained on, with their datasets."""
     rows = {table: select_rows(con, f"SELECT * FROM {table} WHERE list_contains(?, {column})",
                                [run_ids]) for table, column in RUN_TABLES.items()}
     rows["model_versions"] = select_rows(
         con, "SELECT * FROM model_versions WHERE list_contains(?, run_id) ORDER BY version",
-        [run_ids])
+        [model_run_ids])
     wanted = set(dataset_keys) | {(r["dataset"], r["seq"]) for r in rows["run_inputs"]}
     names = sorted({name for name, _ in wanted})
     rows["datasets"] = select_rows(con, "SELECT * FROM datasets WHERE list_contains(?, name)",
@@ -94,14 +95,19 @@ def export_rows(con: Connection, run_ids: list[str], dataset_keys: list[tuple[st
 
 
 def apply(con: Connection, rows: dict[str, list[dict[str, Any]]], replace: list[str],
-          model: str, project: str, tags: dict[str, str]) -> dict[str, Any]:
+          model: str, project: str, tags: dict[str, str], mirror_tag: str) -> dict[str, Any]:
     """Add what `export_rows` gave, as this catalog's: runs under `project`, model versions
     under `model` with this catalog's next numbers, dataset versions matched by their
     source's hash (or numbered next). Runs in `replace` are copies from the same place
     that changed there: their rows are swapped for the new ones. `tags` go on every run.
 
     Returns what was added: runs, model versions (`model/N` with the source's number)
-    and dataset versions."""
+    and dataset versions.
+
+    Raises CatalogError, before writing anything, when a row would touch a run of this
+    catalog that is not a copy from elsewhere (`mirror_tag`), or belongs to no run sent.
+    """
+    _check_ownership(con, rows, replace, mirror_tag)
     # Rows with a key are written over (DuckDB refuses a key deleted and inserted again in
     # one transaction); the streams without one are deleted and written again.
     for table in _STREAMS:
@@ -138,3 +144,28 @@ def apply(con: Connection, rows: dict[str, list[dict[str, Any]]], replace: list[
     return {"runs": [run["run_id"] for run in rows["runs"]], "model_versions": added,
             "dataset_versions": new}
 
+
+def _check_ownership(con: Connection, rows: dict[str, list[dict[str, Any]]],
+                     replace: list[str], mirror_tag: str) -> None:
+    """Sync only adds runs, or updates copies it made itself: never this catalog's own."""
+    sent = [str(run["run_id"]) for run in rows["runs"]]
+    here = dict(con.execute(
+        "SELECT r.run_id, t.value FROM runs r LEFT JOIN tags t ON t.run_id = r.run_id "
+        "AND t.key = ? WHERE list_contains(?, r.run_id)", [mirror_tag, sent]).fetchall())
+    for run_id in sent:
+        if run_id in here and (run_id not in replace or here[run_id] is None):
+            raise CatalogError(f"run {run_id} is already here and is not a copy from "
+                               "elsewhere; a sync never writes into it")
+    for table in RUN_TABLES:
+        for row in rows[table]:
+            if row.get("run_id") not in sent:
+                raise CatalogError(f"a row of {table} names run {str(row.get('run_id'))[:12]!r}"
+                                   ", which was not sent with it")
+    known = set(sent) | {run_id for (run_id,) in con.execute(
+        "SELECT run_id FROM runs WHERE list_contains(?, run_id)",
+        [[str(v.get("run_id")) for v in rows["model_versions"]]]).fetchall()}
+    for version in rows["model_versions"]:
+        if version.get("run_id") not in known:
+            raise CatalogError(f"model version {version.get('model')}/{version.get('version')}"
+                               f" names run {str(version.get('run_id'))[:12]!r}, which is "
+                               "neither here nor sent")

@@ -21,6 +21,7 @@ import pytest
 from mlyard import start_run
 from mlyard.core.data import versions as data
 from mlyard.core.models.loading import load_model
+from mlyard.core.sync.peer import LocalPeer, SyncRefused
 from mlyard.core.tracking import run_queries as runs
 from mlyard.core.tracking.provenance import SYNCED_TAG
 from mlyard.core.workspace import open_workspace
@@ -217,10 +218,13 @@ def test_syncing_while_the_box_trains_never_blocks_it_and_ends_with_its_run(
     output, _ = training.communicate(timeout=120)
     assert training.returncode == 0
     trained = json.loads(output)
-    sync_json(str(folder))
+    final = sync_json(str(folder))
+    assert final["model_versions"] == [["churn/1", "churn/1"], ["churn/2", "churn/2"]]
     here = runs.show_run(open_workspace(), trained["run_id"])
+    there = runs.show_run(open_workspace(folder), trained["run_id"])
     assert here.run.status == "finished"
     assert here.run.metrics["holdout.auc"] == trained["metrics"]["auc"]
+    assert here.metric_points == there.metric_points  # each point once, however many syncs
 
 
 def test_a_sync_killed_midway_leaves_both_sides_whole_and_the_next_completes_it(
@@ -348,3 +352,28 @@ def test_over_ssh_to_a_real_sshd_pull_and_push_and_a_second_sync_moves_nothing(
     missing = mlyard("sync", f"ssh://127.0.0.1:{port}/no/such/project", *agent)
     assert missing.exit_code == 1
     assert "the connection ended: mlyard: no mlyard.toml in /no/such/project" in missing.stderr
+
+
+def test_rows_that_would_write_into_this_projects_own_run_are_refused(
+        box: tuple[Path, dict[str, Any]], laptop: Path) -> None:
+    """What a broken or hostile other side could send: nothing of ours is overwritten."""
+    folder, trained = box
+    sync_json(str(folder), "--datasets")
+    mine = train_json("--param", "num_leaves=7")
+    theirs = LocalPeer(open_workspace(folder), str(folder))
+    here = LocalPeer(open_workspace(), str(laptop))
+    rows = {table: [{**row, "run_id": mine["run_id"]} for row in found]
+            if table in ("runs", "params", "tags") else []
+            for table, found in theirs.export([trained["run_id"]], [], []).items()}
+    with pytest.raises(SyncRefused, match=f"run {mine['run_id']} is already here"):
+        here.apply(rows, [mine["run_id"]], "hostile")
+    stray = {table: found if table in ("runs", "params") else []
+             for table, found in theirs.export([trained["run_id"]], [], []).items()}
+    stray["params"][0]["run_id"] = mine["run_id"]
+    with pytest.raises(SyncRefused, match="a row of params names run"):
+        here.apply(stray, [], "hostile")
+    for bad in ("../../mlyard.toml", "ab" * 40):
+        with pytest.raises(SyncRefused, match="is not an object hash"):
+            here.missing([bad])
+    assert runs.show_run(open_workspace(), mine["run_id"]).run.params["num_leaves"] == "7"
+    assert run_ids() == [mine["run_id"]]

@@ -9,6 +9,7 @@ strings and numbers.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,6 +25,7 @@ from mlyard.storage.errors import CatalogError
 from mlyard.storage.objects import hash_file
 
 PROTOCOL = 1
+_DIGEST = re.compile(r"^[0-9a-f]{64}$")
 CHUNK = 1 << 20
 
 
@@ -38,8 +40,8 @@ class Peer(Protocol):
 
     def describe(self) -> dict[str, Any]: ...
     def inventory(self) -> dict[str, Any]: ...
-    def export(self, run_ids: list[str], dataset_keys: list[list[Any]]
-               ) -> dict[str, list[dict[str, Any]]]: ...
+    def export(self, run_ids: list[str], dataset_keys: list[list[Any]],
+               model_run_ids: list[str]) -> dict[str, list[dict[str, Any]]]: ...
     def missing(self, hashes: list[str]) -> list[str]: ...
     def sizes(self, hashes: list[str]) -> dict[str, int]: ...
     def read_object(self, digest: str) -> tuple[int, Iterator[bytes]]: ...
@@ -48,6 +50,13 @@ class Peer(Protocol):
               origin: str) -> dict[str, Any]: ...
     def move_alias(self, alias: str, run_id: str, reason: str) -> dict[str, Any]: ...
     def close(self) -> None: ...
+
+
+def _digest(text: str) -> str:
+    """An object's name as the other side sent it: 64 hex digits, or refused."""
+    if not isinstance(text, str) or not _DIGEST.match(text):
+        raise SyncRefused(f"{str(text)[:80]!r} is not an object hash (64 hex digits)")
+    return text
 
 
 def _chunks(path: Path) -> Iterator[bytes]:
@@ -82,21 +91,23 @@ class LocalPeer:
                 "aliases": sync_store.aliases(con, registry.model_name(self.ws)),
             }
 
-    def export(self, run_ids: list[str], dataset_keys: list[list[Any]]
-               ) -> dict[str, list[dict[str, Any]]]:
+    def export(self, run_ids: list[str], dataset_keys: list[list[Any]],
+               model_run_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
         with self.ws.catalog.session() as con:
             rows = sync_store.export_rows(con, run_ids, [(str(d), int(s))
-                                                         for d, s in dataset_keys])
+                                                         for d, s in dataset_keys],
+                                          model_run_ids)
         carried: dict[str, list[dict[str, Any]]] = json.loads(json.dumps(rows, default=str))
         return carried  # as the wire would carry it, so both kinds of peer agree
 
     def missing(self, hashes: list[str]) -> list[str]:
-        return [digest for digest in hashes if not self.ws.objects.path_for(digest).exists()]
+        return [digest for digest in map(_digest, hashes)
+                if not self.ws.objects.path_for(digest).exists()]
 
     def sizes(self, hashes: list[str]) -> dict[str, int]:
         """Each object's size (read_object checks its content)."""
         found = {}
-        for digest in hashes:
+        for digest in map(_digest, hashes):
             path = self.ws.objects.path_for(digest)
             if not path.is_file():
                 raise SyncRefused(f"{self.location}: object {digest[:12]} is missing from its "
@@ -106,11 +117,12 @@ class LocalPeer:
 
     def read_object(self, digest: str) -> tuple[int, Iterator[bytes]]:
         """The object's size and its bytes (checked against its hash first)."""
-        path = self.ws.objects.open_verified(digest)
+        path = self.ws.objects.open_verified(_digest(digest))
         return path.stat().st_size, _chunks(path)
 
     def write_object(self, digest: str, size: int, chunks: Iterable[bytes]) -> None:
         """Store an object that arrives in chunks; its bytes must hash to its name."""
+        _digest(digest)
         tmp = self.ws.objects.new_temp()
         try:
             written = 0
@@ -149,7 +161,7 @@ class LocalPeer:
         try:
             with self.ws.catalog.session() as con:
                 summary = sync_store.apply(con, rows, replace, registry.model_name(self.ws),
-                                           self.ws.project, {SYNCED_TAG: origin})
+                                           self.ws.project, {SYNCED_TAG: origin}, SYNCED_TAG)
                 if summary["runs"] or summary["dataset_versions"]:
                     meta_store.add_event(con, "sync.applied", origin, None, summary)
         except CatalogError as exc:

@@ -101,9 +101,7 @@ def sync(ws: Workspace, remote: Peer, push: bool = False,
     known = {(name, source_hash) for name, _, source_hash, _ in want["dataset_versions"]}
     dataset_keys = [[name, seq] for name, seq, source_hash, _ in have["dataset_versions"]
                     if "datasets" in kinds and (name, source_hash) not in known]
-    sending = sorted(set(run_ids) | set(model_runs))
-    rows = source.export(sending, dataset_keys)
-    rows["model_versions"] = [v for v in rows["model_versions"] if v["run_id"] in model_runs]
+    rows = source.export(run_ids, dataset_keys, model_runs)
     result.model_versions = [[f"{v['model']}/{v['version']}", ""] for v in rows["model_versions"]]
     result.dataset_versions = [f"{v['dataset']}:v{v['seq']}" for v in rows["dataset_versions"]
                                if (v["dataset"], v["source_hash"]) not in known]

@@ -145,10 +145,11 @@ class SshPeer:
         result: dict[str, Any] = self._call("inventory")["result"]
         return result
 
-    def export(self, run_ids: list[str], dataset_keys: list[list[Any]]
-               ) -> dict[str, list[dict[str, Any]]]:
+    def export(self, run_ids: list[str], dataset_keys: list[list[Any]],
+               model_run_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
         result: dict[str, list[dict[str, Any]]] = self._call(
-            "export", run_ids=run_ids, dataset_keys=dataset_keys)["result"]
+            "export", run_ids=run_ids, dataset_keys=dataset_keys,
+            model_run_ids=model_run_ids)["result"]
         return result
 
     def missing(self, hashes: list[str]) -> list[str]:
