@@ -15,6 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from mlyard.core.errors import UsageError
+from mlyard.core.training import trainer
+from mlyard.core.training.cluster import train_on_cluster
+from mlyard.core.workspace import open_workspace
 from tests.conftest import mlyard, train_json
 
 ICDS = Path(os.environ.get("OCL_ICD_VENDORS", "/etc/OpenCL/vendors"))
@@ -87,3 +91,11 @@ def test_a_bad_device_setting_names_its_key(churn: Path, line: str, says: str) -
     config.write_text(config.read_text().replace("[train]\n", f"[train]\n{line}\n"))
     result = mlyard("train")
     assert result.exit_code != 0 and says in result.stderr
+
+
+def test_a_cluster_refuses_the_gpu_before_it_is_used(churn: Path) -> None:
+    ws = open_workspace(churn)
+    training = trainer.plan(ws, device="gpu")
+    assert training.params["device_type"] == "gpu"
+    with pytest.raises(UsageError, match="on a Dask cluster mlyard trains on the workers' CPUs"):
+        train_on_cluster(ws, training, client=None)
