@@ -18,6 +18,7 @@ from mlyard.core.errors import ConfigError
 
 ColumnType = Literal["int", "float", "bool", "category", "string", "date", "datetime"]
 TaskType = Literal["binary", "multiclass", "regression"]
+Device = Literal["cpu", "gpu"]
 
 
 class ColumnContract(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -85,6 +86,10 @@ class TrainConfig(msgspec.Struct, forbid_unknown_fields=True):
     window: train on the last N dataset versions (0: every version).
     threshold: the probability above which a binary prediction counts as positive.
     params: LightGBM parameters on top of mlyard's defaults.
+    device: "cpu", or "gpu" for LightGBM's OpenCL learner (the PyPI wheel has it on
+        Linux; it needs an OpenCL runtime: the GPU driver's ICD, or pocl-opencl-icd on a
+        CPU). gpu_platform_id, gpu_device_id: which OpenCL platform and device (default:
+        the first).
     """
 
     task: TaskType = "binary"
@@ -99,6 +104,9 @@ class TrainConfig(msgspec.Struct, forbid_unknown_fields=True):
     num_boost_round: int = 500
     early_stopping_rounds: int = 50
     params: dict[str, str | int | float | bool | list[str]] = msgspec.field(default_factory=dict)
+    device: Device = "cpu"
+    gpu_platform_id: int | None = None
+    gpu_device_id: int | None = None
 
 
 class RegistryConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -391,6 +399,8 @@ def _describe(message: str, prefix: str = "") -> str:
         what += f"; expected one of {', '.join(get_args(DriftMethod))}"
     if what.startswith("Invalid enum value") and where == "train.task":
         what += f"; expected one of {', '.join(get_args(TaskType))}"
+    if what.startswith("Invalid enum value") and where == "train.device":
+        what += f"; expected one of {', '.join(get_args(Device))}"
     if what.startswith("Invalid enum value") and where.startswith("alerts.kinds"):
         what += f"; expected one of {', '.join(ALERT_KINDS)}"
     return f"key {where}: {what}" if where else what
@@ -410,6 +420,10 @@ def _check_ranges(config: Config, source: str) -> None:
     if config.serve.shadow is not None and not config.serve.shadow.strip():
         raise ConfigError(f"{source}: key serve.shadow: expected a version or an alias, "
                           "e.g. \"challenger\"")
+    for key in ("gpu_platform_id", "gpu_device_id"):
+        value = getattr(config.train, key)
+        if value is not None and value < 0:
+            raise ConfigError(f"{source}: key train.{key}: expected 0 or more, got {value}")
     for key in ("valid_fraction", "holdout_fraction", "threshold"):
         value = getattr(config.train, key)
         if not 0 < value < 1:

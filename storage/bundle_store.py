@@ -22,15 +22,15 @@ RUN_TABLES = {"runs": "run_id", "params": "run_id", "tags": "run_id", "metrics":
 
 def export_rows(con: Connection, run_id: str) -> dict[str, list[dict[str, Any]]]:
     """Every row a run owns, the dataset versions it used and its model versions."""
-    rows = {table: _select(con, f"SELECT * FROM {table} WHERE {column} = ?", [run_id])
+    rows = {table: select_rows(con, f"SELECT * FROM {table} WHERE {column} = ?", [run_id])
             for table, column in RUN_TABLES.items()}
-    rows["dataset_versions"] = _select(
+    rows["dataset_versions"] = select_rows(
         con, "SELECT v.* FROM dataset_versions v JOIN run_inputs i "
         "ON i.dataset = v.dataset AND i.seq = v.seq WHERE i.run_id = ?", [run_id])
-    rows["datasets"] = _select(
+    rows["datasets"] = select_rows(
         con, "SELECT * FROM datasets WHERE name IN (SELECT dataset FROM run_inputs "
         "WHERE run_id = ?)", [run_id])
-    rows["model_versions"] = _select(con, "SELECT * FROM model_versions WHERE run_id = ?",
+    rows["model_versions"] = select_rows(con, "SELECT * FROM model_versions WHERE run_id = ?",
                                      [run_id])
     return rows
 
@@ -48,46 +48,50 @@ def import_rows(con: Connection, rows: dict[str, list[dict[str, Any]]]) -> dict[
                     [dataset["name"], dataset["created_at"], dataset["contract"]])
     renumbered = {}
     for version in rows["dataset_versions"]:
-        renumbered[(version["dataset"], version["seq"])] = _import_dataset_version(con, version)
+        renumbered[(version["dataset"], version["seq"])] = add_dataset_version(con, version)[0]
     for table in RUN_TABLES:
         for row in rows[table]:
             if table == "run_inputs":
                 row = {**row, "seq": renumbered[(row["dataset"], row["seq"])]}
-            _insert(con, table, row)
+            insert_row(con, table, row)
     models = []
     for version in rows["model_versions"]:
         (number,) = con.execute("SELECT coalesce(max(version), 0) + 1 FROM model_versions "
                                 "WHERE model = ?", [version["model"]]).fetchone() or (1,)
-        _insert(con, "model_versions", {**version, "version": number})
+        insert_row(con, "model_versions", {**version, "version": number})
         models.append(f"{version['model']}/{number}")
     return {"run_id": run_id, "model_versions": models,
             "dataset_versions": [f"{d}:v{s}" for (d, _), s in renumbered.items()]}
 
 
-def _import_dataset_version(con: Connection, version: dict[str, Any]) -> int:
+def add_dataset_version(con: Connection, version: dict[str, Any]) -> tuple[int, bool]:
+    """The number of this dataset version here (matched by its source's hash, or the next
+    one), and whether it was added now."""
     existing = con.execute("SELECT seq FROM dataset_versions WHERE dataset = ? AND "
                            "source_hash = ?", [version["dataset"], version["source_hash"]]
                            ).fetchone()
     if existing:
-        return int(existing[0])
+        return int(existing[0]), False
     (seq,) = con.execute("SELECT coalesce(max(seq), 0) + 1 FROM dataset_versions WHERE "
                          "dataset = ?", [version["dataset"]]).fetchone() or (1,)
-    _insert(con, "dataset_versions", {**version, "seq": seq})
-    return int(seq)
+    insert_row(con, "dataset_versions", {**version, "seq": seq})
+    return int(seq), True
 
 
-def _select(con: Connection, sql: str, args: list[Any]) -> list[dict[str, Any]]:
+def select_rows(con: Connection, sql: str, args: list[Any]) -> list[dict[str, Any]]:
     cursor = con.execute(sql, args)
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
-def _insert(con: Connection, table: str, row: dict[str, Any]) -> None:
-    """Insert one bundle row; its column names must be the table's (never trusted as SQL)."""
+def insert_row(con: Connection, table: str, row: dict[str, Any], replace: bool = False
+               ) -> None:
+    """Insert one row from another workspace (`replace`: over the row with its key); its
+    column names must be the table's (never trusted as SQL)."""
     columns = list(row)
     known = [d[0] for d in con.execute(f"SELECT * FROM {table} LIMIT 0").description]
     unknown = [c for c in columns if c not in known]
     if unknown:
-        raise CatalogError(f"bundle row for table {table} has unknown column {unknown[0]!r}")
-    con.execute(f"INSERT INTO {table} ({', '.join(columns)}) "
+        raise CatalogError(f"a row for table {table} has unknown column {unknown[0]!r}")
+    con.execute(f"INSERT {'OR REPLACE ' if replace else ''}INTO {table} ({', '.join(columns)}) "
                 f"VALUES ({', '.join('?' for _ in columns)})", [row[c] for c in columns])

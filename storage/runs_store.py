@@ -193,10 +193,11 @@ class RunningRun:
     heartbeat: float
 
 
-def running_runs(con: Connection) -> list[RunningRun]:
-    """Every run still marked running."""
+def running_runs(con: Connection, unless_tagged: str) -> list[RunningRun]:
+    """Every run still marked running (but those with the tag `unless_tagged`)."""
     rows = con.execute(
-        "SELECT run_id, pid, host, start_time, heartbeat FROM runs WHERE status = 'running'"
+        "SELECT run_id, pid, host, start_time, heartbeat FROM runs WHERE status = 'running' "
+        "AND run_id NOT IN (SELECT run_id FROM tags WHERE key = ?)", [unless_tagged]
     ).fetchall()
     return [RunningRun(*row) for row in rows]
 

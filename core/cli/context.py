@@ -113,9 +113,10 @@ class LazyGroup(Group):
     listing in `--help` comes from `lazy`'s one-line summaries (a test keeps them equal to
     each command's own)."""
 
-    def __init__(self, *args: Any, lazy: Mapping[str, tuple[str, str]], **kwargs: Any) -> None:
+    def __init__(self, *args: Any, lazy: Mapping[str, tuple[str, str | None]],
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.lazy = dict(lazy)  # name -> ("module:attribute", one-line summary)
+        self.lazy = dict(lazy)  # name -> ("module:attribute", one-line summary or None)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self.lazy})
@@ -131,7 +132,8 @@ class LazyGroup(Group):
         rows = []
         for name in self.list_commands(ctx):
             if name in self.lazy:
-                rows.append((name, self.lazy[name][1]))
+                if (summary := self.lazy[name][1]) is not None:  # None: a hidden command
+                    rows.append((name, summary))
             elif (command := self.commands.get(name)) is not None and not command.hidden:
                 rows.append((name, command.get_short_help_str(formatter.width)))
         with formatter.section("Commands"):

@@ -16,8 +16,8 @@ import click
 from mlyard.core.cli.context import Context, LazyGroup
 
 _CLI = "mlyard.core.cli"
-# name -> (where the command is, its one-line summary for `mlyard --help`)
-COMMANDS: dict[str, tuple[str, str]] = {
+# name -> (where the command is, its one-line summary for `mlyard --help`; None: hidden)
+COMMANDS: dict[str, tuple[str, str | None]] = {
     "init": (f"{_CLI}.data:init",
              "Write a working mlyard.toml, inferred from the data in --from."),
     "ingest": (f"{_CLI}.data:ingest",
@@ -58,6 +58,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
                     "Live metrics per window, from every `mlyard feedback` so far."),
     "shadow": (f"{_CLI}.monitoring:shadow_group",
                "How a shadow model (`mlyard serve --shadow`) compares with the champion."),
+    "sync": (f"{_CLI}.sync:sync",
+             "Exchange runs, models and dataset versions with REMOTE by content hash."),
+    "sync-agent": (f"{_CLI}.sync:sync_agent", None),
     "watch": (f"{_CLI}.automation:watch",
               "Watch the `[data] watch` folders in the foreground (no schedules); Ctrl-C stops."),
     "daemon": (f"{_CLI}.automation:daemon",

@@ -9,6 +9,8 @@ from mlyard.core.cli.context import JSON_OPTION, Context
 from mlyard.core.models import registry
 from mlyard.core.tracking import compare
 from mlyard.core.tracking import run_queries as runs
+from mlyard.core.tracking.provenance import SYNCED_TAG
+from mlyard.core.training.device import DEVICE_TAG
 
 TABLE_ROWS = 50
 
@@ -77,7 +79,11 @@ def runs_show(obj: Context, run: str, as_json: bool) -> None:
     output.stdout.print(output.bold(f"run {record.run_id}"), record.name or "")
     output.stdout.print(f"status {record.status}  started {output.when(record.start_time)}  "
                         f"duration {output.duration(record.start_time, record.end_time)}  "
-                        f"on {record.host} pid {record.pid}", markup=False)
+                        f"on {record.host} pid {record.pid}"
+                        + (f"  device {record.tags[DEVICE_TAG]}" if DEVICE_TAG in record.tags
+                           else ""), markup=False)
+    if SYNCED_TAG in record.tags:
+        output.stdout.print(f"synced from {record.tags[SYNCED_TAG]}", markup=False)
     if record.error:
         output.stdout.print(f"error: {record.error}", markup=False)
     output.print_table(["param", "value"], sorted(record.params.items()))

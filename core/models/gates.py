@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 
 from mlyard.core.tracking.evaluation import higher_is_better
+from mlyard.core.tracking.provenance import SYNCED_TAG
 from mlyard.storage import datasets_store, models_store, runs_store
 from mlyard.storage.models_store import ModelVersion
 
@@ -73,7 +74,8 @@ class Rescored:
 
 
 def is_imported(con: Connection, version: ModelVersion) -> bool:
-    return IMPORTED_TAG in runs_store.get_tags(con, version.run_id)
+    """Whether the version came from another workspace, by bundle or by sync."""
+    return bool({IMPORTED_TAG, SYNCED_TAG} & set(runs_store.get_tags(con, version.run_id)))
 
 
 def evaluate_gates(con: Connection, gates: dict[str, float | bool], version: ModelVersion,

@@ -13,6 +13,10 @@ from typing import Any
 
 import blake3
 
+# On a run copied from another workspace by `mlyard sync`: where it came from. Such a copy
+# is the other side's to update, and its process is the other machine's to watch.
+SYNCED_TAG = "mlyard.synced_from"
+
 PACKAGES = ["mlyard", "lightgbm", "polars", "duckdb", "numpy", "pyarrow", "scikit-learn"]
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from mlyard.core.errors import UsageError
 from mlyard.core.processes import pid_alive
 from mlyard.core.tracking import artifacts as names
+from mlyard.core.tracking.provenance import SYNCED_TAG
 from mlyard.core.workspace import Workspace
 from mlyard.storage import models_store, run_outcomes, runs_store
 from mlyard.storage.runs_store import Artifact, RunFilter
@@ -254,12 +255,14 @@ def headline_metrics(keys: Iterable[str], limit: int = 3) -> list[str]:
 
 def reconcile_crashed(con: runs_store.Connection, outcomes: Path) -> None:
     """Mark runs whose process is gone as crashed, keeping everything they flushed; a run
-    that recorded its outcome in its reserved block (a full disk) gets that instead."""
+    that recorded its outcome in its reserved block (a full disk) gets that instead. A
+    copy from another workspace is left alone: its run lives there, and the next sync
+    brings its end."""
     host = socket.gethostname()
     now = time.time()
     dead = [
         run.run_id
-        for run in runs_store.running_runs(con)
+        for run in runs_store.running_runs(con, unless_tagged=SYNCED_TAG)
         if (run.host == host and run.pid is not None and not pid_alive(run.pid, run.start_time))
         or (run.host != host and now - run.heartbeat > STALE_HEARTBEAT_S)
     ]

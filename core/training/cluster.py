@@ -23,6 +23,7 @@ from mlyard.core.models.features import FeatureSpec, build_spec, encode, encode_
 from mlyard.core.tracking import active_run as tracking
 from mlyard.core.tracking.evaluation import higher_is_better
 from mlyard.core.training import trainer as train_api
+from mlyard.core.training.device import wants_gpu
 from mlyard.core.workspace import Workspace
 
 REFERENCE_SAMPLE_ROWS = 200_000
@@ -64,6 +65,10 @@ def _encoded_partition(frame: Any, spec_json: str, time_column: str | None,
 def train_on_cluster(ws: Workspace, training: train_api.TrainPlan, client: Any,
                      name: str | None = None) -> train_api.TrainResult:
     """Train like `trainer.train`, with the data and the fit on the cluster."""
+    if wants_gpu(training.params):
+        raise UsageError("[train] device = \"gpu\" trains on this machine's GPU; on a Dask "
+                         "cluster mlyard trains on the workers' CPUs: train without "
+                         "--cluster, or set device = \"cpu\"")
     # The optional dask extra; `compute.dask_client` has already said what to install.
     import dask.dataframe as dd
     import lightgbm as lgb

@@ -1,5 +1,12 @@
 """`mlyard reproduce RUN`: train again from what a run recorded and say whether the model
-and its metrics came out identical."""
+and its metrics came out identical.
+
+On the CPU a deterministic LightGBM run is identical bit for bit. On a GPU it is not
+expected to be: the OpenCL learner sums histograms in single precision, in an order the
+device chooses. A GPU run is reproduced when every holdout metric comes out within
+GPU_TOLERANCE (relative) of the original's; the model file is compared and reported
+but does not decide it.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +19,11 @@ from mlyard.core.config import Config
 from mlyard.core.errors import UsageError
 from mlyard.core.tracking import artifacts as names
 from mlyard.core.training import trainer as train
+from mlyard.core.training.device import wants_gpu
 from mlyard.core.workspace import Workspace
 from mlyard.storage import runs_store
+
+GPU_TOLERANCE = 1e-3
 
 
 @dataclass
@@ -23,6 +33,7 @@ class Reproduction:
     original_model: str
     new_model: str
     metric_differences: dict[str, tuple[float | None, float | None]]
+    tolerance: float | None = None  # GPU runs: how far a metric may move (relative)
 
     @property
     def model_identical(self) -> bool:
@@ -31,6 +42,15 @@ class Reproduction:
     @property
     def identical(self) -> bool:
         return self.model_identical and not self.metric_differences
+
+    @property
+    def reproduced(self) -> bool:
+        """Identical (CPU), or every metric within the tolerance (GPU)."""
+        if self.tolerance is None:
+            return self.identical
+        return all(before is not None and after is not None
+                   and abs(after - before) <= self.tolerance * max(1.0, abs(before))
+                   for before, after in self.metric_differences.values())
 
 
 def reproduce(ws: Workspace, run_ref: str,
@@ -61,4 +81,4 @@ def reproduce(ws: Workspace, run_ref: str,
         if before != value:
             differences[f"holdout.{key}"] = (before, value)
     return Reproduction(run_id, result.run_id, artifacts[names.MODEL], result.model_hash,
-                        differences)
+                        differences, GPU_TOLERANCE if wants_gpu(record["params"]) else None)

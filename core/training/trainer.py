@@ -19,7 +19,7 @@ import msgspec
 import numpy as np
 import polars as pl
 
-from mlyard.core.config import Config
+from mlyard.core.config import Config, Device
 from mlyard.core.data import versions as data
 from mlyard.core.data.contract import contract_hash
 from mlyard.core.data.inference import time_like_columns
@@ -32,6 +32,7 @@ from mlyard.core.tracking import active_run as tracking
 from mlyard.core.tracking import artifacts as names
 from mlyard.core.tracking.evaluation import DEFAULT_METRIC, LIGHTGBM_METRICS, evaluate
 from mlyard.core.tracking.provenance import environment, git_state
+from mlyard.core.training.device import DEVICE_TAG, describe, device_params
 from mlyard.core.training.split import split_rows
 from mlyard.core.workspace import Workspace
 from mlyard.storage import models_store
@@ -55,6 +56,7 @@ class TrainResult:
     card: dict[str, Any]
     model_version: int | None = None
     artifacts: dict[str, str] = field(default_factory=dict)  # name -> blake3
+    device: str = "cpu"  # what it trained on (device.describe)
 
 
 @dataclass
@@ -71,9 +73,13 @@ class TrainPlan:
 
 def plan(ws: Workspace, dataset_refs: list[str] | None = None,
          overrides: dict[str, Any] | None = None, seed: int | None = None,
-         config: Config | None = None) -> TrainPlan:
-    """Resolve dataset versions and LightGBM params from the config and the command line."""
+         config: Config | None = None, device: Device | None = None) -> TrainPlan:
+    """Resolve dataset versions and LightGBM params from the config and the command line
+    (`device` over `[train] device`)."""
     cfg = config or ws.config
+    if device is not None:
+        cfg = msgspec.structs.replace(cfg, train=msgspec.structs.replace(cfg.train,
+                                                                        device=device))
     chosen_seed = cfg.train.seed if seed is None else seed
     versions = data.select_versions(ws, dataset_refs, cfg.train.window)
     return TrainPlan(cfg, versions, lightgbm_params(cfg, overrides or {}, chosen_seed),
@@ -122,9 +128,12 @@ def lightgbm_params(cfg: Config, overrides: dict[str, Any], seed: int) -> dict[s
         "force_col_wise": True,
         "num_threads": cfg.train.num_threads,
         "verbosity": -1,
+        **device_params(cfg.train),
     }
     params.update(cfg.train.params)
     params.update(overrides)
+    if "device" in params:  # LightGBM's alias, as a user may write it
+        params["device_type"] = params.pop("device")
     params["seed"] = seed
     return params
 
@@ -135,6 +144,7 @@ def train(ws: Workspace, training: TrainPlan, name: str | None = None,
     """Train, evaluate and store one model as a tracked run; register it as a model
     version when `register` says so (default: `[registry] auto_register`)."""
     cfg = training.config
+    device = describe(training.params)  # before the run: no device, no run
     frame = data.read_versions(ws, training.versions)
     types = training.versions[-1].schema
     spec = build_spec(cfg, types, data.current_contract(ws), frame)
@@ -155,9 +165,12 @@ def train(ws: Workspace, training: TrainPlan, name: str | None = None,
         return Fitted(booster, best, target[split.holdout], predicted, frame,
                       features[split.holdout])
 
-    return record_training(ws, training, spec, params, split.record, fit,
-                           name=name or f"{cfg.project.name}-train",
-                           tags={"mlyard.kind": "train", **(tags or {})}, register=register)
+    result = record_training(ws, training, spec, params, split.record, fit,
+                             name=name or f"{cfg.project.name}-train",
+                             tags={"mlyard.kind": "train", DEVICE_TAG: device, **(tags or {})},
+                             register=register)
+    result.device = device
+    return result
 
 
 @dataclass

@@ -23,6 +23,8 @@ from textual.widgets import (
 
 from mlyard.core.tracking import compare
 from mlyard.core.tracking import run_queries as runs
+from mlyard.core.tracking.provenance import SYNCED_TAG
+from mlyard.core.training.device import DEVICE_TAG
 from mlyard.core.workspace import Workspace
 from mlyard.tui.format import duration, number, plain, when
 from mlyard.tui.messages import CurvesLoaded, RunDetailLoaded
@@ -119,6 +121,8 @@ every two seconds.
         self.query_one("#run-summary", Static).update(plain(
             f"{run.name or run.run_id[:8]}  ·  {run.status}  ·  started {when(run.start_time)}"
             f"  ·  took {duration(run.start_time, run.end_time)}  ·  {run.host} pid {run.pid}"
+            + (f"  ·  on {run.tags[DEVICE_TAG]}" if DEVICE_TAG in run.tags else "")
+            + (f"\nsynced from {run.tags[SYNCED_TAG]}" if SYNCED_TAG in run.tags else "")
             + (f"\nerror: {run.error}" if run.error else "")
             + (f"\nnote: {run.tags['mlyard.note']}" if "mlyard.note" in run.tags else "")))
         fill(self.query_one("#run-params", DataTable), ["param", "value"],

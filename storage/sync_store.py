@@ -1,0 +1,171 @@
+"""The catalog side of `mlyard sync`: what a workspace holds, in a form two workspaces can
+compare cheaply, and the rows that carry it from one to the other.
+
+A run is compared by a fingerprint (its status, end, and how many rows of each kind it
+owns), so a sync of 10,000 runs that changed nothing reads a few aggregates instead of
+every metric point. Rows go in by `apply`, in one transaction: a sync that dies midway
+leaves the catalog as it was before that transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+
+from mlyard.storage.bundle_store import RUN_TABLES, add_dataset_version, insert_row, select_rows
+from mlyard.storage.errors import CatalogError
+
+Connection = duckdb.DuckDBPyConnection
+
+
+@dataclass(frozen=True)
+class RunEntry:
+    """One run as `mlyard sync` compares it."""
+
+    run_id: str
+    status: str
+    fingerprint: str  # equal on both sides when they hold the same rows
+    mirrored_from: str | None  # the sync tag's value: this copy came from there
+
+
+def run_entries(con: Connection, sync_tag: str) -> list[RunEntry]:
+    """Every run with its fingerprint; `sync_tag` (which each side sets on its own copy)
+    is left out of the fingerprint, so the two copies of a run compare equal."""
+    counts = " ".join(
+        f"LEFT JOIN (SELECT run_id, count(*) AS n{i}, max({column}) AS m{i} FROM {table} "
+        f"{'WHERE key <> $tag ' if table == 'tags' else ''}GROUP BY run_id) t{i} USING (run_id)"
+        for i, (table, column) in enumerate(_COUNTED.items()))
+    rows = con.execute(
+        f"SELECT r.run_id, r.status, concat_ws('|', r.status, r.end_time, r.heartbeat, "
+        f"{', '.join(f'coalesce(n{i}, 0), m{i}' for i in range(len(_COUNTED)))}), s.value "
+        f"FROM runs r {counts} "
+        "LEFT JOIN (SELECT run_id, value FROM tags WHERE key = $tag) s USING (run_id) "
+        "ORDER BY r.start_time, r.run_id", {"tag": sync_tag}).fetchall()
+    return [RunEntry(*row) for row in rows]
+
+
+# table -> a column whose maximum changes when a row is added (with the count, enough to
+# tell an updated copy from the same one)
+_COUNTED = {"params": "key", "tags": "key", "metrics": "ts", "artifacts": "object_hash",
+            "run_inputs": "snapshot_hash", "run_logs": "seq"}
+
+
+_STREAMS = ("metrics", "run_logs")  # a run's tables without a primary key
+
+
+def model_entries(con: Connection, model: str) -> list[dict[str, Any]]:
+    return select_rows(con, "SELECT * FROM model_versions WHERE model = ? ORDER BY version",
+                       [model])
+
+
+def dataset_entries(con: Connection) -> list[dict[str, Any]]:
+    """Every dataset version's identity (its source's hash) and snapshot."""
+    return select_rows(con, "SELECT dataset, seq, source_hash, snapshot_hash "
+                       "FROM dataset_versions ORDER BY dataset, seq", [])
+
+
+def aliases(con: Connection, model: str) -> dict[str, str]:
+    """alias -> the run id of the version it points at (numbers differ between sides)."""
+    return dict(con.execute("SELECT a.alias, v.run_id FROM aliases a JOIN model_versions v "
+                            "ON a.model = v.model AND a.version = v.version "
+                            "WHERE a.model = ? ORDER BY a.alias", [model]).fetchall())
+
+
+def export_rows(con: Connection, run_ids: list[str], dataset_keys: list[tuple[str, int]],
+                model_run_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Every row of these runs; the model versions of `model_run_ids`; these dataset
+    versions and those the runs were trained on, with their datasets."""
+    rows = {table: select_rows(con, f"SELECT * FROM {table} WHERE list_contains(?, {column})",
+                               [run_ids]) for table, column in RUN_TABLES.items()}
+    rows["model_versions"] = select_rows(
+        con, "SELECT * FROM model_versions WHERE list_contains(?, run_id) ORDER BY version",
+        [model_run_ids])
+    wanted = set(dataset_keys) | {(r["dataset"], r["seq"]) for r in rows["run_inputs"]}
+    names = sorted({name for name, _ in wanted})
+    rows["datasets"] = select_rows(con, "SELECT * FROM datasets WHERE list_contains(?, name)",
+                                   [names])
+    rows["dataset_versions"] = [
+        row for row in select_rows(
+            con, "SELECT * FROM dataset_versions WHERE list_contains(?, dataset) "
+            "ORDER BY dataset, seq", [names])
+        if (row["dataset"], row["seq"]) in wanted]
+    return rows
+
+
+def apply(con: Connection, rows: dict[str, list[dict[str, Any]]], replace: list[str],
+          model: str, project: str, tags: dict[str, str], mirror_tag: str) -> dict[str, Any]:
+    """Add what `export_rows` gave, as this catalog's: runs under `project`, model versions
+    under `model` with this catalog's next numbers, dataset versions matched by their
+    source's hash (or numbered next). Runs in `replace` are copies from the same place
+    that changed there: their rows are swapped for the new ones. `tags` go on every run.
+
+    Returns what was added: runs, model versions (`model/N` with the source's number)
+    and dataset versions.
+
+    Raises CatalogError, before writing anything, when a row would touch a run of this
+    catalog that is not a copy from elsewhere (`mirror_tag`), or belongs to no run sent.
+    """
+    _check_ownership(con, rows, replace, mirror_tag)
+    # Rows with a key are written over (DuckDB refuses a key deleted and inserted again in
+    # one transaction); the streams without one are deleted and written again.
+    for table in _STREAMS:
+        con.execute(f"DELETE FROM {table} WHERE list_contains(?, run_id)", [replace])
+    for dataset in rows["datasets"]:
+        con.execute("INSERT INTO datasets VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING",
+                    [dataset["name"], dataset["created_at"], dataset["contract"]])
+    renumbered, new = {}, []
+    for version in rows["dataset_versions"]:
+        seq, added_now = add_dataset_version(con, version)
+        renumbered[(version["dataset"], version["seq"])] = seq
+        if added_now:
+            new.append(f"{version['dataset']}:v{seq}")
+    for table in RUN_TABLES:
+        for row in rows[table]:
+            if table == "runs":
+                row = {**row, "project": project}
+            elif table == "run_inputs":
+                row = {**row, "seq": renumbered[(row["dataset"], row["seq"])]}
+            insert_row(con, table, row, replace=table not in _STREAMS)
+    for run in rows["runs"]:
+        con.execute("INSERT INTO tags SELECT ?, unnest(?::VARCHAR[]), unnest(?::VARCHAR[]) "
+                    "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value",
+                    [run["run_id"], list(tags), list(tags.values())])
+    added = []
+    for version in rows["model_versions"]:
+        if con.execute("SELECT 1 FROM model_versions WHERE model = ? AND run_id = ?",
+                       [model, version["run_id"]]).fetchone():
+            continue
+        (number,) = con.execute("SELECT coalesce(max(version), 0) + 1 FROM model_versions "
+                                "WHERE model = ?", [model]).fetchone() or (1,)
+        insert_row(con, "model_versions", {**version, "model": model, "version": number})
+        added.append((f"{version['model']}/{version['version']}", f"{model}/{number}"))
+    return {"runs": [run["run_id"] for run in rows["runs"]], "model_versions": added,
+            "dataset_versions": new}
+
+
+def _check_ownership(con: Connection, rows: dict[str, list[dict[str, Any]]],
+                     replace: list[str], mirror_tag: str) -> None:
+    """Sync only adds runs, or updates copies it made itself: never this catalog's own."""
+    sent = [str(run["run_id"]) for run in rows["runs"]]
+    here = dict(con.execute(
+        "SELECT r.run_id, t.value FROM runs r LEFT JOIN tags t ON t.run_id = r.run_id "
+        "AND t.key = ? WHERE list_contains(?, r.run_id)", [mirror_tag, sent]).fetchall())
+    for run_id in sent:
+        if run_id in here and (run_id not in replace or here[run_id] is None):
+            raise CatalogError(f"run {run_id} is already here and is not a copy from "
+                               "elsewhere; a sync never writes into it")
+    for table in RUN_TABLES:
+        for row in rows[table]:
+            if row.get("run_id") not in sent:
+                raise CatalogError(f"a row of {table} names run {str(row.get('run_id'))[:12]!r}"
+                                   ", which was not sent with it")
+    known = set(sent) | {run_id for (run_id,) in con.execute(
+        "SELECT run_id FROM runs WHERE list_contains(?, run_id)",
+        [[str(v.get("run_id")) for v in rows["model_versions"]]]).fetchall()}
+    for version in rows["model_versions"]:
+        if version.get("run_id") not in known:
+            raise CatalogError(f"model version {version.get('model')}/{version.get('version')}"
+                               f" names run {str(version.get('run_id'))[:12]!r}, which is "
+                               "neither here nor sent")

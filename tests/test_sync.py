@@ -1,0 +1,379 @@
+"""`mlyard sync`: a box's runs, models and data come home by content, a second sync moves
+nothing, a run still training is brought up to date, aliases move only through the
+gates, a conflict is refused by name, and a sync killed midway leaves both sides whole."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from mlyard import start_run
+from mlyard.core.data import versions as data
+from mlyard.core.models.loading import load_model
+from mlyard.core.sync.peer import LocalPeer, SyncRefused
+from mlyard.core.tracking import run_queries as runs
+from mlyard.core.tracking.provenance import SYNCED_TAG
+from mlyard.core.workspace import open_workspace
+from tests.conftest import SAMPLE_CHURN, mlyard, sample_project, train_json
+
+MLYARD = [sys.executable, "-m", "mlyard"]
+
+
+def empty_project(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    shutil.copy(SAMPLE_CHURN / "mlyard.toml", folder / "mlyard.toml")
+    return folder
+
+
+def sync_json(*args: str) -> dict[str, Any]:
+    result = mlyard("sync", "--json", *args)
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def run_ids() -> list[str]:
+    result = mlyard("runs", "list", "--json")
+    assert result.exit_code == 0, result.stderr
+    return [run["run_id"] for run in json.loads(result.stdout)]
+
+
+def wait_for(condition: Any, what: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def box(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, dict[str, Any]]:
+    """A project that has ingested two batches and trained once (the remote box)."""
+    project = sample_project(tmp_path / "box", "churn")
+    monkeypatch.chdir(project)
+    assert mlyard("ingest", "data").exit_code == 0
+    return project, train_json()
+
+
+@pytest.fixture
+def laptop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+           box: tuple[Path, dict[str, Any]]) -> Path:
+    """An empty project with the same mlyard.toml, as cwd."""
+    project = empty_project(tmp_path / "laptop" / "churn")
+    monkeypatch.chdir(project)
+    return project
+
+
+def test_pull_brings_runs_models_and_data_and_a_second_sync_moves_nothing(
+        box: tuple[Path, dict[str, Any]], laptop: Path) -> None:
+    folder, trained = box
+    result = sync_json(str(folder))
+    assert result["new_runs"] == [trained["run_id"]]
+    assert result["model_versions"] == [["churn/1", "churn/1"]]
+    assert result["dataset_versions"] == ["churn:v1", "churn:v2"]
+    assert result["objects"] >= 6 and result["bytes"] > 10_000
+
+    ws, theirs = open_workspace(), open_workspace(folder)
+    here, there = runs.show_run(ws, trained["run_id"]), runs.show_run(theirs, trained["run_id"])
+    assert here.run.metrics == there.run.metrics and here.run.status == "finished"
+    assert here.metric_points == there.metric_points and here.metric_points["valid.auc"] > 0
+    assert here.run.params == there.run.params
+    assert here.run.tags[SYNCED_TAG] == str(folder)
+    assert [line.line for line in runs.log_tail(ws, trained["run_id"], 50)] == \
+        [line.line for line in runs.log_tail(theirs, trained["run_id"], 50)]
+    model = load_model(ws, "churn/1")
+    assert model.version.model_hash == trained["model_blake3"]
+    frame = data.load_versions(ws)
+    assert frame.height == 7200
+    assert np.array_equal(model.predict(frame), load_model(theirs, "churn/1").predict(frame))
+    assert mlyard("doctor").exit_code == 0
+    reproduced = mlyard("reproduce", trained["run_id"], "--json")
+    assert reproduced.exit_code == 0 and json.loads(reproduced.stdout)["identical"]
+
+    again = sync_json(str(folder))
+    assert again["bytes"] == 0 and again["objects"] == 0
+    assert not (again["new_runs"] or again["updated_runs"] or again["model_versions"]
+                or again["dataset_versions"])
+    # the reproduction made here is no reason for the box to hold anything new
+    assert sync_json(str(folder), "--push", "--dry-run")["new_runs"] != []
+
+
+def test_aliases_move_only_when_asked_and_only_through_the_gates(
+        box: tuple[Path, dict[str, Any]], laptop: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder, _ = box
+    monkeypatch.chdir(folder)
+    assert mlyard("models", "promote", "latest").exit_code == 0
+    monkeypatch.chdir(laptop)
+    sync_json(str(folder))
+    assert "champion" not in mlyard("models", "list").stdout
+
+    strict = (laptop / "mlyard.toml").read_text().replace("min_auc = 0.7", "min_auc = 0.9999")
+    (laptop / "mlyard.toml").write_text(strict)
+    refused = mlyard("sync", str(folder), "--aliases")
+    assert refused.exit_code == 1
+    assert "alias champion -> churn/1: not moved: gates failed: min_auc" in refused.stdout
+    assert "champion" not in mlyard("models", "list").stdout
+
+    (laptop / "mlyard.toml").write_text(strict.replace("min_auc = 0.9999", "min_auc = 0.7"))
+    moved = sync_json(str(folder), "--aliases")
+    assert moved["aliases"] == [{"alias": "champion", "version": "churn/1", "moved": True,
+                                 "failed_gates": []}]
+    history = mlyard("models", "history", "--json")
+    assert history.exit_code == 0 and f"mlyard sync from {folder}" in history.stdout
+    assert sync_json(str(folder), "--aliases")["aliases"] == []  # already there
+
+
+def test_push_sends_this_projects_run_and_it_keeps_its_id(
+        box: tuple[Path, dict[str, Any]], laptop: Path) -> None:
+    folder, trained = box
+    sync_json(str(folder), "--datasets")
+    mine = train_json("--param", "num_leaves=7")
+    pushed = sync_json(str(folder), "--push")
+    assert pushed["new_runs"] == [mine["run_id"]]
+    assert pushed["model_versions"] == [["churn/1", "churn/2"]]
+    assert pushed["dataset_versions"] == []  # the box had them
+    there = runs.show_run(open_workspace(folder), mine["run_id"])
+    assert there.run.tags[SYNCED_TAG] == str(laptop)
+    assert there.run.metrics["holdout.auc"] == mine["metrics"]["auc"]
+    assert sync_json(str(folder), "--push")["bytes"] == 0
+
+
+def test_the_same_run_with_different_content_is_refused_by_name(
+        box: tuple[Path, dict[str, Any]], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    folder, trained = box
+    copy = tmp_path / "copy" / "churn"
+    shutil.copytree(folder, copy)  # the same run ids, and neither side a synced copy
+    monkeypatch.chdir(folder)
+    assert mlyard("runs", "tag", trained["run_id"], "note=changed on the box").exit_code == 0
+    monkeypatch.chdir(copy)
+    before = open_workspace().catalog.path.read_bytes()
+    refused = mlyard("sync", str(folder))
+    assert refused.exit_code == 1
+    assert f"run {trained['run_id']} is on both sides with different content" in refused.stderr
+    assert open_workspace().catalog.path.read_bytes() == before
+
+
+RUNNING = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    import mlyard
+    run = mlyard.start_run(name="long", params={"lr": 0.1}, workspace=Path(sys.argv[1]))
+    for step in range(5):
+        run.log_metric("loss", 1.0 / (step + 1), step=step)
+    run.flush()
+    Path(sys.argv[2]).write_text(run.run_id)
+    while not Path(sys.argv[3]).exists():
+        time.sleep(0.02)
+    for step in range(5, 20):
+        run.log_metric("loss", 1.0 / (step + 1), step=step)
+    run.end()
+""")
+
+
+def test_a_run_still_training_comes_over_running_and_the_next_sync_finishes_it(
+        box: tuple[Path, dict[str, Any]], laptop: Path, tmp_path: Path) -> None:
+    folder, _ = box
+    started, go = tmp_path / "started", tmp_path / "go"
+    script = tmp_path / "long_run.py"
+    script.write_text(RUNNING)
+    process = subprocess.Popen([sys.executable, str(script), str(folder), str(started),
+                                str(go)])
+    try:
+        wait_for(started.exists, "the run to start on the box")
+        run_id = started.read_text()
+        first = sync_json(str(folder))
+        assert run_id in first["new_runs"]
+        live = runs.show_run(open_workspace(), run_id)
+        assert live.run.status == "running" and live.metric_points["loss"] == 5
+        go.touch()
+        assert process.wait(timeout=120) == 0
+    finally:
+        process.kill()
+    second = sync_json(str(folder))
+    assert second["updated_runs"] == [run_id] and second["new_runs"] == []
+    done = runs.show_run(open_workspace(), run_id)
+    assert done.run.status == "finished" and done.metric_points["loss"] == 20
+    assert done.run.tags[SYNCED_TAG] == str(folder)
+
+
+def test_syncing_while_the_box_trains_never_blocks_it_and_ends_with_its_run(
+        box: tuple[Path, dict[str, Any]], laptop: Path) -> None:
+    folder, _ = box
+    training = subprocess.Popen([*MLYARD, "train", "--json", "--param", "num_leaves=63"],
+                                cwd=folder, stdout=subprocess.PIPE, text=True)
+    syncs = 0
+    while training.poll() is None or syncs == 0:
+        sync_json(str(folder), "--runs")
+        syncs += 1
+    output, _ = training.communicate(timeout=120)
+    assert training.returncode == 0
+    trained = json.loads(output)
+    final = sync_json(str(folder))
+    assert final["model_versions"] == [["churn/1", "churn/1"], ["churn/2", "churn/2"]]
+    here = runs.show_run(open_workspace(), trained["run_id"])
+    there = runs.show_run(open_workspace(folder), trained["run_id"])
+    assert here.run.status == "finished"
+    assert here.run.metrics["holdout.auc"] == trained["metrics"]["auc"]
+    assert here.metric_points == there.metric_points  # each point once, however many syncs
+
+
+def test_a_sync_killed_midway_leaves_both_sides_whole_and_the_next_completes_it(
+        box: tuple[Path, dict[str, Any]], laptop: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder, _ = box
+    with start_run(name="big", workspace=open_workspace(folder)) as run:
+        run.log_bytes("weights.bin", os.urandom(300 * 2**20))
+    sync = subprocess.Popen([*MLYARD, "sync", "-q", str(folder)], cwd=laptop)
+    scratch = laptop / ".mlyard" / "objects" / "tmp"
+    wait_for(lambda: any(p.stat().st_size > 2**20 for p in scratch.glob("*"))
+             if scratch.exists() else False, "the big object to be on its way")
+    sync.send_signal(signal.SIGKILL)
+    sync.wait(timeout=60)
+    assert run_ids() == []
+    assert mlyard("doctor").exit_code == 0
+    finished = sync_json(str(folder))
+    assert len(finished["new_runs"]) == 2 and run.run_id in finished["new_runs"]
+    assert mlyard("doctor").exit_code == 0
+    assert sync_json(str(folder))["bytes"] == 0
+
+
+def test_bad_remotes_get_one_line_naming_them(
+        box: tuple[Path, dict[str, Any]], laptop: Path, tmp_path: Path) -> None:
+    folder, _ = box
+    for remote, code, says in [
+            (str(tmp_path / "nowhere"), 2, "no such folder"),
+            ("ftp://box/churn", 2, "expected a project folder or ssh://host/path"),
+            ("ssh://box", 2, "expected ssh://[user@]host[:port]/path/to/project"),
+            (str(laptop), 2, "is this project's own workspace")]:
+        result = mlyard("sync", remote)
+        assert result.exit_code == code, (remote, result.stderr)
+        assert says in result.stderr and result.stderr.count("\n") == 1
+    other = empty_project(tmp_path / "other")
+    (other / "mlyard.toml").write_text((other / "mlyard.toml").read_text().replace(
+        'target = "churned"', 'target = "tenure_months"'))
+    result = mlyard("sync", str(other))
+    assert result.exit_code == 1 and "predicts 'tenure_months'" in result.stderr
+    assert sync_json(str(folder), "--dry-run")["objects"] > 0
+    assert run_ids() == []
+
+
+def test_ssh_to_nothing_listening_says_what_ssh_said(laptop: Path) -> None:
+    result = mlyard("sync", "ssh://127.0.0.1:1/srv/churn")
+    assert result.exit_code == 1
+    assert "ssh://127.0.0.1:1/srv/churn: the connection ended" in result.stderr
+
+
+SSHD = Path("/usr/sbin/sshd")
+
+
+@pytest.fixture
+def sshd(tmp_path: Path) -> Any:
+    """A real sshd on an ephemeral port of 127.0.0.1 that lets this user in with a key
+    made for the test; yields the MLYARD_SSH command and the port."""
+    if not SSHD.exists():
+        if os.environ.get("MLYARD_REQUIRE_SSHD"):
+            pytest.fail("MLYARD_REQUIRE_SSHD is set but /usr/sbin/sshd is not installed")
+        pytest.skip("sshd is not installed (Debian: openssh-server); .ci/run installs it")
+    keys = tmp_path / "ssh"
+    keys.mkdir(mode=0o700)
+    for name in ("host", "user"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", keys / name],
+                       check=True)
+    shutil.copy(keys / "user.pub", keys / "authorized_keys")
+    port = _free_port()
+    config = keys / "sshd_config"
+    config.write_text(textwrap.dedent(f"""
+        Port {port}
+        ListenAddress 127.0.0.1
+        HostKey {keys / 'host'}
+        AuthorizedKeysFile {keys / 'authorized_keys'}
+        PidFile {keys / 'sshd.pid'}
+        StrictModes no
+        UsePAM no
+        PasswordAuthentication no
+        PermitRootLogin prohibit-password
+        """))
+    Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation folder
+    server = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(config)],
+                              stderr=subprocess.PIPE, text=True)
+    ssh = (f"ssh -i {keys / 'user'} -o StrictHostKeyChecking=no "
+           f"-o UserKnownHostsFile={keys / 'known_hosts'} -o LogLevel=ERROR")
+    try:
+        wait_for(lambda: server.poll() is not None or subprocess.run(
+            [*ssh.split(), "-o", "BatchMode=yes", "-p", str(port), "127.0.0.1", "true"],
+            capture_output=True).returncode == 0, "sshd to let the test user in", 60)
+        assert server.poll() is None, server.stderr.read() if server.stderr else ""
+        yield ssh, port
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_over_ssh_to_a_real_sshd_pull_and_push_and_a_second_sync_moves_nothing(
+        box: tuple[Path, dict[str, Any]], laptop: Path, sshd: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    folder, trained = box
+    ssh, port = sshd
+    monkeypatch.setenv("MLYARD_SSH", ssh)
+    remote = f"ssh://127.0.0.1:{port}{folder}"
+    agent = ["--remote-mlyard", f"{sys.executable} -m mlyard"]
+    pulled = sync_json(remote, *agent)
+    assert pulled["new_runs"] == [trained["run_id"]]
+    assert pulled["model_versions"] == [["churn/1", "churn/1"]]
+    assert pulled["bytes"] > 10_000
+    model = load_model(open_workspace(), "churn/1")
+    assert model.version.model_hash == trained["model_blake3"]
+    again = sync_json(remote, *agent)
+    assert again["bytes"] == 0 and not again["new_runs"]
+
+    mine = train_json("--param", "num_leaves=7")
+    pushed = sync_json(remote, "--push", *agent)
+    assert pushed["new_runs"] == [mine["run_id"]] and pushed["bytes"] > 0
+    there = runs.show_run(open_workspace(folder), mine["run_id"])
+    assert there.run.tags[SYNCED_TAG] == str(laptop)
+    assert sync_json(remote, "--push", *agent)["bytes"] == 0
+
+    missing = mlyard("sync", f"ssh://127.0.0.1:{port}/no/such/project", *agent)
+    assert missing.exit_code == 1
+    assert "the connection ended: mlyard: no mlyard.toml in /no/such/project" in missing.stderr
+
+
+def test_rows_that_would_write_into_this_projects_own_run_are_refused(
+        box: tuple[Path, dict[str, Any]], laptop: Path) -> None:
+    """What a broken or hostile other side could send: nothing of ours is overwritten."""
+    folder, trained = box
+    sync_json(str(folder), "--datasets")
+    mine = train_json("--param", "num_leaves=7")
+    theirs = LocalPeer(open_workspace(folder), str(folder))
+    here = LocalPeer(open_workspace(), str(laptop))
+    rows = {table: [{**row, "run_id": mine["run_id"]} for row in found]
+            if table in ("runs", "params", "tags") else []
+            for table, found in theirs.export([trained["run_id"]], [], []).items()}
+    with pytest.raises(SyncRefused, match=f"run {mine['run_id']} is already here"):
+        here.apply(rows, [mine["run_id"]], "hostile")
+    stray = {table: found if table in ("runs", "params") else []
+             for table, found in theirs.export([trained["run_id"]], [], []).items()}
+    stray["params"][0]["run_id"] = mine["run_id"]
+    with pytest.raises(SyncRefused, match="a row of params names run"):
+        here.apply(stray, [], "hostile")
+    for bad in ("../../mlyard.toml", "ab" * 40):
+        with pytest.raises(SyncRefused, match="is not an object hash"):
+            here.missing([bad])
+    assert runs.show_run(open_workspace(), mine["run_id"]).run.params["num_leaves"] == "7"
+    assert run_ids() == [mine["run_id"]]
