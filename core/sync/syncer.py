@@ -51,12 +51,6 @@ class SyncResult:
     aliases: list[dict[str, Any]] = field(default_factory=list)
     dry_run: bool = False
 
-    @property
-    def nothing_to_do(self) -> bool:
-        return not (self.new_runs or self.updated_runs or self.model_versions
-                    or self.dataset_versions or self.objects or any(a.get("moved")
-                                                                    for a in self.aliases))
-
 
 def connect(ws: Workspace, remote: str, remote_command: str = "mlyard") -> Peer:
     """REMOTE as a peer: `ssh://[user@]host[:port]/path` or a project folder here."""
@@ -77,7 +71,7 @@ def connect(ws: Workspace, remote: str, remote_command: str = "mlyard") -> Peer:
     other = open_workspace(folder, register=False)
     if other.root.resolve() == ws.root.resolve():
         raise UsageError(f"remote {remote!r} is this project's own workspace")
-    return LocalPeer(other, str(folder))
+    return LocalPeer(other, str(folder.resolve()))
 
 
 def sync(ws: Workspace, remote: Peer, push: bool = False,
