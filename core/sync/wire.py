@@ -128,7 +128,12 @@ class SshPeer:
         return answer
 
     def _stderr(self) -> str:
-        self._process.wait(timeout=30)
+        """What ssh or the agent said last, once the connection has ended."""
+        try:
+            self._process.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # a connection that neither answers nor ends
+            self._process.kill()
+            self._process.wait()
         self._errors.seek(0)
         lines = self._errors.read().decode(errors="replace").strip().splitlines()
         return lines[-1] if lines else f"ssh exited with {self._process.returncode}"
