@@ -21,6 +21,7 @@ import pytest
 from mlyard import start_run
 from mlyard.core.data import versions as data
 from mlyard.core.models.loading import load_model
+from mlyard.core.sync import syncer
 from mlyard.core.sync.peer import LocalPeer, SyncRefused
 from mlyard.core.tracking import run_queries as runs
 from mlyard.core.tracking.provenance import SYNCED_TAG
@@ -377,3 +378,24 @@ def test_rows_that_would_write_into_this_projects_own_run_are_refused(
             here.missing([bad])
     assert runs.show_run(open_workspace(), mine["run_id"]).run.params["num_leaves"] == "7"
     assert run_ids() == [mine["run_id"]]
+
+
+def test_many_runs_go_in_batches_each_whole(
+        box: tuple[Path, dict[str, Any]], laptop: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder, trained = box
+    ws = open_workspace(folder)
+    made = [trained["run_id"]]
+    for index in range(4):
+        with start_run(name=f"script-{index}", params={"i": index}, workspace=ws) as run:
+            for step in range(30):
+                run.log_metric("loss", 1 / (step + 1), step=step)
+        made.append(run.run_id)
+    monkeypatch.setattr(syncer, "RUNS_PER_BATCH", 2)
+    result = sync_json(str(folder))
+    assert sorted(result["new_runs"]) == sorted(made)
+    assert result["model_versions"] == [["churn/1", "churn/1"]]
+    here, there = open_workspace(), open_workspace(folder)
+    for run_id in made:
+        assert runs.show_run(here, run_id).metric_points == \
+            runs.show_run(there, run_id).metric_points
+    assert sync_json(str(folder))["bytes"] == 0

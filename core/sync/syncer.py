@@ -1,11 +1,11 @@
 """`mlyard sync REMOTE`: bring another workspace's runs, models and dataset versions here
 (or send this one's there), by content, so that a second sync moves nothing.
 
-Order makes a sync safe to interrupt: the plan is made from both sides' catalogs, the
-missing objects go over first (each checked against its hash and renamed into place),
-and the rows last, in one transaction on the receiving side. A sync killed before that
-transaction leaves objects nothing names yet (the next sync finds them there and does not
-send them again) and a catalog as it was.
+Order makes a sync safe to interrupt: the plan is made from both sides' catalogs; then,
+for each batch of runs, the missing objects go over first (each checked against its hash
+and renamed into place) and the rows last, in one transaction on the receiving side. A
+sync killed midway leaves objects nothing names yet (the next sync finds them there and
+does not send them again) and a catalog holding whole batches only.
 
 A run keeps its id on both sides; the receiving side tags its copy with where it came
 from (`mlyard.synced_from`), and such a copy is the sender's to update: a run that was
@@ -31,8 +31,9 @@ from mlyard.core.sync.wire import SshPeer
 from mlyard.core.workspace import Workspace, open_workspace
 
 KINDS = ("runs", "models", "datasets")
+RUNS_PER_BATCH = 50  # runs per transaction on the receiving side
 
-# (bytes sent so far, bytes to send in all)
+# (bytes sent so far, bytes known to send so far: it grows batch by batch)
 ProgressCallback = Callable[[int, int], None]
 
 
@@ -95,27 +96,52 @@ def sync(ws: Workspace, remote: Peer, push: bool = False,
     known = {(name, source_hash) for name, _, source_hash, _ in want["dataset_versions"]}
     dataset_keys = [[name, seq] for name, seq, source_hash, _ in have["dataset_versions"]
                     if "datasets" in kinds and (name, source_hash) not in known]
-    rows = source.export(run_ids, dataset_keys, model_runs)
-    result.model_versions = [[f"{v['model']}/{v['version']}", ""] for v in rows["model_versions"]]
-    result.dataset_versions = [f"{v['dataset']}:v{v['seq']}" for v in rows["dataset_versions"]
-                               if (v["dataset"], v["source_hash"]) not in known]
+    sent = 0
+    for rows in _batches(source, run_ids, dataset_keys, model_runs):
+        sizes = _missing_objects(source, destination, rows)
+        result.objects += len(sizes)
+        result.bytes += sum(sizes.values())
+        if dry_run:
+            result.model_versions += [[f"{v['model']}/{v['version']}", ""]
+                                      for v in rows["model_versions"]]
+            new = [v for v in rows["dataset_versions"]
+                   if (v["dataset"], v["source_hash"]) not in known]
+            known |= {(v["dataset"], v["source_hash"]) for v in new}
+            result.dataset_versions += [f"{v['dataset']}:v{v['seq']}" for v in new]
+            continue
+        sent = _copy_objects(source, destination, sizes, sent, result.bytes, on_progress)
+        if rows["runs"] or rows["model_versions"] or rows["dataset_versions"]:
+            batch = {run["run_id"] for run in rows["runs"]}
+            applied = destination.apply(rows, [r for r in replace if r in batch],
+                                        source.location)
+            result.model_versions += applied["model_versions"]
+            result.dataset_versions += applied["dataset_versions"]
+    if aliases and not dry_run:
+        result.aliases = _move_aliases(have, want, destination, source.location)
+    return result
+
+
+def _batches(source: Peer, run_ids: list[str], dataset_keys: list[list[Any]],
+             model_runs: list[str]) -> Iterator[dict[str, list[dict[str, Any]]]]:
+    """The rows to send, RUNS_PER_BATCH runs at a time (each batch is one transaction on
+    the receiving side, so a box with thousands of runs never has all their metric
+    points in memory at once); the last batch carries the dataset versions asked for and
+    the model versions."""
+    batches = [run_ids[i:i + RUNS_PER_BATCH] for i in range(0, len(run_ids), RUNS_PER_BATCH)]
+    for index, batch in enumerate(batches or [[]]):
+        last = index == max(len(batches) - 1, 0)
+        yield source.export(batch, dataset_keys if last else [], model_runs if last else [])
+
+
+def _missing_objects(source: Peer, destination: Peer,
+                     rows: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
+    """The objects the rows name that the destination lacks, with their sizes."""
     digests = sorted({r["object_hash"] for r in rows["artifacts"]}
                      | {r["snapshot_hash"] for r in rows["dataset_versions"]}
                      | {r[c] for r in rows["model_versions"] for c in ("model_hash",
                                                                       "card_hash")})
     missing = destination.missing(digests) if digests else []
-    sizes = source.sizes(missing) if missing else {}
-    result.objects, result.bytes = len(missing), sum(sizes.values())
-    if dry_run:
-        return result
-    _copy_objects(source, destination, sizes, on_progress)
-    if rows["runs"] or rows["model_versions"] or rows["dataset_versions"]:
-        applied = destination.apply(rows, replace, source.location)
-        result.model_versions = applied["model_versions"]
-        result.dataset_versions = applied["dataset_versions"]
-    if aliases:
-        result.aliases = _move_aliases(have, want, destination, source.location)
-    return result
+    return source.sizes(missing) if missing else {}
 
 
 def _runs_to_send(have: dict[str, Any], want: dict[str, Any], kinds: tuple[str, ...],
@@ -144,9 +170,9 @@ def _runs_to_send(have: dict[str, Any], want: dict[str, Any], kinds: tuple[str, 
     return result.new_runs + result.updated_runs, list(result.updated_runs)
 
 
-def _copy_objects(source: Peer, destination: Peer, sizes: dict[str, int],
-                  on_progress: ProgressCallback | None) -> None:
-    total, sent = sum(sizes.values()), 0
+def _copy_objects(source: Peer, destination: Peer, sizes: dict[str, int], sent: int,
+                  total: int, on_progress: ProgressCallback | None) -> int:
+    """Send each object; return the bytes sent so far in this sync."""
 
     def counted(chunks: Iterator[bytes]) -> Iterator[bytes]:
         nonlocal sent
@@ -159,6 +185,7 @@ def _copy_objects(source: Peer, destination: Peer, sizes: dict[str, int],
     for digest in sizes:
         size, chunks = source.read_object(digest)
         destination.write_object(digest, size, counted(chunks))
+    return sent
 
 
 def _move_aliases(have: dict[str, Any], want: dict[str, Any], destination: Peer,
