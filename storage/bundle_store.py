@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from mlyard.storage.errors import CatalogError
 
@@ -50,10 +51,8 @@ def import_rows(con: Connection, rows: dict[str, list[dict[str, Any]]]) -> dict[
     for version in rows["dataset_versions"]:
         renumbered[(version["dataset"], version["seq"])] = add_dataset_version(con, version)[0]
     for table in RUN_TABLES:
-        for row in rows[table]:
-            if table == "run_inputs":
-                row = {**row, "seq": renumbered[(row["dataset"], row["seq"])]}
-            insert_row(con, table, row)
+        insert_rows(con, table, [{**row, "seq": renumbered[(row["dataset"], row["seq"])]}
+                                 if table == "run_inputs" else row for row in rows[table]])
     models = []
     for version in rows["model_versions"]:
         (number,) = con.execute("SELECT coalesce(max(version), 0) + 1 FROM model_versions "
@@ -84,14 +83,32 @@ def select_rows(con: Connection, sql: str, args: list[Any]) -> list[dict[str, An
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
-def insert_row(con: Connection, table: str, row: dict[str, Any], replace: bool = False
-               ) -> None:
-    """Insert one row from another workspace (`replace`: over the row with its key); its
-    column names must be the table's (never trusted as SQL)."""
-    columns = list(row)
+def insert_row(con: Connection, table: str, row: dict[str, Any]) -> None:
+    insert_rows(con, table, [row])
+
+
+def insert_rows(con: Connection, table: str, rows: list[dict[str, Any]],
+                replace: bool = False) -> None:
+    """Insert rows from another workspace in one statement (`replace`: over the rows with
+    their keys); their column names must be the table's (never trusted as SQL) and the
+    same in every row."""
+    if not rows:
+        return
+    columns = list(rows[0])
     known = [d[0] for d in con.execute(f"SELECT * FROM {table} LIMIT 0").description]
     unknown = [c for c in columns if c not in known]
     if unknown:
         raise CatalogError(f"a row for table {table} has unknown column {unknown[0]!r}")
-    con.execute(f"INSERT {'OR REPLACE ' if replace else ''}INTO {table} ({', '.join(columns)}) "
-                f"VALUES ({', '.join('?' for _ in columns)})", [row[c] for c in columns])
+    if any(list(row) != columns for row in rows):
+        raise CatalogError(f"the rows for table {table} do not all have the same columns")
+    try:  # the types are the table's: DuckDB casts on insert, and refuses what does not fit
+        incoming = pa.Table.from_pylist(rows)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise CatalogError(f"a row for table {table} has a value of the wrong type "
+                           f"({exc})") from None
+    con.register("incoming_rows", incoming)
+    try:
+        con.execute(f"INSERT {'OR REPLACE ' if replace else ''}INTO {table} "
+                    f"({', '.join(columns)}) SELECT {', '.join(columns)} FROM incoming_rows")
+    finally:
+        con.unregister("incoming_rows")

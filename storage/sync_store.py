@@ -14,7 +14,13 @@ from typing import Any
 
 import duckdb
 
-from mlyard.storage.bundle_store import RUN_TABLES, add_dataset_version, insert_row, select_rows
+from mlyard.storage.bundle_store import (
+    RUN_TABLES,
+    add_dataset_version,
+    insert_row,
+    insert_rows,
+    select_rows,
+)
 from mlyard.storage.errors import CatalogError
 
 Connection = duckdb.DuckDBPyConnection
@@ -28,6 +34,7 @@ class RunEntry:
     status: str
     fingerprint: str  # equal on both sides when they hold the same rows
     mirrored_from: str | None  # the sync tag's value: this copy came from there
+    rows: int  # its rows in every table, which is what sending it costs
 
 
 def run_entries(con: Connection, sync_tag: str) -> list[RunEntry]:
@@ -39,7 +46,8 @@ def run_entries(con: Connection, sync_tag: str) -> list[RunEntry]:
         for i, (table, column) in enumerate(_COUNTED.items()))
     rows = con.execute(
         f"SELECT r.run_id, r.status, concat_ws('|', r.status, r.end_time, r.heartbeat, "
-        f"{', '.join(f'coalesce(n{i}, 0), m{i}' for i in range(len(_COUNTED)))}), s.value "
+        f"{', '.join(f'coalesce(n{i}, 0), m{i}' for i in range(len(_COUNTED)))}), s.value, "
+        f"{' + '.join(f'coalesce(n{i}, 0)' for i in range(len(_COUNTED)))} "
         f"FROM runs r {counts} "
         "LEFT JOIN (SELECT run_id, value FROM tags WHERE key = $tag) s USING (run_id) "
         "ORDER BY r.start_time, r.run_id", {"tag": sync_tag}).fetchall()
@@ -53,6 +61,8 @@ _COUNTED = {"params": "key", "tags": "key", "metrics": "ts", "artifacts": "objec
 
 
 _STREAMS = ("metrics", "run_logs")  # a run's tables without a primary key
+# Membership in a list of ids, as a join: list_contains scans the list for every row.
+_IN = "IN (SELECT unnest(?::VARCHAR[]))"
 
 
 def model_entries(con: Connection, model: str) -> list[dict[str, Any]]:
@@ -77,18 +87,18 @@ def export_rows(con: Connection, run_ids: list[str], dataset_keys: list[tuple[st
                 model_run_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
     """Every row of these runs; the model versions of `model_run_ids`; these dataset
     versions and those the runs were trained on, with their datasets."""
-    rows = {table: select_rows(con, f"SELECT * FROM {table} WHERE list_contains(?, {column})",
-                               [run_ids]) for table, column in RUN_TABLES.items()}
+    rows = {table: select_rows(con, f"SELECT * FROM {table} WHERE {column} {_IN}", [run_ids])
+            for table, column in RUN_TABLES.items()}
     rows["model_versions"] = select_rows(
-        con, "SELECT * FROM model_versions WHERE list_contains(?, run_id) ORDER BY version",
+        con, f"SELECT * FROM model_versions WHERE run_id {_IN} ORDER BY version",
         [model_run_ids])
     wanted = set(dataset_keys) | {(r["dataset"], r["seq"]) for r in rows["run_inputs"]}
     names = sorted({name for name, _ in wanted})
-    rows["datasets"] = select_rows(con, "SELECT * FROM datasets WHERE list_contains(?, name)",
+    rows["datasets"] = select_rows(con, f"SELECT * FROM datasets WHERE name {_IN}",
                                    [names])
     rows["dataset_versions"] = [
         row for row in select_rows(
-            con, "SELECT * FROM dataset_versions WHERE list_contains(?, dataset) "
+            con, f"SELECT * FROM dataset_versions WHERE dataset {_IN} "
             "ORDER BY dataset, seq", [names])
         if (row["dataset"], row["seq"]) in wanted]
     return rows
@@ -110,8 +120,8 @@ def apply(con: Connection, rows: dict[str, list[dict[str, Any]]], replace: list[
     _check_ownership(con, rows, replace, mirror_tag)
     # Rows with a key are written over (DuckDB refuses a key deleted and inserted again in
     # one transaction); the streams without one are deleted and written again.
-    for table in _STREAMS:
-        con.execute(f"DELETE FROM {table} WHERE list_contains(?, run_id)", [replace])
+    for table in _STREAMS if replace else ():
+        con.execute(f"DELETE FROM {table} WHERE run_id {_IN}", [replace])
     for dataset in rows["datasets"]:
         con.execute("INSERT INTO datasets VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING",
                     [dataset["name"], dataset["created_at"], dataset["contract"]])
@@ -122,16 +132,15 @@ def apply(con: Connection, rows: dict[str, list[dict[str, Any]]], replace: list[
         if added_now:
             new.append(f"{version['dataset']}:v{seq}")
     for table in RUN_TABLES:
-        for row in rows[table]:
-            if table == "runs":
-                row = {**row, "project": project}
-            elif table == "run_inputs":
-                row = {**row, "seq": renumbered[(row["dataset"], row["seq"])]}
-            insert_row(con, table, row, replace=table not in _STREAMS)
-    for run in rows["runs"]:
-        con.execute("INSERT INTO tags SELECT ?, unnest(?::VARCHAR[]), unnest(?::VARCHAR[]) "
-                    "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value",
-                    [run["run_id"], list(tags), list(tags.values())])
+        insert_rows(con, table, [
+            {**row, "project": project} if table == "runs" else
+            {**row, "seq": renumbered[(row["dataset"], row["seq"])]} if table == "run_inputs"
+            else row for row in rows[table]], replace=table not in _STREAMS)
+    con.execute("INSERT INTO tags SELECT r.run_id, t.key, t.value "
+                "FROM (SELECT unnest(?::VARCHAR[]) AS run_id) r, "
+                "(SELECT unnest(?::VARCHAR[]) AS key, unnest(?::VARCHAR[]) AS value) t "
+                "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value",
+                [[run["run_id"] for run in rows["runs"]], list(tags), list(tags.values())])
     added = []
     for version in rows["model_versions"]:
         if con.execute("SELECT 1 FROM model_versions WHERE model = ? AND run_id = ?",
@@ -148,12 +157,12 @@ def apply(con: Connection, rows: dict[str, list[dict[str, Any]]], replace: list[
 def _check_ownership(con: Connection, rows: dict[str, list[dict[str, Any]]],
                      replace: list[str], mirror_tag: str) -> None:
     """Sync only adds runs, or updates copies it made itself: never this catalog's own."""
-    sent = [str(run["run_id"]) for run in rows["runs"]]
+    sent, updating = {str(run["run_id"]) for run in rows["runs"]}, set(replace)
     here = dict(con.execute(
         "SELECT r.run_id, t.value FROM runs r LEFT JOIN tags t ON t.run_id = r.run_id "
-        "AND t.key = ? WHERE list_contains(?, r.run_id)", [mirror_tag, sent]).fetchall())
-    for run_id in sent:
-        if run_id in here and (run_id not in replace or here[run_id] is None):
+        f"AND t.key = ? WHERE r.run_id {_IN}", [mirror_tag, sorted(sent)]).fetchall())
+    for run_id in sorted(here):
+        if run_id not in updating or here[run_id] is None:
             raise CatalogError(f"run {run_id} is already here and is not a copy from "
                                "elsewhere; a sync never writes into it")
     for table in RUN_TABLES:
@@ -161,8 +170,8 @@ def _check_ownership(con: Connection, rows: dict[str, list[dict[str, Any]]],
             if row.get("run_id") not in sent:
                 raise CatalogError(f"a row of {table} names run {str(row.get('run_id'))[:12]!r}"
                                    ", which was not sent with it")
-    known = set(sent) | {run_id for (run_id,) in con.execute(
-        "SELECT run_id FROM runs WHERE list_contains(?, run_id)",
+    known = sent | {run_id for (run_id,) in con.execute(
+        f"SELECT run_id FROM runs WHERE run_id {_IN}",
         [[str(v.get("run_id")) for v in rows["model_versions"]]]).fetchall()}
     for version in rows["model_versions"]:
         if version.get("run_id") not in known:

@@ -380,7 +380,7 @@ def test_rows_that_would_write_into_this_projects_own_run_are_refused(
     assert run_ids() == [mine["run_id"]]
 
 
-def test_many_runs_go_in_batches_each_whole(
+def test_many_runs_go_in_batches_of_rows_each_run_whole(
         box: tuple[Path, dict[str, Any]], laptop: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder, trained = box
     ws = open_workspace(folder)
@@ -390,7 +390,7 @@ def test_many_runs_go_in_batches_each_whole(
             for step in range(30):
                 run.log_metric("loss", 1 / (step + 1), step=step)
         made.append(run.run_id)
-    monkeypatch.setattr(syncer, "RUNS_PER_BATCH", 2)
+    monkeypatch.setattr(syncer, "ROWS_PER_BATCH", 100)  # a run of 30 points and more
     result = sync_json(str(folder))
     assert sorted(result["new_runs"]) == sorted(made)
     assert result["model_versions"] == [["churn/1", "churn/1"]]

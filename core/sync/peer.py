@@ -79,7 +79,7 @@ class LocalPeer:
     def inventory(self) -> dict[str, Any]:
         with self.ws.catalog.session() as con:
             return {
-                "runs": [[e.run_id, e.status, e.fingerprint, e.mirrored_from]
+                "runs": [[e.run_id, e.status, e.fingerprint, e.mirrored_from, e.rows]
                          for e in sync_store.run_entries(con, SYNCED_TAG)],
                 "model_versions": [[row["run_id"], row["version"], row["model_hash"],
                                     row["card_hash"]]

@@ -2,10 +2,11 @@
 (or send this one's there), by content, so that a second sync moves nothing.
 
 Order makes a sync safe to interrupt: the plan is made from both sides' catalogs; then,
-for each batch of runs, the missing objects go over first (each checked against its hash
-and renamed into place) and the rows last, in one transaction on the receiving side. A
-sync killed midway leaves objects nothing names yet (the next sync finds them there and
-does not send them again) and a catalog holding whole batches only.
+for each batch of runs (ROWS_PER_BATCH rows at most, a run never split), the missing
+objects go over first (each checked against its hash and renamed into place) and the rows
+last, in one transaction on the receiving side. A sync killed midway leaves objects
+nothing names yet (the next sync finds them there and does not send them again) and a
+catalog holding whole batches only.
 
 A run keeps its id on both sides; the receiving side tags its copy with where it came
 from (`mlyard.synced_from`), and such a copy is the sender's to update: a run that was
@@ -31,7 +32,10 @@ from mlyard.core.sync.wire import SshPeer
 from mlyard.core.workspace import Workspace, open_workspace
 
 KINDS = ("runs", "models", "datasets")
-RUNS_PER_BATCH = 50  # runs per transaction on the receiving side
+# Rows (params, metric points, log lines, ...) per transaction on the receiving side, at
+# most: what bounds a sync's memory (~100 MB of rows in flight), and large enough that a
+# batch's fixed cost (a unit of work on each side) is small.
+ROWS_PER_BATCH = 200_000
 
 # (bytes sent so far, bytes known to send so far: it grows batch by batch)
 ProgressCallback = Callable[[int, int], None]
@@ -97,7 +101,8 @@ def sync(ws: Workspace, remote: Peer, push: bool = False,
     dataset_keys = [[name, seq] for name, seq, source_hash, _ in have["dataset_versions"]
                     if "datasets" in kinds and (name, source_hash) not in known]
     sent = 0
-    for rows in _batches(source, run_ids, dataset_keys, model_runs):
+    run_rows = {run_id: int(count) for run_id, *_, count in have["runs"]}
+    for rows in _batches(source, run_ids, run_rows, dataset_keys, model_runs):
         sizes = _missing_objects(source, destination, rows)
         result.objects += len(sizes)
         result.bytes += sum(sizes.values())
@@ -121,15 +126,21 @@ def sync(ws: Workspace, remote: Peer, push: bool = False,
     return result
 
 
-def _batches(source: Peer, run_ids: list[str], dataset_keys: list[list[Any]],
-             model_runs: list[str]) -> Iterator[dict[str, list[dict[str, Any]]]]:
-    """The rows to send, RUNS_PER_BATCH runs at a time (each batch is one transaction on
-    the receiving side, so a box with thousands of runs never has all their metric
-    points in memory at once); the last batch carries the dataset versions asked for and
-    the model versions."""
-    batches = [run_ids[i:i + RUNS_PER_BATCH] for i in range(0, len(run_ids), RUNS_PER_BATCH)]
-    for index, batch in enumerate(batches or [[]]):
-        last = index == max(len(batches) - 1, 0)
+def _batches(source: Peer, run_ids: list[str], run_rows: dict[str, int],
+             dataset_keys: list[list[Any]], model_runs: list[str]
+             ) -> Iterator[dict[str, list[dict[str, Any]]]]:
+    """The rows to send, in batches of about ROWS_PER_BATCH rows (a run is never split);
+    the last batch carries the dataset versions asked for and the model versions."""
+    batches: list[list[str]] = [[]]
+    rows = 0
+    for run_id in run_ids:
+        if batches[-1] and rows + run_rows[run_id] > ROWS_PER_BATCH:
+            batches.append([])
+            rows = 0
+        batches[-1].append(run_id)
+        rows += run_rows[run_id]
+    for index, batch in enumerate(batches):
+        last = index == len(batches) - 1
         yield source.export(batch, dataset_keys if last else [], model_runs if last else [])
 
 
@@ -147,11 +158,11 @@ def _missing_objects(source: Peer, destination: Peer,
 def _runs_to_send(have: dict[str, Any], want: dict[str, Any], kinds: tuple[str, ...],
                   result: SyncResult) -> tuple[list[str], list[str]]:
     """The runs the destination lacks or holds an older copy of; refuse a conflict."""
-    ours = {run_id: (fingerprint, mirrored) for run_id, _, fingerprint, mirrored
+    ours = {run_id: (fingerprint, mirrored) for run_id, _, fingerprint, mirrored, _
             in want["runs"]}
     wanted = {run_id for run_id, *_ in have["model_versions"]} if "models" in kinds else set()
     conflicts = []
-    for run_id, _, fingerprint, mirrored in have["runs"]:
+    for run_id, _, fingerprint, mirrored, _ in have["runs"]:
         if "runs" not in kinds and run_id not in wanted:
             continue
         if run_id not in ours:
