@@ -45,8 +45,7 @@ def import_rows(con: Connection, rows: dict[str, list[dict[str, Any]]]) -> dict[
     if con.execute("SELECT 1 FROM runs WHERE run_id = ?", [run_id]).fetchone():
         raise CatalogError(f"run {run_id[:8]} is already in this workspace")
     for dataset in rows["datasets"]:
-        con.execute("INSERT INTO datasets VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING",
-                    [dataset["name"], dataset["created_at"], dataset["contract"]])
+        add_dataset(con, dataset)
     renumbered = {}
     for version in rows["dataset_versions"]:
         renumbered[(version["dataset"], version["seq"])] = add_dataset_version(con, version)[0]
@@ -61,6 +60,13 @@ def import_rows(con: Connection, rows: dict[str, list[dict[str, Any]]]) -> dict[
         models.append(f"{version['model']}/{number}")
     return {"run_id": run_id, "model_versions": models,
             "dataset_versions": [f"{d}:v{s}" for (d, _), s in renumbered.items()]}
+
+
+def add_dataset(con: Connection, dataset: dict[str, Any]) -> None:
+    """Another workspace's dataset, unless this catalog has one of that name (whose
+    contract stays)."""
+    con.execute("INSERT INTO datasets VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING",
+                [dataset["name"], dataset["created_at"], dataset["contract"]])
 
 
 def add_dataset_version(con: Connection, version: dict[str, Any]) -> tuple[int, bool]:

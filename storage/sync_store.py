@@ -16,6 +16,7 @@ import duckdb
 
 from mlyard.storage.bundle_store import (
     RUN_TABLES,
+    add_dataset,
     add_dataset_version,
     insert_row,
     insert_rows,
@@ -123,8 +124,7 @@ def apply(con: Connection, rows: dict[str, list[dict[str, Any]]], replace: list[
     for table in _STREAMS if replace else ():
         con.execute(f"DELETE FROM {table} WHERE run_id {_IN}", [replace])
     for dataset in rows["datasets"]:
-        con.execute("INSERT INTO datasets VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING",
-                    [dataset["name"], dataset["created_at"], dataset["contract"]])
+        add_dataset(con, dataset)
     renumbered, new = {}, []
     for version in rows["dataset_versions"]:
         seq, added_now = add_dataset_version(con, version)

@@ -104,8 +104,8 @@ def test_pull_brings_runs_models_and_data_and_a_second_sync_moves_nothing(
     assert again["bytes"] == 0 and again["objects"] == 0
     assert not (again["new_runs"] or again["updated_runs"] or again["model_versions"]
                 or again["dataset_versions"])
-    # the reproduction made here is no reason for the box to hold anything new
-    assert sync_json(str(folder), "--push", "--dry-run")["new_runs"] != []
+    # the reproduction is this side's own run: a push would send it, and only it
+    assert len(sync_json(str(folder), "--push", "--dry-run")["new_runs"]) == 1
 
 
 def test_aliases_move_only_when_asked_and_only_through_the_gates(
@@ -114,6 +114,10 @@ def test_aliases_move_only_when_asked_and_only_through_the_gates(
     monkeypatch.chdir(folder)
     assert mlyard("models", "promote", "latest").exit_code == 0
     monkeypatch.chdir(laptop)
+    runs_only = mlyard("sync", str(folder), "--runs", "--aliases")
+    assert runs_only.exit_code == 1
+    assert "alias champion -> (no version): not moved: run " in runs_only.stdout
+    assert "is not a model version here (sync --models)" in runs_only.stdout
     sync_json(str(folder))
     assert "champion" not in mlyard("models", "list").stdout
 
@@ -121,13 +125,16 @@ def test_aliases_move_only_when_asked_and_only_through_the_gates(
     (laptop / "mlyard.toml").write_text(strict)
     refused = mlyard("sync", str(folder), "--aliases")
     assert refused.exit_code == 1
-    assert "alias champion -> churn/1: not moved: gates failed: min_auc" in refused.stdout
+    assert "alias champion -> churn/1: not moved: gate min_auc failed" in refused.stdout
+    as_json = mlyard("sync", str(folder), "--aliases", "--json")
+    assert as_json.exit_code == 1  # a script sees it too
+    assert json.loads(as_json.stdout)["aliases"][0]["moved"] is False
     assert "champion" not in mlyard("models", "list").stdout
 
     (laptop / "mlyard.toml").write_text(strict.replace("min_auc = 0.9999", "min_auc = 0.7"))
     moved = sync_json(str(folder), "--aliases")
     assert moved["aliases"] == [{"alias": "champion", "version": "churn/1", "moved": True,
-                                 "failed_gates": []}]
+                                 "why": []}]
     history = mlyard("models", "history", "--json")
     assert history.exit_code == 0 and f"mlyard sync from {folder}" in history.stdout
     assert sync_json(str(folder), "--aliases")["aliases"] == []  # already there

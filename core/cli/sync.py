@@ -53,8 +53,14 @@ def sync(obj: Context, remote: str, pull: bool, kinds: tuple[str, ...], aliases:
         peer.close()
     if as_json:
         output.print_json(result)
-        return
-    verb = "would move" if dry_run else "moved"
+    else:
+        _print(result)
+    if any(not move["moved"] for move in result.aliases):
+        sys.exit(1)
+
+
+def _print(result: syncer.SyncResult) -> None:
+    verb = "would move" if result.dry_run else "moved"
     output.stdout.print(
         f"{result.source} -> {result.destination}: {verb} {len(result.new_runs)} new runs, "
         f"{len(result.updated_runs)} updated, {len(result.model_versions)} model versions, "
@@ -64,12 +70,9 @@ def sync(obj: Context, remote: str, pull: bool, kinds: tuple[str, ...], aliases:
         output.stdout.print(f"  model {theirs} -> {ours or '(numbered when it arrives)'}",
                             markup=False)
     for move in result.aliases:
-        state = "moved" if move["moved"] else "not moved: gates failed: " + "; ".join(
-            move["failed_gates"])
-        output.stdout.print(f"  alias {move['alias']} -> {move['version']}: {state}",
-                            markup=False)
-    if any(not move["moved"] for move in result.aliases):
-        sys.exit(1)
+        state = "moved" if move["moved"] else "not moved: " + "; ".join(move["why"])
+        output.stdout.print(f"  alias {move['alias']} -> {move['version'] or '(no version)'}"
+                            f": {state}", markup=False)
 
 
 @click.command("sync-agent", hidden=True)

@@ -18,6 +18,7 @@ from mlyard.core.automation.gate_evidence import gather_evidence
 from mlyard.core.errors import MlyardError
 from mlyard.core.models import registry
 from mlyard.core.models.loading import check_loads
+from mlyard.core.models.registry import GatesFailed
 from mlyard.core.tracking.provenance import SYNCED_TAG
 from mlyard.core.workspace import Workspace
 from mlyard.storage import meta_store, sync_store
@@ -163,34 +164,42 @@ class LocalPeer:
                 summary = sync_store.apply(con, rows, replace, registry.model_name(self.ws),
                                            self.ws.project, {SYNCED_TAG: origin}, SYNCED_TAG)
                 if summary["runs"] or summary["dataset_versions"]:
-                    meta_store.add_event(con, "sync.applied", origin, None, summary)
+                    meta_store.add_event(con, "sync.applied", origin, None, {
+                        "runs": len(summary["runs"]), "replaced": len(replace),
+                        "model_versions": summary["model_versions"],
+                        "dataset_versions": summary["dataset_versions"]})
         except CatalogError as exc:
             raise SyncRefused(f"{self.location}: {exc}; nothing was added") from None
         return summary
 
     def move_alias(self, alias: str, run_id: str, reason: str) -> dict[str, Any]:
         """Point `alias` at the version of `run_id` here, only if that version passes
-        this side's gates; say what happened either way."""
+        this side's gates; say what happened either way (`why` it did not move)."""
         ref = self._version_of(run_id)
+        if ref is None:
+            return {"alias": alias, "version": None, "moved": False,
+                    "why": [f"run {run_id[:8]} is not a model version here (sync --models)"]}
         evidence = gather_evidence(self.ws, ref)
-        version, results = registry.check(self.ws, ref, evidence)
-        failed = [f"{r.gate} ({r.detail})" for r in results if not r.passed]
-        outcome = {"alias": alias, "version": f"{version.model}/{version.version}",
-                   "moved": False, "failed_gates": failed}
-        if failed:
-            return outcome
-        if alias == "champion":
-            registry.promote(self.ws, ref, reason, evidence=evidence)
+        if alias == "champion":  # promote judges the gates in the same unit as the move
+            try:
+                _, results = registry.promote(self.ws, ref, reason, evidence=evidence)
+            except GatesFailed as failed:
+                results = failed.results
         else:
+            _, results = registry.check(self.ws, ref, evidence)
+        why = [f"gate {r.gate} failed ({r.detail})" for r in results if not r.passed]
+        if alias != "champion" and not why:
             registry.set_alias(self.ws, alias, ref, reason)
-        return {**outcome, "moved": True}
+        version = registry.resolve(self.ws, ref)
+        return {"alias": alias, "version": f"{version.model}/{version.version}",
+                "moved": not why, "why": why}
 
-    def _version_of(self, run_id: str) -> str:
+    def _version_of(self, run_id: str) -> str | None:
         with self.ws.catalog.session() as con:
             for row in sync_store.model_entries(con, registry.model_name(self.ws)):
                 if row["run_id"] == run_id:
                     return str(row["version"])
-        raise SyncRefused(f"{self.location}: run {run_id[:8]} is not a model version here")
+        return None
 
     def close(self) -> None:
         """Nothing held: every call opened and closed the catalog."""
