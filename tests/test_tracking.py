@@ -151,6 +151,27 @@ def test_runs_list_filters_and_sorts_by_params_and_metrics(project: Path) -> Non
     assert unknown.exit_code == 2 and "unknown field 'colour'" in unknown.stderr
 
 
+def test_pages_of_runs_add_up_to_the_whole_list_each_run_with_its_own_values(
+        project: Path) -> None:
+    for i in range(7):
+        with tracking.start_run(name=f"run-{i}", params={"which": f"run-{i}"},
+                                tags={"which": f"run-{i}"}):
+            tracking.log_metric("score", (i * 3) % 7)
+    ws = open_workspace()
+    for sort in (None, runs.parse_sort("-metrics.score"), runs.parse_sort("params.which")):
+        whole = runs.runs_page(ws, sort=sort, limit=100).runs
+        pages = [r for offset in range(0, 8, 3)
+                 for r in runs.runs_page(ws, sort=sort, limit=3, offset=offset).runs]
+        assert [r.run_id for r in pages] == [r.run_id for r in whole]
+        assert len(whole) == 7
+        for run in pages:
+            assert run.params["which"] == run.tags["which"] == run.name
+            assert run.metrics["score"] == (int(run.name.split("-")[1]) * 3) % 7
+    scores = [r.metrics["score"] for r in runs.runs_page(ws, sort=runs.parse_sort(
+        "-metrics.score"), limit=3, offset=3).runs]
+    assert scores == [3, 2, 1]
+
+
 def test_run_reference_by_prefix_and_name(project: Path) -> None:
     with tracking.start_run(name="named"):
         pass

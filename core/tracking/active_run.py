@@ -25,11 +25,11 @@ import uuid
 import warnings
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
-from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
 
+import msgspec.structs
 import pyarrow as pa
 
 from mlyard.core.errors import TrackingError
@@ -174,7 +174,8 @@ class Run:
             warnings.warn(f"mlyard run {self.run_id[:8]}: {lost}", stacklevel=2)
             status, error = "failed", f"{lost}; {error}" if error else lost
         unstored = self._buffer.take_start()
-        ended = replace(self._record, status=status, end_time=time.time(), error=error)
+        ended = msgspec.structs.replace(self._record, status=status, end_time=time.time(),
+                                        error=error)
         ended.heartbeat = ended.end_time or ended.heartbeat
         catalog = self.workspace.catalog
         try:
