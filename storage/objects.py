@@ -70,9 +70,12 @@ class ObjectStore:
         if final.exists():
             tmp.unlink()
             return digest
-        final.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(tmp, 0o444)
-        os.replace(tmp, final)
+        try:
+            os.replace(tmp, final)
+        except FileNotFoundError:  # the first object under this prefix
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, final)
         return digest
 
     def open_verified(self, digest: str) -> Path:
@@ -93,7 +96,10 @@ class ObjectStore:
 
     def _tmp_path(self, suffix: str = "") -> Path:
         tmp_dir = self.root / "tmp"
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(dir=tmp_dir, suffix=suffix)
+        try:
+            handle, name = tempfile.mkstemp(dir=tmp_dir, suffix=suffix)
+        except FileNotFoundError:  # a new store (a folder made per file cost a syscall)
+            tmp_dir.mkdir(parents=True, exist_ok=True)
+            handle, name = tempfile.mkstemp(dir=tmp_dir, suffix=suffix)
         os.close(handle)
         return Path(name)

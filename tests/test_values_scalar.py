@@ -141,3 +141,37 @@ def test_plain_rows_take_the_one_row_reader() -> None:
     with_bool = FeatureSpec([*NUMERIC_SPEC.features, Feature("b", "bool")], "y", "int", None,
                             {})
     assert RowReader(with_bool, None).read({"n": 3, "x": 1.5, "c": "a", "b": True}) is None
+
+
+DATE_TEXT = st.sampled_from(["2024-03-01", " 2024-03-01 ", "2024-03-01 10:00", "01/03/2024",
+                             "2024-02-30", "", "  ", "NA", "null", "x"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(kind=st.sampled_from(["int", "float", "bool", "category", "string", "date",
+                             "datetime"]),
+       values=st.lists(st.one_of(VALUES, DATE_TEXT), min_size=1, max_size=6),
+       as_text=st.booleans(), closed=st.booleans())
+def test_a_missing_cell_is_never_typed_and_staged_reading_reads_the_same(
+        kind: str, values: list[Any], as_text: bool, closed: bool) -> None:
+    """The contract counts the values that do not fit as untyped cells less missing ones,
+    and reads numbers from text through working columns: both rest on this."""
+    values = [str(v) if isinstance(v, int) and abs(v) >= 2**63 else v for v in values]
+    series = pl.Series("x", [None if v is None else str(v) for v in values], pl.String) \
+        if as_text else _json_column("x", [{"x": v} for v in values])
+    frame = pl.DataFrame([series])
+    inline = parse_column("x", kind, series.dtype, levels=LEVELS, closed=closed)
+    staged = parse_column("x", kind, series.dtype, levels=LEVELS, closed=closed, staged=True)
+
+    def read(parsed: Any) -> pl.DataFrame:
+        worked = frame.with_columns([e.alias(n) for n, e in parsed.work.items()]) \
+            if parsed.work else frame
+        return worked.select(parsed.typed.alias("typed"), parsed.missing.alias("missing"),
+                             *[mask.alias(text) for text, mask in parsed.notes.items()])
+
+    assert inline.work == {}
+    assert (staged.work != {}) == (kind in {"int", "float"} and not series.dtype.is_numeric())
+    once, twice = read(inline), read(staged)
+    assert once.equals(twice), (kind, values, once, twice)
+    assert not once.filter(pl.col("missing") & pl.col("typed").is_not_null()).height, \
+        (kind, values, once)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,9 +65,10 @@ def _values(count: int) -> str:
     return f"{count:,} value{'s' if count != 1 else ''}"
 
 
-_Compiled = tuple[dict[str, Parsed], list[pl.Expr], list[pl.Expr], list[pl.Expr]]
+_Compiled = tuple[dict[str, Parsed], list[list[pl.Expr]], list[pl.Expr]]
 _COMPILED: dict[tuple[object, ...], _Compiled] = {}  # by contract, target, task, dtypes
 _COMPILED_KEPT = 16
+_COMPILED_GUARD = threading.Lock()
 
 
 class ContractChecker:
@@ -94,11 +96,12 @@ class ContractChecker:
         self._swaps: dict[tuple[str, str], int] = {}
         key = (contract_hash(contract, data), data.target, task,
                tuple(sorted((name, str(dtype)) for name, dtype in (dtypes or {}).items())))
-        if key not in _COMPILED:
-            while len(_COMPILED) >= _COMPILED_KEPT:
-                _COMPILED.pop(next(iter(_COMPILED)))
-            _COMPILED[key] = self._compile(dtypes or {})
-        self._parsed, self._parse_once, self._typed, self._aggregations = _COMPILED[key]
+        with _COMPILED_GUARD:  # files are checked on several threads at once
+            if key not in _COMPILED:
+                while len(_COMPILED) >= _COMPILED_KEPT:
+                    _COMPILED.pop(next(iter(_COMPILED)))
+                _COMPILED[key] = self._compile(dtypes or {})
+            self._parsed, self._parse_once, self._aggregations = _COMPILED[key]
 
     def _compile(self, dtypes: dict[str, pl.DataType]) -> _Compiled:
         """The expressions every batch goes through. Building them costs milliseconds,
@@ -108,12 +111,17 @@ class ContractChecker:
         self._parsed = parsed  # what the helpers below read
         # Each column is parsed once per batch into a working column; every check reads
         # that (parsing the same text for each check took a third of ingest's time).
-        parse_once = [item.typed.alias(_typed(name)) for name, item in parsed.items()]
-        typed = [pl.col(_typed(name)).alias(name) for name in self.contract]
+        # Numbers read from text go in two steps: their cleaned text and value first.
+        work = [expr.alias(column) for item in parsed.values()
+                for column, expr in item.work.items()]
+        parse_once = ([work] if work else []) + \
+            [[item.typed.alias(_typed(name)) for name, item in parsed.items()]]
         aggregations: list[pl.Expr] = []
         for name, item in parsed.items():
-            # A value that does not fit is a problem of its own, not a missing value.
-            aggregations += [self._failed(name).sum().alias(f"{name}\x00failed"),
+            # A value that does not fit is a problem of its own, not a missing value. A
+            # missing cell is never typed, so the rows that failed are the untyped ones
+            # less the missing ones (a null count is free; a mask costs a pass).
+            aggregations += [pl.col(_typed(name)).null_count().alias(f"{name}\x00untyped"),
                              item.missing.sum().alias(f"{name}\x00nulls")]
             aggregations += [mask.sum().alias(f"{name}\x00{text}")
                              for text, mask in item.notes.items()]
@@ -122,19 +130,20 @@ class ContractChecker:
             if self._open_levels(name):
                 aggregations.append(self._new_level_mask(name).sum().alias(f"{name}\x00new"))
             aggregations += self._swap_checks(name, dtypes.get(name, pl.String()))
-        return parsed, parse_once, typed, aggregations
+        return parsed, parse_once, aggregations
 
     def check(self, batch: pl.DataFrame) -> pl.DataFrame | None:
         """The batch's typed columns in contract order, or None once the file has a
         problem (the rest is still checked, for the report)."""
-        batch = batch.with_columns(self._parse_once)
+        for step in self._parse_once:
+            batch = batch.with_columns(step)
         stats = batch.select(self._aggregations).row(0, named=True)
         numbered = batch.with_row_index("__row", offset=self.rows + 1)
         for name, column in self.contract.items():
             item = self._parsed[name]
-            if stats[f"{name}\x00failed"]:
-                self._record(name, "failed", numbered, self._failed(name),
-                             stats[f"{name}\x00failed"],
+            failed = stats[f"{name}\x00untyped"] - stats[f"{name}\x00nulls"]
+            if failed:
+                self._record(name, "failed", numbered, self._failed(name), failed,
                              self._failure_text(name, column, item, numbered))
             for side, mask in self._bounds(name).items():
                 if stats[f"{name}\x00{side}"]:
@@ -151,7 +160,11 @@ class ContractChecker:
                 key = (name, text)
                 self._notes[key] = self._notes.get(key, 0) + stats[f"{name}\x00{text}"]
         self.rows += batch.height
-        return None if self._problems else batch.select(self._typed)
+        if self._problems:
+            return None
+        # The typed columns as they are: a query would cost more than the renaming.
+        return pl.DataFrame([batch.get_column(_typed(name)).alias(name)
+                             for name in self.contract])
 
     def finish(self) -> list[str]:
         """Judge the whole file; raise IngestRefused naming every problem, else return
@@ -175,7 +188,7 @@ class ContractChecker:
 
     def _parse(self, name: str, column: ColumnContract, dtype: pl.DataType) -> Parsed:
         return parse_column(name, column.type, dtype, time_format=self._time_format(name),
-                            levels=column.categories, closed=column.closed)
+                            levels=column.categories, closed=column.closed, staged=True)
 
     def _failed(self, name: str) -> pl.Expr:
         return self._parsed[name].failed(pl.col(_typed(name)))

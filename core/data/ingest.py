@@ -28,6 +28,7 @@ from mlyard.core.data.contract import (
     contract_to_json,
 )
 from mlyard.core.data.inference import infer
+from mlyard.core.data.lookahead import Lookahead
 from mlyard.core.data.profile import profile_parquet
 from mlyard.core.data.quality import MIN_ROWS_FOR_CONSTANT
 from mlyard.core.data.reader import columns_of, read_batches
@@ -40,6 +41,7 @@ from mlyard.storage.objects import hash_file
 
 BATCH_FILES = 100  # files whose versions one unit of work records ...
 BATCH_SECONDS = 1.0  # ... or fewer, so that a slow stream of files still shows promptly
+LOOKAHEAD_BYTES = 4 << 20  # files up to this size are checked beside the current one
 
 
 @dataclass
@@ -81,46 +83,84 @@ def ingest_files(ws: Workspace, paths: list[Path]) -> Iterator[tuple[Path, Outco
     the time a small file took.
     """
     dataset = ws.config.dataset_name
-    hashes: list[tuple[Path, str | IngestRefused]] = [
-        (path, hash_file(path.resolve()) if path.resolve().is_file() else
-         IngestRefused(f"{path.resolve()}: not found or not a regular file"))
-        for path in paths]
-    known = [h for _, h in hashes if isinstance(h, str)]
+    resolved = [path.resolve() for path in paths]
+    hashes: list[str | IngestRefused] = [
+        hash_file(path) if path.is_file() else
+        IngestRefused(f"{path}: not found or not a regular file") for path in resolved]
+    known = [h for h in hashes if isinstance(h, str)]
     with ws.catalog.session() as con:
         earlier = datasets_store.versions_by_source(con, dataset, known) if known else {}
         stored = datasets_store.stored_contract(con, dataset)
     contract = _contract_in_force(ws, stored)
-    batch = _Batch(dataset)
-    for path, source_hash in hashes:
-        if isinstance(source_hash, IngestRefused):
-            batch.outcomes.append((path, source_hash))
-            continue
-        if source_hash in batch.hashes:  # the same bytes twice in a burst: as one after
-            yield from batch.record(ws, earlier)  # the other, once that one is stored
-            batch = _Batch(dataset)
+
+    def check(index: int) -> tuple[IngestResult, dict[str, ColumnContract] | None]:
+        source_hash = hashes[index]
+        assert isinstance(source_hash, str)
+        return _check_and_store(ws, resolved[index], dataset, source_hash, contract,
+                                earlier.get(source_hash, []))
+
+    ahead = Lookahead(check, workers=1 if len(paths) == 1 else None)
+    try:
         if contract is not None:
-            checked = contract_hash(contract, ws.config.data)
-            same = next((v for v in earlier.get(source_hash, [])
-                         if v.contract_hash == checked), None)
-            if same is not None:
-                batch.outcomes.append((path, IngestResult(
-                    path.resolve(), same, created=False,
-                    warnings=["same bytes as an existing version; nothing new stored"])))
+            ahead.allow(_independent(resolved, hashes, earlier, contract_hash(
+                contract, ws.config.data), 0))
+        batch = _Batch(dataset)
+        for index, (path, source_hash) in enumerate(zip(paths, hashes, strict=True)):
+            if isinstance(source_hash, IngestRefused):
+                batch.outcomes.append((path, source_hash))
                 continue
+            if source_hash in batch.hashes:  # the same bytes twice in a burst: as one
+                yield from batch.record(ws, earlier)  # after the other, once that one
+                batch = _Batch(dataset)  # is stored
+            if contract is not None:
+                checked = contract_hash(contract, ws.config.data)
+                same = next((v for v in earlier.get(source_hash, [])
+                             if v.contract_hash == checked), None)
+                if same is not None:
+                    batch.outcomes.append((path, IngestResult(
+                        resolved[index], same, created=False,
+                        warnings=["same bytes as an existing version; nothing new stored"])))
+                    continue
+            try:
+                result, inferred = ahead.take(index)
+            except IngestRefused as refusal:
+                batch.refuse(path, refusal, _quarantine(ws, resolved[index], source_hash,
+                                                        refusal.msg))
+            else:
+                batch.add(path, source_hash, result)
+                if inferred is not None:  # the first file of a dataset: its contract holds
+                    contract, batch.contract_json = inferred, contract_to_json(inferred)
+                    ahead.allow(_independent(resolved, hashes, earlier, contract_hash(
+                        contract, ws.config.data), index + 1))
+            if len(batch.outcomes) >= BATCH_FILES or batch.age() >= BATCH_SECONDS:
+                yield from batch.record(ws, earlier)
+                batch = _Batch(dataset)
+        yield from batch.record(ws, earlier)
+    finally:
+        ahead.close()
+
+
+def _independent(resolved: list[Path], hashes: list[str | IngestRefused],
+                 earlier: dict[str, list[VersionRecord]], checked: str, first: int
+                 ) -> list[int]:
+    """The files from `first` on whose check depends on no other file of the burst: the
+    first of their bytes, not already stored under this contract, and small enough that
+    a few at once stay small in memory."""
+    seen = {h for h in hashes[:first] if isinstance(h, str)}
+    independent = []
+    for index in range(first, len(hashes)):
+        source_hash = hashes[index]
+        if not isinstance(source_hash, str) or source_hash in seen:
+            continue
+        seen.add(source_hash)
+        if any(v.contract_hash == checked for v in earlier.get(source_hash, [])):
+            continue
         try:
-            result, inferred = _check_and_store(ws, path.resolve(), dataset, source_hash,
-                                                contract, earlier.get(source_hash, []))
-        except IngestRefused as refusal:
-            batch.refuse(path, refusal, _quarantine(ws, path.resolve(), source_hash,
-                                                    refusal.msg))
-        else:
-            batch.add(path, source_hash, result)
-            if inferred is not None:  # the first file of a dataset: its contract holds
-                contract, batch.contract_json = inferred, contract_to_json(inferred)
-        if len(batch.outcomes) >= BATCH_FILES or batch.age() >= BATCH_SECONDS:
-            yield from batch.record(ws, earlier)
-            batch = _Batch(dataset)
-    yield from batch.record(ws, earlier)
+            if resolved[index].stat().st_size <= LOOKAHEAD_BYTES:
+                independent.append(index)
+        except OSError:
+            continue  # gone: its own turn says so
+    return independent
 
 
 class _Batch:
@@ -276,8 +316,8 @@ def _write_snapshot(ws: Workspace, sniffed: SniffResult, checker: ContractChecke
                 held, repeats = _dedupe_rows(ws, held)
                 if repeats:  # written as `_dedupe` rewrites a file: the same bytes
                     held.write_parquet(tmp, compression="zstd")
-                else:
-                    writer = _write(tmp, writer, held)
+                else:  # the bytes `_write` gives, without a writer's set-up
+                    pq.write_table(held.to_arrow(), tmp, compression="zstd")
         finally:
             if writer is not None:
                 writer.close()
@@ -301,7 +341,8 @@ def _write(path: Path, writer: pq.ParquetWriter | None, rows: pl.DataFrame
 def _dedupe_rows(ws: Workspace, rows: pl.DataFrame) -> tuple[pl.DataFrame, int]:
     """`_dedupe` for rows in memory."""
     id_column = ws.config.data.id_column
-    if not (ws.config.data.dedupe and id_column):
+    if not (ws.config.data.dedupe and id_column) or \
+            rows.get_column(id_column).n_unique() == rows.height:
         return rows, 0
     unique = rows.unique(subset=[id_column], keep="last", maintain_order=True)
     return unique, rows.height - unique.height

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +45,48 @@ def profile_parquet(path: Path, types: Mapping[str, str], rows_in_memory: pl.Dat
         rows = pq.ParquetFile(path).metadata.num_rows
         frame = pl.read_parquet(path) if rows <= IN_MEMORY_ROWS else \
             pl.scan_parquet(path, glob=False)
+    reductions, quantiles = _expressions(tuple(types.items()), rows <= EXACT_DISTINCT_ROWS)
+    numeric = [name for name, kind in types.items() if kind in {"int", "float"}]
+    sample: pl.DataFrame | None = None
+    if isinstance(frame, pl.DataFrame) and rows <= QUANTILE_SAMPLE:
+        # Rows in memory are their own quantile sample: one query instead of two.
+        stats = frame.select(reductions + quantiles).row(0, named=True)
+        sample = frame
+    else:
+        stats = _run(frame.select(reductions)).row(0, named=True)
+        if quantiles:
+            step = max(1, math.ceil(rows / QUANTILE_SAMPLE))
+            sample = _run((frame.gather_every(step) if step > 1 else frame).select(numeric))
+            stats.update(sample.select(quantiles).row(0, named=True))
+    profile: dict[str, dict[str, Any]] = {
+        name: {"type": kind, "rows": rows} for name, kind in types.items()}
+    for key, value in stats.items():
+        name, stat = key.split("\x00", 1)
+        profile[name][stat] = value
+    for name, kind in types.items():
+        entry = profile[name]
+        entry["null_rate"] = entry["nulls"] / rows if rows else 0.0
+        if kind in {"category", "bool"}:
+            counts = _level_counts(frame, name)
+            entry["top"] = counts[:TOP_VALUES]
+            if len(counts) <= MAX_LEVELS:
+                entry["levels"] = {str(value): n for value, n in counts if value is not None}
+        if sample is not None and name in numeric:  # nulls become NaN, left out
+            entry["histogram"] = _histogram(
+                sample.get_column(name).cast(pl.Float64).to_numpy())
+    return profile
+
+
+@lru_cache(maxsize=32)
+def _expressions(types: tuple[tuple[str, str], ...], exact: bool
+                 ) -> tuple[list[pl.Expr], list[pl.Expr]]:
+    """The reductions and quantiles for columns of these types, built once: building
+    them took longer than running them on a small file."""
     reductions: list[pl.Expr] = []
     quantiles: list[pl.Expr] = []
-    for name, kind in types.items():
+    for name, kind in types:
         col = pl.col(name)
-        distinct = col.n_unique() if rows <= EXACT_DISTINCT_ROWS else col.approx_n_unique()
+        distinct = col.n_unique() if exact else col.approx_n_unique()
         reductions += [col.null_count().alias(f"{name}\x00nulls"),
                        distinct.alias(f"{name}\x00distinct")]
         if kind in {"int", "float"}:
@@ -64,32 +102,7 @@ def profile_parquet(path: Path, types: Mapping[str, str], rows_in_memory: pl.Dat
                            col.max().cast(pl.String).alias(f"{name}\x00max")]
         elif kind == "bool":
             reductions.append(col.cast(pl.Float64).mean().alias(f"{name}\x00true_rate"))
-    stats = _run(frame.select(reductions)).row(0, named=True)
-    histograms: dict[str, list[int]] = {}
-    if quantiles:
-        step = max(1, math.ceil(rows / QUANTILE_SAMPLE))
-        sample = _run((frame.gather_every(step) if step > 1 else frame).select(
-            [pl.col(n) for n, k in types.items() if k in {"int", "float"}]))
-        stats.update(sample.select(quantiles).row(0, named=True))
-        as_floats = sample.select(pl.all().cast(pl.Float64)).to_numpy()  # nulls: NaN
-        histograms = {name: _histogram(as_floats[:, index])
-                      for index, name in enumerate(sample.columns)}
-    profile: dict[str, dict[str, Any]] = {}
-    for name, kind in types.items():
-        entry: dict[str, Any] = {"type": kind, "rows": rows}
-        for stat_name, value in stats.items():
-            if stat_name.startswith(f"{name}\x00"):
-                entry[stat_name.split("\x00", 1)[1]] = value
-        entry["null_rate"] = entry["nulls"] / rows if rows else 0.0
-        if kind in {"category", "bool"}:
-            counts = _level_counts(frame, name)
-            entry["top"] = counts[:TOP_VALUES]
-            if len(counts) <= MAX_LEVELS:
-                entry["levels"] = {str(value): n for value, n in counts if value is not None}
-        if name in histograms:
-            entry["histogram"] = histograms[name]
-        profile[name] = entry
-    return profile
+    return reductions, quantiles
 
 
 def _histogram(values: np.ndarray) -> list[int]:

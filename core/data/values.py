@@ -48,6 +48,9 @@ class Parsed:
     missing: pl.Expr
     expected: str
     notes: dict[str, pl.Expr] = field(default_factory=dict)  # warning text -> row mask
+    # Working columns the expressions above read (name -> expression on the raw column),
+    # to be computed first; empty unless asked for with `staged`.
+    work: dict[str, pl.Expr] = field(default_factory=dict)
 
     def failed(self, typed: pl.Expr | None = None) -> pl.Expr:
         """Rows with a value that does not fit; pass `typed` when it is already computed
@@ -56,15 +59,19 @@ class Parsed:
 
 
 def parse_column(name: str, kind: str, dtype: pl.DataType, *, time_format: str | None = None,
-                 levels: list[str] | None = None, closed: bool = False) -> Parsed:
+                 levels: list[str] | None = None, closed: bool = False,
+                 staged: bool = False) -> Parsed:
     """How column `name`, arriving as `dtype`, becomes `kind`.
 
     `levels` with `closed` makes any other category value a failure; open categories
-    accept new levels (the caller counts them).
+    accept new levels (the caller counts them). With `staged`, a number read from text
+    is cleaned and read once into working columns (`Parsed.work`) that the other
+    expressions use: polars evaluates a repeated sub-expression each time it appears,
+    and the number's appeared six times, most of a small file's check.
     """
     raw = pl.col(name)
     if kind in {"int", "float"}:
-        return _number(raw, kind, dtype)
+        return _number(raw, kind, dtype, f"{name}\x00" if staged else None)
     if kind == "bool":
         return _boolean(raw, dtype)
     if kind in {"date", "datetime"}:
@@ -78,7 +85,7 @@ def parse_column(name: str, kind: str, dtype: pl.DataType, *, time_format: str |
     return Parsed(pl.when(~blank).then(text), blank, "text")
 
 
-def _number(raw: pl.Expr, kind: str, dtype: pl.DataType) -> Parsed:
+def _number(raw: pl.Expr, kind: str, dtype: pl.DataType, prefix: str | None) -> Parsed:
     expected = "a finite number" if kind == "float" else "a whole number"
     if dtype.is_numeric():
         number = raw.cast(pl.Float64)
@@ -91,23 +98,26 @@ def _number(raw: pl.Expr, kind: str, dtype: pl.DataType) -> Parsed:
         return Parsed(pl.when(whole).then(number.cast(pl.Int64, strict=False)), missing,
                       expected)
     text = (raw if dtype == pl.String else raw.cast(pl.String)).str.strip_chars()
+    grouped = pl.when(text.str.contains(_THOUSANDS)) \
+        .then(text.str.replace_all(",", "").cast(pl.Float64, strict=False))
+    number = pl.coalesce(text.cast(pl.Float64, strict=False), grouped)
+    work = {} if prefix is None else {f"{prefix}text": text, f"{prefix}number": number}
+    if work:
+        text, number = (pl.col(name) for name in work)
     blank = text.fill_null("") == ""
     token = text.is_in(MISSING_TOKENS)
     plain = text.cast(pl.Float64, strict=False)
-    grouped = pl.when(text.str.contains(_THOUSANDS)) \
-        .then(text.str.replace_all(",", "").cast(pl.Float64, strict=False))
-    number = pl.coalesce(plain, grouped)
-    notes = {_THOUSANDS_NOTE: plain.is_null() & grouped.is_not_null(),
+    notes = {_THOUSANDS_NOTE: plain.is_null() & number.is_not_null(),
              _TOKEN_NOTE: ~blank & token}
     if kind == "float":
         return Parsed(pl.when(~token & number.is_finite()).then(number), blank | token,
-                      expected, notes)
+                      expected, notes, work)
     # Whole numbers parse directly so values beyond 2**53 keep every digit; the float
     # route only serves spellings like "3.0" or "1,234".
     whole = pl.when(number.is_finite() & (number == number.floor())) \
         .then(number.cast(pl.Int64, strict=False))
     typed = pl.when(~token).then(pl.coalesce(text.cast(pl.Int64, strict=False), whole))
-    return Parsed(typed, blank | token, expected, notes)
+    return Parsed(typed, blank | token, expected, notes, work)
 
 
 def _boolean(raw: pl.Expr, dtype: pl.DataType) -> Parsed:
