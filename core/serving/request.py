@@ -14,10 +14,11 @@ import io
 import json
 import math
 from dataclasses import dataclass
-from itertools import repeat
-from operator import itemgetter
+from functools import lru_cache, partial
+from operator import is_not, itemgetter
 from typing import Any
 
+import msgspec
 import numpy as np
 import orjson
 import polars as pl
@@ -138,7 +139,8 @@ def _typed_json(name: str, values: list[Any]) -> tuple[list[Any], pl.DataType]:
                               f"got a JSON {'object' if isinstance(value, dict) else 'list'}")
     if kinds and kinds <= {int, float} and (int not in kinds or _within_int64(values, kinds)):
         if float in kinds:
-            return [None if v is None else float(v) for v in values], pl.Float64()
+            return ([None if v is None else float(v) for v in values] if int in kinds
+                    else values), pl.Float64()
         return values, pl.Int64()
     if kinds == {bool}:
         return values, pl.Boolean()
@@ -147,10 +149,14 @@ def _typed_json(name: str, values: list[Any]) -> tuple[list[Any], pl.DataType]:
     return [None if v is None else json_text(v) for v in values], pl.String()
 
 
+_not_none = partial(is_not, None)
+
+
 def _within_int64(values: list[Any], kinds: set[type]) -> bool:
     """Every JSON integer among `values` fits 64 bits (as the column path reads them)."""
-    ints = values if kinds == {int} and None not in values else [
-        v for v in values if type(v) is int]
+    ints = values if kinds == {int} and None not in values else \
+        list(filter(_not_none, values)) if kinds == {int} else [
+            v for v in values if type(v) is int]
     return -2**63 < min(ints) and max(ints) < 2**63  # min/max: C loops, not a generator
 
 
@@ -161,8 +167,7 @@ def _number_block(columns: list[tuple[Feature, list[Any], pl.DataType]]
     refused, an int column takes whole numbers within 64 bits. Returns the values (a row
     per column) and {column: first bad row} for the columns with a value that does not
     fit."""
-    block = np.array([[np.nan if v is None else v for v in values] for _, values, _ in columns],
-                     dtype=np.float64)
+    block = np.array([values for _, values, _ in columns], dtype=np.float64)  # None: NaN
     bad = np.isinf(block)
     whole = [index for index, (feature, _, dtype) in enumerate(columns)
              if feature.type == "int" and not dtype.is_integer()]
@@ -255,8 +260,9 @@ def small_request(rows: list[dict[str, Any]], spec: FeatureSpec,
             raise ScoringRejected(f"row {row + 1}, column {feature.name!r}: "
                                   f"{_shown(values[row])} is not {expected}")
         if position in numeric:
-            logged[feature.name] = _logged_numbers(values, dtype, feature.type == "float",
-                                                   position in with_nan)
+            logged[feature.name] = _logged_numbers(
+                values, dtype, feature.type == "float", position in with_nan,
+                matrix[:, position])
             continue
         read = scalar_reader(feature.type, feature.categories, feature.closed)
         codes = spec.category_codes.get(feature.name)
@@ -286,21 +292,34 @@ def small_request(rows: list[dict[str, Any]], spec: FeatureSpec,
     if id_column is not None and id_column in rows[0]:
         logged[id_column] = [None if v is None else json_text(v)
                              for v in _json_values(id_column, rows)[0]]
-    # Rows as objects (what drift and feedback read back), built by map: no Python frame
-    # per row.
-    records = map(dict, map(zip, repeat(list(logged)), zip(*logged.values(), strict=True)))
-    return matrix, orjson.dumps(list(records)).decode()
+    # Rows as objects (what drift and feedback read back): a Struct per row, built in C
+    # and encoded as the object a dict would be, a third of the time of 100 dicts.
+    record = _record_type(tuple(logged))
+    return matrix, _ENCODER.encode(list(map(record, *logged.values()))).decode()
 
 
-def _logged_numbers(values: list[Any], dtype: pl.DataType, floats: bool, with_nan: bool
-                    ) -> list[Any]:
+_ENCODER = msgspec.json.Encoder()  # NaN as null, as orjson writes it
+
+
+@lru_cache(maxsize=64)
+def _record_type(names: tuple[str, ...]) -> type[msgspec.Struct]:
+    """A row of the log with these columns, in this order (any text as a name)."""
+    return msgspec.defstruct("Record", [(f"f{i}", object) for i in range(len(names))],
+                             rename={f"f{i}": name for i, name in enumerate(names)},
+                             gc=False)
+
+
+def _logged_numbers(values: list[Any], dtype: pl.DataType, floats: bool, with_nan: bool,
+                    read: np.ndarray) -> list[Any]:
     """A numeric feature's JSON numbers as the log holds them: floats or ints as the
-    feature is typed, NaN and null as null."""
-    cast = float if floats else int
-    if not with_nan:  # no null, no NaN: at most a type to change
-        return values if dtype == (pl.Float64 if floats else pl.Int64) else list(
-            map(cast, values))
-    return [None if v is None or v != v else cast(v) for v in values]
+    feature is typed, NaN and null as null. `read` is the column as the model gets it."""
+    if floats:  # NaN where missing, which the log's JSON writes as null
+        return read.tolist()
+    if dtype == pl.Int64:  # JSON integers and nulls: logged as sent
+        return values
+    if not with_nan:
+        return list(map(int, values))
+    return [None if v is None or v != v else int(v) for v in values]
 
 
 def _split_rows(data: Any) -> list[dict[str, Any]]:

@@ -15,8 +15,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 import numpy as np
-import orjson
 
 from mlyard.core.models.features import FeatureSpec
 
@@ -24,6 +24,7 @@ from mlyard.core.models.features import FeatureSpec
 _Read = Callable[[Any], tuple[Any, float] | None]
 _MISSING = (None, math.nan)
 _INT64 = 2**63
+_ENCODER = msgspec.json.Encoder()  # as `small_request` writes its log rows
 
 
 class RowReader:
@@ -58,7 +59,8 @@ class RowReader:
             if type(identifier) is not str:
                 return None
             logged[self.id_column] = identifier
-        return np.array(values, dtype=np.float64).reshape(1, -1), orjson.dumps([logged]).decode()
+        return np.array(values, dtype=np.float64).reshape(1, -1), \
+            _ENCODER.encode([logged]).decode()
 
 
 def _reader(kind: str, codes: dict[str, float] | None) -> _Read | None:
