@@ -314,7 +314,8 @@ def _logged_numbers(values: list[Any], dtype: pl.DataType, floats: bool, with_na
     """A numeric feature's JSON numbers as the log holds them: floats or ints as the
     feature is typed, NaN and null as null. `read` is the column as the model gets it."""
     if floats:  # NaN where missing, which the log's JSON writes as null
-        return read.tolist()
+        floated: list[Any] = read.tolist()
+        return floated
     if dtype == pl.Int64:  # JSON integers and nulls: logged as sent
         return values
     if not with_nan:
