@@ -431,7 +431,10 @@ def query_runs(
         found = con.sql(
             f"SELECT s.pos, t.key, t.value FROM {table} t JOIN selected_runs s USING (run_id)"
         ).to_arrow_table()
-        positions, keys, values = (column.to_pylist() for column in found.columns)
+        positions, values = found.column(0).to_pylist(), found.column(2).to_pylist()
+        # A handful of keys repeat across every run: each is made a str once and shared.
+        coded = pc.dictionary_encode(found.column(1)).combine_chunks()
+        keys = list(map(coded.dictionary.to_pylist().__getitem__, coded.indices.to_pylist()))
         targets = [getattr(run, attr) for run in runs]
         for pos, key, value in zip(positions, keys, values, strict=True):
             targets[pos][key] = value
