@@ -15,7 +15,14 @@ from hypothesis import strategies as st
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
-from mlyard.core.models.sketch import sketch_categorical, sketch_numeric
+from mlyard.core.models.sketch import (
+    DECILES,
+    GRID,
+    distinct_sorted,
+    inverted_cdf,
+    sketch_categorical,
+    sketch_numeric,
+)
 from mlyard.core.monitoring.drift_stats import (
     DEFAULT_MIN_ROWS,
     DEFAULT_THRESHOLDS,
@@ -135,3 +142,19 @@ def test_all_missing_current_data_is_not_judged() -> None:
     for method in ("ks", "wasserstein", "psi"):
         result = column_drift("x", sketch, pl.Series([None] * 500, dtype=pl.Float64), method)
         assert not result.drifted and not result.reliable
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(st.one_of(st.floats(-1e12, 1e12), st.sampled_from([0.0, -0.0, 1.5, 7.0])),
+                       min_size=1, max_size=3000),
+       extra=st.lists(st.floats(0.0, 1.0), max_size=20))
+def test_reference_quantiles_are_numpys_on_sorted_values(values: list[float],
+                                                         extra: list[float]) -> None:
+    """The sketch reads quantiles off its sorted values by numpy's inverted-CDF rule
+    instead of asking numpy (which partitions the array again each time): the same
+    values, ties and signed zeros included, for the grid, the deciles and any q."""
+    ordered = np.sort(np.array(values, dtype=np.float64))
+    for quantiles in (GRID, DECILES, np.array(extra + [0.0, 1.0])):
+        expected = np.quantile(ordered, quantiles, method="inverted_cdf")
+        assert np.array_equal(inverted_cdf(ordered, quantiles), expected)
+    assert np.array_equal(distinct_sorted(ordered), np.unique(ordered))

@@ -47,11 +47,11 @@ def sketch_numeric(series: pl.Series) -> dict[str, Any]:
     sketch: dict[str, Any] = {"kind": "numeric", "rows": rows, "nulls": rows - len(values)}
     if len(values) == 0:
         return {**sketch, "edges": [], "cdf": [], "deciles": [], "mean": None, "std": None}
-    distinct = np.unique(values)
+    distinct = distinct_sorted(values)
     exact = len(distinct) <= MAX_EXACT_VALUES
     # A column of few distinct values keeps every one: its CDF is then known exactly.
-    edges = distinct if exact else np.unique(np.quantile(values, GRID, method="inverted_cdf"))
-    deciles = np.unique(np.quantile(values, DECILES, method="inverted_cdf"))
+    edges = distinct if exact else np.unique(inverted_cdf(values, GRID))
+    deciles = np.unique(inverted_cdf(values, DECILES))
     low, high = np.quantile(values, [0.01, 0.99])
     if high <= low:
         low, high = float(values[0]), float(values[-1]) + 1.0
@@ -68,6 +68,24 @@ def sketch_numeric(series: pl.Series) -> dict[str, Any]:
         "histogram_edges": histogram_edges.tolist(),
         "histogram": histogram(values, histogram_edges).tolist(),
     }
+
+
+def inverted_cdf(ordered: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
+    """`np.quantile(ordered, quantiles, method="inverted_cdf")` for values already
+    sorted, by numpy's own index rule: numpy partitions the array again on each call
+    (a quarter of the time a column's sketch took)."""
+    index = len(ordered) * quantiles - 1
+    previous = np.floor(index)
+    chosen = np.where(index - previous == 0, previous, previous + 1).astype(np.intp)
+    chosen[chosen < 0] = 0
+    picked: np.ndarray = ordered[chosen]
+    return picked
+
+
+def distinct_sorted(ordered: np.ndarray) -> np.ndarray:
+    """`np.unique` of values already sorted, without sorting them again."""
+    kept: np.ndarray = ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))]
+    return kept
 
 
 def quantile_integrals(ordered: np.ndarray) -> np.ndarray:
