@@ -128,7 +128,7 @@ class Catalog:
         seen = {name for (name,) in con.execute(
             "SELECT name FROM spool_segments WHERE list_contains(?, name)",
             [[path.name for path in paths]]).fetchall()}
-        added = 0
+        added = rows = 0
         chunk: list[tuple[Path, pa.Table]] = []
         for path in paths:
             if path.name in seen:  # loaded, then the process stopped before removing it
@@ -145,9 +145,10 @@ class Catalog:
                 self._quarantine_segment(con, path, problem or "unreadable")
                 continue
             chunk.append((path, batch))
-            if sum(_rows_in(table) for _, table in chunk) >= FOLD_ROWS:
+            rows += _rows_in(batch)  # a running count: summing the chunk each time was
+            if rows >= FOLD_ROWS:  # quadratic in the segments waiting
                 added += self._load_or_set_aside(con, chunk)
-                chunk = []
+                chunk, rows = [], 0
         return added + self._load_or_set_aside(con, chunk)
 
     def _load_or_set_aside(self, con: Connection, chunk: list[tuple[Path, pa.Table]]) -> int:
