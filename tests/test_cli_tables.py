@@ -51,3 +51,19 @@ def test_the_table_shows_a_first_page_and_json_everything(tmp_path: Path,
     assert len(json.loads(mlyard("runs", "list", "--json").stdout)) == 53
     assert sum("run-" in line for line in mlyard("runs", "list", "-n", "0").stdout
                .splitlines()) == 53
+
+
+def test_json_output_is_strict_json_whatever_the_values(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """NaN and infinities as the documented strings, integers past 64 bits kept whole,
+    text kept as typed; all of it parseable by a strict reader."""
+    from mlyard.core.cli.output import print_json
+
+    for value in ({"auc": float("nan"), "loss": float("-inf"), "name": "café ✓", "n": [1, 2]},
+                  {"id": 2**70, "rows": 3}):
+        print_json(value)
+        printed = capsys.readouterr().out
+        assert printed.endswith("}\n") and "\n  " in printed  # indented, one document
+        parsed = json.loads(printed, parse_constant=lambda c: pytest.fail(f"bare {c}"))
+        assert parsed == {"auc": "NaN", "loss": "-Infinity", "name": "café ✓", "n": [1, 2]} \
+            or parsed == {"id": 2**70, "rows": 3}
