@@ -17,8 +17,8 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 # Threads, not cores: a file spends much of its time waiting on the filesystem. On two
-# cores, 4 ingest a burst of small files ~1.6x as fast as one at a time (2 threads:
-# ~1.4x), measured with bench/bench_watch.py.
+# cores, 500 small files in-process: 1 thread ~115-130 files/s, 2 threads 178-188,
+# 4 threads 206-221 (docs/benchmarks.md, the watched-folder section).
 WORKERS = 4
 
 
