@@ -77,10 +77,11 @@ def ingest_files(ws: Workspace, paths: list[Path]) -> Iterator[tuple[Path, Outco
     new contract, one that cleans differently becomes a new version. A refused file is
     copied to quarantine with its reason.
 
-    Each file is hashed, checked, snapshotted and profiled on its own; what the catalog
-    learns of them is read in one unit of work and written in one per `BATCH_FILES`
-    files: a unit costs DuckDB milliseconds however little it holds, which was most of
-    the time a small file took.
+    Each file is hashed, checked, snapshotted and profiled on its own (the next few small
+    ones on threads, while those before them are recorded); what the catalog learns of
+    them is read in one unit of work and written in one per `BATCH_FILES` files: a unit
+    costs DuckDB milliseconds however little it holds, which was most of the time a small
+    file took.
     """
     dataset = ws.config.dataset_name
     resolved = [path.resolve() for path in paths]
