@@ -65,7 +65,8 @@ def _values(count: int) -> str:
     return f"{count:,} value{'s' if count != 1 else ''}"
 
 
-_Compiled = tuple[dict[str, Parsed], list[list[pl.Expr]], list[pl.Expr]]
+_Compiled = tuple[dict[str, Parsed], list[list[pl.Expr]], list[pl.Expr],
+                  dict[str, dict[str, pl.Expr]]]
 _COMPILED: dict[tuple[object, ...], _Compiled] = {}  # by contract, target, task, dtypes
 _COMPILED_KEPT = 16
 _COMPILED_GUARD = threading.Lock()
@@ -101,7 +102,7 @@ class ContractChecker:
                 while len(_COMPILED) >= _COMPILED_KEPT:
                     _COMPILED.pop(next(iter(_COMPILED)))
                 _COMPILED[key] = self._compile(dtypes or {})
-            self._parsed, self._parse_once, self._aggregations = _COMPILED[key]
+            self._parsed, self._parse_once, self._aggregations, self._sides = _COMPILED[key]
 
     def _compile(self, dtypes: dict[str, pl.DataType]) -> _Compiled:
         """The expressions every batch goes through. Building them costs milliseconds,
@@ -116,6 +117,8 @@ class ContractChecker:
                 for column, expr in item.work.items()]
         parse_once = ([work] if work else []) + \
             [[item.typed.alias(_typed(name)) for name, item in parsed.items()]]
+        # Each column's bounds (below, above, not binary), checked in every batch.
+        sides = {name: self._bounds(name) for name in parsed}
         aggregations: list[pl.Expr] = []
         for name, item in parsed.items():
             # A value that does not fit is a problem of its own, not a missing value. A
@@ -126,11 +129,11 @@ class ContractChecker:
             aggregations += [mask.sum().alias(f"{name}\x00{text}")
                              for text, mask in item.notes.items()]
             aggregations += [mask.sum().alias(f"{name}\x00{side}")
-                             for side, mask in self._bounds(name).items()]
+                             for side, mask in sides[name].items()]
             if self._open_levels(name):
                 aggregations.append(self._new_level_mask(name).sum().alias(f"{name}\x00new"))
             aggregations += self._swap_checks(name, dtypes.get(name, pl.String()))
-        return parsed, parse_once, aggregations
+        return parsed, parse_once, aggregations, sides
 
     def check(self, batch: pl.DataFrame) -> pl.DataFrame | None:
         """The batch's typed columns in contract order, or None once the file has a
@@ -145,7 +148,7 @@ class ContractChecker:
             if failed:
                 self._record(name, "failed", numbered, self._failed(name), failed,
                              self._failure_text(name, column, item, numbered))
-            for side, mask in self._bounds(name).items():
+            for side, mask in self._sides[name].items():
                 if stats[f"{name}\x00{side}"]:
                     self._record(name, side, numbered, mask, stats[f"{name}\x00{side}"],
                                  self._bound_text(name, column, side))

@@ -295,10 +295,10 @@ def small_request(rows: list[dict[str, Any]], spec: FeatureSpec,
     # Rows as objects (what drift and feedback read back): a Struct per row, built in C
     # and encoded as the object a dict would be, a third of the time of 100 dicts.
     record = _record_type(tuple(logged))
-    return matrix, _ENCODER.encode(list(map(record, *logged.values()))).decode()
+    return matrix, LOG_ENCODER.encode(list(map(record, *logged.values()))).decode()
 
 
-_ENCODER = msgspec.json.Encoder()  # NaN as null, as orjson writes it
+LOG_ENCODER = msgspec.json.Encoder()  # the log's rows, both readers; NaN as null
 
 
 @lru_cache(maxsize=64)

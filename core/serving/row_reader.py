@@ -15,16 +15,15 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-import msgspec
 import numpy as np
 
 from mlyard.core.models.features import FeatureSpec
+from mlyard.core.serving.request import LOG_ENCODER
 
 # A value's log entry and its matrix value, or None: not a value this reader takes.
 _Read = Callable[[Any], tuple[Any, float] | None]
 _MISSING = (None, math.nan)
 _INT64 = 2**63
-_ENCODER = msgspec.json.Encoder()  # as `small_request` writes its log rows
 
 
 class RowReader:
@@ -60,7 +59,7 @@ class RowReader:
                 return None
             logged[self.id_column] = identifier
         return np.array(values, dtype=np.float64).reshape(1, -1), \
-            _ENCODER.encode([logged]).decode()
+            LOG_ENCODER.encode([logged]).decode()
 
 
 def _reader(kind: str, codes: dict[str, float] | None) -> _Read | None:
