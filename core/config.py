@@ -32,6 +32,14 @@ class ColumnContract(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=T
     closed: refuse any level not in `categories` (a fixed code list).
     format: for `date`/`datetime` columns, the one strftime format values are read with
         (pinned by `mlyard init`); without it, ISO 8601.
+    strict: whether `min`, `max`, `max_null_rate`, the share of new levels and values
+        that do not fit the type refuse a file (true, the default for rules a person
+        writes) or are counted and warned about, the value read as missing (false: what
+        `mlyard init` writes, since it inferred them from a sample). A `format` and a
+        `closed` list refuse either way.
+    spelling: for `bool` columns, how the sample wrote them ("yes/no", "1/0",
+        "true/false", ...): a file written another way reads the same values, with a
+        warning that the source changed its encoding.
     """
 
     type: ColumnType
@@ -41,6 +49,8 @@ class ColumnContract(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=T
     categories: list[str] | None = None
     closed: bool = False
     format: str | None = None
+    strict: bool = True
+    spelling: str | None = None
 
 
 class ProjectConfig(msgspec.Struct, forbid_unknown_fields=True):

@@ -16,6 +16,11 @@ def number(value: object) -> str:
     return str(value)
 
 
+def counted(count: int, singular: str, plural: str | None = None) -> str:
+    """"1 entry", "2 entries": a count with its noun in the right number."""
+    return f"{count:,} {singular if count == 1 else plural or singular + 's'}"
+
+
 def when(ts: float | None, short: bool = False) -> str:
     pattern = "%m-%d %H:%M" if short else "%Y-%m-%d %H:%M"
     return "-" if ts is None else time.strftime(pattern, time.localtime(ts))

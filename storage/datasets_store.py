@@ -66,6 +66,16 @@ def versions_by_source(con: Connection, dataset: str, source_hashes: list[str]
     return found
 
 
+def newest_by_source_path(con: Connection, paths: list[str]) -> dict[str, tuple[str, float]]:
+    """For each of these source paths ever ingested: its newest version's ref and when
+    it was made."""
+    rows = con.execute(
+        "SELECT source_path, arg_max(dataset || ':v' || seq, seq), max(created_at) "
+        "FROM dataset_versions WHERE list_contains(?, source_path) GROUP BY source_path",
+        [paths]).fetchall()
+    return {path: (ref, created) for path, ref, created in rows}
+
+
 def add_versions(con: Connection, records: list[VersionRecord]) -> list[VersionRecord]:
     """Insert with the next sequence numbers, in order; a record whose source already
     passed the same contract (another process was quicker) is that version instead."""

@@ -100,7 +100,7 @@ SCREENS = {
     "compare": ("2", "space", "space", "c"),
     "run_detail": ("2", "enter"),
     "datasets": ("3",),
-    "quarantine": ("3", "tab", "right"),
+    "quarantine": ("3", "right_square_bracket"),
     "models": ("4",),
     "promote_confirm": ("4", "down", "p"),
     "help": ("2", "question_mark"),

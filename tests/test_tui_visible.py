@@ -129,3 +129,29 @@ async def test_pinning_keeps_the_metrics_in_view(project: Path) -> None:  # noqa
         assert table.fixed_columns == 7  # and status and the three headline metrics
         await keys_then_settle("p")(pilot)
         assert table.fixed_columns == 3
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+async def test_the_quarantine_tab_opens_from_the_keyboard_and_back(
+        project: Path, size: tuple[int, int]) -> None:  # noqa: F811
+    versions_text = "\n".join(await render(project, "datasets", size))
+    quarantine = "\n".join(await render(project, "datasets", size, "right_square_bracket"))
+    back = "\n".join(await render(project, "datasets", size, "right_square_bracket",
+                                  "left_square_bracket"))
+    assert "broken.csv" not in versions_text and "churn:v1" in versions_text
+    assert "broken.csv" in quarantine and "open" in quarantine and "missing columns" in quarantine
+    assert "churn:v1" not in quarantine
+    assert back == versions_text
+    assert "] Next tab" in versions_text.splitlines()[-1]
+
+
+@pytest.mark.asyncio
+async def test_the_run_screen_tabs_change_what_is_shown_from_the_keyboard(
+        project: Path) -> None:  # noqa: F811
+    """`]` and tab move on through the run's tabs, and the pane shown changes."""
+    next_tab = "right_square_bracket"
+    shown = ["\n".join(await render(project, "run_detail", (100, 30), *[next_tab] * n))
+             for n in range(3)]
+    assert len(set(shown)) == 3, shown
+    assert "\n".join(await render(project, "run_detail", (100, 30), "tab")) == shown[1]

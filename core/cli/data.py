@@ -10,12 +10,13 @@ import click
 from mlyard.core import doctor as doctor_api
 from mlyard.core.cli import output
 from mlyard.core.cli.context import JSON_OPTION, Context
+from mlyard.core.data import quarantine
 from mlyard.core.data import versions as data_api
 from mlyard.core.data.ingest import ingest_files
 from mlyard.core.data.recheck import recheck_versions
 from mlyard.core.data.scaffold import data_files, init_project
 from mlyard.core.errors import IngestRefused
-from mlyard.core.humanize import describe_change
+from mlyard.core.humanize import counted, describe_change
 from mlyard.storage.datasets_store import VersionRecord
 
 
@@ -85,7 +86,7 @@ def ingest(obj: Context, paths: tuple[Path, ...], as_json: bool) -> None:
 
 @click.group()
 def data() -> None:
-    """Dataset versions: list, show, diff, recheck."""
+    """Dataset versions: list, show, diff, recheck; files in quarantine."""
 
 
 @data.command("list")
@@ -171,6 +172,43 @@ def data_recheck(obj: Context, as_json: bool) -> None:
                            [(r.version, r.outcome, r.detail) for r in results])
     if any(r.outcome == "refused" for r in results):
         raise SystemExit(1)
+
+
+@data.command("quarantine")
+@click.option("--clear", is_flag=True,
+              help="Remove the resolved entries' copies (their sources have been ingested "
+                   "since).")
+@JSON_OPTION
+@click.pass_obj
+def data_quarantine(obj: Context, clear: bool, as_json: bool) -> None:
+    """Refused files, newest first: source, when, why, and whether it is resolved."""
+    entries = quarantine.clear_resolved(obj.ws) if clear else \
+        quarantine.list_quarantined(obj.ws)
+    if as_json:
+        output.print_json([{"source": e.source, "copy": str(e.path), "refused_at":
+                            e.refused_at, "reason": e.reason, "resolved_by": e.resolved_by,
+                            "cleared": clear} for e in entries])
+        return
+    if clear:
+        cleared = counted(len(entries), "resolved entry", "resolved entries")
+        output.stdout.print(f"cleared {cleared}")
+        return
+    if not entries:
+        output.stdout.print("no files in quarantine")
+        return
+    output.print_table(["source", "status", "refused", "reason"],
+                       [(_near(e.source, obj.ws.project_dir), f"resolved by {e.resolved_by}"
+                         if e.resolved_by else "open", e.refused_at,
+                         e.reason.removeprefix(f"{e.source}: ")) for e in entries],
+                       drop_first=["refused"])
+
+
+def _near(path: str, folder: Path) -> str:
+    """A path inside the project as the user would type it from there."""
+    try:
+        return str(Path(path).relative_to(folder))
+    except ValueError:
+        return path
 
 
 def _print_new_levels(record: VersionRecord) -> None:

@@ -25,7 +25,7 @@ COMMANDS: dict[str, tuple[str, str | None]] = {
     "doctor": (f"{_CLI}.data:doctor",
                "Check the workspace (catalog, objects, spool, leftovers); exit 1 on a problem."),
     "data": (f"{_CLI}.data:data",
-             "Dataset versions: list, show, diff, recheck."),
+             "Dataset versions: list, show, diff, recheck; files in quarantine."),
     "runs": (f"{_CLI}.runs:runs_group",
              "Tracked runs: list, show, tag, log, compare."),
     "train": (f"{_CLI}.training:train",

@@ -13,7 +13,7 @@ from mlyard.core.cli import output
 from mlyard.core.cli.context import CLUSTER_OPTION, Context
 from mlyard.core.errors import UsageError
 from mlyard.core.models import registry
-from mlyard.core.serving.batch import explain_file, predict_file
+from mlyard.core.serving.batch import Scored, explain_file, predict_file
 from mlyard.core.serving.cluster_batch import predict_on_cluster
 from mlyard.core.serving.server import HeaderTimeoutHttp, check_binding, create_app
 
@@ -85,10 +85,11 @@ def predict(obj: Context, model: str, source: Path, target: Path, cluster: str |
     """Score a CSV or Parquet file with MODEL into a Parquet file, in batches."""
     if compute.wants_dask(obj.ws, cluster):
         with compute.dask_client(obj.ws, cluster) as client:
-            rows = predict_on_cluster(obj.ws, model, source, target, client)
+            scored = predict_on_cluster(obj.ws, model, source, target, client)
     else:
-        rows = predict_file(obj.ws, model, source, target)
-    output.stdout.print(f"{target}: {rows:,} rows scored", markup=False)
+        scored = predict_file(obj.ws, model, source, target)
+    output.stdout.print(f"{target}: {scored.rows:,} rows scored", markup=False)
+    _notes(scored)
 
 
 @click.command()
@@ -99,5 +100,11 @@ def predict(obj: Context, model: str, source: Path, target: Path, cluster: str |
 @click.pass_obj
 def explain(obj: Context, model: str, source: Path, target: Path) -> None:
     """Score a file with MODEL and write each row's feature contributions beside it."""
-    rows = explain_file(obj.ws, model, source, target)
-    output.stdout.print(f"{target}: {rows:,} rows explained", markup=False)
+    scored = explain_file(obj.ws, model, source, target)
+    output.stdout.print(f"{target}: {scored.rows:,} rows explained", markup=False)
+    _notes(scored)
+
+
+def _notes(scored: Scored) -> None:
+    for note in scored.notes:
+        output.stderr.print(f"  note: {note}", markup=False)

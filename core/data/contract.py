@@ -25,7 +25,14 @@ import polars as pl
 
 from mlyard.core.config import ColumnContract, DataConfig
 from mlyard.core.data.sniff import SniffResult
-from mlyard.core.data.values import SWAPPED, Parsed, parse_column, parse_time, preview
+from mlyard.core.data.values import (
+    SPELLINGS,
+    SWAPPED,
+    Parsed,
+    parse_column,
+    parse_time,
+    preview,
+)
 from mlyard.core.errors import IngestRefused
 
 EXAMPLES = 3  # rows shown per problem
@@ -91,6 +98,8 @@ class ContractChecker:
         self.rows = 0
         self.new_levels: dict[str, dict[str, int]] = {}
         self._problems: dict[tuple[str, str], _Problem] = {}
+        self._advice: dict[tuple[str, str], _Problem] = {}  # broken rules that only warn
+        self._spelt: dict[str, set[str]] = {}  # bool column -> other spellings seen
         self._nulls = dict.fromkeys(contract, 0)
         self._new_totals = dict.fromkeys(contract, 0)
         self._notes: dict[tuple[str, str], int] = {}
@@ -133,6 +142,7 @@ class ContractChecker:
             if self._open_levels(name):
                 aggregations.append(self._new_level_mask(name).sum().alias(f"{name}\x00new"))
             aggregations += self._swap_checks(name, dtypes.get(name, pl.String()))
+            aggregations += self._spelling_check(name, dtypes.get(name, pl.String()))
         return parsed, parse_once, aggregations, sides
 
     def check(self, batch: pl.DataFrame) -> pl.DataFrame | None:
@@ -162,6 +172,9 @@ class ContractChecker:
             for text in item.notes:
                 key = (name, text)
                 self._notes[key] = self._notes.get(key, 0) + stats[f"{name}\x00{text}"]
+            if stats.get(f"{name}\x00other spelling"):
+                self._spelt.setdefault(name, set()).update(
+                    batch.select(self._lower(name).unique().head(20)).to_series().to_list())
         self.rows += batch.height
         if self._problems:
             return None
@@ -178,6 +191,7 @@ class ContractChecker:
         for name, column in self.contract.items():
             self._judge_nulls(name, column)
             warnings += self._judge_new_levels(name, column)
+            warnings += self._judge_spelling(name, column)
         if self._problems:
             phrases = [str(problem) for problem in self._problems.values()]
             lead = "" if len(phrases) == 1 else f"{len(phrases)} problems: "
@@ -185,9 +199,46 @@ class ContractChecker:
         warnings += [f"column {name!r}: {count} {text}"
                      for (name, text), count in self._notes.items() if count]
         warnings += self._judge_swaps()
+        warnings += [f"{advice}; {_ACCEPTED[kind]}" for (_, kind), advice in
+                     self._advice.items()]
         if self.rows == 1:
             warnings.append("has a single data row")
         return warnings
+
+    def _refuses(self, name: str, kind: str) -> bool:
+        """Whether a broken rule refuses the file. Rules inferred from a sample
+        (`strict = false`) warn; a pinned date format, a closed list and the classes of
+        a classification target are needed to read the data as meant: they refuse
+        either way."""
+        column = self.contract[name]
+        if column.strict or kind in {"not binary", "binary"}:
+            return True
+        classes = name == self.data.target and self.task in {"binary", "multiclass"}
+        return kind == "failed" and (column.type in {"date", "datetime"} or column.closed
+                                     or classes)
+
+    def _lower(self, name: str) -> pl.Expr:
+        return pl.col(name).cast(pl.String).str.strip_chars().str.to_lowercase()
+
+    def _spelling_check(self, name: str, dtype: pl.DataType) -> list[pl.Expr]:
+        """For a bool column written as text: the values not in the sample's spelling."""
+        column = self.contract[name]
+        if column.type != "bool" or column.spelling not in SPELLINGS or dtype != pl.String:
+            return []
+        text = self._lower(name)
+        return [((text.fill_null("") != "") & ~text.is_in(list(SPELLINGS[column.spelling])))
+                .sum().alias(f"{name}\x00other spelling")]
+
+    def _judge_spelling(self, name: str, column: ColumnContract) -> list[str]:
+        seen = self._spelt.get(name, set()) - {""}
+        mine = set(SPELLINGS.get(column.spelling or "", ()))
+        if not seen or seen & mine:  # some values still spelt the sample's way: a mix
+            return []
+        spelt = [s for s, words in SPELLINGS.items() if seen <= set(words)]
+        how = spelt[0] if spelt else preview(sorted(seen))
+        return [f"column {name!r}: written as {how} in this file where the contract's "
+                f"sample wrote {column.spelling}; read as the same true/false values - the "
+                "source changed its encoding"]
 
     def _parse(self, name: str, column: ColumnContract, dtype: pl.DataType) -> Parsed:
         return parse_column(name, column.type, dtype, time_format=self._time_format(name),
@@ -254,7 +305,8 @@ class ContractChecker:
 
     def _record(self, name: str, kind: str, numbered: pl.DataFrame, mask: pl.Expr,
                 count: int, describe: Callable[[int, str], str]) -> None:
-        problem = self._problems.setdefault((name, kind), _Problem(describe))
+        found = self._problems if self._refuses(name, kind) else self._advice
+        problem = found.setdefault((name, kind), _Problem(describe))
         problem.count += count
         room = EXAMPLES - len(problem.examples)
         if room > 0:
@@ -295,7 +347,8 @@ class ContractChecker:
     def _judge_nulls(self, name: str, column: ColumnContract) -> None:
         nulls = self._nulls[name]
         if nulls / self.rows > column.max_null_rate + 1e-12:
-            self._problems[(name, "nulls")] = _Problem(lambda _count, _rows:
+            found = self._problems if self._refuses(name, "nulls") else self._advice
+            found[(name, "nulls")] = _Problem(lambda _count, _rows:
                 f"column {name!r} is {nulls / self.rows:.1%} missing ({nulls} of "
                 f"{self.rows} rows); the contract allows at most {column.max_null_rate:.0%}")
 
@@ -310,7 +363,7 @@ class ContractChecker:
         more = f" and {len(levels) - 5} more" if len(levels) > 5 else ""
         known = column.categories or []
         what, plural = ("class", "classes") if name == self.data.target else ("level", "levels")
-        if share > self.data.max_new_level_share:
+        if share > self.data.max_new_level_share and self._refuses(name, "recoded"):
             self._problems[(name, "recoded")] = _Problem(lambda _count, _rows:
                 f"column {name!r}: {share:.0%} of its values are {plural} the contract has "
                 f"never seen ({shown}{more}; known: {preview(known)}) - were the values "
@@ -324,9 +377,23 @@ class ContractChecker:
                 f"classes: {shown}{more}; the classes are {preview(known)}. Set [train] "
                 "task = \"multiclass\" if it has more classes now")
             return []
+        recoded = f" ({share:.0%} of its values: were they recoded?)" \
+            if share > self.data.max_new_level_share else ""
         return [f"column {name!r}: {len(levels)} new {what if len(levels) == 1 else plural} "
-                f"not in the contract: {shown}{more}; accepted (set closed = true on "
-                f"[data.columns.{name}] to refuse new {plural})"]
+                f"not in the contract{recoded}: {shown}{more}; accepted (set closed = true "
+                f"on [data.columns.{name}] to refuse new {plural})"]
+
+
+# How each broken rule of a `strict = false` column is taken, after its description.
+_ACCEPTED = {
+    "failed": "read as missing (inferred from a sample: set strict = true on the column to "
+              "refuse such rows)",
+    "below": "accepted (inferred from a sample: set strict = true on the column to refuse "
+             "such rows)",
+    "nulls": "accepted (inferred from a sample: set strict = true on the column to refuse "
+             "such files)",
+}
+_ACCEPTED["above"] = _ACCEPTED["below"]
 
 
 def _typed(name: str) -> str:

@@ -18,12 +18,14 @@ import numpy as np
 import polars as pl
 
 from mlyard.core.config import ColumnContract, ColumnType
+from mlyard.core.data.quality import MIN_ROWS_FOR_CONSTANT
 from mlyard.core.data.reader import collect, scan_as_text
 from mlyard.core.data.sniff import SniffResult
 from mlyard.core.data.values import (
     FALSE_WORDS,
     ISO_DATETIMES,
     MISSING_TOKENS,
+    SPELLINGS,
     SWAPPED,
     TRUE_WORDS,
     parse_column,
@@ -64,7 +66,6 @@ class Inferred:
     id_column: str | None = None
     time_column: str | None = None
     exclude: dict[str, str] = field(default_factory=dict)  # column -> why not a feature
-    odd_minimum: set[str] = field(default_factory=set)  # min = 0 kept despite a few negatives
 
 
 def infer(files: list[SniffResult], target: str | None = None,
@@ -77,7 +78,7 @@ def infer(files: list[SniffResult], target: str | None = None,
     result = Inferred({})
     for name in names:
         result.contract[name] = _column(frame, files, name, stats, rows, name == target,
-                                        result.findings, result.odd_minimum)
+                                        result.findings)
     if detect_roles:
         _detect_roles(frame, files, result, rows, target)
         for role in (result.id_column, result.time_column):  # roles get no margin
@@ -131,8 +132,7 @@ def _aggregations(names: list[str]) -> list[pl.Expr]:
 
 
 def _column(frame: pl.LazyFrame, files: list[SniffResult], name: str, stats: dict[str, Any],
-            rows: int, is_target: bool, findings: list[str],
-            odd_minimum: set[str]) -> ColumnContract:
+            rows: int, is_target: bool, findings: list[str]) -> ColumnContract:
     present, values = stats[f"{name}\x00present"], stats[f"{name}\x00values"]
     numbers, whole = stats[f"{name}\x00float"], stats[f"{name}\x00int"]
     unique = max(0, int(stats[f"{name}\x00unique"]) - (1 if present < rows else 0))
@@ -160,14 +160,29 @@ def _column(frame: pl.LazyFrame, files: list[SniffResult], name: str, stats: dic
                         "if the files write the other order")
     share = missing / rows
     allowed = share if is_target else min(1.0, share + NULL_RATE_MARGIN)
-    column = ColumnContract(type=kind, max_null_rate=math.ceil(allowed * 100) / 100)
+    # Everything below was read off a sample: advice that warns, never a rule that refuses.
+    column = ColumnContract(type=kind, max_null_rate=math.ceil(allowed * 100) / 100,
+                            strict=False)
     if kind in {"date", "datetime"}:
         column.format = time_format
     if kind == "category":
         column.categories = _levels(frame, files, name, rows, findings)
+    if kind == "bool":
+        column.spelling = _spelling(frame, files, name)
     if kind in {"int", "float"}:
-        column.min = _minimum(frame, files, name, stats, values, findings, odd_minimum)
+        column.min = _minimum(frame, files, name, stats, values, findings)
+    if unique == 1 and rows >= MIN_ROWS_FOR_CONSTANT and not is_target:
+        findings.append(f"column {name!r} has the same value in every row of the sample: "
+                        "it tells the model nothing (every ingest will warn about it)")
     return column
+
+
+def _spelling(frame: pl.LazyFrame, files: list[SniffResult], name: str) -> str | None:
+    """How the sample writes a boolean column (see SPELLINGS), when one way fits all."""
+    text = pl.col(name).str.strip_chars().str.to_lowercase()
+    seen = set(collect(frame.select(text.drop_nulls().unique()), files[0])
+               .to_series().to_list()) - {""}
+    return next((how for how, words in SPELLINGS.items() if seen <= set(words)), None)
 
 
 def _date_format(name: str, stats: dict[str, Any], present: int, prefix: str,
@@ -182,23 +197,23 @@ def _bad_cells(frame: pl.LazyFrame, files: list[SniffResult], name: str, kind: s
         parse_column(name, "float", _TEXT).typed.is_null()
     cells = _cells(frame, files, name, bad)
     return (f"column {name!r}: mostly numbers, so type = {kind!r}, but {count:,} cell"
-            f"{'s are' if count != 1 else ' is'} not: {cells} - fix them: ingest refuses "
-            "these rows")
+            f"{'s are' if count != 1 else ' is'} not: {cells} - ingest reads them as "
+            "missing and warns; fix them in the files")
 
 
 def _minimum(frame: pl.LazyFrame, files: list[SniffResult], name: str, stats: dict[str, Any],
-             values: int, findings: list[str], odd_minimum: set[str]) -> float | None:
+             values: int, findings: list[str]) -> float | None:
+    """0 for a column never below it in the sample (a count, a price): advice, so a
+    negative value later is counted and warned about, not refused. A few negatives
+    among many positives are worth a look, but they are data: no bound is written."""
     negative = int(stats[f"{name}\x00negative"] or 0)
     if negative == 0:
         return 0.0 if stats[f"{name}\x00min"] is not None else None
     if negative <= max(1, int(values * BAD_CELLS_ALLOWED)) and values - negative >= 10:
         cells = _cells(frame, files, name, parse_column(name, "float", _TEXT).typed < 0)
-        odd_minimum.add(name)
         findings.append(f"column {name!r}: {negative:,} negative value"
                         f"{'s' if negative != 1 else ''} in a column otherwise never below 0:"
-                        f" {cells}; min = 0 is kept, so ingest refuses these rows - fix them "
-                        "or delete `min`")
-        return 0.0
+                        f" {cells} - no min is written; check them if they should not be")
     return None
 
 
@@ -239,8 +254,14 @@ def _detect_roles(frame: pl.LazyFrame, files: list[SniffResult], result: Inferre
         why = _id_like(frame, files, name, rows, result.time_column)
         if why == "unique" and result.id_column is None:
             result.id_column = name
-        elif why:
+        elif why and why != "unique":
             result.exclude[name] = why
+        elif why is None and contract[name].type == "int" and rows > MAX_CATEGORIES and \
+                collect(frame.select(pl.col(name).n_unique()), files[0]).item() == rows:
+            result.findings.append(
+                f"column {name!r} has a different whole number in every row: if it "
+                "identifies rows (a person or zip code), list it in [data] exclude or set "
+                "id_column; it is kept as a feature")
 
 
 def _period_column(frame: pl.LazyFrame, files: list[SniffResult], names: list[str],
@@ -281,7 +302,8 @@ def _id_like(frame: pl.LazyFrame, files: list[SniffResult], name: str, rows: int
         sequence = False
         if not named:
             value = parse_column(name, "int", _TEXT).typed
-            low, high = collect(frame.select(value.min(), value.max()), files[0]).row(0)
+            low, high = collect(frame.select(value.min().alias("low"),
+                                             value.max().alias("high")), files[0]).row(0)
             sequence = low is not None and high is not None and high - low + 1 == rows
         if named or sequence or _is_text(frame, files, name):
             return "unique"

@@ -8,10 +8,7 @@ catalog. The source file is only ever read.
 
 from __future__ import annotations
 
-import glob
-import json
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -31,6 +28,7 @@ from mlyard.core.data.inference import infer
 from mlyard.core.data.lookahead import Lookahead
 from mlyard.core.data.profile import profile_parquet
 from mlyard.core.data.quality import MIN_ROWS_FOR_CONSTANT
+from mlyard.core.data.quarantine import quarantine_file
 from mlyard.core.data.reader import columns_of, read_batches
 from mlyard.core.data.sniff import SniffResult, sniff
 from mlyard.core.errors import IngestRefused
@@ -125,8 +123,8 @@ def ingest_files(ws: Workspace, paths: list[Path]) -> Iterator[tuple[Path, Outco
             try:
                 result, inferred = ahead.take(index)
             except IngestRefused as refusal:
-                batch.refuse(path, refusal, _quarantine(ws, resolved[index], source_hash,
-                                                        refusal.msg))
+                batch.refuse(path, refusal, quarantine_file(ws, resolved[index], source_hash,
+                                                            refusal.msg))
             else:
                 batch.add(path, source_hash, result)
                 if inferred is not None:  # the first file of a dataset: its contract holds
@@ -366,22 +364,3 @@ def _dedupe(ws: Workspace, snapshot: Path, rows: int) -> tuple[int, int]:
     finally:
         deduped.unlink(missing_ok=True)
     return unique, rows - unique
-
-
-def _quarantine(ws: Workspace, path: Path, source_hash: str, reason: str) -> Path:
-    """Copy the refused file and its reason into quarantine; the source is left alone."""
-    folder = ws.quarantine_dir
-    folder.mkdir(parents=True, exist_ok=True)
-    earlier = sorted(folder.glob(f"*-{source_hash[:12]}-{glob.escape(path.name)}"))
-    earlier = [p for p in earlier if not p.name.endswith(".reason.json")]
-    if earlier:  # the same bad bytes again (a watcher restarting): one copy is enough
-        return earlier[0]
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-    target = folder / f"{stamp}-{source_hash[:12]}-{path.name}"
-    shutil.copyfile(path, target)
-    reason_file = target.with_name(target.name + ".reason.json")
-    reason_file.write_text(json.dumps({
-        "source": str(path), "blake3": source_hash, "reason": reason,
-        "refused_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }, indent=2) + "\n", encoding="utf-8")
-    return target

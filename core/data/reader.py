@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import codecs
+import io
 from collections.abc import Iterator
 
 import polars as pl
 
-from mlyard.core.data.sniff import SniffResult
+from mlyard.core.data.sniff import CsvProblem, SniffResult, check_csv_body
 from mlyard.core.errors import IngestRefused
 
 # Rows per batch when converting a file: large enough to amortise per-batch work,
@@ -19,7 +21,7 @@ def scan_as_text(sniffed: SniffResult) -> pl.LazyFrame:
     if sniffed.format == "parquet":
         frame = pl.scan_parquet(sniffed.path, glob=False)
         return frame.select(pl.all().cast(pl.String))
-    return pl.scan_csv(
+    frame = pl.scan_csv(
         sniffed.path,
         glob=False,  # a file named `*.csv` or `sales[2024].csv` is that file, not a pattern
         separator=sniffed.separator,
@@ -27,6 +29,22 @@ def scan_as_text(sniffed: SniffResult) -> pl.LazyFrame:
         encoding="utf8",
         raise_if_empty=True,
     )
+    return frame if sniffed.index_column is None else frame.drop(sniffed.index_column)
+
+
+def read_csv_body(body: bytes) -> tuple[pl.DataFrame, list[str]]:
+    """A request's CSV body as text columns, checked as a file with these bytes is
+    (core/data/sniff.py), and the notes a file would get; raises IngestRefused naming
+    "body"."""
+    try:
+        shape = check_csv_body(body)
+    except CsvProblem as problem:
+        raise IngestRefused(f"body: {problem.reason}") from None
+    frame = pl.read_csv(io.BytesIO(body.removeprefix(codecs.BOM_UTF8)), infer_schema=False,
+                        raise_if_empty=True)
+    if shape.index_column is not None:
+        frame = frame.drop(shape.index_column)
+    return frame, shape.warnings
 
 
 def read_batches(sniffed: SniffResult, rows_per_batch: int = BATCH_ROWS) -> Iterator[pl.DataFrame]:

@@ -19,6 +19,7 @@ from mlyard.core.config import parse_config
 from mlyard.core.data.inference import Inferred, infer
 from mlyard.core.data.reader import collect, columns_of, scan_as_text
 from mlyard.core.data.sniff import CSV_SUFFIXES, PARQUET_SUFFIXES, SniffResult, sniff
+from mlyard.core.data.values import parse_column
 from mlyard.core.errors import UsageError
 from mlyard.core.workspace import CONFIG_NAME
 
@@ -98,12 +99,22 @@ def _task_for(target: str, inferred: Inferred, sniffed: SniffResult) -> str:
         return "binary"
     if column.type == "category":
         return "binary" if len(column.categories or []) <= 2 else "multiclass"
-    if column.type in {"int", "string"}:
+    if column.type == "string":
         frame = scan_as_text(sniffed).select(pl.col(target).drop_nulls().n_unique())
         distinct = collect(frame, sniffed).item()
         if distinct <= 2:
             return "binary"
         if distinct <= MAX_CLASSES:
+            return "multiclass"
+    if column.type == "int":
+        # An int target trains as class codes: 0/1 for binary, 0..k-1 for multiclass
+        # (LightGBM's rule); any other whole numbers are amounts to regress on.
+        value = parse_column(target, "int", pl.String()).typed
+        frame = scan_as_text(sniffed).select(value.drop_nulls().unique().head(MAX_CLASSES + 1))
+        seen = set(collect(frame, sniffed).to_series().to_list())
+        if seen and seen <= {0, 1}:
+            return "binary"
+        if 2 < len(seen) <= MAX_CLASSES and seen == set(range(len(seen))):
             return "multiclass"
     if column.type in {"int", "float"}:
         return "regression"
@@ -139,19 +150,22 @@ def _render(name: str, watch: list[str], roles: dict[str, str] | None,
         lines += ["", f"[data.columns.{_key(column_name)}]", f"type = {_q(column.type)}"]
         if column.format is not None:
             lines.append(f"format = {_q(column.format)}  # the one format read; others refused")
+        if column.spelling is not None:
+            lines.append(f"spelling = {_q(column.spelling)}  # as the sample writes it; "
+                         "another spelling is read the same, with a warning")
         if column.min is not None:
-            odd = inferred is not None and column_name in inferred.odd_minimum
-            lines.append(f"min = {column.min:g}  # " + ("a few negative values seen: see the "
-                                                        "findings" if odd else
-                                                        "no negative values seen"))
+            lines.append(f"min = {column.min:g}  # no negative values seen")
         if column.max is not None:
             lines.append(f"max = {column.max:g}")
         lines.append(f"max_null_rate = {column.max_null_rate:g}  # "
                      + ("share missing seen, plus a margin" if column.max_null_rate
-                        else "none missing seen: refuse any"))
+                        else "none missing seen"))
         if column.categories is not None:
             lines.append(f"categories = {json.dumps(column.categories)}  # levels seen; new "
                          "ones are accepted with a warning (closed = true refuses them)")
+        if not column.strict:
+            lines.append("strict = false  # inferred: rows breaking these rules are warned "
+                         "about; true refuses them")
     lines += ["", "[train]"]
     if roles:
         lines.append(f"task = {_q(roles['task'])}  # inferred from the target's values")

@@ -27,6 +27,9 @@ import polars as pl
 MISSING_TOKENS = ["NA", "N/A", "null", "NULL", "None", "nan", "NaN", "NAN"]
 TRUE_WORDS = ["true", "t", "yes", "y", "1"]
 FALSE_WORDS = ["false", "f", "no", "n", "0"]
+# The ways a boolean column is spelt, by name: a source that changes from one to another
+# still reads the same values, but it has changed its encoding and a person should know.
+SPELLINGS = {f"{yes}/{no}": (yes, no) for yes, no in zip(TRUE_WORDS, FALSE_WORDS, strict=True)}
 ISO_DATE = "%Y-%m-%d"
 ISO_DATETIMES = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M",
                  "%Y-%m-%d %H:%M"]

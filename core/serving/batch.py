@@ -8,6 +8,7 @@ by the rules ingest and the server use (core/data/values.py).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,8 +31,17 @@ Batches = Iterator[tuple[pl.DataFrame, pl.DataFrame]]
 Scorer = Callable[[Batches], Batches]
 
 
-def predict_file(ws: Workspace, ref: str, source: Path, target: Path) -> int:
-    """Write every input row with its prediction; return the number of rows scored."""
+@dataclass
+class Scored:
+    """What a scored file came to: its rows, and what was noticed reading it (a row
+    index column dropped)."""
+
+    rows: int
+    notes: list[str] = field(default_factory=list)
+
+
+def predict_file(ws: Workspace, ref: str, source: Path, target: Path) -> Scored:
+    """Write every input row with its prediction."""
     model = load_model(ws, ref)
 
     def score(batches: Batches) -> Batches:
@@ -41,9 +51,9 @@ def predict_file(ws: Workspace, ref: str, source: Path, target: Path) -> int:
     return write_scored(model.spec, source, target, score)
 
 
-def explain_file(ws: Workspace, ref: str, source: Path, target: Path) -> int:
+def explain_file(ws: Workspace, ref: str, source: Path, target: Path) -> Scored:
     """`predict_file` with each row's feature contributions and base value beside its
-    prediction (see core/models/explain.py); return the number of rows explained."""
+    prediction (see core/models/explain.py)."""
     model = load_model(ws, ref)
 
     def score(batches: Batches) -> Batches:
@@ -57,9 +67,9 @@ def explain_file(ws: Workspace, ref: str, source: Path, target: Path) -> int:
 
 
 def write_scored(spec: FeatureSpec, source: Path, target: Path, score: Scorer,
-                 batch_rows: int = BATCH_ROWS) -> int:
+                 batch_rows: int = BATCH_ROWS) -> Scored:
     """Read `source` in batches checked against the model card, score them with `score`
-    and write each input row with its predictions to `target`; return the row count.
+    and write each input row with its predictions to `target`.
 
     Values are read by ingest's rules: a Parquet column keeps its type, a CSV column the
     contract's type at training (text when the contract does not know it). The output is
@@ -69,10 +79,11 @@ def write_scored(spec: FeatureSpec, source: Path, target: Path, score: Scorer,
     tmp = target.with_name(target.name + ".partial")
     writer: pq.ParquetWriter | None = None
     rows = 0
+    sniffed = sniff(source)
 
     def checked() -> Batches:
         offset = 0
-        for batch in read_typed_batches(sniff(source), batch_rows):
+        for batch in read_typed_batches(sniffed, batch_rows):
             typed = typed_features(batch, spec, f"{source}: ", offset + 1)
             yield _typed_inputs(batch, typed, spec, source, offset), typed
             offset += batch.height
@@ -93,7 +104,7 @@ def write_scored(spec: FeatureSpec, source: Path, target: Path, score: Scorer,
         raise ScoringRejected(f"{source}: no rows to score")
     writer.close()
     tmp.replace(target)
-    return rows
+    return Scored(rows, sniffed.warnings)
 
 
 def _typed_inputs(batch: pl.DataFrame, features: pl.DataFrame, spec: FeatureSpec,

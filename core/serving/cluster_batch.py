@@ -20,7 +20,7 @@ import pyarrow as pa
 from mlyard.core.errors import MlyardError, UsageError
 from mlyard.core.models.features import FeatureSpec, encode
 from mlyard.core.models.loading import load_model
-from mlyard.core.serving.batch import Batches, prediction_frame, write_scored
+from mlyard.core.serving.batch import Batches, Scored, prediction_frame, write_scored
 from mlyard.core.workspace import Workspace
 
 
@@ -35,7 +35,7 @@ def _score_batch(model_text: str, spec_json: str, table: pa.Table) -> pa.Table:
 
 
 def predict_on_cluster(ws: Workspace, ref: str, source: Path, target: Path, client: Any,
-                       in_flight: int = 4, batch_rows: int = 25_000) -> int:
+                       in_flight: int = 4, batch_rows: int = 25_000) -> Scored:
     """Like `batch.predict_file`, with the scoring on the cluster."""
     model = load_model(ws, ref)
     [model_future] = client.scatter([model.booster.model_to_string()], broadcast=True)

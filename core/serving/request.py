@@ -10,7 +10,6 @@ into a 500.
 
 from __future__ import annotations
 
-import io
 import json
 import math
 from dataclasses import dataclass
@@ -23,8 +22,9 @@ import numpy as np
 import orjson
 import polars as pl
 
+from mlyard.core.data.reader import read_csv_body
 from mlyard.core.data.values import FAILED, MISSING, json_text, parse_column, scalar_reader
-from mlyard.core.errors import MlyardError
+from mlyard.core.errors import IngestRefused, MlyardError
 from mlyard.core.models.features import Feature, FeatureSpec
 
 
@@ -355,7 +355,10 @@ def _record_rows(data: Any, form: str) -> list[dict[str, Any]]:
 
 
 def _csv_frame(body: bytes) -> pl.DataFrame:
+    """The body read as ingest and `mlyard predict` read a file with these bytes."""
     try:
-        return pl.read_csv(io.BytesIO(body), infer_schema=False)
-    except (pl.exceptions.PolarsError, UnicodeDecodeError) as exc:
+        return read_csv_body(body)[0]
+    except IngestRefused as refusal:
+        raise ScoringRejected(refusal.msg) from None
+    except pl.exceptions.PolarsError as exc:
         raise ScoringRejected(f"body is not readable CSV: {str(exc).splitlines()[0]}") from None

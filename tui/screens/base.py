@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from textual import on
 from textual.screen import Screen
+from textual.widgets import TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
 from mlyard.core.workspace import Workspace
@@ -42,6 +43,18 @@ class AreaScreen(Screen[None]):
     def action_reload(self) -> None:
         """The `r` key of every screen that binds it."""
         self.reload()
+
+    def action_switch_tab(self, step: int) -> None:
+        """`]` and `[`: the next or previous tab of the screen's tabs. Focus moves into
+        the tab shown, so a widget left focused in the old one cannot pull it back."""
+        tabs = self.query_one(TabbedContent)
+        panes = [pane for pane in tabs.query(TabPane) if pane.id]
+        ids = [pane.id for pane in panes]
+        current = ids.index(tabs.active) if tabs.active in ids else 0
+        shown = panes[(current + step) % len(panes)]
+        tabs.active = shown.id or ""
+        focusable = [widget for widget in shown.query("*") if widget.can_focus]
+        self.call_after_refresh(self.set_focus, focusable[0] if focusable else None)
 
     @on(Worker.StateChanged)
     def report_failed_worker(self, event: Worker.StateChanged) -> None:

@@ -116,14 +116,15 @@ def _data_table(overview: Overview) -> Table | str:
 
 
 def _quarantine_table(overview: Overview) -> Text | str:
-    if not overview.quarantined:
+    open_entries = [item for item in overview.quarantined if not item.resolved]
+    if not open_entries:
         return "No quarantined files."
     lines = Text()
-    for item in overview.quarantined[:4]:
+    for item in open_entries[:4]:
         lines.append(Path(item.source).name, style="bold")
         lines.append(f": {item.reason.split(': ', 1)[-1]}\n")  # wraps, never cut
-    if len(overview.quarantined) > 4:
-        lines.append(f"and {len(overview.quarantined) - 4} more on the Datasets screen (3)")
+    if len(open_entries) > 4:
+        lines.append(f"and {len(open_entries) - 4} more on the Datasets screen (3)")
     return lines
 
 

@@ -31,8 +31,9 @@ class DatasetsScreen(AreaScreen):
 ## Datasets
 Versions on the left, the highlighted version's column profiles on the right (the
 sparkline is each numeric column's histogram, or each category's share). `space` marks
-two versions and `d` shows what changed between them. The Quarantine tab lists refused
-files with their reasons.
+two versions and `d` shows what changed between them. `]` and `[` switch to the
+Quarantine tab and back: refused files with their reasons, and whether a later ingest of
+the same file resolved them (`mlyard data quarantine --clear` removes those).
 """
     BINDINGS = [
         Binding("space", "mark", "Mark", tooltip="Mark a version for the diff.",
@@ -41,6 +42,10 @@ files with their reasons.
                 id="datasets.diff"),
         Binding("r", "reload", "Refresh", tooltip="Load the versions again now.",
                 id="datasets.reload"),
+        Binding("right_square_bracket", "switch_tab(1)", "Next tab",
+                tooltip="Show the next tab (versions, quarantine).", id="datasets.next_tab"),
+        Binding("left_square_bracket", "switch_tab(-1)", "Previous tab", show=False,
+                tooltip="Show the previous tab.", id="datasets.previous_tab"),
     ]
 
     def __init__(self) -> None:
@@ -96,8 +101,10 @@ files with their reasons.
              [("●" if v.ref in self.marked else " ", v.ref, f"{v.rows:,}", v.source_hash[:10],
                Path(v.source_path).name, len(v.warnings)) for v in ordered],
              keys=[v.ref for v in ordered])
-        fill(self.query_one("#quarantine-table", DataTable), ["file", "refused", "reason"],
-             [(Path(item.source).name, item.refused_at, item.reason.split(": ", 1)[-1])
+        fill(self.query_one("#quarantine-table", DataTable),
+             ["file", "status", "refused", "reason"],
+             [(Path(item.source).name, f"resolved: {item.resolved_by}" if item.resolved_by
+               else "open", item.refused_at, item.reason.split(": ", 1)[-1])
               for item in message.quarantined])
         if not message.versions:
             self.query_one("#profile-title", Static).update(

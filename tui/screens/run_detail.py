@@ -87,12 +87,6 @@ every two seconds.
                 yield Log(id="run-log", auto_scroll=True)
         yield Footer()
 
-    def action_switch_tab(self, step: int) -> None:
-        tabs = self.query_one("#run-tabs", TabbedContent)
-        panes = [pane.id for pane in tabs.query(TabPane) if pane.id]
-        current = panes.index(tabs.active) if tabs.active in panes else 0
-        tabs.active = panes[(current + step) % len(panes)]
-
     def on_mount(self) -> None:
         self.sub_title = f"run {self.run_id[:8]}"
         self.reload()
