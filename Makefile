@@ -2,6 +2,8 @@
 #   make run   - install, build a demo workspace from sample_data/, train, show the runs
 #   make test  - install with test extras, lint, check the layers and types, run the whole
 #                suite, then install the built wheel into a fresh venv and smoke-test it
+#   make test-fast - the suite less its slow modules (servers, daemons, browser, Dask,
+#                whole loops; see SLOW_MODULES in tests/conftest.py), for your own loop
 #   make test-busy - `make test` three times in a row while two processes burn both cores
 
 PYTHON ?= python3
@@ -9,7 +11,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO := sample_data/churn
 
-.PHONY: run test test-busy lint wheel-smoke bench bench-startup sample-data clean-demo
+.PHONY: run test test-fast test-busy lint wheel-smoke bench bench-startup sample-data clean-demo
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "mlyard needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -46,9 +48,14 @@ lint: $(VENV)/.installed-test | $(TREE)/mlyard
 	cd $(TREE) && PYTHONPATH=. ../../$(BIN)/lint-imports ../../pyproject.toml --no-cache
 	cd $(TREE) && ../../$(BIN)/mypy --config-file ../../pyproject.toml -p mlyard
 
+# Two workers (the machine has two cores; most tests wait on processes and servers), each
+# taking whole files, so a module's shared project is built once.
 test: lint
-	$(BIN)/python -m pytest -q --durations=10
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=10
 	$(MAKE) --no-print-directory wheel-smoke
+
+test-fast: $(VENV)/.installed-test
+	MLYARD_TEST_FAST=1 $(BIN)/python -m pytest -q -n 2 --dist load -m "not slow"
 
 wheel-smoke: $(BIN)/python
 	PYTHON=$(BIN)/python scripts/wheel_smoke.sh

@@ -90,8 +90,9 @@ class TrainConfig(msgspec.Struct, forbid_unknown_fields=True):
     metric: the holdout metric that ranks models and gates promotion (default: auc,
         multi_logloss or rmse by task).
     seed, deterministic, num_threads: what makes a run reproducible bit for bit.
-    holdout_fraction: the newest (or, without a time column, a seeded random) share of
-        rows kept out of training for evaluation.
+    holdout_fraction: the share of rows kept out of training for evaluation: the newest,
+        or without a time column the rows whose identity hashes into it (the same rows
+        for every training, so versions are compared on rows none trained on).
     valid_fraction: the share of the remaining rows used for early stopping.
     window: train on the last N dataset versions (0: every version).
     threshold: the probability above which a binary prediction counts as positive.

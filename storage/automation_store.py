@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 
@@ -39,6 +40,15 @@ class JobRecord:
     detail: str | None
     error: str | None
     log_path: str | None
+
+    @property
+    def outcome(self) -> str:
+        """How the step ended in one line: its error, else what it recorded as its
+        outcome (the version trained, the champion and why)."""
+        if self.error:
+            return self.error
+        detail = json.loads(self.detail) if self.detail else {}
+        return str(detail.get("outcome", "")) if isinstance(detail, dict) else ""
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,16 @@ def versions_by_source(con: Connection, dataset: str, source_hashes: list[str]
     return found
 
 
+def versions_by_snapshot(con: Connection, dataset: str, snapshot_hashes: list[str]
+                         ) -> dict[str, VersionRecord]:
+    """The first version holding each of these cleaned snapshots, if any does."""
+    rows = con.execute(
+        f"SELECT {_VERSION_COLUMNS} FROM dataset_versions WHERE dataset = ? "
+        "AND list_contains(?, snapshot_hash) ORDER BY seq DESC", [dataset, snapshot_hashes],
+    ).fetchall()
+    return {record.snapshot_hash: record for record in map(_record, rows)}
+
+
 def newest_by_source_path(con: Connection, paths: list[str]) -> dict[str, tuple[str, float]]:
     """For each of these source paths ever ingested: its newest version's ref and when
     it was made."""

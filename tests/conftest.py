@@ -24,6 +24,24 @@ SAMPLE_CHURN = REPO / "sample_data" / "churn"
 GOOD_ROWS = 300
 
 
+# Modules that start real servers, daemons, sshd, a browser, a Dask cluster or PoCL, or
+# run whole loops: `make test` runs them, `make test-fast` leaves them out.
+SLOW_MODULES = {
+    "test_bundle", "test_concurrency", "test_daemon", "test_dask", "test_decisions",
+    "test_doctor", "test_gpu", "test_late_labels", "test_packaging", "test_readme_tour",
+    "test_serve", "test_serve_hardening", "test_shadow", "test_sync", "test_tui",
+    "test_tui_visible", "test_tui_web", "test_tune", "test_user_text", "test_watch",
+    "test_one_csv_reader", "test_one_parsing_path", "test_explain", "test_prediction_log",
+    "test_single_row", "test_cli_tables", "test_alerts", "test_drift_reliability",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.stem in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never read a real workspace from the environment."""

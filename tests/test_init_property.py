@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import os
 import random
 import tempfile
 from datetime import date, datetime, timedelta
@@ -109,7 +110,8 @@ def _write(folder: Path, header: list[str], files: list[list[list[str]]]) -> lis
     return paths
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=12 if os.environ.get("MLYARD_TEST_FAST") else 60, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(folder=folders())
 def test_init_never_crashes_and_never_refuses_its_own_files(
         folder: tuple[list[str], list[list[list[str]]], str | None]) -> None:

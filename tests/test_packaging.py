@@ -145,3 +145,21 @@ def test_the_layer_check_fails_on_a_planted_forbidden_import(tmp_path: Path) -> 
     assert "mlyard.core.models.registry -> mlyard.core.monitoring.drift_reports" in report
     assert "Only storage talks to DuckDB BROKEN" in report
     assert "No import cycles: between the rooms of core, or inside any package BROKEN" in report
+
+
+def test_the_faces_and_the_click_rule_have_no_gaps(tmp_path: Path) -> None:
+    """The UI reaching into the CLI, rich outside the CLI (a room no list named) and a
+    face calling promotion's steps instead of its door: each is caught."""
+    copy = copy_of_the_package(tmp_path)
+    plant = {copy / "tui" / "screens" / "help.py": "from mlyard.core.cli import output",
+             copy / "core" / "alerts" / "message.py": "import rich",
+             copy / "core" / "doctor.py": "import click",
+             copy / "core" / "cli" / "models.py": "from mlyard.core.models import champion"}
+    for path, line in plant.items():
+        path.write_text(f"{line}  # noqa: F401\n" + path.read_text())
+    report = lint_imports(copy).stdout
+    assert "The UI is a face beside the CLI, never over it BROKEN" in report
+    assert "Only the CLI uses click and rich BROKEN" in report
+    assert "mlyard.core.alerts.message -> rich" in report
+    assert "mlyard.core.doctor -> click" in report
+    assert "Faces use the promotion door, not its steps BROKEN" in report

@@ -103,11 +103,11 @@ def test_registering_a_plain_tracked_run_is_refused(churn: Path) -> None:
 
 PROMOTER = textwrap.dedent("""
     import sys
-    from mlyard.core.models import registry
+    from mlyard.core.automation import promotion
     from mlyard.core.workspace import open_workspace
     ws = open_workspace()
     for _ in range(15):
-        registry.promote(ws, sys.argv[1], reason="race")
+        promotion.promote(ws, sys.argv[1], reason="race")
 """)
 
 

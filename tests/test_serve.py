@@ -200,9 +200,9 @@ def test_binding_beyond_loopback_needs_a_token(trained: Path,
 
 PROMOTE = textwrap.dedent("""
     import sys, time
-    from mlyard.core.models import registry
+    from mlyard.core.automation import promotion
     from mlyard.core.workspace import open_workspace
-    registry.promote(open_workspace(), sys.argv[1], reason="swap test", force=True)
+    promotion.promote(open_workspace(), sys.argv[1], reason="swap test", force=True)
 """)
 
 

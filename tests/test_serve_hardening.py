@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mlyard.core.automation import promotion
 from mlyard.core.models import registry
 from mlyard.core.serving.server import HeaderTimeoutHttp
 from mlyard.core.workspace import open_workspace
@@ -124,7 +125,7 @@ def test_a_model_that_would_crash_the_server_is_refused_and_the_old_one_keeps_se
             with ws.catalog.session() as con:  # a version whose model, hash and all, is bad
                 con.execute("UPDATE model_versions SET model_hash = ? WHERE version = 2",
                             [broken])
-            registry.promote(ws, "2", reason="a broken model", force=True)
+            promotion.promote(ws, "2", reason="a broken model", force=True)
             wait_for(lambda: 2 in running.app.state.holder.refused,
                      what="the server tried the new model in a child and refused it")
             answer = score(running.url, body)
@@ -134,7 +135,7 @@ def test_a_model_that_would_crash_the_server_is_refused_and_the_old_one_keeps_se
             with ws.catalog.session() as con:
                 con.execute("UPDATE model_versions SET model_hash = ? WHERE version = 2",
                             [newer.model_hash])
-            registry.promote(ws, "1", reason="back", force=True)
+            promotion.promote(ws, "1", reason="back", force=True)
 
 
 def test_a_client_that_trickles_its_headers_is_disconnected(

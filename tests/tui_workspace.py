@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from mlyard.core.automation import schedules
+from mlyard.core.automation import promotion, schedules
 from mlyard.core.automation.pipeline import run_pipeline
 from mlyard.core.data.ingest import ingest_file
 from mlyard.core.models import registry
@@ -49,7 +49,7 @@ def build(folder: Path) -> Path:
             pass
         train(ws, plan(ws, overrides={"num_leaves": 15}), name="small-trees")
         train(ws, plan(ws, overrides={"num_leaves": 63}), name="big-trees")
-    registry.promote(ws, "1", reason="first")
+    promotion.promote(ws, "1", reason="first")
     registry.set_alias(ws, "challenger", "2", reason="try")
     with (project / "mlyard.toml").open("a") as config:
         config.write('\n[[schedule]]\nname = "nightly"\ncron = "0 2 * * *"\n')

@@ -7,11 +7,11 @@ from typing import Any
 
 from textual.message import Message
 
-from mlyard.core.automation.overview import AutomationOverview
+from mlyard.core.automation.status import AutomationOverview
+from mlyard.core.dashboard import Overview
 from mlyard.core.models.registry import AliasMove, ModelDetail, VersionSummary
 from mlyard.core.monitoring.drift_reports import MonitoringOverview
 from mlyard.core.monitoring.shadow_report import ShadowComparison
-from mlyard.core.overview import Overview
 from mlyard.core.serving.supervisor import LoggedExplanation, ServerProcess, ServerStats
 from mlyard.core.tracking.compare import Comparison
 from mlyard.core.tracking.run_queries import LogLine, RunDetail, RunsPage

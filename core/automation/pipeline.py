@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlyard.core import compute
-from mlyard.core.automation.gate_evidence import gather_evidence
+from mlyard.core.automation import promotion
 from mlyard.core.automation.jobs import PARTIAL, Job, TrainingBusy, job, training_slot
 from mlyard.core.data import ingest
 from mlyard.core.data.scaffold import data_files
 from mlyard.core.errors import IngestRefused, MlyardError
 from mlyard.core.models import registry
 from mlyard.core.monitoring import drift_reports as monitor
-from mlyard.core.training import trainer as train_api
+from mlyard.core.training import trainer
 from mlyard.core.training.cluster import train_on_cluster
 from mlyard.core.workspace import Workspace
 
@@ -45,6 +45,7 @@ class PipelineResult:
     ingest: IngestSummary | None = None
     run_id: str | None = None
     model_version: int | None = None
+    failure: MlyardError | None = None  # why the step that failed failed
 
     @property
     def failed(self) -> bool:
@@ -89,10 +90,9 @@ def retrain_after_drift(ws: Workspace, reports: list[monitor.DriftReport]) -> bo
     if not wanted:
         return False
     log.warning("severe drift in %s: retraining", wanted[0].current_label)
-    try:
-        run_pipeline(ws, "train", "drift", ingest=False, wait=False)
-    except MlyardError as exc:
-        log.error("the retrain after drift failed: %s", exc.msg)
+    result = run_pipeline(ws, "train", "drift", ingest=False, wait=False)
+    if result.failure is not None:
+        log.error("the retrain after drift failed: %s", result.failure.msg)
     return True
 
 
@@ -113,17 +113,20 @@ def run_pipeline(ws: Workspace, until: str, trigger: str, ingest: bool = True,
     steps = STEPS[: STEPS.index(until) + 1]
     pipeline_id: int | None = None
     for step in steps if ingest else steps[1:]:
-        with job(ws, step, trigger, pipeline_id) as current:
-            pipeline_id = pipeline_id or current.job_id
-            result.job_ids.append(current.job_id)
-            result.statuses[step] = "failed"  # until the step returns or skips
-            if step == "ingest":
-                _ingest_step(ws, current, result, files)
-            elif step == "train":
-                _train_step(ws, current, result, wait, on_wait)
-            else:
-                _promote_step(ws, current, result)
-            result.statuses[step] = PARTIAL if current.refusals else "succeeded"
+        try:
+            with job(ws, step, trigger, pipeline_id) as current:
+                pipeline_id = pipeline_id or current.job_id
+                result.job_ids.append(current.job_id)
+                result.statuses[step] = "failed"  # until the step returns or skips
+                if step == "ingest":
+                    _ingest_step(ws, current, result, files)
+                elif step == "train":
+                    _train_step(ws, current, result, wait, on_wait)
+                else:
+                    _promote_step(ws, current, result)
+                result.statuses[step] = PARTIAL if current.refusals else "succeeded"
+        except MlyardError as exc:  # recorded by its job; the caller reads the result
+            result.failure = exc
         if result.statuses[step] not in ("succeeded", PARTIAL):
             break
     return result
@@ -156,32 +159,36 @@ def _train_step(ws: Workspace, current: Job, result: PipelineResult, wait: bool,
         version = registry.register(ws, trained.run_id).version
     result.model_version = version
     current.detail.update(run_id=trained.run_id, model_version=version,
-                          metrics=trained.metrics)
+                          metrics=trained.metrics,
+                          outcome=f"trained {ws.project}/{version}")
     log.info("trained run %s -> model %s/%s %s", trained.run_id, ws.project, version,
              trained.metrics)
 
 
-def _train(ws: Workspace) -> train_api.TrainResult:
+def _train(ws: Workspace) -> trainer.TrainResult:
     """Train as `mlyard train` would: here, or on the Dask cluster `[compute]` names."""
     if not compute.wants_dask(ws, None):
-        return train_api.train(ws, train_api.plan(ws))
+        return trainer.train(ws, trainer.plan(ws))
     with compute.dask_client(ws) as client:
-        return train_on_cluster(ws, train_api.plan(ws), client)
+        return train_on_cluster(ws, trainer.plan(ws), client)
 
 
 def _promote_step(ws: Workspace, current: Job, result: PipelineResult) -> None:
     assert result.model_version is not None
     ref = str(result.model_version)
     try:
-        move, gates = registry.promote(ws, ref, reason=f"pipeline ({current.job_id})",
-                                       evidence=gather_evidence(ws, ref))
-    except registry.GatesFailed as refused:
+        promoted = promotion.promote(ws, ref, reason=f"pipeline ({current.job_id})")
+    except promotion.GatesFailed as refused:
         current.alert = ("alert.gate", f"{ws.project}/{ref}", "mlyard pipeline", {
             "severity": "error", "job_id": current.job_id,
             "failed": [f"gate {r.gate} failed ({r.detail})" for r in refused.results
                        if not r.passed]})
         raise
     current.run_id = result.run_id
-    current.detail.update(champion=move.to_version,
-                          gates={g.gate: g.passed for g in gates})
-    log.info("champion -> %s/%s", ws.project, move.to_version)
+    versus = next((g.detail for g in promoted.results
+                   if g.gate == "max_regression_vs_champion"), None)
+    outcome = f"champion -> {ws.project}/{promoted.move.to_version}" + \
+        (f": {versus}" if versus else f"; {len(promoted.results)} gates passed")
+    current.detail.update(champion=promoted.move.to_version, outcome=outcome,
+                          gates={g.gate: g.detail for g in promoted.results})
+    log.info("%s", outcome)

@@ -211,13 +211,16 @@ def _run(obj: Context, until: str, trigger: str, ingest: bool, as_json: bool) ->
         if result.model_version is not None:
             output.stdout.print(f"model {obj.ws.project}/{result.model_version} "
                                 f"(run {result.run_id})", markup=False)
+    if result.failure is not None:
+        raise result.failure  # its one line and exit code, as the step's own command gives
     if result.failed:
         raise SystemExit(1)
 
 
 def _result_json(result: PipelineResult) -> dict[str, Any]:
     return {"jobs": result.job_ids, "steps": result.statuses, "run_id": result.run_id,
-            "model_version": result.model_version, "ingest": result.ingest}
+            "model_version": result.model_version, "ingest": result.ingest,
+            "error": result.failure.msg if result.failure else None}
 
 
 @click.group("jobs")
@@ -290,10 +293,10 @@ def _print_jobs(listed: list[JobRecord]) -> None:
         output.stdout.print("no jobs yet", markup=False)
         return
     output.print_table(
-        ["job", "step", "trigger", "status", "started", "took", "run", "error"],
+        ["job", "step", "trigger", "status", "started", "took", "run", "outcome"],
         [(j.job_id, j.step, j.trigger, j.status, output.when(j.started_at),
           output.duration(j.started_at, j.ended_at),
-          (j.run_id or "")[:8], j.error or "") for j in listed])
+          (j.run_id or "")[:8], j.outcome) for j in listed], drop_first=["trigger", "took"])
 
 
 COMMANDS = (watch, daemon, status, schedule_group, pipeline_group, jobs_group)

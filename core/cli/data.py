@@ -93,15 +93,19 @@ def data() -> None:
 @JSON_OPTION
 @click.pass_obj
 def data_list(obj: Context, as_json: bool) -> None:
-    """Every dataset version, oldest first."""
+    """Every dataset version, oldest first; a replaced one says which version replaced it
+    (the same source bytes checked again: training reads only the newer)."""
     versions = data_api.list_versions(obj.ws)
+    replaced = data_api.superseded(versions)
     if as_json:
-        output.print_json([_version_summary(v) for v in versions])
+        output.print_json([{**_version_summary(v), "superseded_by": replaced.get(v.ref)}
+                           for v in versions])
         return
     output.print_table(
-        ["version", "rows", "columns", "source", "ingested", "warnings"],
+        ["version", "rows", "columns", "source", "ingested", "warnings", "replaced by"],
         [(v.ref, f"{v.rows:,}", len(v.schema), Path(v.source_path).name,
-          output.when(v.created_at), len(v.warnings)) for v in versions],
+          output.when(v.created_at), len(v.warnings), replaced.get(v.ref, ""))
+         for v in versions], drop_first=["columns", "ingested"],
     )
 
 

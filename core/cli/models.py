@@ -7,12 +7,11 @@ from pathlib import Path
 
 import click
 
-from mlyard.core.automation.gate_evidence import gather_evidence
+from mlyard.core.automation import promotion
 from mlyard.core.cli import output
 from mlyard.core.cli.context import JSON_OPTION, Context
 from mlyard.core.models import bundle, registry
 from mlyard.core.models.gates import GateResult
-from mlyard.core.models.registry import GatesFailed
 from mlyard.storage.models_store import AliasMove
 
 
@@ -90,13 +89,12 @@ def models_alias(obj: Context, alias: str, ref: str, reason: str | None) -> None
 def models_promote(obj: Context, ref: str, reason: str | None, force: bool) -> None:
     """Make a version champion, if it passes every gate."""
     try:
-        move, results = registry.promote(obj.ws, ref, reason, force,
-                                         evidence=gather_evidence(obj.ws, ref))
-    except GatesFailed as failed:
+        promoted = promotion.promote(obj.ws, ref, reason, force)
+    except promotion.GatesFailed as failed:
         _print_gates(failed.results)
         raise
-    _print_gates(results)
-    _print_move(move)
+    _print_gates(promoted.results)
+    _print_move(promoted.move)
 
 
 @models.command("rollback")
@@ -130,8 +128,8 @@ def models_history(obj: Context, alias: str | None, as_json: bool) -> None:
 @click.pass_obj
 def check(obj: Context, ref: str | None, report: Path | None, as_json: bool) -> None:
     """Run every promotion gate for a version (default: newest); exit 1 if any fails."""
-    version, results = registry.check(obj.ws, ref, gather_evidence(obj.ws, ref or "latest"))
-    passed = all(r.passed for r in results)
+    gates = promotion.check(obj.ws, ref)
+    version, results, passed = gates.version, gates.results, gates.passed
     if report is not None:
         report.write_text(_markdown_report(f"{version.model}/{version.version}",
                                            version.run_id, results), encoding="utf-8")

@@ -8,13 +8,14 @@ from typing import Any
 import click
 
 from mlyard.core.alerts import delivery
-from mlyard.core.automation.pipeline import retrain_after_drift
+from mlyard.core.automation.drift_check import drift_check
 from mlyard.core.cli import output
 from mlyard.core.cli.context import JSON_OPTION, Context
 from mlyard.core.errors import UsageError
 from mlyard.core.monitoring import drift_reports as monitor
 from mlyard.core.monitoring import performance, shadow_report
 from mlyard.core.monitoring.report_html import render
+from mlyard.core.tracking.evaluation import Interval
 
 SEVERITIES = ("none", "moderate", "severe")
 
@@ -43,8 +44,7 @@ def drift(ctx: click.Context, current: str | None, served: str | None, reference
     if current and served:
         raise UsageError("give --current or --served, not both")
     obj: Context = ctx.obj
-    report = monitor.drift(obj.ws, current=current, served=served, reference=reference)
-    retrain_after_drift(obj.ws, [report])
+    report = drift_check(obj.ws, current=current, served=served, reference=reference).report
     detail = monitor.to_json(report)
     if html_path is not None:
         html_path.write_text(render(detail), encoding="utf-8")
@@ -264,13 +264,13 @@ def _print_comparison(pair: shadow_report.ShadowComparison) -> None:
         if worse.value > 0:
             said = f"worse by {_interval(worse)}"
         else:
-            better = shadow_report.Interval(-worse.value, -worse.high, -worse.low)
+            better = Interval(-worse.value, -worse.high, -worse.low)
             said = f"better by {_interval(better)}"
         output.stdout.print(f"live {live.metric} on {live.rows:,} labelled rows (95% "
                             f"intervals): the shadow is {said}", markup=False)
 
 
-def _interval(value: shadow_report.Interval) -> str:
+def _interval(value: Interval) -> str:
     return f"{value.value:.4g} ({value.low:.3g} to {value.high:.3g})"
 
 

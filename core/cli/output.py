@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -30,6 +31,13 @@ class _UserTextConsole(Console):
 
 stdout = _UserTextConsole(highlight=False, soft_wrap=True, markup=False)
 stderr = _UserTextConsole(stderr=True, highlight=False, soft_wrap=True, markup=False)
+
+
+def _terminal_width() -> int:
+    """COLUMNS as it is now (rich reads it once, when the console is made), else the
+    terminal's width."""
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() else stdout.width
 
 
 def bold(text: str) -> Text:
@@ -69,7 +77,7 @@ def print_json(value: Any) -> None:
 
 # Columns of sentences (an error, a reason): wrapped rather than cut, since the end of the
 # sentence is often the part that says what to do.
-PROSE = {"detail", "error", "reason", "what", "change", "range or levels", "value"}
+PROSE = {"detail", "error", "reason", "what", "change", "range or levels", "value", "outcome"}
 PROSE_WIDTH = 16  # what a wrapped column is counted as when fitting the others
 
 
@@ -89,7 +97,7 @@ def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: st
               if i not in order and columns[i] not in PROSE]  # sentences wrap instead
     shown = list(range(len(columns)))
     for index in order:
-        if sum(widths[i] for i in shown) + 3 * len(shown) - 1 <= stdout.width:
+        if sum(widths[i] for i in shown) + 3 * len(shown) - 1 <= _terminal_width():
             break
         shown.remove(index)
     table = Table(title=title, show_edge=False, header_style="bold")
@@ -99,6 +107,7 @@ def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: st
                          overflow="fold" if prose else "ellipsis")
     for row in cells:
         table.add_row(*(row[i] for i in shown))
+    stdout.width = _terminal_width()  # rich keeps the width it first saw; this is now's
     stdout.print(table)
     hidden = [columns[i] for i in range(len(columns)) if i not in shown]
     if hidden:

@@ -86,6 +86,12 @@ def runs_show(obj: Context, run: str, as_json: bool) -> None:
         output.stdout.print(f"synced from {record.tags[SYNCED_TAG]}", markup=False)
     if record.error:
         output.stdout.print(f"error: {record.error}", markup=False)
+    if "rows.holdout" in record.metrics:
+        rows = {side: int(record.metrics.get(f"rows.{side}") or 0)
+                for side in ("train", "valid", "holdout")}
+        output.stdout.print(f"trained on {rows['train']:,} rows (+{rows['valid']:,} for early "
+                            f"stopping), judged on {rows['holdout']:,} holdout rows",
+                            markup=False)
     output.print_table(["param", "value"], sorted(record.params.items()))
     output.print_table(["metric", "latest", "points"],
                        [(k, v, detail.metric_points.get(k, 0))

@@ -247,6 +247,13 @@ def _detect_roles(frame: pl.LazyFrame, files: list[SniffResult], result: Inferre
     dates = [n for n in candidates if contract[n].type in {"date", "datetime"}]
     result.time_column = dates[0] if dates else _period_column(frame, files, candidates,
                                                                contract, rows)
+    looks = [n for n in time_like_columns({n: contract[n].type for n in candidates})
+             if n != result.time_column]
+    if result.time_column is None and looks:
+        result.findings.append(
+            f"column {looks[0]!r} looks like time but its rows are not in time order, so it "
+            "is not the time_column: the holdout will be a random share of rows; set "
+            f"time_column = {looks[0]!r} if later rows should be judged on earlier ones")
     for name in candidates:
         if name == result.time_column or contract[name].type not in {"int", "string",
                                                                      "category"}:
@@ -282,7 +289,9 @@ def _period_column(frame: pl.LazyFrame, files: list[SniffResult], names: list[st
         rising = len(lows) > 1 and all(lo is not None and hi is not None and lo > hi for
                                        lo, hi in zip(lows[1:], highs[:-1], strict=True))
         ordered = bool(per_file.get_column("sorted").all())
-        if rising or (_TIME_NAME.search(name) and ordered):
+        # Named like a period and in order, or rising through the rows of one file
+        # (a month index in a file sorted by time) or from file to file.
+        if rising or ordered and (_TIME_NAME.search(name) or distinct >= 3):
             return name
     return None
 

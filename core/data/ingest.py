@@ -194,12 +194,15 @@ class _Batch:
         events = list(self._events)
         if new or events or any(r.rechecked for r in results):
             with ws.catalog.session() as con:
+                new, twins = _without_duplicates(con, self.dataset, new)
                 if new:
                     datasets_store.ensure_dataset(con, self.dataset, self.contract_json,
                                                   new[0].version.created_at)
                     stored = datasets_store.add_versions(con, [r.version for r in new])
                     for result, version in zip(new, stored, strict=True):
                         result.version = version
+                for twin in twins:
+                    twin.settle()
                 for result in results:
                     events += _events_of(result)
                     if result.rechecked:
@@ -210,6 +213,42 @@ class _Batch:
         for result in new:
             earlier.setdefault(result.version.source_hash, []).insert(0, result.version)
         yield from self.outcomes
+
+
+def _without_duplicates(con: datasets_store.Connection, dataset: str,
+                        new: list[IngestResult]) -> tuple[list[IngestResult], list[_Twin]]:
+    """The results to store as versions, and those whose cleaned data is already a
+    version's or another file's of this batch (the same rows under another name): those
+    become that version, so no row is trained on twice."""
+    held: dict[str, VersionRecord | IngestResult] = dict(datasets_store.versions_by_snapshot(
+        con, dataset, [r.version.snapshot_hash for r in new]))
+    kept, twins = [], []
+    for result in new:
+        same = held.setdefault(result.version.snapshot_hash, result)
+        source = same.source_hash if isinstance(same, VersionRecord) else \
+            same.version.source_hash
+        if same is result or source == result.version.source_hash:  # or re-checked bytes
+            kept.append(result)
+        else:
+            result.created = False
+            twins.append(_Twin(result, same))
+    return kept, twins
+
+
+@dataclass
+class _Twin:
+    """A file whose cleaned rows are a version's already: reported as that version."""
+
+    result: IngestResult
+    original: VersionRecord | IngestResult
+
+    def settle(self) -> None:
+        version = self.original if isinstance(self.original, VersionRecord) else \
+            self.original.version
+        self.result.version = version
+        self.result.warnings = [
+            f"the same cleaned data as {version.ref} (from {Path(version.source_path).name}):"
+            " a duplicate, not stored again, so its rows count once"]
 
 
 def _events_of(result: IngestResult) -> list[meta_store.Event]:

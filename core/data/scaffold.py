@@ -80,7 +80,7 @@ def _infer(data_dir: Path, target: str | None) -> tuple[dict[str, str], Inferred
         raise UsageError(f"--target {chosen!r} is not a column of {files[0]}; "
                          f"columns: {', '.join(columns)}")
     inferred = infer(sniffed, chosen)
-    roles = {"target": chosen, "task": _task_for(chosen, inferred, sniffed[0])}
+    roles = {"target": chosen, "task": _task_for(chosen, inferred, sniffed)}
     return roles, inferred
 
 
@@ -93,15 +93,16 @@ def _guess_target(columns: list[str], data_dir: Path) -> str:
                      f"(columns: {', '.join(columns)})")
 
 
-def _task_for(target: str, inferred: Inferred, sniffed: SniffResult) -> str:
+def _task_for(target: str, inferred: Inferred, sniffed: list[SniffResult]) -> str:
+    """The task the target's values in every file say."""
     column = inferred.contract[target]
     if column.type == "bool":
         return "binary"
     if column.type == "category":
         return "binary" if len(column.categories or []) <= 2 else "multiclass"
     if column.type == "string":
-        frame = scan_as_text(sniffed).select(pl.col(target).drop_nulls().n_unique())
-        distinct = collect(frame, sniffed).item()
+        distinct = len(set().union(*(_values(s, pl.col(target), MAX_CLASSES + 1)
+                                     for s in sniffed)))
         if distinct <= 2:
             return "binary"
         if distinct <= MAX_CLASSES:
@@ -110,8 +111,7 @@ def _task_for(target: str, inferred: Inferred, sniffed: SniffResult) -> str:
         # An int target trains as class codes: 0/1 for binary, 0..k-1 for multiclass
         # (LightGBM's rule); any other whole numbers are amounts to regress on.
         value = parse_column(target, "int", pl.String()).typed
-        frame = scan_as_text(sniffed).select(value.drop_nulls().unique().head(MAX_CLASSES + 1))
-        seen = set(collect(frame, sniffed).to_series().to_list())
+        seen = set().union(*(_values(s, value, MAX_CLASSES + 1) for s in sniffed))
         if seen and seen <= {0, 1}:
             return "binary"
         if 2 < len(seen) <= MAX_CLASSES and seen == set(range(len(seen))):
@@ -120,6 +120,12 @@ def _task_for(target: str, inferred: Inferred, sniffed: SniffResult) -> str:
         return "regression"
     raise UsageError(f"target {target!r} is a {column.type} column: neither a class label "
                      "nor a number to regress on; pass --target with another column")
+
+
+def _values(sniffed: SniffResult, value: pl.Expr, limit: int) -> set[object]:
+    """Up to `limit` distinct values of `value` in one file."""
+    frame = scan_as_text(sniffed).select(value.drop_nulls().unique().head(limit))
+    return set(collect(frame, sniffed).to_series().to_list())
 
 
 def _render(name: str, watch: list[str], roles: dict[str, str] | None,
@@ -172,7 +178,8 @@ def _render(name: str, watch: list[str], roles: dict[str, str] | None,
     lines += ["seed = 42", "holdout_fraction = 0.2", "valid_fraction = 0.2", "",
               "[gates]  # what `mlyard models promote` and `mlyard check` require",
               _gate_example(roles["task"] if roles else None),
-              "max_regression_vs_champion = 0.005  # primary metric may not get worse by more",
+              "max_regression_vs_champion = 0.01  # at most 1% worse than the champion's "
+              "figure, both scored on the same rows neither trained on",
               ""]
     return "\n".join(lines)
 

@@ -61,14 +61,27 @@ def load_version(ws: Workspace, ref: str) -> pl.DataFrame:
 
 def select_versions(ws: Workspace, refs: list[str] | None = None,
                     window: int = 0) -> list[VersionRecord]:
-    """The named versions, else the last `window` versions (0: all) of the project's data."""
+    """The named versions, else the last `window` current versions (0: all) of the
+    project's data: a version superseded by a later one of the same source bytes (a
+    re-check after a contract edit) is left out, so no row counts twice."""
     if refs:
         return [get_version(ws, ref) for ref in refs]
     versions = list_versions(ws, ws.config.dataset_name)
     if not versions:
         raise UsageError(f"dataset {ws.config.dataset_name!r} has no versions; "
                          "run `mlyard ingest FILE` first")
-    return versions[-window:] if window > 0 else versions
+    replaced = superseded(versions)
+    current = [v for v in versions if v.ref not in replaced]
+    return current[-window:] if window > 0 else current
+
+
+def superseded(versions: list[VersionRecord]) -> dict[str, str]:
+    """Version ref -> the later version of the same source bytes that replaces it."""
+    newest: dict[str, VersionRecord] = {}
+    for version in versions:  # oldest first: the last one seen of each source wins
+        newest[version.source_hash] = version
+    return {v.ref: newest[v.source_hash].ref for v in versions
+            if newest[v.source_hash].seq != v.seq}
 
 
 def read_versions(ws: Workspace, versions: list[VersionRecord]) -> pl.DataFrame:

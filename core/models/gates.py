@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from mlyard.core.tracking.evaluation import higher_is_better
+from mlyard.core.tracking.evaluation import PairedComparison
 from mlyard.core.tracking.provenance import SYNCED_TAG
 from mlyard.storage import datasets_store, models_store, runs_store
 from mlyard.storage.models_store import ModelVersion
@@ -53,14 +53,29 @@ ORIGIN_TAG = "mlyard.origin_project"  # the project a bundle's run was trained i
 
 
 @dataclass(frozen=True)
+class HeadToHead:
+    """The candidate and the champion scored on the same evaluation rows, which neither
+    trained on (training's `versus_champion`): `comparison.first` is the champion,
+    `second` the candidate, `relative` how much worse the candidate is as a share of
+    the champion's figure."""
+
+    candidate_version: int
+    champion_version: int
+    comparison: PairedComparison
+    datasets: list[str]
+
+
+@dataclass(frozen=True)
 class Evidence:
     """What some gates judge besides the catalog, gathered by the caller before the
     catalog lock (reading data, scoring, reading logs): the newest data's drift, an
-    imported model's metrics on this project, the candidate's shadow record."""
+    imported model's metrics on this project, the candidate's shadow record, and the
+    candidate beside the champion on the same rows."""
 
     drift: DriftFinding | None = None
     rescored: Rescored | None = None
     shadow: ShadowFinding | None = None
+    versus: HeadToHead | None = None
 
 
 @dataclass(frozen=True)
@@ -79,7 +94,7 @@ def is_imported(con: Connection, version: ModelVersion) -> bool:
 
 
 def evaluate_gates(con: Connection, gates: dict[str, float | bool], version: ModelVersion,
-                   primary_metric: str, evidence: Evidence | None = None) -> list[GateResult]:
+                   evidence: Evidence | None = None) -> list[GateResult]:
     """Every configured gate for `version`, judged against the catalog as it is now.
 
     An imported version's metrics are claims: its gates judge `evidence.rescored` (the
@@ -108,7 +123,7 @@ def evaluate_gates(con: Connection, gates: dict[str, float | bool], version: Mod
         elif gate in ("min_shadow_requests", "max_shadow_regression"):
             results.append(_shadow(con, gate, version, evidence.shadow, float(threshold)))
         elif gate == "max_regression_vs_champion":
-            results.append(_vs_champion(con, version, metrics, primary_metric, float(threshold)))
+            results.append(_vs_champion(con, version, evidence.versus, float(threshold)))
         else:
             results.append(_bound(gate, metrics, float(threshold)))
     return results
@@ -130,25 +145,47 @@ def _bound(gate: str, metrics: dict[str, float | None], threshold: float) -> Gat
                       f"{key} = {value:.4g}, must be {word} {threshold:g}")
 
 
-def _vs_champion(con: Connection, version: ModelVersion, metrics: dict[str, float | None],
-                 primary: str, threshold: float) -> GateResult:
+def _vs_champion(con: Connection, version: ModelVersion, versus: HeadToHead | None,
+                 tolerance: float) -> GateResult:
+    """Not worse than the champion by more than `tolerance` (a share of the champion's
+    figure), both scored on the same rows, judged with the paired bootstrap's 95%
+    interval of how much worse: when it straddles the tolerance, the detail says the
+    evidence is thin and how many rows it stands on."""
     gate = "max_regression_vs_champion"
-    key = f"holdout.{primary}"
     champion_number = models_store.aliases(con, version.model).get("champion")
     if champion_number is None or champion_number == version.version:
         note = "no champion yet" if champion_number is None else "this version is the champion"
-        return GateResult(gate, True, None, threshold, note)
-    champion = models_store.get_version(con, version.model, champion_number)
-    theirs = _metrics(con, champion.run_id).get(key)
-    ours = metrics.get(key)
-    if ours is None or theirs is None:
-        return GateResult(gate, False, None, threshold,
-                          f"{key} missing for this version or for champion v{champion_number}")
-    regression = theirs - ours if higher_is_better(key) else ours - theirs
-    return GateResult(gate, regression <= threshold, regression, threshold,
-                      f"{key} {ours:.4g} vs champion v{champion_number} {theirs:.4g}: "
-                      f"{'worse' if regression > 0 else 'not worse'} by {abs(regression):.4g} "
-                      f"(allowed {threshold:g})")
+        return GateResult(gate, True, None, tolerance, note)
+    if versus is None or versus.champion_version != champion_number or \
+            versus.candidate_version != version.version:
+        return GateResult(gate, False, None, tolerance,
+                          f"v{version.version} was not scored beside champion "
+                          f"v{champion_number} on the same rows")
+    paired = versus.comparison
+    worse = paired.relative
+    if math.isnan(worse.value):
+        return GateResult(gate, False, None, tolerance,
+                          f"holdout.{paired.metric} cannot be compared on these "
+                          f"{paired.rows:,} rows (the champion's figure is 0 or undefined)")
+    # Sure enough either way: the interval's far end decides. Thin evidence (the
+    # interval straddles the tolerance) moves champion only for a candidate measured at
+    # least as good, so noise alone neither promotes a worse model nor blocks a better.
+    thin = math.isnan(worse.low) or worse.low <= tolerance < worse.high
+    passed = worse.value <= 0 if thin else worse.high <= tolerance
+    return GateResult(gate, passed, worse.value, tolerance,
+                      f"holdout.{paired.metric} on the same {paired.rows:,} rows, which "
+                      f"neither trained on: v{version.version} {paired.second.value:.4g} vs "
+                      f"champion v{champion_number} {paired.first.value:.4g}, "
+                      f"{'worse' if worse.value > 0 else 'better'} by "
+                      f"{abs(worse.value):.1%} (95% interval {_signed(worse.low)} to "
+                      f"{_signed(worse.high)}; allowed worse by {tolerance:.1%})"
+                      + (f": the evidence is thin ({paired.rows:,} rows), so only a "
+                         "candidate at least as good moves champion" if thin else ""))
+
+
+def _signed(share: float) -> str:
+    """A relative shortfall as the worse (+) or better (-) percentage."""
+    return "n/a" if math.isnan(share) else f"{share:+.1%}"
 
 
 def _shadow(con: Connection, gate: str, version: ModelVersion,

@@ -15,12 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlyard.core.errors import MlyardError, NotFound, UsageError
-from mlyard.core.models.gates import (
-    Evidence,
-    GateResult,
-    evaluate_gates,
-    is_imported,
-)
+from mlyard.core.models.gates import is_imported
 from mlyard.core.tracking import artifacts as names
 from mlyard.core.tracking.evaluation import DEFAULT_METRIC
 from mlyard.core.tracking.provenance import current_user
@@ -31,14 +26,6 @@ from mlyard.storage.models_store import ModelVersion as ModelVersion
 
 _NUMBER_RE = re.compile(r"^v?(\d+)$")
 _ALIAS_RE = re.compile(r"^[A-Za-z][\w.-]*$")
-
-
-class GatesFailed(MlyardError):
-    title = "Promotion refused"
-
-    def __init__(self, msg: str, results: list[GateResult]) -> None:
-        super().__init__(msg)
-        self.results = results
 
 
 @dataclass
@@ -70,7 +57,7 @@ def register(ws: Workspace, run_ref: str) -> ModelVersion:
 
 def resolve(ws: Workspace, ref: str) -> ModelVersion:
     with ws.catalog.session() as con:
-        return _resolve(con, ws, ref)
+        return resolve_in(con, ws, ref)
 
 
 @dataclass(frozen=True)
@@ -92,7 +79,7 @@ def list_versions(ws: Workspace) -> list[VersionSummary]:
 
 def show(ws: Workspace, ref: str) -> ModelDetail:
     with ws.catalog.session() as con:
-        version = _resolve(con, ws, ref)
+        version = resolve_in(con, ws, ref)
         aliases = _aliases_by_version(con, version.model).get(version.version, [])
         metrics = _holdout_metrics(con, [version.run_id]).get(version.run_id, {})
     card = json.loads(ws.objects.read_bytes(version.card_hash))
@@ -108,53 +95,25 @@ def set_alias(ws: Workspace, alias: str, ref: str, reason: str | None = None) ->
         raise UsageError("champion moves only through `mlyard models promote` (gates) "
                          "or `mlyard models rollback`")
     with ws.catalog.session() as con:
-        version = _resolve(con, ws, ref)
+        version = resolve_in(con, ws, ref)
         move = models_store.move_alias(con, version.model, alias, version.version, "set",
                                        current_user(), reason)
-        _log_move(con, move)
+        log_move(con, move)
     return move
 
 
-def check(ws: Workspace, ref: str | None = None, evidence: Evidence | None = None
-          ) -> tuple[ModelVersion, list[GateResult]]:
-    """Run every gate for a version (default: the newest) without moving anything;
-    `evidence` is what gates judge besides the catalog (automation's `gather_evidence`)."""
+def champion(ws: Workspace) -> ModelVersion | None:
+    """The version `champion` points at, if any."""
     with ws.catalog.session() as con:
-        version = _resolve(con, ws, ref or "latest")
-        return version, evaluate_gates(con, ws.config.gates, version, primary_metric(ws),
-                                       evidence)
+        number = models_store.aliases(con, model_name(ws)).get("champion")
+        return None if number is None else models_store.get_version(con, model_name(ws),
+                                                                    number)
 
 
 def imported(ws: Workspace, ref: str) -> bool:
-    """Whether version `ref` came in a bundle (its metrics are then claims)."""
+    """Whether version `ref` came from another workspace (its metrics are then claims)."""
     with ws.catalog.session() as con:
-        return is_imported(con, _resolve(con, ws, ref))
-
-
-def promote(ws: Workspace, ref: str, reason: str | None = None, force: bool = False,
-            evidence: Evidence | None = None) -> tuple[AliasMove, list[GateResult]]:
-    """Make a version champion if every gate passes (or `force`), in one unit of work.
-
-    Gates and the move share one transaction under the catalog lock, so two promotions
-    racing from two processes leave one consistent champion, each judged against the
-    champion it would replace. `evidence` is what gates judge besides the catalog
-    (automation's `gather_evidence`); a gate whose evidence is missing fails.
-
-    Raises:
-        GatesFailed: a gate failed; nothing moved. Its `results` hold the whole table.
-    """
-    with ws.catalog.session() as con:
-        version = _resolve(con, ws, ref)
-        results = evaluate_gates(con, ws.config.gates, version, primary_metric(ws), evidence)
-        failed = [r for r in results if not r.passed]
-        if failed and not force:
-            raise GatesFailed(f"{version.model}/{version.version} not promoted: " + "; ".join(
-                f"gate {r.gate} failed ({r.detail})" for r in failed), results)
-        note = reason or ("forced past failed gates" if failed else None)
-        move = models_store.move_alias(con, version.model, "champion", version.version,
-                                       "promote", current_user(), note)
-        _log_move(con, move)
-    return move, results
+        return is_imported(con, resolve_in(con, ws, ref))
 
 
 def rollback(ws: Workspace, reason: str | None = None) -> AliasMove:
@@ -171,7 +130,7 @@ def rollback(ws: Workspace, reason: str | None = None) -> AliasMove:
             raise UsageError(f"model {model!r} has no earlier champion to roll back to")
         move = models_store.move_alias(con, model, "champion", stack[-2], "rollback",
                                        current_user(), reason)
-        _log_move(con, move)
+        log_move(con, move)
     return move
 
 
@@ -180,7 +139,7 @@ def history(ws: Workspace, alias: str | None = None) -> list[AliasMove]:
         return models_store.alias_history(con, model_name(ws), alias)
 
 
-def _resolve(con: runs_store.Connection, ws: Workspace, ref: str) -> ModelVersion:
+def resolve_in(con: runs_store.Connection, ws: Workspace, ref: str) -> ModelVersion:
     model = model_name(ws)
     text = ref.strip().removeprefix("models:/")
     named, alias, number = None, None, None
@@ -228,7 +187,7 @@ def primary_metric(ws: Workspace) -> str:
     return ws.config.train.metric or DEFAULT_METRIC[ws.config.train.task]
 
 
-def _log_move(con: runs_store.Connection, move: AliasMove) -> None:
+def log_move(con: runs_store.Connection, move: AliasMove) -> None:
     meta_store.add_event(con, f"alias.{move.kind}", f"{move.model}@{move.alias}", move.actor,
                          {"from": move.from_version, "to": move.to_version,
                           "reason": move.reason})

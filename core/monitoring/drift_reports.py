@@ -206,7 +206,10 @@ def _served_frame(ws: Workspace, version: ModelVersion, spec: FeatureSpec,
     if not requests:
         raise UsageError(f"no requests to {version.model} were logged in the last {window}; "
                          "nothing to compare")
-    frame = pl.read_json(_join_arrays(inputs for _, _, inputs, _ in requests).encode())
+    # Logged rows differ in shape (an id sent with some requests only): read every row's
+    # fields, not the first hundred's.
+    frame = pl.read_json(_join_arrays(inputs for _, _, inputs, _ in requests).encode(),
+                         infer_schema_length=None)
     dtypes = {"int": pl.Float64, "float": pl.Float64, "bool": pl.Boolean,
               "category": pl.String}
     frame = frame.with_columns([pl.col(f.name).cast(dtypes[f.type], strict=False)
@@ -300,7 +303,7 @@ def claim_retrain(ws: Workspace, report: DriftReport) -> bool:
 def gate_finding(ws: Workspace, ref: str) -> DriftFinding | None:
     """What the `no_severe_drift` gate judges: the newest dataset version against the
     training data of model version `ref` (None when the gate is off or there is no data).
-    Callers hand it to `registry.promote` and `registry.check`, which sit below us."""
+    The promotion door hands it to the gates, which sit below us."""
     if not ws.config.gates.get("no_severe_drift"):
         return None
     version = registry.resolve(ws, ref)

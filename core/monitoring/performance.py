@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from mlyard.core.data.values import parse_column
 from mlyard.core.durations import parse_every
 from mlyard.core.errors import MlyardError, UsageError
 from mlyard.core.models import registry
@@ -36,20 +37,47 @@ class FeedbackResult:
     unseen: dict[str, int]  # labels of classes the model never saw: rows (not scored)
 
 
-def read_labels(path: Path, id_column: str, target: str) -> pl.DataFrame:
-    """The id and label columns of a CSV or Parquet file, ids as text."""
+def read_labels(path: Path, id_column: str, spec: FeatureSpec) -> pl.DataFrame:
+    """The id and label columns of a CSV or Parquet file: ids as text, labels read by
+    the target's own rules (yes/no, 1/0, true/false, the classes as trained), as ingest
+    reads them; a label that does not fit is named by row."""
     if not path.is_file():
         raise UsageError(f"{path}: not found")
     try:
         frame = (pl.scan_parquet(path, glob=False) if path.suffix.lower() in (".parquet", ".pq")
-                 else pl.scan_csv(path, glob=False, infer_schema_length=10_000)).collect()
+                 else pl.scan_csv(path, glob=False, infer_schema=False)).collect()
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise UsageError(f"{path}: cannot read: {exc}") from None
-    for column in (id_column, target):
+    for column in (id_column, spec.target):
         if column not in frame.columns:
             raise UsageError(f"{path}: no column {column!r}; expected the id column and the "
-                             f"label ({id_column}, {target})")
-    return frame.select(pl.col(id_column).cast(pl.String), pl.col(target)).drop_nulls()
+                             f"label ({id_column}, {spec.target})")
+    labels = frame.select(pl.col(id_column).cast(pl.String), spec.target)
+    parsed = parse_column(spec.target, spec.target_type, labels.schema[spec.target])
+    bad = labels.with_row_index("__row", offset=1).filter(parsed.failed())
+    if bad.height:
+        row, value = bad.select("__row", spec.target).row(0)
+        raise UsageError(f"{path}: row {row}, column {spec.target!r}: {value!r} is not "
+                         f"{parsed.expected}, as the model's target is read")
+    return typed_labels(labels, spec)
+
+
+def typed_labels(labels: pl.DataFrame, spec: FeatureSpec) -> pl.DataFrame:
+    """Labels as the target is typed (rows whose label does not fit, or is missing, or
+    has no id, are left out)."""
+    parsed = parse_column(spec.target, spec.target_type, labels.schema[spec.target])
+    return labels.with_columns(parsed.typed.alias(spec.target)).drop_nulls()
+
+
+def all_labels(ws: Workspace, id_column: str, spec: FeatureSpec) -> pl.DataFrame:
+    """Every delivery of labels kept so far, the newest label for each id."""
+    frames = [typed_labels(frame.select(pl.col(id_column).cast(pl.String), spec.target), spec)
+              for frame in map(pl.from_arrow, label_files.deliveries(ws.catalog.labels_dir))
+              if isinstance(frame, pl.DataFrame) and {id_column, spec.target} <= set(frame.columns)]
+    if not frames:
+        return pl.DataFrame(schema={id_column: pl.String, spec.target: pl.String})
+    return pl.concat(frames, how="vertical_relaxed").unique(subset=[id_column], keep="last",
+                                                            maintain_order=True)
 
 
 def logged_predictions(ws: Workspace, model: str, id_column: str) -> pl.DataFrame:
@@ -86,14 +114,16 @@ def feedback(ws: Workspace, path: Path, window: str = "1d") -> FeedbackResult:
     model_name = registry.model_name(ws)
     detail = registry.show(ws, "champion" if _has_champion(ws) else "latest")
     spec = FeatureSpec.from_json(detail.card["spec"])
-    labels = read_labels(path, id_column, spec.target)
+    labels = read_labels(path, id_column, spec)
     label_files.keep(ws.catalog.labels_dir, labels.to_arrow())  # for shadow reports
     logged = logged_predictions(ws, model_name, id_column)
     if logged.is_empty():
         raise UsageError(f"no logged prediction carries {id_column!r}: send the id column "
                          "with each request so labels can be joined later")
     latest = logged.sort("ts").unique(subset=[id_column], keep="last")
-    joined = latest.join(labels, on=id_column, how="inner")
+    matched = latest.join(labels, on=id_column, how="semi").height
+    # Every delivery so far: a later file for the same window adds its rows to it.
+    joined = latest.join(all_labels(ws, id_column, spec), on=id_column, how="inner")
     unseen: dict[str, int] = {}
     if spec.classes is not None:  # a class the model cannot predict is counted, not scored
         unseen = unseen_levels(joined[spec.target], spec.classes)
@@ -119,7 +149,7 @@ def feedback(ws: Workspace, path: Path, window: str = "1d") -> FeedbackResult:
         for w in windows:
             monitor_store.put_performance(con, ws.project, model_name, w.version, w.start,
                                           w.end, w.rows, json.dumps(w.metrics))
-    return FeedbackResult(labels.height, joined.height, windows, unseen)
+    return FeedbackResult(labels.height, matched, windows, unseen)
 
 
 def _has_champion(ws: Workspace) -> bool:

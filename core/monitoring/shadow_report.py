@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import numpy as np
 import polars as pl
@@ -18,18 +19,20 @@ import polars as pl
 from mlyard.core.durations import parse_every
 from mlyard.core.errors import MlyardError, UsageError
 from mlyard.core.models import registry
+from mlyard.core.models.classes import aligned, class_names, union
 from mlyard.core.models.features import FeatureSpec, encode_target
 from mlyard.core.models.gates import ShadowFinding
-from mlyard.core.tracking.evaluation import DEFAULT_METRIC, evaluate, higher_is_better
+from mlyard.core.monitoring.performance import all_labels
+from mlyard.core.tracking.evaluation import (
+    Interval,
+    comparable_metric,
+    paired_bootstrap,
+)
 from mlyard.core.workspace import Workspace
-from mlyard.storage import label_files, shadow_files
+from mlyard.storage import shadow_files
 
-RESAMPLES = 200  # bootstrap resamples behind each interval
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 BINS = 10
-# LightGBM's names for what `evaluate` calls otherwise, when the project ranks by them.
-_LIVE_NAMES = {"binary_logloss": "log_loss", "binary_error": "accuracy", "l1": "mae",
-               "l2": "rmse", "multi_error": "accuracy"}
 
 
 @dataclass(frozen=True)
@@ -40,13 +43,6 @@ class Spread:
     mean: float
     quantiles: dict[str, float]  # p5, p25, p50, p75, p95
     counts: list[int]  # rows per bin of the comparison's shared `edges`
-
-
-@dataclass(frozen=True)
-class Interval:
-    value: float
-    low: float
-    high: float
 
 
 @dataclass(frozen=True)
@@ -125,7 +121,7 @@ def _pairs(records: pl.DataFrame) -> list[pl.DataFrame]:
 def finding(ws: Workspace, ref: str) -> ShadowFinding | None:
     """What the shadow gates judge for version `ref`: every request it scored as the
     shadow of the present champion (None when it never did, or there is no champion;
-    callers hand it to `registry.promote` and `registry.check`, below us)."""
+    the promotion door hands it to the gates, below us)."""
     gates = ws.config.gates
     if "min_shadow_requests" not in gates and "max_shadow_regression" not in gates:
         return None
@@ -163,11 +159,8 @@ class _Labels:
     def by_id(self, spec: FeatureSpec) -> dict[str, float]:
         id_column = self.ws.config.data.id_column
         if self._by_id is None:
-            self._by_id = {}
-            if id_column is not None:
-                for delivery in label_files.deliveries(self.ws.catalog.labels_dir):
-                    self._by_id.update(_encoded(pl.from_arrow(delivery),  # type: ignore[arg-type]
-                                                id_column, spec))
+            self._by_id = {} if id_column is None else \
+                _encoded(all_labels(self.ws, id_column, spec), id_column, spec)
         return self._by_id
 
 
@@ -189,8 +182,11 @@ def compare(ws: Workspace, records: pl.DataFrame, labels: _Labels) -> ShadowComp
     spec = FeatureSpec.from_json(card["spec"])
     scored = records.filter(pl.col("outputs").is_not_null())
     failed = records.filter(pl.col("outputs").is_null())
-    ours = _outputs(scored["champion_outputs"])
-    theirs = _outputs(scored["outputs"])
+    shadow_spec = FeatureSpec.from_json(
+        registry.show(ws, str(int(records["version"][0]))).card["spec"])
+    ours, theirs = _outputs(scored["champion_outputs"]), _outputs(scored["outputs"])
+    spec, ours_by_name, theirs_by_name = _by_class_name(task, spec, shadow_spec, ours, theirs)
+    ours, theirs = ours_by_name(ours), theirs_by_name(theirs)
     rows = min(len(ours), len(theirs))
     ours, theirs = ours[:rows], theirs[:rows]
     same: float | None = None
@@ -218,7 +214,31 @@ def compare(ws: Workspace, records: pl.DataFrame, labels: _Labels) -> ShadowComp
         champion_scores=spreads[0], shadow_scores=spreads[1],
         champion_ms=_latency(records["champion_seconds"]),
         shadow_ms=_latency(scored["seconds"]),
-        live=_live(ws, task, spec, scored, labels))
+        live=_live(ws, task, spec, scored, labels, ours_by_name, theirs_by_name))
+
+
+Aligner = Callable[[np.ndarray], np.ndarray]
+
+
+def _by_class_name(task: str, champion: FeatureSpec, shadow: FeatureSpec,
+                   ours: np.ndarray, theirs: np.ndarray
+                   ) -> tuple[FeatureSpec, Aligner, Aligner]:
+    """For a multiclass pair that knows different classes (a class appeared between
+    them): both models' outputs laid out over the union of their classes, and the spec
+    whose class codes the labels take. Otherwise the outputs as they are."""
+    if task != "multiclass" or ours.ndim != 2 or theirs.ndim != 2:
+        return champion, _as_is, _as_is
+    mine, other = class_names(champion.classes, ours), class_names(shadow.classes, theirs)
+    if mine == other:
+        return champion, _as_is, _as_is
+    names = union(mine, other)
+    return (replace(champion, classes=names) if champion.classes is not None else champion,
+            lambda outputs: aligned(outputs, mine, names, False),
+            lambda outputs: aligned(outputs, other, names, False))
+
+
+def _as_is(outputs: np.ndarray) -> np.ndarray:
+    return outputs
 
 
 def _outputs(column: pl.Series) -> np.ndarray:
@@ -254,7 +274,8 @@ def _latency(seconds: pl.Series) -> dict[str, float]:
 
 
 def _live(ws: Workspace, task: str, spec: FeatureSpec, scored: pl.DataFrame,
-          labels: _Labels) -> LiveMetric | None:
+          labels: _Labels, ours_by_name: Aligner, theirs_by_name: Aligner
+          ) -> LiveMetric | None:
     """Both models' metric on the rows that have a label (the newest request per id)."""
     with_ids = scored.filter(pl.col("ids").is_not_null())
     if with_ids.is_empty():
@@ -271,32 +292,10 @@ def _live(ws: Workspace, task: str, spec: FeatureSpec, scored: pl.DataFrame,
     if not latest:
         return None
     truth = np.asarray([by_id[i] for i in latest], dtype=np.float64)
-    champion = np.asarray([pair[0] for pair in latest.values()], dtype=np.float64)
-    shadow = np.asarray([pair[1] for pair in latest.values()], dtype=np.float64)
-    configured = registry.primary_metric(ws)
-    metric = _LIVE_NAMES.get(configured, configured)
-    threshold = ws.config.train.threshold
-    if metric not in evaluate(task, truth, champion, threshold):
-        metric = DEFAULT_METRIC[task]
-    sign = 1.0 if higher_is_better(metric) else -1.0  # the shadow worse: positive
-
-    def measured(index: np.ndarray) -> tuple[float, float]:
-        return (evaluate(task, truth[index], champion[index], threshold)[metric],
-                evaluate(task, truth[index], shadow[index], threshold)[metric])
-
-    everything = np.arange(len(truth))
-    ours, theirs = measured(everything)
-    rng = np.random.default_rng(0)
-    samples = np.array([measured(rng.integers(0, len(truth), len(truth)))
-                        for _ in range(RESAMPLES)])
-    samples = samples[~np.isnan(samples).any(axis=1)]  # a resample with one class only
-
-    def interval(value: float, draws: np.ndarray) -> Interval:
-        if not len(draws):
-            return Interval(value, float("nan"), float("nan"))
-        low, high = np.quantile(draws, [0.025, 0.975])
-        return Interval(value, float(low), float(high))
-
-    return LiveMetric(metric, len(truth), interval(ours, samples[:, 0]),
-                      interval(theirs, samples[:, 1]),
-                      interval(sign * (ours - theirs), sign * (samples[:, 0] - samples[:, 1])))
+    champion = ours_by_name(np.asarray([pair[0] for pair in latest.values()],
+                                       dtype=np.float64))
+    shadow = theirs_by_name(np.asarray([pair[1] for pair in latest.values()],
+                                       dtype=np.float64))
+    metric = comparable_metric(task, registry.primary_metric(ws))
+    paired = paired_bootstrap(task, truth, champion, shadow, metric, ws.config.train.threshold)
+    return LiveMetric(metric, len(truth), paired.first, paired.second, paired.shortfall)

@@ -14,11 +14,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-from mlyard.core.automation.gate_evidence import gather_evidence
+from mlyard.core.automation import promotion
 from mlyard.core.errors import MlyardError
 from mlyard.core.models import registry
 from mlyard.core.models.loading import check_loads
-from mlyard.core.models.registry import GatesFailed
 from mlyard.core.tracking.provenance import SYNCED_TAG
 from mlyard.core.workspace import Workspace
 from mlyard.storage import meta_store, sync_store
@@ -179,14 +178,13 @@ class LocalPeer:
         if ref is None:
             return {"alias": alias, "version": None, "moved": False,
                     "why": [f"run {run_id[:8]} is not a model version here (sync --models)"]}
-        evidence = gather_evidence(self.ws, ref)
         if alias == "champion":  # promote judges the gates in the same unit as the move
             try:
-                _, results = registry.promote(self.ws, ref, reason, evidence=evidence)
-            except GatesFailed as failed:
+                results = promotion.promote(self.ws, ref, reason).results
+            except promotion.GatesFailed as failed:
                 results = failed.results
         else:
-            _, results = registry.check(self.ws, ref, evidence)
+            results = promotion.check(self.ws, ref).results
         why = [f"gate {r.gate} failed ({r.detail})" for r in results if not r.passed]
         if alias != "champion" and not why:
             registry.set_alias(self.ws, alias, ref, reason)

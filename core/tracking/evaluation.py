@@ -7,6 +7,8 @@ and up to half a second.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 DEFAULT_METRIC = {"binary": "auc", "multiclass": "multi_logloss", "regression": "rmse"}
@@ -14,6 +16,10 @@ LIGHTGBM_METRICS = {"binary": ["auc", "binary_logloss"], "multiclass": ["multi_l
                     "multi_error"], "regression": ["rmse", "l1"]}
 HIGHER_IS_BETTER = {"auc", "accuracy", "f1", "precision", "recall", "r2", "best_iteration"}
 _EPS = np.finfo(np.float64).eps  # probabilities are clipped here before the log, as sklearn
+# LightGBM's names for metrics `evaluate` spells its own way.
+_OUR_NAMES = {"binary_logloss": "log_loss", "binary_error": "accuracy", "l1": "mae",
+              "l2": "rmse", "multi_error": "accuracy"}
+RESAMPLES = 200  # bootstrap resamples behind each interval
 
 
 def higher_is_better(metric: str) -> bool:
@@ -74,3 +80,75 @@ def _auc(positive: np.ndarray, scores: np.ndarray) -> float:
     ends = np.cumsum(counts)
     ranks = (ends - (counts - 1) / 2)[inverse]  # tied scores share their average rank
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def comparable_metric(task: str, configured: str) -> str:
+    """The configured metric as `evaluate` names it, or the task's default when
+    `evaluate` does not compute it."""
+    name = _OUR_NAMES.get(configured, configured)
+    probe = {"binary": (np.array([0, 1]), np.array([0.2, 0.8])),
+             "multiclass": (np.array([0, 1]), np.array([[0.8, 0.2], [0.2, 0.8]])),
+             "regression": (np.array([0.0, 1.0]), np.array([0.1, 0.9]))}[task]
+    return name if name in evaluate(task, *probe) else DEFAULT_METRIC[task]
+
+
+@dataclass(frozen=True)
+class Interval:
+    value: float
+    low: float  # 95% bootstrap interval; nan when no resample could be measured
+    high: float
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """Two sets of predictions measured on the same rows, and the second's shortfall
+    (positive: the second is worse, whichever way the metric points)."""
+
+    metric: str
+    rows: int
+    first: Interval
+    second: Interval
+    shortfall: Interval  # second's value worse than the first's, in the metric's units
+    relative: Interval  # the shortfall as a share of |first|
+
+
+def paired_bootstrap(task: str, truth: np.ndarray, first: np.ndarray, second: np.ndarray,
+                     metric: str, threshold: float = 0.5) -> PairedComparison:
+    """`metric` of both on all rows, with 95% intervals from the same resampled rows for
+    both (a paired bootstrap: the rows' own difficulty cancels out of the shortfall)."""
+    sign = 1.0 if higher_is_better(metric) else -1.0
+
+    def measured(index: np.ndarray) -> tuple[float, float]:
+        return (_one(task, metric, truth[index], first[index], threshold),
+                _one(task, metric, truth[index], second[index], threshold))
+
+    ours, theirs = measured(np.arange(len(truth)))
+    rng = np.random.default_rng(0)
+    draws = np.array([measured(rng.integers(0, len(truth), len(truth)))
+                      for _ in range(RESAMPLES)]).reshape(-1, 2)
+    draws = draws[~np.isnan(draws).any(axis=1)]  # a resample with one class only
+    shortfall = sign * (draws[:, 0] - draws[:, 1])
+    scale = abs(ours) if ours else float("nan")
+    return PairedComparison(metric, len(truth), _interval(ours, draws[:, 0]),
+                            _interval(theirs, draws[:, 1]),
+                            _interval(sign * (ours - theirs), shortfall),
+                            _interval(sign * (ours - theirs) / scale,
+                                      shortfall / np.abs(draws[:, 0])))
+
+
+def _one(task: str, metric: str, truth: np.ndarray, predicted: np.ndarray,
+         threshold: float) -> float:
+    """One metric, as `evaluate` gives it; the ranking ones without the rest (a bootstrap
+    asks for it hundreds of times)."""
+    if task == "binary" and metric == "auc":
+        return _auc(np.asarray(truth).astype(np.int64) == 1, np.asarray(predicted))
+    if task == "regression" and metric == "rmse":
+        return float(np.sqrt(((np.asarray(truth, dtype=np.float64) - predicted) ** 2).mean()))
+    return evaluate(task, truth, predicted, threshold)[metric]
+
+
+def _interval(value: float, draws: np.ndarray) -> Interval:
+    if not len(draws):
+        return Interval(value, float("nan"), float("nan"))
+    low, high = np.quantile(draws, [0.025, 0.975])
+    return Interval(value, float(low), float(high))

@@ -2,10 +2,10 @@
 
 Training reads the dataset versions' Parquet snapshots as a Dask dataframe on the
 workers (so the workspace must be visible to them at the same path: one machine, or a
-shared filesystem), encodes each partition exactly as local training does, splits rows
-by time (or by a seeded draw per partition) and fits with `lightgbm.dask`. The booster
-comes back to this process and is recorded by `trainer.record_training`, like any other
-model.
+shared filesystem), encodes each partition exactly as local training does, holds out
+the rows local training holds out (the newest, or by the hash of each row's identity)
+and fits with `lightgbm.dask`. The booster comes back to this process and is recorded
+by `trainer.record_training`, like any other model.
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ import polars as pl
 from mlyard.core.data import versions as data
 from mlyard.core.errors import UsageError
 from mlyard.core.models.features import FeatureSpec, build_spec, encode, encode_target
-from mlyard.core.tracking import active_run as tracking
+from mlyard.core.tracking import active_run
 from mlyard.core.tracking.evaluation import higher_is_better
 from mlyard.core.training import trainer as train_api
 from mlyard.core.training.device import wants_gpu
+from mlyard.core.training.split import holdout_mask
 from mlyard.core.workspace import Workspace
 
 REFERENCE_SAMPLE_ROWS = 200_000
@@ -32,7 +33,8 @@ TRAIN, VALID, HOLDOUT = 0, 1, 2
 
 def _encoded_partition(frame: Any, spec_json: str, time_column: str | None,
                        holdout_from: str | None, fractions: tuple[float, float],
-                       seed: int, partition_info: dict[str, Any] | None = None) -> Any:
+                       seed: int, id_column: str | None,
+                       partition_info: dict[str, Any] | None = None) -> Any:
     """One partition as float features, the target and its split; runs on a worker."""
     import pandas as pd  # the optional dask extra brings it; only workers run this
 
@@ -53,9 +55,10 @@ def _encoded_partition(frame: Any, spec_json: str, time_column: str | None,
                   text.cast(times.dtype))
         held_out = (times >= cutoff[0]).fill_null(False).to_numpy()
         split = np.where(held_out, HOLDOUT, np.where(draw < valid, VALID, TRAIN))
-    else:
-        split = np.where(draw < holdout, HOLDOUT,
-                         np.where(draw < holdout + (1 - holdout) * valid, VALID, TRAIN))
+    else:  # the rows local training holds out: by the hash of each row's identity
+        held_out = holdout_mask(rows.drop([c for c in rows.columns if c.startswith("__")]),
+                                holdout, id_column)
+        split = np.where(held_out, HOLDOUT, np.where(draw < valid, VALID, TRAIN))
     out = pd.DataFrame(features, columns=spec.names, index=frame.index)
     out["__target"] = target
     out["__split"] = split
@@ -91,7 +94,7 @@ def train_on_cluster(ws: Workspace, training: train_api.TrainPlan, client: Any,
     meta = {**{n: "f8" for n in spec.names}, "__target": "f8", "__split": "i8"}
     encoded = frame.map_partitions(_encoded_partition, spec_json, time_column, holdout_from,
                                    (cfg.train.holdout_fraction, cfg.train.valid_fraction),
-                                   training.seed, meta=meta).persist()
+                                   training.seed, cfg.data.id_column, meta=meta).persist()
     parts = {which: encoded[encoded["__split"] == which] for which in (TRAIN, VALID, HOLDOUT)}
     arrays = {which: _non_empty(part[spec.names].to_dask_array(lengths=True),
                                 part["__target"].to_dask_array(lengths=True))
@@ -103,10 +106,10 @@ def train_on_cluster(ws: Workspace, training: train_api.TrainPlan, client: Any,
                  else lgb_dask.DaskLGBMClassifier)
     model = estimator(client=client, n_estimators=cfg.train.num_boost_round, **params)
     split = {"kind": "time holdout, random validation" if holdout_from is not None
-             else "random per partition",
+             else "hash holdout, random validation",
              "engine": "dask", "workers": len(client.scheduler_info().get("workers", {}))}
 
-    def fit(run: tracking.Run) -> train_api.Fitted:
+    def fit(run: active_run.Run) -> train_api.Fitted:
         try:
             model.fit(*arrays[TRAIN], eval_X=(arrays[VALID][0],), eval_y=(arrays[VALID][1],),
                       eval_names=["valid"],

@@ -28,7 +28,7 @@ from mlyard.core.models import registry
 from mlyard.core.models.explain import mean_abs_contributions
 from mlyard.core.models.features import FeatureSpec, build_spec, encode, encode_target
 from mlyard.core.models.reference import reference_sketch
-from mlyard.core.tracking import active_run as tracking
+from mlyard.core.tracking import active_run
 from mlyard.core.tracking import artifacts as names
 from mlyard.core.tracking.evaluation import DEFAULT_METRIC, LIGHTGBM_METRICS, evaluate
 from mlyard.core.tracking.provenance import environment, git_state
@@ -155,10 +155,10 @@ def train(ws: Workspace, training: TrainPlan, name: str | None = None,
     if cfg.train.task == "multiclass":
         params["num_class"] = len(spec.classes or np.unique(target))
     split = split_rows(frame, cfg.data.time_column, cfg.train.holdout_fraction,
-                       cfg.train.valid_fraction, training.seed)
+                       cfg.train.valid_fraction, training.seed, cfg.data.id_column)
     features = encode(frame, spec)
 
-    def fit(run: tracking.Run) -> Fitted:
+    def fit(run: active_run.Run) -> Fitted:
         booster = _fit(cfg, params, features, target, split, spec, run, on_iteration)
         best = booster.best_iteration or booster.current_iteration()
         predicted = np.asarray(booster.predict(features[split.holdout], num_iteration=best))
@@ -187,7 +187,7 @@ class Fitted:
 
 def record_training(ws: Workspace, training: TrainPlan, spec: FeatureSpec,
                     params: dict[str, Any], split: dict[str, Any],
-                    fit: Callable[[tracking.Run], Fitted], name: str, tags: dict[str, str],
+                    fit: Callable[[active_run.Run], Fitted], name: str, tags: dict[str, str],
                     register: bool | None = None) -> TrainResult:
     """Everything a training run records around its fit, the same for a model trained
     here and one trained on a Dask cluster: the run with its params and tags, its input
@@ -195,12 +195,15 @@ def record_training(ws: Workspace, training: TrainPlan, spec: FeatureSpec,
     reference, model and card; then the registration (default: `[registry]
     auto_register`)."""
     cfg = training.config
-    with tracking.start_run(name=name, params=_flat(params), tags=tags, workspace=ws) as run:
+    with active_run.start_run(name=name, params=_flat(params), tags=tags, workspace=ws) as run:
         with run.session() as con:
             models_store.record_inputs(con, run.run_id, [(v.dataset, v.seq, v.snapshot_hash)
                                                          for v in training.versions])
         record = _reproducibility_record(ws, training, split)
         artifacts = {names.REPRODUCE: run.log_bytes(names.REPRODUCE, _dumps(record))}
+        # How many rows the model learned from and was judged on, beside its figures.
+        run.log_metrics({f"rows.{side}": count
+                         for side, count in split.get("rows", {}).items()})
         fitted = fit(run)
         result = _store_model(ws, run, training, spec, params, fitted, artifacts)
     if cfg.registry.auto_register if register is None else register:
@@ -208,7 +211,7 @@ def record_training(ws: Workspace, training: TrainPlan, spec: FeatureSpec,
     return result
 
 
-def _store_model(ws: Workspace, run: tracking.Run, training: TrainPlan, spec: FeatureSpec,
+def _store_model(ws: Workspace, run: active_run.Run, training: TrainPlan, spec: FeatureSpec,
                  params: dict[str, Any], fitted: Fitted,
                  artifacts: dict[str, str]) -> TrainResult:
     cfg = training.config
@@ -238,7 +241,7 @@ def _store_model(ws: Workspace, run: tracking.Run, training: TrainPlan, spec: Fe
 
 
 def _fit(cfg: Config, params: dict[str, Any], features: np.ndarray, target: np.ndarray,
-         split: Any, spec: FeatureSpec, run: tracking.Run,
+         split: Any, spec: FeatureSpec, run: active_run.Run,
          on_iteration: ProgressCallback | None) -> lgb.Booster:
     categorical = spec.categorical
     train_set = lgb.Dataset(features[split.train], target[split.train],
@@ -246,7 +249,7 @@ def _fit(cfg: Config, params: dict[str, Any], features: np.ndarray, target: np.n
                             free_raw_data=True)
     valid_set = lgb.Dataset(features[split.valid], target[split.valid], reference=train_set)
     callbacks: list[Callable[..., Any]] = [
-                 tracking.lightgbm_callback(run), _log_progress(run),
+                 active_run.lightgbm_callback(run), _log_progress(run),
                  lgb.early_stopping(cfg.train.early_stopping_rounds, verbose=False)]
     if on_iteration is not None:
         callbacks.append(_progress(on_iteration, cfg))
@@ -258,7 +261,7 @@ def _fit(cfg: Config, params: dict[str, Any], features: np.ndarray, target: np.n
         raise UsageError(f"LightGBM refused the training set-up: {exc}") from None
 
 
-def _log_progress(run: tracking.Run, every: int = 10) -> Callable[[Any], None]:
+def _log_progress(run: active_run.Run, every: int = 10) -> Callable[[Any], None]:
     """A line in the run's log every `every` iterations, for the live log tail."""
 
     def _callback(env: Any) -> None:

@@ -13,7 +13,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Header, Log, Static
 
 from mlyard.core.automation import jobs, schedules
-from mlyard.core.automation import overview as automation
+from mlyard.core.automation import status as automation
 from mlyard.core.workspace import Workspace
 from mlyard.tui.format import duration, status, when
 from mlyard.tui.messages import AutomationLoaded, JobLogLoaded

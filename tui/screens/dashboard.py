@@ -12,7 +12,7 @@ from textual.binding import Binding
 from textual.containers import Grid
 from textual.widgets import Footer, Header, Static
 
-from mlyard.core.overview import Overview, project_overview
+from mlyard.core.dashboard import Overview, project_overview
 from mlyard.tui.format import number, status, when
 from mlyard.tui.messages import OverviewLoaded
 from mlyard.tui.screens.base import AreaScreen

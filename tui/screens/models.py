@@ -12,7 +12,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Footer, Header, Static
 
-from mlyard.core.automation.gate_evidence import gather_evidence
+from mlyard.core.automation import promotion
 from mlyard.core.models import registry
 from mlyard.core.models.gates import GateResult
 from mlyard.core.monitoring import shadow_report
@@ -77,7 +77,7 @@ champion back to the version it replaced, `a` points another alias at it.
           description="Checking gates")
     def _load_gates(self, ws: Workspace, ref: str) -> None:
         detail = registry.show(ws, ref)
-        _, gates = registry.check(ws, ref, gather_evidence(ws, ref))
+        gates = promotion.check(ws, ref).results
         shadowed = shadow_report.newest(ws, "30d", shadow_version=detail.version.version)
         self.post_message(GatesLoaded(detail, gates, shadowed))
 
@@ -142,8 +142,7 @@ champion back to the version it replaced, `a` points another alias at it.
 
     @work(thread=True, exit_on_error=False, group="models-move", description="Promoting")
     def _promote(self, ws: Workspace, ref: str, force: bool) -> None:
-        move, _ = registry.promote(ws, ref, reason="from the TUI", force=force,
-                                   evidence=gather_evidence(ws, ref))
+        move = promotion.promote(ws, ref, reason="from the TUI", force=force).move
         self.app.call_from_thread(self.notify, f"champion -> {move.model}/{move.to_version}")
         self.app.call_from_thread(self.reload)
 
