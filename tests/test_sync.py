@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from mlyard.core.sync.peer import LocalPeer, SyncRefused
 from mlyard.core.tracking import run_queries as runs
 from mlyard.core.tracking.provenance import SYNCED_TAG
 from mlyard.core.workspace import open_workspace
-from tests.conftest import SAMPLE_CHURN, mlyard, sample_project, train_json
+from tests.conftest import SAMPLE_CHURN, mlyard, sample_project, train_json, wait_for
 
 MLYARD = [sys.executable, "-m", "mlyard"]
 
@@ -47,13 +46,6 @@ def run_ids() -> list[str]:
     result = mlyard("runs", "list", "--json")
     assert result.exit_code == 0, result.stderr
     return [run["run_id"] for run in json.loads(result.stdout)]
-
-
-def wait_for(condition: Any, what: str, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -197,7 +189,7 @@ def test_a_run_still_training_comes_over_running_and_the_next_sync_finishes_it(
     process = subprocess.Popen([sys.executable, str(script), str(folder), str(started),
                                 str(go)])
     try:
-        wait_for(started.exists, "the run to start on the box")
+        wait_for(started.exists, what="the run to start on the box", timeout=120)
         run_id = started.read_text()
         first = sync_json(str(folder))
         assert run_id in first["new_runs"]
@@ -243,7 +235,8 @@ def test_a_sync_killed_midway_leaves_both_sides_whole_and_the_next_completes_it(
     sync = subprocess.Popen([*MLYARD, "sync", "-q", str(folder)], cwd=laptop)
     scratch = laptop / ".mlyard" / "objects" / "tmp"
     wait_for(lambda: any(p.stat().st_size > 2**20 for p in scratch.glob("*"))
-             if scratch.exists() else False, "the big object to be on its way")
+             if scratch.exists() else False, what="the big object to be on its way",
+             timeout=120)
     sync.send_signal(signal.SIGKILL)
     sync.wait(timeout=60)
     assert run_ids() == []
@@ -318,7 +311,8 @@ def sshd(tmp_path: Path) -> Any:
     try:
         wait_for(lambda: server.poll() is not None or subprocess.run(
             [*ssh.split(), "-o", "BatchMode=yes", "-p", str(port), "127.0.0.1", "true"],
-            capture_output=True).returncode == 0, "sshd to let the test user in", 60)
+            capture_output=True).returncode == 0, what="sshd to let the test user in",
+            timeout=60)
         assert server.poll() is None, server.stderr.read() if server.stderr else ""
         yield ssh, port
     finally:

@@ -7,6 +7,7 @@ flows a person uses: filter, mark, compare, switch the metric, promote and roll 
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from pathlib import Path
@@ -20,6 +21,7 @@ from textual.widgets import DataTable, Log, TabbedContent
 from textual.worker import WorkerCancelled
 
 from mlyard.core.models import registry
+from mlyard.core.serving import supervisor
 from mlyard.core.workspace import open_workspace
 from mlyard.tui.app import MlyardApp
 from mlyard.tui.screens.automation import AutomationScreen
@@ -324,7 +326,10 @@ async def test_serving_screen_starts_watches_and_stops_a_server(project: Path) -
         records = data.load_versions(ws).head(3).select(spec.names).to_dicts()
         answer = httpx.post(f"{server.url}/invocations", json={"instances": records})
         assert answer.status_code == 200
-        await pilot.pause(1.6)  # the server's prediction log flushes about once a second
+        deadline = time.monotonic() + 60  # the server's log flushes about once a second
+        while not supervisor.recent_predictions(ws, 20):
+            assert time.monotonic() < deadline, "the request never reached the log"
+            await pilot.pause(0.05)
         screen._poll(ws, server.url)
         await settle(pilot)
         stats = screen.latest_stats
@@ -393,8 +398,6 @@ async def test_serving_and_models_show_the_shadow_against_the_champion(project: 
 
 @pytest.mark.asyncio
 async def test_automation_screen_pauses_runs_now_and_shows_the_job_log(project: Path) -> None:
-    import time
-
     from mlyard.core.automation import schedules
 
     app = make_app(project)

@@ -62,21 +62,34 @@ class ModelRefused(MlyardError):
 _TRIAL = """
 import sys
 import lightgbm, numpy
-booster = lightgbm.Booster(model_file=sys.argv[1])
-booster.predict(numpy.zeros((1, booster.num_feature())))
+for number, path in enumerate(sys.argv[1:]):
+    print("mlyard-trial", number, flush=True)  # which one, if the next load kills us
+    booster = lightgbm.Booster(model_file=path)
+    booster.predict(numpy.zeros((1, booster.num_feature())))
 """
 
 
 def check_loads(path: Path, label: str, timeout: float = 120.0) -> None:
     """Load the LightGBM text at `path` in a child process; raise ModelRefused naming
     `label` when the child fails or dies, so that no server or scorer of ours does."""
+    check_all_load([(path, label)], timeout)
+
+
+def check_all_load(models: list[tuple[Path, str]], timeout: float = 120.0) -> None:
+    """`check_loads` for several models in one child (one start-up, not one each); the
+    first that fails is the one named."""
     try:
-        child = subprocess.run([sys.executable, "-c", _TRIAL, str(path)], capture_output=True,
-                               timeout=timeout)  # bytes: a dying LightGBM prints anything
+        child = subprocess.run([sys.executable, "-c", _TRIAL, *(str(p) for p, _ in models)],
+                               capture_output=True, timeout=timeout)  # bytes: see below
     except subprocess.TimeoutExpired:
-        raise ModelRefused(f"{label}: loading it took over {timeout:g}s; refused") from None
+        labels = " and ".join(label for _, label in models)
+        raise ModelRefused(f"{labels}: loading took over {timeout:g}s; refused") from None
     if child.returncode == 0:
         return
+    # A dying LightGBM prints anything: bytes, and the last number the child printed.
+    started = [line.split()[1] for line in child.stdout.decode(errors="replace").splitlines()
+               if line.startswith("mlyard-trial ")]
+    label = models[int(started[-1]) if started else 0][1]
     if child.returncode < 0:
         how = f"killed the process that loaded it ({signal.Signals(-child.returncode).name})"
     else:

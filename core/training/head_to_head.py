@@ -19,7 +19,7 @@ from mlyard.core.errors import UsageError
 from mlyard.core.models import registry
 from mlyard.core.models.classes import aligned, class_names, union
 from mlyard.core.models.gates import HeadToHead, Rescored
-from mlyard.core.models.loading import LoadedModel, check_loads, load_model
+from mlyard.core.models.loading import LoadedModel, check_all_load, load_model
 from mlyard.core.tracking.evaluation import comparable_metric, evaluate, paired_bootstrap
 from mlyard.core.training import trainer
 from mlyard.core.training.split import split_rows
@@ -75,9 +75,8 @@ def versus_champion(ws: Workspace, ref: str) -> HeadToHead | None:
         return None
     rows = evaluation_rows(ws)
     task = ws.config.train.task
-    for version in (champion, candidate):  # a model that would abort us aborts a child
-        check_loads(ws.objects.path_for(version.model_hash),
-                    f"{version.model}/{version.version}")
+    check_all_load([(ws.objects.path_for(v.model_hash), f"{v.model}/{v.version}")
+                    for v in (champion, candidate)])  # a model that would abort us aborts a child
     models = [load_model(ws, str(champion.version)), load_model(ws, str(candidate.version))]
     truth, (theirs, ours) = scored(task, models[1].spec.target, rows.frame, models)
     metric = comparable_metric(task, registry.primary_metric(ws))
