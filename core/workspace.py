@@ -53,13 +53,14 @@ def find_config(start: Path) -> Path:
 
 def open_workspace(
     start: Path | None = None, workspace: Path | None = None, config_path: Path | None = None,
-    register: bool = True,
+    register: bool = True, stranger: bool = False,
 ) -> Workspace:
     """Open the project around `start` (default: the current directory).
 
     `workspace` beats `MLYARD_WORKSPACE`, which beats `.mlyard/` beside the config.
     `register=False` leaves the catalog unopened (for `mlyard doctor`, which must start
-    even when the catalog cannot be opened).
+    even when the catalog cannot be opened). `stranger=True` for another workspace (a
+    sync's remote): its catalog is opened as a stranger's file (storage/stranger.py).
     """
     path = config_path or find_config(start or Path.cwd())
     config = load_config(path)
@@ -71,7 +72,7 @@ def open_workspace(
         config_path=path,
         config=config,
         root=root,
-        catalog=Catalog(root),
+        catalog=Catalog(root, stranger=stranger),
         objects=ObjectStore(root / "objects"),
     )
     if register:

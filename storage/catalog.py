@@ -32,6 +32,7 @@ from mlyard.storage.runs_store import (
     insert_metrics,
     load_ended_runs,
 )
+from mlyard.storage.stranger import check_only_ours, open_locked
 
 Connection = duckdb.DuckDBPyConnection
 CHECKPOINT_HEADROOM = "2GB"
@@ -73,8 +74,10 @@ def insert_batch(con: Connection, kind: str, batch: pa.Table) -> None:
 class Catalog:
     """Short, locked units of work against one workspace's DuckDB file."""
 
-    def __init__(self, workspace_dir: Path) -> None:
+    def __init__(self, workspace_dir: Path, stranger: bool = False) -> None:
         self.workspace_dir = workspace_dir
+        # Another workspace's catalog (storage/stranger.py): its own locked connection.
+        self.stranger = stranger
         self.path = workspace_dir / "catalog.duckdb"
         self.spool_dir = workspace_dir / "spool"
         self.predictions_dir = workspace_dir / "logs" / "predictions"
@@ -204,6 +207,10 @@ class Catalog:
         detaching releases the file for other processes just the same.
         """
         self.workspace_dir.mkdir(parents=True, exist_ok=True)
+        if self.stranger:
+            with self._stranger() as con:
+                yield con
+            return
         con = engine_cursor()
         try:
             try:
@@ -221,6 +228,19 @@ class Catalog:
             finally:
                 con.execute("USE memory")
                 _detach(con, self._alias, self.path)
+        finally:
+            con.close()
+
+
+    @contextmanager
+    def _stranger(self) -> Iterator[Connection]:
+        con = open_locked(self.path)
+        try:
+            apply_migrations(con, str(self.path), {
+                PREDICTIONS_OUT: lambda c: _move_predictions_out(c, self.predictions_dir)})
+            check_only_ours(con, self.path)
+            self.ingest_spool(con)
+            yield con
         finally:
             con.close()
 

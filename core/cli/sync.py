@@ -79,7 +79,7 @@ def _print(result: syncer.SyncResult) -> None:
 @click.argument("path")
 def sync_agent(path: str) -> None:
     """Answer `mlyard sync` calls on standard input and output (run by ssh)."""
-    ws = open_workspace(Path(os.path.expanduser(path)))
+    ws = open_workspace(Path(os.path.expanduser(path)), stranger=True)
     # Nothing but messages may reach standard output: anything printed goes to stderr.
     wire_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     sys.stdout = sys.stderr

@@ -73,7 +73,7 @@ def connect(ws: Workspace, remote: str, remote_command: str = "mlyard") -> Peer:
     if not folder.is_dir():
         raise UsageError(f"remote {remote!r}: no such folder (expected a project folder "
                          "or ssh://host/path)")
-    other = open_workspace(folder, register=False)
+    other = open_workspace(folder, register=False, stranger=True)
     if other.root.resolve() == ws.root.resolve():
         raise UsageError(f"remote {remote!r} is this project's own workspace")
     return LocalPeer(other, str(folder.resolve()))

@@ -1,0 +1,95 @@
+"""A synced workspace is a stranger: its catalog may hold SQL that reads this machine's
+files and environment when the catalog is read (a view, a macro, a column default).
+`mlyard sync` opens it with DuckDB's external access off and locked, refuses a catalog
+holding anything mlyard does not create, and the canary appears nowhere here."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from mlyard.core.workspace import open_workspace
+from tests.conftest import mlyard
+from tests.test_sync import box, laptop, sshd  # noqa: F401  (fixtures)
+
+CANARY = "canary-7f3a9c"
+
+PLANTS = {
+    "view": "CREATE VIEW leak AS SELECT * FROM read_csv('{file}')",
+    "macro": "CREATE MACRO leak() AS TABLE SELECT content AS v FROM read_text('{file}')",
+    # A table sync reads, replaced by a view over the file: the attack that leaked.
+    "table as view": "ALTER TABLE tags RENAME TO tags_kept; CREATE VIEW tags AS SELECT "
+                     "t.run_id, t.key, f.content AS value FROM tags_kept t, read_text('{file}') f",
+    "default": "ALTER TABLE tags ALTER COLUMN value SET DEFAULT "
+               "current_setting('home_directory')",
+}
+
+
+def plant(folder: Path, what: str, canary_file: Path) -> None:
+    """Write SQL into the box's catalog, as a hostile box would (under its lock, so the
+    box's own loader is not holding the file)."""
+    catalog = open_workspace(folder).catalog
+    with catalog.lock.hold():
+        con = duckdb.connect(str(catalog.path))
+        try:
+            con.execute(PLANTS[what].format(file=canary_file))
+        finally:
+            con.close()
+
+
+def seen_here(project: Path) -> bool:
+    """Whether the canary reached anything in this project's workspace."""
+    return any(CANARY.encode() in path.read_bytes()
+               for path in (project / ".mlyard").rglob("*") if path.is_file())
+
+
+@pytest.fixture
+def canary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("MLYARD_CANARY", CANARY)
+    path = tmp_path / "secret.csv"
+    path.write_text(f"secret\n{CANARY}\n")
+    return path
+
+
+@pytest.mark.parametrize("what", sorted(PLANTS))
+@pytest.mark.parametrize("direction", ["pull", "push"])
+def test_a_catalog_with_sql_of_its_own_is_refused_both_ways(
+        box: tuple[Path, dict[str, Any]], laptop: Path, canary: Path,  # noqa: F811
+        what: str, direction: str) -> None:
+    folder, _ = box
+    plant(folder, what, canary)
+    args = ["sync", str(folder)] + (["--push"] if direction == "push" else [])
+    result = mlyard(*args)
+    assert result.exit_code == 1
+    message = result.stderr.strip()
+    assert "\n" not in message and "that mlyard does not create; not opened" in message
+    assert str(folder) in message
+    assert not seen_here(laptop)
+    assert mlyard("runs", "list", "--json").stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_the_sync_agent_refuses_it_too(box: tuple[Path, dict[str, Any]],  # noqa: F811
+                                       laptop: Path, canary: Path, sshd: Any,  # noqa: F811
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    folder, _ = box
+    plant(folder, "view", canary)
+    ssh, port = sshd
+    monkeypatch.setenv("MLYARD_SSH", ssh)
+    result = mlyard("sync", f"ssh://127.0.0.1:{port}{folder}",
+                    "--remote-mlyard", f"{sys.executable} -m mlyard")
+    assert result.exit_code == 1
+    assert "holds a view 'leak'" in result.stderr
+    assert not seen_here(laptop)
+
+
+def test_a_clean_remote_still_syncs(box: tuple[Path, dict[str, Any]],  # noqa: F811
+                                    laptop: Path) -> None:  # noqa: F811
+    folder, trained = box
+    result = mlyard("sync", str(folder))
+    assert result.exit_code == 0, result.stderr
+    assert trained["run_id"] in mlyard("runs", "list", "--json").stdout
