@@ -289,3 +289,22 @@ def test_a_degraded_server_raises_one_alert(tmp_path: Path,
         ws.catalog.predictions_dir.unlink()
         wait_for(lambda: httpx.get(f"{running.url}/health").json()["status"] == "ok")
     assert len(server_alerts()) == 1
+
+
+def test_secrets_in_a_webhook_url_are_never_shown(churn_project: Path, receivers: Receivers,
+                                                  good_csv: str) -> None:
+    """user:password, the path and a token in the query are the receiver's secrets: no
+    output, listing or error shows them (the config file is the one place they are)."""
+    port = receivers.url.rsplit(":", 1)[1]
+    configure(churn_project, "webhooks = ["
+                             f'"http://alice:hunter2@127.0.0.1:{port}/flaky?token=s3cr3t", '
+                             f'"http://bob:pa55word@127.0.0.1:1/hook/XYZSECRET"]')
+    shown = [mlyard("alerts", "test"), mlyard("alerts"), mlyard("alerts", "--json")]
+    refuse_a_file(churn_project, good_csv)
+    shown += [mlyard("alerts", "--json"), mlyard("alerts")]
+    text = "\n".join(r.stdout + r.stderr for r in shown)
+    for secret in ("hunter2", "alice", "s3cr3t", "pa55word", "XYZSECRET", "token="):
+        assert secret not in text, secret
+    assert "webhook 1 (127.0.0.1:" in text and "webhook 2 (127.0.0.1:1)" in text
+    assert all(secret not in row[2] for row in attempts(churn_project)
+               for secret in ("hunter2", "pa55word", "XYZSECRET", "s3cr3t"))

@@ -41,8 +41,11 @@ class Webhook:
 
     @property
     def name(self) -> str:
-        # Never the whole URL: chat webhooks carry their secret in the path.
-        return f"webhook {self.number} ({urllib.parse.urlsplit(self.url).netloc})"
+        # Never the whole URL: a user and password, a path or a query may be the secret
+        # (chat webhooks carry theirs in the path). The full URL is in the config only.
+        parts = urllib.parse.urlsplit(self.url)
+        port = f":{parts.port}" if _port(parts) else ""
+        return f"webhook {self.number} ({parts.hostname or '?'}{port})"
 
     def send(self, body: bytes, text: str, timeout: float) -> None:
         request = urllib.request.Request(self.url, data=body, method="POST", headers={
@@ -52,13 +55,29 @@ class Webhook:
             with urllib.request.urlopen(request, timeout=timeout) as answer:
                 answer.read(65536)
         except urllib.error.HTTPError as exc:
-            raise DeliveryFailed(f"HTTP {exc.code} {exc.reason}") from None
+            raise DeliveryFailed(self._scrub(f"HTTP {exc.code} {exc.reason}")) from None
         except urllib.error.URLError as exc:
-            raise DeliveryFailed(f"cannot reach it: {exc.reason}") from None
+            raise DeliveryFailed(self._scrub(f"cannot reach it: {exc.reason}")) from None
         except TimeoutError:
             raise DeliveryFailed(f"no answer within {timeout:g}s") from None
-        except OSError as exc:
-            raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from None
+        except (OSError, ValueError) as exc:  # a malformed URL, a broken answer
+            raise DeliveryFailed(self._scrub(f"{type(exc).__name__}: {exc}")) from None
+
+    def _scrub(self, text: str) -> str:
+        """An error as it may be shown: every secret-bearing part of the URL masked."""
+        parts = urllib.parse.urlsplit(self.url)
+        secrets = [self.url, parts.netloc, parts.username, parts.password, parts.path,
+                   parts.query]
+        for secret in sorted({s for s in secrets if s and len(s) > 1}, key=len, reverse=True):
+            text = text.replace(secret, "***")
+        return text[:300]
+
+
+def _port(parts: urllib.parse.SplitResult) -> int | None:
+    try:
+        return parts.port
+    except ValueError:  # a port that is not a number: shown as no port
+        return None
 
 
 @dataclass(frozen=True)
