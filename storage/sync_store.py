@@ -106,7 +106,8 @@ def export_rows(con: Connection, run_ids: list[str], dataset_keys: list[tuple[st
 
 
 def apply(con: Connection, rows: dict[str, list[dict[str, Any]]], replace: list[str],
-          model: str, project: str, tags: dict[str, str], mirror_tag: str) -> dict[str, Any]:
+          model: str, project: str, tags: dict[str, str], mirror_tag: str,
+          model_artifact: str) -> dict[str, Any]:
     """Add what `export_rows` gave, as this catalog's: runs under `project`, model versions
     under `model` with this catalog's next numbers, dataset versions matched by their
     source's hash (or numbered next). Runs in `replace` are copies from the same place
@@ -119,6 +120,7 @@ def apply(con: Connection, rows: dict[str, list[dict[str, Any]]], replace: list[
     catalog that is not a copy from elsewhere (`mirror_tag`), or belongs to no run sent.
     """
     _check_ownership(con, rows, replace, mirror_tag)
+    _check_models_are_their_runs(con, rows, model_artifact)
     # Rows with a key are written over (DuckDB refuses a key deleted and inserted again in
     # one transaction); the streams without one are deleted and written again.
     for table in _STREAMS if replace else ():
@@ -152,6 +154,25 @@ def apply(con: Connection, rows: dict[str, list[dict[str, Any]]], replace: list[
         added.append((f"{version['model']}/{version['version']}", f"{model}/{number}"))
     return {"runs": [run["run_id"] for run in rows["runs"]], "model_versions": added,
             "dataset_versions": new}
+
+
+def _check_models_are_their_runs(con: Connection, rows: dict[str, list[dict[str, Any]]],
+                                 model_artifact: str) -> None:
+    """A model version is the model its run trained (the run's `model_artifact`, here
+    or sent with it): a version pinned to a run with another model, a useless model
+    borrowing a good run's metrics, is refused by name."""
+    trained = {(str(a.get("run_id")), str(a.get("name"))): a.get("object_hash")
+               for a in rows["artifacts"]}
+    trained.update({(run_id, model_artifact): digest for run_id, digest in con.execute(
+        f"SELECT run_id, object_hash FROM artifacts WHERE name = ? AND run_id {_IN}",
+        [model_artifact, [str(v.get("run_id")) for v in rows["model_versions"]]]).fetchall()
+        if (run_id, model_artifact) not in trained})
+    for version in rows["model_versions"]:
+        run_id = str(version.get("run_id"))
+        if trained.get((run_id, model_artifact)) != version.get("model_hash"):
+            raise CatalogError(f"model version {version.get('model')}/{version.get('version')}"
+                               f" is not the model its run {run_id[:8]} trained (the run's "
+                               f"{model_artifact} differs); refused")
 
 
 def _check_ownership(con: Connection, rows: dict[str, list[dict[str, Any]]],

@@ -5,6 +5,7 @@ holding anything mlyard does not create, and the canary appears nowhere here."""
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,9 @@ from typing import Any
 import duckdb
 import pytest
 
+from mlyard.core.models import registry
 from mlyard.core.workspace import open_workspace
-from tests.conftest import mlyard
+from tests.conftest import mlyard, train_json
 from tests.test_sync import box, laptop, sshd  # noqa: F401  (fixtures)
 
 CANARY = "canary-7f3a9c"
@@ -93,3 +95,26 @@ def test_a_clean_remote_still_syncs(box: tuple[Path, dict[str, Any]],  # noqa: F
     result = mlyard("sync", str(folder))
     assert result.exit_code == 0, result.stderr
     assert trained["run_id"] in mlyard("runs", "list", "--json").stdout
+
+
+def test_a_model_version_pinned_to_a_run_it_is_not_is_refused(
+        box: tuple[Path, dict[str, Any]], laptop: Path) -> None:  # noqa: F811
+    """The box attaches another model to a run the laptop trained, to borrow its
+    metrics: the version is not the run's model, so nothing of it comes over."""
+    folder, _ = box
+    config = laptop / "mlyard.toml"
+    config.write_text(config.read_text() + "\n[registry]\nauto_register = false\n")
+    shutil.copytree(folder / "data", laptop / "data", dirs_exist_ok=True)
+    assert mlyard("ingest", "data").exit_code == 0
+    mine = train_json("--param", "num_leaves=5")  # a run, and no model version of it here
+    assert mlyard("sync", str(folder), "--push").exit_code == 0
+    box_ws = open_workspace(folder)
+    other = registry.resolve(box_ws, "1")  # the box's own model: not what the run trained
+    registry.register(box_ws, mine["run_id"])
+    with box_ws.catalog.session() as con:
+        con.execute("UPDATE model_versions SET model_hash = ? WHERE run_id = ?",
+                    [other.model_hash, mine["run_id"]])
+    pulled = mlyard("sync", str(folder), "--models")
+    assert pulled.exit_code == 1, pulled.stdout + pulled.stderr
+    assert f"is not the model its run {mine['run_id'][:8]} trained" in pulled.stderr
+    assert mlyard("models", "list", "--json").stdout.strip() == "[]"

@@ -18,6 +18,7 @@ from mlyard.core.automation import promotion
 from mlyard.core.errors import MlyardError
 from mlyard.core.models import registry
 from mlyard.core.models.loading import check_loads
+from mlyard.core.tracking import artifacts
 from mlyard.core.tracking.provenance import SYNCED_TAG
 from mlyard.core.workspace import Workspace
 from mlyard.storage import meta_store, sync_store
@@ -161,7 +162,8 @@ class LocalPeer:
         try:
             with self.ws.catalog.session() as con:
                 summary = sync_store.apply(con, rows, replace, registry.model_name(self.ws),
-                                           self.ws.project, {SYNCED_TAG: origin}, SYNCED_TAG)
+                                           self.ws.project, {SYNCED_TAG: origin}, SYNCED_TAG,
+                                           artifacts.MODEL)
                 if summary["runs"] or summary["dataset_versions"]:
                     meta_store.add_event(con, "sync.applied", origin, None, {
                         "runs": len(summary["runs"]), "replaced": len(replace),
