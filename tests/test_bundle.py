@@ -217,7 +217,7 @@ def test_import_never_writes_into_a_run_that_is_already_here(
 @pytest.mark.parametrize(("label", "edit", "expected"), [
     ("missing object", _missing_object, "which the bundle does not hold"),
     ("unlisted member", _unlisted_member, "is not in the manifest"),
-    ("malformed model", _malformed_model, "killed the process that loaded it"),
+    ("malformed model", _malformed_model, "trees and the text holds"),  # read, not loaded
 ])
 def test_crafted_bundles_are_refused_with_nothing_imported(
         exported: tuple[Path, dict], tmp_path: Path, label: str, edit,  # type: ignore[no-untyped-def,type-arg]

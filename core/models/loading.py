@@ -19,9 +19,10 @@ import lightgbm as lgb
 import numpy as np
 import polars as pl
 
-from mlyard.core.errors import MlyardError
 from mlyard.core.models import registry
 from mlyard.core.models.features import FeatureSpec, encode
+from mlyard.core.models.model_text import ModelRefused as ModelRefused  # raised here too
+from mlyard.core.models.model_text import check_model_text
 from mlyard.core.models.single_row import SingleRowPredictor
 from mlyard.core.workspace import Workspace
 from mlyard.storage.models_store import ModelVersion
@@ -53,10 +54,6 @@ class LoadedModel:
         return np.asarray(self.booster.predict(matrix, num_threads=threads))
 
 
-class ModelRefused(MlyardError):
-    title = "Model refused"
-
-
 # LightGBM aborts the whole process (SIGABRT) on some malformed model text, so a model
 # from outside is first loaded, and asked for one prediction, in a child process.
 _TRIAL = """
@@ -77,7 +74,10 @@ def check_loads(path: Path, label: str, timeout: float = 120.0) -> None:
 
 def check_all_load(models: list[tuple[Path, str]], timeout: float = 120.0) -> None:
     """`check_loads` for several models in one child (one start-up, not one each); the
-    first that fails is the one named."""
+    first that fails is the one named. Each text is first read here for the shape
+    LightGBM does not check (core/models/model_text.py), which no trial row may reach."""
+    for path, label in models:
+        check_model_text(path.read_text(encoding="utf-8", errors="replace"), label)
     try:
         child = subprocess.run([sys.executable, "-c", _TRIAL, *(str(p) for p, _ in models)],
                                capture_output=True, timeout=timeout)  # bytes: see below
@@ -101,6 +101,7 @@ def check_all_load(models: list[tuple[Path, str]], timeout: float = 120.0) -> No
 def load_model(ws: Workspace, ref: str) -> LoadedModel:
     version = registry.resolve(ws, ref)
     text = ws.objects.read_bytes(version.model_hash).decode()
+    check_model_text(text, f"{version.model}/{version.version}")
     card = json.loads(ws.objects.read_bytes(version.card_hash))
     return LoadedModel(version, lgb.Booster(model_str=text), card,
                        FeatureSpec.from_json(card["spec"]))
