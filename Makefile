@@ -9,7 +9,10 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-DEMO := sample_data/churn
+# `make run` works on a fresh copy, so sample_data/ stays as shipped (the README's tour
+# copies it too, and must find no workspace in it).
+DEMO := build/demo/churn
+MLYARD := $(CURDIR)/$(BIN)/mlyard
 
 .PHONY: run test test-fast test-busy lint wheel-smoke bench bench-startup sample-data clean-demo
 
@@ -27,12 +30,14 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.installed-run
 
 run: $(VENV)/.installed-run
-	cd $(DEMO) && ../../$(BIN)/mlyard ingest data/
-	cd $(DEMO) && ../../$(BIN)/mlyard train
-	cd $(DEMO) && ../../$(BIN)/mlyard models promote latest --reason "make run"
+	rm -rf $(DEMO) && mkdir -p $(dir $(DEMO)) && cp -r sample_data/churn $(DEMO)
+	rm -rf $(DEMO)/.mlyard
+	cd $(DEMO) && $(MLYARD) ingest data/
+	cd $(DEMO) && $(MLYARD) train
+	cd $(DEMO) && $(MLYARD) models promote latest --reason "make run"
 	@# On a terminal, end in the UI; elsewhere (a pipe, CI) print the run instead.
-	cd $(DEMO) && if [ -t 0 ] && [ -t 1 ]; then ../../$(BIN)/mlyard tui; \
-		else ../../$(BIN)/mlyard runs show latest; fi
+	cd $(DEMO) && if [ -t 0 ] && [ -t 1 ]; then $(MLYARD) tui; \
+		else $(MLYARD) runs show latest; fi
 
 # The installed layout (mlyard/core, mlyard/storage, mlyard/tui) as links to the repo's
 # folders, for the tools that read packages from disk instead of importing them.
@@ -73,4 +78,4 @@ sample-data: $(BIN)/python
 	$(BIN)/python sample_data/generate.py
 
 clean-demo:
-	rm -rf $(DEMO)/.mlyard sample_data/demand/.mlyard
+	rm -rf $(DEMO) sample_data/churn/.mlyard sample_data/demand/.mlyard
