@@ -254,6 +254,8 @@ def test_bad_remotes_get_one_line_naming_them(
             (str(tmp_path / "nowhere"), 2, "no such folder"),
             ("ftp://box/churn", 2, "expected a project folder or ssh://host/path"),
             ("ssh://box", 2, "expected ssh://[user@]host[:port]/path/to/project"),
+            ("ssh://-oProxyCommand=touch%20x/churn", 2, "a host or user cannot start with '-'"),
+            ("ssh://-oProxyCommand=x@box/churn", 2, "a host or user cannot start with '-'"),
             (str(laptop), 2, "is this project's own workspace")]:
         result = mlyard("sync", remote)
         assert result.exit_code == code, (remote, result.stderr)

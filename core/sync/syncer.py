@@ -64,6 +64,9 @@ def connect(ws: Workspace, remote: str, remote_command: str = "mlyard") -> Peer:
         if not parts.hostname or not parts.path.strip("/"):
             raise UsageError(f"remote {remote!r}: expected ssh://[user@]host[:port]/path/to/"
                              "project (use /~/churn for a folder in the home directory)")
+        if parts.hostname.startswith("-") or (parts.username or "").startswith("-"):
+            # ssh would read it as an option (`-oProxyCommand=...` runs a command).
+            raise UsageError(f"remote {remote!r}: a host or user cannot start with '-'")
         host = f"{parts.username}@{parts.hostname}" if parts.username else parts.hostname
         path = parts.path[1:] if parts.path.startswith("/~") else parts.path
         return SshPeer(remote, host, parts.port, path, remote_command)
