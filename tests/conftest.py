@@ -33,7 +33,7 @@ SLOW_MODULES = {
     "test_tui_visible", "test_tui_web", "test_tune", "test_user_text", "test_watch",
     "test_one_csv_reader", "test_one_parsing_path", "test_explain", "test_prediction_log",
     "test_single_row", "test_cli_tables", "test_alerts", "test_drift_reliability",
-    "test_sync_stranger",
+    "test_sync_stranger", "test_alert_receivers",
 }
 
 

@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import orjson
@@ -100,8 +101,7 @@ def deliver_once(ws: Workspace) -> tuple[list[Attempt], float | None]:
                                    GAVE_UP, "the receiver is no longer in [alerts]"))
         else:
             sends.append((retried[retry.event_id], receiver, retry.attempt + 1))
-    records += [_attempt(ws.project, event, receiver, number, config)
-                for event, receiver, number in sends]
+    records += _send_all(ws.project, sends, config)
     with ws.catalog.session() as con:
         alerts_store.add_attempts(con, records)
         if new:
@@ -127,33 +127,48 @@ def send_test(ws: Workspace) -> list[Attempt]:
                              {"severity": "info"})
         event = recent_events(con, "alert.test", 1)[0]
     # No retries: the person who asked reads the outcome now.
-    attempts = [_attempt(ws.project, event, receiver, 1, config, retries=0)
-                for receiver in receivers(config)]
+    attempts = _send_all(ws.project, [(event, receiver, 1) for receiver in receivers(config)],
+                         config, retries=0)
     with ws.catalog.session() as con:
         alerts_store.add_attempts(con, attempts)
     return attempts
 
 
+def _send_all(project: str, sends: Sequence[tuple[Event, Receiver, int]],
+              config: AlertsConfig, retries: int | None = None) -> list[Attempt]:
+    """Every send at once, so a pass takes one `timeout` at most however many
+    receivers are slow; the attempts in the order of `sends`."""
+    if len(sends) <= 1:
+        return [_attempt(project, *send, config, retries) for send in sends]
+    with ThreadPoolExecutor(max_workers=min(len(sends), 8),
+                            thread_name_prefix="mlyard-alert") as pool:
+        return list(pool.map(lambda send: _attempt(project, *send, config, retries), sends))
+
+
 def _attempt(project: str, event: Event, receiver: Receiver, number: int,
              config: AlertsConfig, retries: int | None = None) -> Attempt:
-    """Send `event` to `receiver` once; what happened, as the record of attempt `number`."""
+    """Send `event` to `receiver` once; what happened, as the record of attempt `number`.
+    Whatever the receiver does ends here as a recorded attempt, so it is retried on its
+    own schedule and never re-sent to the others."""
     body = payload(event, project)
     started = time.time()
     try:
         receiver.send(orjson.dumps(body), body["text"], config.seconds("timeout"))
+        return Attempt(event.event_id, receiver.name, number, started, DELIVERED)
     except DeliveryFailed as failed:
-        allowed = config.retries if retries is None else retries
-        if number > allowed:
-            log.error("alert %d to %s: %s; gave up after %d attempts", event.event_id,
-                      receiver.name, failed.reason, number)
-            return Attempt(event.event_id, receiver.name, number, started, GAVE_UP,
-                           failed.reason)
-        backoff = config.seconds("backoff") * 2 ** (number - 1)
-        log.warning("alert %d to %s: %s; retrying in %.0fs", event.event_id, receiver.name,
-                    failed.reason, backoff)
-        return Attempt(event.event_id, receiver.name, number, started, FAILED, failed.reason,
-                       time.time() + backoff)
-    return Attempt(event.event_id, receiver.name, number, started, DELIVERED)
+        reason = failed.reason
+    except Exception as exc:  # a stranger's answer: nothing it does may escape
+        reason = f"failed: {type(exc).__name__}"
+    allowed = config.retries if retries is None else retries
+    if number > allowed:
+        log.error("alert %d to %s: %s; gave up after %d attempts", event.event_id,
+                  receiver.name, reason, number)
+        return Attempt(event.event_id, receiver.name, number, started, GAVE_UP, reason)
+    backoff = config.seconds("backoff") * 2 ** (number - 1)
+    log.warning("alert %d to %s: %s; retrying in %.0fs", event.event_id, receiver.name,
+                reason, backoff)
+    return Attempt(event.event_id, receiver.name, number, started, FAILED, reason,
+                   time.time() + backoff)
 
 
 def _lock(ws: Workspace) -> FileLock:

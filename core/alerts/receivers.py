@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import subprocess
-import urllib.error
+import tempfile
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Protocol
 
+from mlyard.core.alerts.exchange import ExchangeFailed, post
 from mlyard.core.config import AlertsConfig
 
 
@@ -48,20 +49,16 @@ class Webhook:
         return f"webhook {self.number} ({parts.hostname or '?'}{port})"
 
     def send(self, body: bytes, text: str, timeout: float) -> None:
-        request = urllib.request.Request(self.url, data=body, method="POST", headers={
-            "Content-Type": "application/json",
-            "User-Agent": f"mlyard/{metadata.version('mlyard')}"})
+        headers = {"Content-Type": "application/json",
+                   "User-Agent": f"mlyard/{metadata.version('mlyard')}"}
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as answer:
-                answer.read(65536)
-        except urllib.error.HTTPError as exc:
-            raise DeliveryFailed(self._scrub(f"HTTP {exc.code} {exc.reason}")) from None
-        except urllib.error.URLError as exc:
-            raise DeliveryFailed(self._scrub(f"cannot reach it: {exc.reason}")) from None
-        except TimeoutError:
-            raise DeliveryFailed(f"no answer within {timeout:g}s") from None
-        except (OSError, ValueError) as exc:  # a malformed URL, a broken answer
-            raise DeliveryFailed(self._scrub(f"{type(exc).__name__}: {exc}")) from None
+            status = post(self.url, body, headers, timeout)
+        except ExchangeFailed as failed:
+            raise DeliveryFailed(self._scrub(failed.reason)) from None
+        if not 200 <= status < 300:
+            raise DeliveryFailed(f"HTTP {status}"
+                                 + (" (redirects are not followed)" if 300 <= status < 400
+                                    else ""))
 
     def _scrub(self, text: str) -> str:
         """An error as it may be shown: every secret-bearing part of the URL masked."""
@@ -92,19 +89,37 @@ class Command:
         return f"command {os.path.basename(self.words[0])}"
 
     def send(self, body: bytes, text: str, timeout: float) -> None:
-        try:
-            done = subprocess.run(self.words, input=body, capture_output=True, timeout=timeout,
-                                  env={**os.environ, "MLYARD_ALERT_TEXT": text}, check=False)
-        except FileNotFoundError:
-            raise DeliveryFailed(f"{self.words[0]}: no such program") from None
-        except PermissionError:
-            raise DeliveryFailed(f"{self.words[0]}: not executable") from None
-        except subprocess.TimeoutExpired:
-            raise DeliveryFailed(f"still running after {timeout:g}s; stopped") from None
-        if done.returncode != 0:
-            said = done.stderr.decode(errors="replace").strip().splitlines()
-            raise DeliveryFailed(f"exit status {done.returncode}"
-                                 + (f": {said[-1][:300]}" if said else ""))
+        # Its output goes to a file, not a pipe: a child it leaves in the background keeps
+        # a pipe open and would make a finished command look hung. Its own session lets a
+        # command that overruns be stopped with everything it started.
+        with tempfile.TemporaryFile() as said:
+            try:
+                process = subprocess.Popen(
+                    self.words, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                    stderr=said, start_new_session=True,
+                    env={**os.environ, "MLYARD_ALERT_TEXT": text})
+            except FileNotFoundError:
+                raise DeliveryFailed(f"{self.words[0]}: no such program") from None
+            except PermissionError:
+                raise DeliveryFailed(f"{self.words[0]}: not executable") from None
+            try:
+                process.communicate(body, timeout=timeout)
+            except subprocess.TimeoutExpired:
+                _stop_group(process)
+                raise DeliveryFailed(f"still running after {timeout:g}s; stopped") from None
+            if process.returncode != 0:
+                said.seek(0)
+                lines = said.read(65536).decode(errors="replace").strip().splitlines()
+                raise DeliveryFailed(f"exit status {process.returncode}"
+                                     + (f": {lines[-1][:300]}" if lines else ""))
+
+
+def _stop_group(process: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        process.kill()
+    process.wait()
 
 
 def receivers(config: AlertsConfig) -> list[Receiver]:
