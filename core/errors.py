@@ -18,6 +18,7 @@ __all__ = [
     "MlyardError",
     "NotFound",
     "ObjectCorrupt",
+    "ReadOnly",
     "StoreLocked",
     "TrackingError",
     "UsageError",
@@ -46,3 +47,10 @@ class TrackingError(MlyardError):
 
 class UsageError(MlyardError):
     title = "Usage error"
+
+
+class ReadOnly(MlyardError):
+    """A change asked of a workspace opened read-only (`mlyard tui --read-only`, and
+    every browser session of `mlyard tui --web` without --allow-actions)."""
+
+    title = "Read-only"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlyard.core.config import Config, load_config
-from mlyard.core.errors import WorkspaceNotFound
+from mlyard.core.errors import ReadOnly, WorkspaceNotFound
 from mlyard.storage import meta_store
 from mlyard.storage.catalog import Catalog
 from mlyard.storage.objects import ObjectStore
@@ -29,6 +29,15 @@ class Workspace:
     root: Path
     catalog: Catalog
     objects: ObjectStore
+    read_only: bool = False  # see check_writable
+
+    def check_writable(self, doing: str) -> None:
+        """Refuse `doing` in a read-only workspace. Every door that changes something
+        calls this, so no screen, key, button or palette command can go round it."""
+        if self.read_only:
+            raise ReadOnly(f"read-only: cannot {doing}; this mlyard was opened read-only "
+                           "(`mlyard tui --web` needs --allow-actions and a --token for "
+                           "changes)")
 
     @property
     def quarantine_dir(self) -> Path:

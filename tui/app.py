@@ -57,11 +57,12 @@ class MlyardApp(App[None]):
         Binding("q", "quit", "Quit", tooltip="Leave mlyard.", id="app.quit"),
     ]
 
-    def __init__(self, workspace: Workspace, screen: str = "dashboard",
-                 read_only: bool = False) -> None:
+    def __init__(self, workspace: Workspace, screen: str = "dashboard") -> None:
         super().__init__()
         self.ws = workspace
-        self.read_only = read_only
+        # A read-only workspace refuses every change in the core; the app only draws
+        # those keys disabled.
+        self.read_only = workspace.read_only
         if screen not in self.MODES:
             raise ValueError(f"unknown screen {screen!r}; one of {', '.join(self.MODES)}")
         self.initial_screen = screen

@@ -138,11 +138,15 @@ def _send_all(project: str, sends: Sequence[tuple[Event, Receiver, int]],
               config: AlertsConfig, retries: int | None = None) -> list[Attempt]:
     """Every send at once, so a pass takes one `timeout` at most however many
     receivers are slow; the attempts in the order of `sends`."""
+    def one(send: tuple[Event, Receiver, int]) -> Attempt:
+        event, receiver, number = send
+        return _attempt(project, event, receiver, number, config, retries)
+
     if len(sends) <= 1:
-        return [_attempt(project, *send, config, retries) for send in sends]
+        return [one(send) for send in sends]
     with ThreadPoolExecutor(max_workers=min(len(sends), 8),
                             thread_name_prefix="mlyard-alert") as pool:
-        return list(pool.map(lambda send: _attempt(project, *send, config, retries), sends))
+        return list(pool.map(one, sends))
 
 
 def _attempt(project: str, event: Event, receiver: Receiver, number: int,

@@ -52,6 +52,7 @@ def promote(ws: Workspace, ref: str, reason: str | None = None,
     Raises:
         GatesFailed: a gate failed; nothing moved. Its `results` hold the whole table.
     """
+    ws.check_writable(f"promote {ref}")
     move, results = champion.move_if_passed(ws, ref, gather_evidence(ws, ref, force), reason,
                                             force)
     return Promotion(move, results)

@@ -154,6 +154,7 @@ def remove_schedule(ws: Workspace, name: str) -> None:
 
 
 def set_paused(ws: Workspace, name: str, paused: bool) -> None:
+    ws.check_writable(f"{'pause' if paused else 'resume'} schedule {name}")
     get_schedule(ws, name)
     with ws.catalog.session() as con:
         automation_store.set_paused(con, ws.project, name, paused)

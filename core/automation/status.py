@@ -50,6 +50,7 @@ def run_schedule_in_background(ws: Workspace, name: str) -> int:
 
     Its jobs appear in the history as it goes; it keeps running if the caller exits.
     """
+    ws.check_writable(f"run schedule {name}")
     schedules.get_schedule(ws, name)  # a clear NotFound before anything starts
     child = subprocess.Popen(
         mlyard_command("-C", str(ws.project_dir), "--workspace", str(ws.root), "schedule",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import replace
 
 import click
 
@@ -26,13 +27,14 @@ from mlyard.core.errors import UsageError
               help="With --web: required as ?token=TOKEN (needed beyond loopback; prefer "
                    "the MLYARD_TUI_TOKEN environment variable).")
 @click.option("--allow-actions", is_flag=True,
-              help="With --web: let browser sessions promote, roll back, serve and pause.")
+              help="With --web: let browser sessions promote, roll back, serve and pause "
+                   "(needs --token).")
 @click.pass_obj
 def tui(obj: Context, screen: str, no_mouse: bool, read_only: bool, web: bool, host: str,
         port: int, token: str | None, allow_actions: bool) -> None:
     """Open the terminal UI on this project (or, with --web, serve it to a browser)."""
     if web:
-        check_web_binding(host, token)
+        check_web_binding(host, token, allow_actions)
         from mlyard.tui.web import WebUI, app_command  # only for those who serve the UI
 
         command = app_command(obj.ws, screen, allow_actions)
@@ -43,11 +45,13 @@ def tui(obj: Context, screen: str, no_mouse: bool, read_only: bool, web: bool, h
         return
     from mlyard.tui.app import MlyardApp  # the UI's imports are paid only by those who open it
 
-    MlyardApp(obj.ws, screen, read_only=read_only).run(mouse=not no_mouse)
+    ws = replace(obj.ws, read_only=True) if read_only else obj.ws
+    MlyardApp(ws, screen).run(mouse=not no_mouse)
 
 
-def check_web_binding(host: str, token: str | None) -> None:
-    """The UI beyond loopback shows every run and model: never without a token."""
+def check_web_binding(host: str, token: str | None, allow_actions: bool) -> None:
+    """The UI beyond loopback shows every run and model, and one that can act changes
+    them: neither without a token."""
     try:
         loopback = ipaddress.ip_address(host).is_loopback
     except ValueError:
@@ -56,3 +60,7 @@ def check_web_binding(host: str, token: str | None) -> None:
         raise UsageError(f"--host {host} shows this project beyond this machine: pass "
                          "--token TOKEN (or set MLYARD_TUI_TOKEN); browsers then open "
                          "/?token=TOKEN")
+    if allow_actions and not token:
+        raise UsageError("--allow-actions lets a browser promote, serve and pause: pass "
+                         "--token TOKEN too (or set MLYARD_TUI_TOKEN), so only those "
+                         "given it can")

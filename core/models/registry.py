@@ -88,6 +88,7 @@ def show(ws: Workspace, ref: str) -> ModelDetail:
 
 def set_alias(ws: Workspace, alias: str, ref: str, reason: str | None = None) -> AliasMove:
     """Point `alias` at a version, without gates (promotion to champion has its own)."""
+    ws.check_writable(f"move alias {alias}")
     if not _ALIAS_RE.match(alias):
         raise UsageError(f"alias {alias!r}: use letters, digits, '.', '-' or '_', "
                          "starting with a letter")
@@ -118,6 +119,7 @@ def imported(ws: Workspace, ref: str) -> bool:
 
 def rollback(ws: Workspace, reason: str | None = None) -> AliasMove:
     """Move champion back to the version it replaced most recently (not undone already)."""
+    ws.check_writable("roll back champion")
     with ws.catalog.session() as con:
         model = model_name(ws)
         stack: list[int] = []

@@ -44,6 +44,7 @@ class ServerProcess:
     """One `mlyard serve` child bound to 127.0.0.1."""
 
     def __init__(self, ws: Workspace, ref: str, port: int | None = None) -> None:
+        ws.check_writable(f"start a server for {ref}")
         registry.resolve(ws, ref)  # fail here, with the reason, on a bad reference
         self.ref = ref
         self.port = port or free_port()

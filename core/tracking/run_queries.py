@@ -157,6 +157,7 @@ def log_tail(ws: Workspace, ref: str, limit: int = 200) -> list[LogLine]:
 
 def set_tags(ws: Workspace, ref: str, tags: dict[str, str]) -> None:
     """Add or change tags on a run, finished or not."""
+    ws.check_writable("tag a run")
     for key in tags:
         if not key or not key.strip():
             raise UsageError("a tag needs a name: KEY=VALUE")
