@@ -17,6 +17,12 @@ def register_project(con: Connection, name: str) -> None:
     )
 
 
+def workspace_id(con: Connection) -> str:
+    """This catalog's own random identity (made by its migrations, once)."""
+    row = con.execute("SELECT id FROM workspace_identity").fetchone()
+    return str(row[0]) if row else ""
+
+
 def add_event(
     con: Connection, kind: str, subject: str, actor: str | None, detail: dict[str, Any]
 ) -> None:

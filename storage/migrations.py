@@ -329,6 +329,19 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "workspace identity",
+        # A random id made once per catalog: a sync records which workspace a copied run
+        # came from by it, so only that workspace can update the copy (a path can move,
+        # and two remotes can share one).
+        """
+        CREATE TABLE workspace_identity (
+            one INTEGER PRIMARY KEY,
+            id VARCHAR NOT NULL
+        );
+        INSERT INTO workspace_identity VALUES (1, uuid()::VARCHAR);
+        """,
+    ),
 ]
 PREDICTIONS_OUT = 8  # the migration above, which needs the copy first
 

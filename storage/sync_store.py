@@ -38,12 +38,14 @@ class RunEntry:
     rows: int  # its rows in every table, which is what sending it costs
 
 
-def run_entries(con: Connection, sync_tag: str) -> list[RunEntry]:
-    """Every run with its fingerprint; `sync_tag` (which each side sets on its own copy)
-    is left out of the fingerprint, so the two copies of a run compare equal."""
+def run_entries(con: Connection, sync_tag: str, id_tag: str) -> list[RunEntry]:
+    """Every run with its fingerprint; `sync_tag` and `id_tag` (which each side sets on
+    its own copy) are left out of the fingerprint, so the two copies of a run compare
+    equal."""
     counts = " ".join(
         f"LEFT JOIN (SELECT run_id, count(*) AS n{i}, max({column}) AS m{i} FROM {table} "
-        f"{'WHERE key <> $tag ' if table == 'tags' else ''}GROUP BY run_id) t{i} USING (run_id)"
+        f"{'WHERE key NOT IN ($tag, $id_tag) ' if table == 'tags' else ''}GROUP BY run_id) "
+        f"t{i} USING (run_id)"
         for i, (table, column) in enumerate(_COUNTED.items()))
     rows = con.execute(
         f"SELECT r.run_id, r.status, concat_ws('|', r.status, r.end_time, r.heartbeat, "
@@ -51,7 +53,7 @@ def run_entries(con: Connection, sync_tag: str) -> list[RunEntry]:
         f"{' + '.join(f'coalesce(n{i}, 0)' for i in range(len(_COUNTED)))} "
         f"FROM runs r {counts} "
         "LEFT JOIN (SELECT run_id, value FROM tags WHERE key = $tag) s USING (run_id) "
-        "ORDER BY r.start_time, r.run_id", {"tag": sync_tag}).fetchall()
+        "ORDER BY r.start_time, r.run_id", {"tag": sync_tag, "id_tag": id_tag}).fetchall()
     return [RunEntry(*row) for row in rows]
 
 
@@ -106,21 +108,24 @@ def export_rows(con: Connection, run_ids: list[str], dataset_keys: list[tuple[st
 
 
 def apply(con: Connection, rows: dict[str, list[dict[str, Any]]], replace: list[str],
-          model: str, project: str, tags: dict[str, str], mirror_tag: str,
-          model_artifact: str) -> dict[str, Any]:
+          model: str, project: str, tags: dict[str, str], owner_tags: tuple[str, str],
+          version_artifacts: dict[str, str]) -> dict[str, Any]:
     """Add what `export_rows` gave, as this catalog's: runs under `project`, model versions
     under `model` with this catalog's next numbers, dataset versions matched by their
     source's hash (or numbered next). Runs in `replace` are copies from the same place
-    that changed there: their rows are swapped for the new ones. `tags` go on every run.
+    that changed there: their rows are swapped for the new ones. `tags` go on every run;
+    among them `owner_tags`, the sender's location and identity, which every copy keeps.
 
     Returns what was added: runs, model versions (`model/N` with the source's number)
     and dataset versions.
 
     Raises CatalogError, before writing anything, when a row would touch a run of this
-    catalog that is not a copy from elsewhere (`mirror_tag`), or belongs to no run sent.
+    catalog that is not a copy from the sender (by its identity), or belongs to no run sent,
+    or a model version's objects are not its run's (`version_artifacts`: a version's
+    column -> the run artifact it must equal, the model and its card).
     """
-    _check_ownership(con, rows, replace, mirror_tag)
-    _check_models_are_their_runs(con, rows, model_artifact)
+    _check_ownership(con, rows, replace, owner_tags, tags)
+    _check_models_are_their_runs(con, rows, version_artifacts)
     # Rows with a key are written over (DuckDB refuses a key deleted and inserted again in
     # one transaction); the streams without one are deleted and written again.
     for table in _STREAMS if replace else ():
@@ -157,35 +162,50 @@ def apply(con: Connection, rows: dict[str, list[dict[str, Any]]], replace: list[
 
 
 def _check_models_are_their_runs(con: Connection, rows: dict[str, list[dict[str, Any]]],
-                                 model_artifact: str) -> None:
-    """A model version is the model its run trained (the run's `model_artifact`, here
-    or sent with it): a version pinned to a run with another model, a useless model
-    borrowing a good run's metrics, is refused by name."""
-    trained = {(str(a.get("run_id")), str(a.get("name"))): a.get("object_hash")
-               for a in rows["artifacts"]}
-    trained.update({(run_id, model_artifact): digest for run_id, digest in con.execute(
-        f"SELECT run_id, object_hash FROM artifacts WHERE name = ? AND run_id {_IN}",
-        [model_artifact, [str(v.get("run_id")) for v in rows["model_versions"]]]).fetchall()
-        if (run_id, model_artifact) not in trained})
+                                 version_artifacts: dict[str, str]) -> None:
+    """A model version is the model its run trained, with the card its run wrote (the
+    run's artifacts, here or sent with it): a version pinned to a run with another model
+    (a useless model borrowing a good run's metrics) or another card (classes swapped, so
+    the same trees read inverted) is refused by name."""
+    names = list(version_artifacts.values())
+    runs = [str(v.get("run_id")) for v in rows["model_versions"]]
+    logged = {(str(run_id), str(name)): digest for run_id, name, digest in con.execute(
+        f"SELECT run_id, name, object_hash FROM artifacts WHERE name {_IN} AND run_id {_IN}",
+        [names, runs]).fetchall()}
+    logged.update({(str(a.get("run_id")), str(a.get("name"))): a.get("object_hash")
+                   for a in rows["artifacts"]})
     for version in rows["model_versions"]:
         run_id = str(version.get("run_id"))
-        if trained.get((run_id, model_artifact)) != version.get("model_hash"):
-            raise CatalogError(f"model version {version.get('model')}/{version.get('version')}"
-                               f" is not the model its run {run_id[:8]} trained (the run's "
-                               f"{model_artifact} differs); refused")
+        for column, name in version_artifacts.items():
+            if logged.get((run_id, name)) != version.get(column):
+                raise CatalogError(
+                    f"model version {version.get('model')}/{version.get('version')} is not "
+                    f"the model its run {run_id[:8]} trained (the run's {name} differs); "
+                    "refused")
 
 
 def _check_ownership(con: Connection, rows: dict[str, list[dict[str, Any]]],
-                     replace: list[str], mirror_tag: str) -> None:
-    """Sync only adds runs, or updates copies it made itself: never this catalog's own."""
+                     replace: list[str], owner_tags: tuple[str, str],
+                     sender: dict[str, str]) -> None:
+    """Sync only adds runs, or updates copies made from the same sender (known by its
+    identity; a copy from before identities, by its location): never this catalog's
+    own runs, nor another remote's copies."""
+    location_tag, id_tag = owner_tags
     sent, updating = {str(run["run_id"]) for run in rows["runs"]}, set(replace)
-    here = dict(con.execute(
-        "SELECT r.run_id, t.value FROM runs r LEFT JOIN tags t ON t.run_id = r.run_id "
-        f"AND t.key = ? WHERE r.run_id {_IN}", [mirror_tag, sorted(sent)]).fetchall())
-    for run_id in sorted(here):
-        if run_id not in updating or here[run_id] is None:
+    here = {run_id: (location, identity) for run_id, location, identity in con.execute(
+        "SELECT r.run_id, l.value, i.value FROM runs r "
+        "LEFT JOIN tags l ON l.run_id = r.run_id AND l.key = ? "
+        f"LEFT JOIN tags i ON i.run_id = r.run_id AND i.key = ? WHERE r.run_id {_IN}",
+        [location_tag, id_tag, sorted(sent)]).fetchall()}
+    for run_id, (location, identity) in sorted(here.items()):
+        if run_id not in updating or location is None:
             raise CatalogError(f"run {run_id} is already here and is not a copy from "
                                "elsewhere; a sync never writes into it")
+        same = identity == sender[id_tag] if identity else location == sender[location_tag]
+        if not same:
+            raise CatalogError(f"run {run_id} here is a copy from {location}, not from "
+                               f"{sender[location_tag]}; only a sync with that workspace "
+                               "updates it")
     for table in RUN_TABLES:
         for row in rows[table]:
             if row.get("run_id") not in sent:

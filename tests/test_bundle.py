@@ -185,19 +185,37 @@ def _unlisted_member(manifest, objects):  # type: ignore[no-untyped-def]
     return {"objects/" + "e" * 64: b"not listed"}
 
 
-def _malformed_model(manifest, objects):  # type: ignore[no-untyped-def]
+def _swap_object(manifest, objects, column: str, change) -> None:  # type: ignore[no-untyped-def]
+    """The model version's `column` object replaced by `change(old bytes)`, every hash
+    that names it made to fit."""
     import blake3
 
     [version] = manifest["rows"]["model_versions"]
-    text = objects.pop(version["model_hash"])
-    broken = text[: len(text) // 2]  # LightGBM aborts the process on this
-    digest = blake3.blake3(broken).hexdigest()
-    objects[digest] = broken
-    manifest["objects"] = sorted(set(manifest["objects"]) - {version["model_hash"]} | {digest})
+    new = change(objects.pop(version[column]))
+    digest = blake3.blake3(new).hexdigest()
+    objects[digest] = new
+    manifest["objects"] = sorted(set(manifest["objects"]) - {version[column]} | {digest})
     for row in manifest["rows"]["artifacts"]:
-        if row["object_hash"] == version["model_hash"]:
+        if row["object_hash"] == version[column]:
             row["object_hash"] = digest
-    version["model_hash"] = digest
+    version[column] = digest
+
+
+def _malformed_model(manifest, objects):  # type: ignore[no-untyped-def]
+    # LightGBM aborts the process on this
+    _swap_object(manifest, objects, "model_hash", lambda text: text[: len(text) // 2])
+
+
+def _card_not_json(manifest, objects):  # type: ignore[no-untyped-def]
+    _swap_object(manifest, objects, "card_hash", lambda card: b"{not json")
+
+
+def _card_with_a_feature_the_model_lacks(manifest, objects):  # type: ignore[no-untyped-def]
+    def widen(card: bytes) -> bytes:
+        parsed = json.loads(card)
+        parsed["spec"]["features"].append({**parsed["spec"]["features"][0], "name": "extra"})
+        return json.dumps(parsed).encode()
+    _swap_object(manifest, objects, "card_hash", widen)
 
 
 def test_import_never_writes_into_a_run_that_is_already_here(
@@ -218,6 +236,9 @@ def test_import_never_writes_into_a_run_that_is_already_here(
     ("missing object", _missing_object, "which the bundle does not hold"),
     ("unlisted member", _unlisted_member, "is not in the manifest"),
     ("malformed model", _malformed_model, "trees and the text holds"),  # read, not loaded
+    ("card not JSON", _card_not_json, "its model card is not JSON with a feature spec"),
+    ("card and model disagree", _card_with_a_feature_the_model_lacks,
+     "cannot score this project's rows"),
 ])
 def test_crafted_bundles_are_refused_with_nothing_imported(
         exported: tuple[Path, dict], tmp_path: Path, label: str, edit,  # type: ignore[no-untyped-def,type-arg]

@@ -16,7 +16,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mlyard.core.data import versions as data
+from mlyard.core.models import registry
+from mlyard.core.models.features import encode
+from mlyard.core.models.loading import load_model
 from mlyard.core.models.model_text import ModelRefused, check_model_text
+from mlyard.core.models.trial import TRIAL_ROWS, Candidate, check_loads, trial_rows
 from mlyard.core.workspace import open_workspace
 from tests.conftest import mlyard
 
@@ -136,3 +141,21 @@ def test_predict_with_a_tampered_model_is_one_line(churn: Path, tmp_path: Path) 
     assert result.exit_code == 1
     message = result.stderr.strip()
     assert "\n" not in message and "tree 1: node 0 splits on feature 77" in message
+
+
+def test_the_child_trial_scores_this_projects_newest_rows_and_the_edges(churn: Path) -> None:
+    """A model from elsewhere is tried on the rows it will meet here, not one zero row:
+    a bad node that only real values reach is reached in the child."""
+    assert mlyard("train").exit_code == 0
+    ws = open_workspace(churn)
+    version = registry.resolve(ws, "1")
+    spec = load_model(ws, "1").spec
+    rows = trial_rows(ws, spec)
+    [newest] = data.select_versions(ws, window=1)
+    real = encode(data.read_versions(ws, [newest]), spec)
+    assert rows.shape == (min(real.shape[0], TRIAL_ROWS) + 4, len(spec.features))
+    sampled = {tuple(np.nan_to_num(row, nan=-7.0)) for row in rows[:-4]}
+    assert sampled <= {tuple(np.nan_to_num(row, nan=-7.0)) for row in real}
+    assert np.isnan(rows[-3]).all() and (rows[-4] == 0).all()
+    check_loads(ws, Candidate(ws.objects.path_for(version.model_hash), "churn/1",
+                              ws.objects.read_bytes(version.card_hash)))

@@ -370,17 +370,48 @@ def test_rows_that_would_write_into_this_projects_own_run_are_refused(
             if table in ("runs", "params", "tags") else []
             for table, found in theirs.export([trained["run_id"]], [], []).items()}
     with pytest.raises(SyncRefused, match=f"run {mine['run_id']} is already here"):
-        here.apply(rows, [mine["run_id"]], "hostile")
+        here.apply(rows, [mine["run_id"]], "hostile", "hostile-id")
     stray = {table: found if table in ("runs", "params") else []
              for table, found in theirs.export([trained["run_id"]], [], []).items()}
     stray["params"][0]["run_id"] = mine["run_id"]
     with pytest.raises(SyncRefused, match="a row of params names run"):
-        here.apply(stray, [], "hostile")
+        here.apply(stray, [], "hostile", "hostile-id")
     for bad in ("../../mlyard.toml", "ab" * 40):
         with pytest.raises(SyncRefused, match="is not an object hash"):
             here.missing([bad])
     assert runs.show_run(open_workspace(), mine["run_id"]).run.params["num_leaves"] == "7"
     assert run_ids() == [mine["run_id"]]
+
+
+def test_a_copy_is_updated_only_by_the_workspace_it_came_from(
+        box: tuple[Path, dict[str, Any]], laptop: Path, tmp_path: Path) -> None:
+    """Box B passes off box A's run as its own, with another tag and another name: the
+    laptop's copy came from A (recorded by A's identity, not just its path), so B's rows
+    for it are refused by name and the copy stays A's."""
+    folder, trained = box
+    run_id = trained["run_id"]
+    assert sync_json(str(folder))["new_runs"] == [run_id]
+    other = empty_project(tmp_path / "other" / "churn")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(other)
+        assert mlyard("sync", str(folder)).exit_code == 0
+        with open_workspace(other).catalog.session() as con:  # B's copy, made to look B's
+            con.execute("DELETE FROM tags WHERE run_id = ? AND key LIKE 'mlyard.synced_from%'",
+                        [run_id])
+            con.execute("UPDATE runs SET name = 'hijacked' WHERE run_id = ?", [run_id])
+            con.execute("INSERT INTO tags VALUES (?, 'owner', 'B')", [run_id])
+    refused = mlyard("sync", str(other))
+    assert refused.exit_code == 1
+    assert f"run {run_id} here is a copy from {folder}" in refused.stderr
+    assert "only a sync with that workspace updates it" in refused.stderr
+    kept = runs.show_run(open_workspace(), run_id).run
+    assert kept.name != "hijacked" and "owner" not in kept.tags
+    # A changes the run, and A's sync still updates it: the owner is not locked out.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        assert mlyard("runs", "tag", run_id, "note=changed on A").exit_code == 0
+    assert sync_json(str(folder))["updated_runs"] == [run_id]
+    assert runs.show_run(open_workspace(), run_id).run.tags["note"] == "changed on A"
 
 
 def test_many_runs_go_in_batches_of_rows_each_run_whole(

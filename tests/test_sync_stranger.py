@@ -5,6 +5,7 @@ holding anything mlyard does not create, and the canary appears nowhere here."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -97,10 +98,12 @@ def test_a_clean_remote_still_syncs(box: tuple[Path, dict[str, Any]],  # noqa: F
     assert trained["run_id"] in mlyard("runs", "list", "--json").stdout
 
 
+@pytest.mark.parametrize("column", ["model_hash", "card_hash"])
 def test_a_model_version_pinned_to_a_run_it_is_not_is_refused(
-        box: tuple[Path, dict[str, Any]], laptop: Path) -> None:  # noqa: F811
-    """The box attaches another model to a run the laptop trained, to borrow its
-    metrics: the version is not the run's model, so nothing of it comes over."""
+        box: tuple[Path, dict[str, Any]], laptop: Path, column: str) -> None:  # noqa: F811
+    """The box attaches another model, or the run's model with another card (its
+    classes swapped, so the same trees read inverted), to a run the laptop trained, to
+    borrow its metrics: the version is not the run's, so nothing of it comes over."""
     folder, _ = box
     config = laptop / "mlyard.toml"
     config.write_text(config.read_text() + "\n[registry]\nauto_register = false\n")
@@ -109,11 +112,17 @@ def test_a_model_version_pinned_to_a_run_it_is_not_is_refused(
     mine = train_json("--param", "num_leaves=5")  # a run, and no model version of it here
     assert mlyard("sync", str(folder), "--push").exit_code == 0
     box_ws = open_workspace(folder)
-    other = registry.resolve(box_ws, "1")  # the box's own model: not what the run trained
     registry.register(box_ws, mine["run_id"])
+    version = registry.resolve(box_ws, "2")
+    if column == "model_hash":  # the box's own model: not what the run trained
+        lie = registry.resolve(box_ws, "1").model_hash
+    else:
+        card = json.loads(box_ws.objects.read_bytes(version.card_hash))
+        card["spec"]["classes"] = list(reversed(card["spec"]["classes"] or ["0", "1"]))
+        lie = box_ws.objects.put_bytes(json.dumps(card).encode())
     with box_ws.catalog.session() as con:
-        con.execute("UPDATE model_versions SET model_hash = ? WHERE run_id = ?",
-                    [other.model_hash, mine["run_id"]])
+        con.execute(f"UPDATE model_versions SET {column} = ? WHERE run_id = ?",
+                    [lie, mine["run_id"]])
     pulled = mlyard("sync", str(folder), "--models")
     assert pulled.exit_code == 1, pulled.stdout + pulled.stderr
     assert f"is not the model its run {mine['run_id'][:8]} trained" in pulled.stderr

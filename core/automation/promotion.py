@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from mlyard.core.models import champion
 from mlyard.core.models.champion import GatesFailed as GatesFailed  # what promote raises
 from mlyard.core.models.gates import Evidence, GateResult
-from mlyard.core.models.loading import ModelRefused
+from mlyard.core.models.model_text import ModelRefused
 from mlyard.core.models.registry import AliasMove, ModelVersion
 from mlyard.core.monitoring import drift_reports, shadow_report
 from mlyard.core.training.head_to_head import rescore_if_imported, versus_champion

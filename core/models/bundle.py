@@ -26,7 +26,7 @@ import blake3
 from mlyard.core.errors import MlyardError
 from mlyard.core.models import registry
 from mlyard.core.models.gates import IMPORTED_TAG, ORIGIN_TAG
-from mlyard.core.models.loading import check_loads
+from mlyard.core.models.trial import Candidate, check_loads
 from mlyard.core.workspace import Workspace
 from mlyard.storage import bundle_store, meta_store, runs_store
 from mlyard.storage.objects import hash_file
@@ -90,8 +90,10 @@ def import_bundle(ws: Workspace, source: Path) -> ImportResult:
         _check_objects(source, folder, manifest, checksums)
         _check_rows(source, manifest)
         for version in manifest["rows"]["model_versions"]:
-            check_loads(folder / "objects" / version["model_hash"],
-                        f"{source}: model {version['model']}/{version['version']}")
+            objects = folder / "objects"
+            check_loads(ws, Candidate(objects / version["model_hash"],
+                                      f"{source}: model {version['model']}/{version['version']}",
+                                      (objects / version["card_hash"]).read_bytes()))
         origin = _adopt_rows(ws, source, folder, manifest)
         for digest in manifest["objects"]:
             tmp = ws.objects.new_temp()

@@ -10,7 +10,9 @@ from collections.abc import Callable
 
 from mlyard.core.errors import MlyardError, ObjectCorrupt
 from mlyard.core.models import registry
-from mlyard.core.models.loading import LoadedModel, ModelRefused, check_loads, load_model
+from mlyard.core.models.loading import LoadedModel, load_model
+from mlyard.core.models.model_text import ModelRefused
+from mlyard.core.models.trial import Candidate, check_loads
 from mlyard.core.serving.row_reader import RowReader
 from mlyard.core.workspace import Workspace
 
@@ -58,8 +60,9 @@ class ModelHolder:
         try:
             self.ws.objects.read_bytes(target.model_hash)  # its hash first, then ...
             # ... a trial load in a child: a malformed model aborts the process loading it
-            check_loads(self.ws.objects.path_for(target.model_hash),
-                        f"{target.model}/{target.version}")
+            check_loads(self.ws, Candidate(self.ws.objects.path_for(target.model_hash),
+                                           f"{target.model}/{target.version}",
+                                           self.ws.objects.read_bytes(target.card_hash)))
             replacement = load_model(self.ws, str(target.version))
         except (ModelRefused, ObjectCorrupt) as exc:
             self.refused.add(target.version)

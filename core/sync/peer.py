@@ -17,15 +17,15 @@ from typing import Any, Protocol
 from mlyard.core.automation import promotion
 from mlyard.core.errors import MlyardError
 from mlyard.core.models import registry
-from mlyard.core.models.loading import check_loads
+from mlyard.core.models.trial import Candidate, check_loads, spec_of
 from mlyard.core.tracking import artifacts
-from mlyard.core.tracking.provenance import SYNCED_TAG
+from mlyard.core.tracking.provenance import SYNCED_ID_TAG, SYNCED_TAG
 from mlyard.core.workspace import Workspace
 from mlyard.storage import meta_store, sync_store
 from mlyard.storage.errors import CatalogError
 from mlyard.storage.objects import hash_file
 
-PROTOCOL = 1
+PROTOCOL = 2  # 2: workspaces say who they are; `apply` records it
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 CHUNK = 1 << 20
 
@@ -48,7 +48,7 @@ class Peer(Protocol):
     def read_object(self, digest: str) -> tuple[int, Iterator[bytes]]: ...
     def write_object(self, digest: str, size: int, chunks: Iterable[bytes]) -> None: ...
     def apply(self, rows: dict[str, list[dict[str, Any]]], replace: list[str],
-              origin: str) -> dict[str, Any]: ...
+              origin: str, origin_id: str) -> dict[str, Any]: ...
     def move_alias(self, alias: str, run_id: str, reason: str) -> dict[str, Any]: ...
     def close(self) -> None: ...
 
@@ -74,14 +74,16 @@ class LocalPeer:
         self.location = location
 
     def describe(self) -> dict[str, Any]:
-        return {"protocol": PROTOCOL, "project": self.ws.project,
+        with self.ws.catalog.session() as con:
+            identity = meta_store.workspace_id(con)
+        return {"protocol": PROTOCOL, "project": self.ws.project, "workspace_id": identity,
                 "model": registry.model_name(self.ws), "target": self.ws.config.data.target}
 
     def inventory(self) -> dict[str, Any]:
         with self.ws.catalog.session() as con:
             return {
                 "runs": [[e.run_id, e.status, e.fingerprint, e.mirrored_from, e.rows]
-                         for e in sync_store.run_entries(con, SYNCED_TAG)],
+                         for e in sync_store.run_entries(con, SYNCED_TAG, SYNCED_ID_TAG)],
                 "model_versions": [[row["run_id"], row["version"], row["model_hash"],
                                     row["card_hash"]]
                                    for row in sync_store.model_entries(
@@ -139,7 +141,7 @@ class LocalPeer:
             tmp.unlink(missing_ok=True)
 
     def apply(self, rows: dict[str, list[dict[str, Any]]], replace: list[str],
-              origin: str) -> dict[str, Any]:
+              origin: str, origin_id: str) -> dict[str, Any]:
         """Add another workspace's rows in one transaction, after the checks an import
         makes: every object they name is here, each model predicts this project's target
         and loads in a child process."""
@@ -153,17 +155,21 @@ class LocalPeer:
         target = self.ws.config.data.target
         for version in rows["model_versions"]:
             label = f"{origin}: model {version['model']}/{version['version']}"
-            card = json.loads(self.ws.objects.read_bytes(version["card_hash"]))
-            theirs = (card.get("spec") or {}).get("target")
+            candidate = Candidate(self.ws.objects.open_verified(version["model_hash"]), label,
+                                  self.ws.objects.read_bytes(version["card_hash"]))
+            theirs = spec_of(candidate).target
             if target and theirs != target:
                 raise SyncRefused(f"{label} predicts {theirs!r}, this project predicts "
                                   f"{target!r} ([data] target); nothing was added")
-            check_loads(self.ws.objects.open_verified(version["model_hash"]), label)
+            check_loads(self.ws, candidate)
         try:
             with self.ws.catalog.session() as con:
                 summary = sync_store.apply(con, rows, replace, registry.model_name(self.ws),
-                                           self.ws.project, {SYNCED_TAG: origin}, SYNCED_TAG,
-                                           artifacts.MODEL)
+                                           self.ws.project,
+                                           {SYNCED_TAG: origin, SYNCED_ID_TAG: origin_id},
+                                           (SYNCED_TAG, SYNCED_ID_TAG),
+                                           {"model_hash": artifacts.MODEL,
+                                            "card_hash": artifacts.MODEL_CARD})
                 if summary["runs"] or summary["dataset_versions"]:
                     meta_store.add_event(con, "sync.applied", origin, None, {
                         "runs": len(summary["runs"]), "replaced": len(replace),

@@ -121,7 +121,7 @@ def sync(ws: Workspace, remote: Peer, push: bool = False,
         if rows["runs"] or rows["model_versions"] or rows["dataset_versions"]:
             batch = {run["run_id"] for run in rows["runs"]}
             applied = destination.apply(rows, [r for r in replace if r in batch],
-                                        source.location)
+                                        source.location, str(theirs.get("workspace_id", "")))
             result.model_versions += applied["model_versions"]
             result.dataset_versions += applied["dataset_versions"]
     if aliases and not dry_run:

@@ -173,9 +173,9 @@ class SshPeer:
         self._call("write_object", chunks, size=size, digest=digest)
 
     def apply(self, rows: dict[str, list[dict[str, Any]]], replace: list[str],
-              origin: str) -> dict[str, Any]:
+              origin: str, origin_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self._call("apply", rows=rows, replace=replace,
-                                            origin=origin)["result"]
+                                            origin=origin, origin_id=origin_id)["result"]
         return result
 
     def move_alias(self, alias: str, run_id: str, reason: str) -> dict[str, Any]:

@@ -16,6 +16,8 @@ import blake3
 # On a run copied from another workspace by `mlyard sync`: where it came from. Such a copy
 # is the other side's to update, and its process is the other machine's to watch.
 SYNCED_TAG = "mlyard.synced_from"
+# ... and that workspace's identity (its catalog's random id): only it updates the copy.
+SYNCED_ID_TAG = "mlyard.synced_from_id"
 
 PACKAGES = ["mlyard", "lightgbm", "polars", "duckdb", "numpy", "pyarrow", "scikit-learn"]
 

@@ -19,7 +19,8 @@ from mlyard.core.errors import UsageError
 from mlyard.core.models import registry
 from mlyard.core.models.classes import aligned, class_names, union
 from mlyard.core.models.gates import HeadToHead, Rescored
-from mlyard.core.models.loading import LoadedModel, check_all_load, load_model
+from mlyard.core.models.loading import LoadedModel, load_model
+from mlyard.core.models.trial import Candidate, check_all_load
 from mlyard.core.tracking.evaluation import comparable_metric, evaluate, paired_bootstrap
 from mlyard.core.training import trainer
 from mlyard.core.training.split import split_rows
@@ -75,8 +76,10 @@ def versus_champion(ws: Workspace, ref: str) -> HeadToHead | None:
         return None
     rows = evaluation_rows(ws)
     task = ws.config.train.task
-    check_all_load([(ws.objects.path_for(v.model_hash), f"{v.model}/{v.version}")
-                    for v in (champion, candidate)])  # a model that would abort us aborts a child
+    # A model that would abort us aborts a child.
+    check_all_load(ws, [Candidate(ws.objects.path_for(v.model_hash), f"{v.model}/{v.version}",
+                                  ws.objects.read_bytes(v.card_hash))
+                        for v in (champion, candidate)])
     models = [load_model(ws, str(champion.version)), load_model(ws, str(candidate.version))]
     truth, (theirs, ours) = scored(task, models[1].spec.target, rows.frame, models)
     metric = comparable_metric(task, registry.primary_metric(ws))
