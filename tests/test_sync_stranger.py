@@ -6,6 +6,7 @@ holding anything mlyard does not create, and the canary appears nowhere here."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -14,9 +15,11 @@ from typing import Any
 import duckdb
 import pytest
 
+from mlyard.core.automation import promotion
 from mlyard.core.models import registry
 from mlyard.core.workspace import open_workspace
 from tests.conftest import mlyard, train_json
+from tests.test_model_text import _resized
 from tests.test_sync import box, laptop, sshd  # noqa: F401  (fixtures)
 
 CANARY = "canary-7f3a9c"
@@ -127,3 +130,35 @@ def test_a_model_version_pinned_to_a_run_it_is_not_is_refused(
     assert pulled.exit_code == 1, pulled.stdout + pulled.stderr
     assert f"is not the model its run {mine['run_id'][:8]} trained" in pulled.stderr
     assert mlyard("models", "list", "--json").stdout.strip() == "[]"
+
+
+def test_an_inverted_model_claiming_a_high_auc_never_becomes_champion_by_sync(
+        box: tuple[Path, dict[str, Any]], laptop: Path) -> None:  # noqa: F811
+    """The box's run and version both carry an inverted model (every leaf negated) and
+    claim holdout.auc 0.97. Synced with --aliases, the gates judge figures computed here
+    on the laptop's own rows, so champion stays where it was and the output says why."""
+    folder, trained = box
+    box_ws = open_workspace(folder)
+    version = registry.resolve(box_ws, "1")
+    text = box_ws.objects.read_bytes(version.model_hash).decode()
+    inverted = _resized(re.sub(r"(?m)^leaf_value=(.*)$", lambda line: "leaf_value=" + " ".join(
+        repr(-float(value)) for value in line.group(1).split()), text))
+    lie = box_ws.objects.put_bytes(inverted.encode())
+    with box_ws.catalog.session() as con:
+        con.execute("UPDATE model_versions SET model_hash = ?", [lie])
+        con.execute("UPDATE artifacts SET object_hash = ? WHERE object_hash = ?",
+                    [lie, version.model_hash])
+        con.execute("UPDATE latest_metrics SET value = 0.97 WHERE key = 'holdout.auc'")
+        con.execute("UPDATE metrics SET value = 0.97 WHERE key = 'holdout.auc'")
+    promotion.promote(box_ws, "1", force=True)  # the box calls it champion
+    shutil.copytree(folder / "data", laptop / "data", dirs_exist_ok=True)
+    assert mlyard("ingest", "data").exit_code == 0
+    synced = mlyard("sync", str(folder), "--aliases")
+    assert synced.exit_code == 1, synced.stdout + synced.stderr
+    assert "alias champion -> churn/1: not moved: gate min_auc failed" in synced.stdout
+    assert registry.champion(open_workspace(laptop)) is None
+    gates = mlyard("check", "1", "--json")
+    assert gates.stdout, gates.stderr
+    scored = {gate["gate"]: gate for gate in json.loads(gates.stdout)["gates"]}
+    assert scored["rescored_here"]["passed"] and scored["min_auc"]["value"] < 0.5
+    assert trained["run_id"] in mlyard("runs", "list", "--json").stdout
