@@ -151,18 +151,20 @@ def read(root: Path, model: str, since: float = 0.0, until: float | None = None,
                       for c in ("ts", "version", "inputs", "outputs")), strict=True))
 
 
-def recent(root: Path, model: str, limit: int) -> list[tuple[Any, ...]]:
-    """The newest logged requests: (request id, ts, version, rows, inputs, outputs)."""
+def recent(root: Path, model: str, limit: int) -> list[tuple[str, float, int, int, str, str]]:
+    """The newest logged requests, newest first: (request id, ts, version, rows, inputs,
+    outputs), for core/serving/supervisor.py's LoggedRequest."""
     paths = files(root, model)
     if not paths:
         return []
     cursor = engine_cursor()
     try:
-        return cursor.execute(
+        found = cursor.execute(
             "SELECT request_id, ts, version, rows, inputs, outputs FROM read_parquet(?) "
             "ORDER BY ts DESC LIMIT ?", [paths[-200:], limit]).fetchall()
     finally:
         cursor.close()
+    return [(str(a), float(b), int(c), int(d), str(e), str(f)) for a, b, c, d, e, f in found]
 
 
 def count_rows(root: Path, model: str) -> int:

@@ -9,10 +9,18 @@ from textual.message import Message
 
 from mlyard.core.automation.status import AutomationOverview
 from mlyard.core.dashboard import Overview
+from mlyard.core.data.quarantine import QuarantinedFile
+from mlyard.core.data.versions import VersionRecord
+from mlyard.core.models.gates import GateResult
 from mlyard.core.models.registry import AliasMove, ModelDetail, VersionSummary
 from mlyard.core.monitoring.drift_reports import MonitoringOverview
 from mlyard.core.monitoring.shadow_report import ShadowComparison
-from mlyard.core.serving.supervisor import LoggedExplanation, ServerProcess, ServerStats
+from mlyard.core.serving.supervisor import (
+    LoggedExplanation,
+    LoggedRequest,
+    ServerProcess,
+    ServerStats,
+)
 from mlyard.core.tracking.compare import Comparison
 from mlyard.core.tracking.run_queries import LogLine, RunDetail, RunsPage
 
@@ -54,8 +62,8 @@ class RunDetailLoaded(Message):
 
 @dataclass
 class DatasetsLoaded(Message):
-    versions: list[Any]
-    quarantined: list[Any]
+    versions: list[VersionRecord]
+    quarantined: list[QuarantinedFile]
 
 
 @dataclass
@@ -81,7 +89,7 @@ class ModelsLoaded(Message):
 @dataclass
 class GatesLoaded(Message):
     detail: ModelDetail
-    gates: list[Any]
+    gates: list[GateResult]
     shadow: ShadowComparison | None  # the version as the champion's shadow, if it was
 
 
@@ -107,7 +115,7 @@ class ShadowLoaded(Message):
 @dataclass
 class ServingLoaded(Message):
     stats: ServerStats
-    predictions: list[Any]
+    predictions: list[LoggedRequest]
     at: float  # monotonic time of the reading, for requests per second
 
     def can_replace(self, message: Message) -> bool:

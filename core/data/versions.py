@@ -14,7 +14,7 @@ from mlyard.core.data.profile import diff_profiles
 from mlyard.core.errors import UsageError
 from mlyard.core.workspace import Workspace
 from mlyard.storage import datasets_store
-from mlyard.storage.datasets_store import VersionRecord
+from mlyard.storage.datasets_store import VersionRecord as VersionRecord  # the UI shows these
 
 _REF_RE = re.compile(r"^(?:(?P<dataset>[^:]+):)?v?(?P<seq>\d+)$")
 

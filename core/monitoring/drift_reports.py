@@ -360,11 +360,28 @@ def alerts(ws: Workspace, limit: int = 50) -> list[dict[str, Any]]:
 
 
 @dataclass(frozen=True)
+class DriftCell:
+    """One column in one report, as the heat table shows it."""
+
+    statistic: float | None
+    drifted: bool
+    psi: float | None
+    reliable: bool  # False: too few rows for the test to say anything
+
+
+@dataclass(frozen=True)
+class DriftRow:
+    """One row of the heat table: a column and its cell in each report that has it."""
+
+    role: str  # feature, prediction or target
+    column: str
+    cells: dict[int, DriftCell]  # report id -> cell
+
+
+@dataclass(frozen=True)
 class MonitoringOverview:
     reports: list[ReportRecord]  # oldest first, the heat table's columns
-    cells: dict[tuple[str, str, int], tuple[float | None, bool, float | None, bool]]
-    # (role, column, report id) -> (statistic, drifted, psi, reliable)
-    rows: list[tuple[str, str]]  # (role, column) in table order
+    rows: list[DriftRow]  # in table order: features, then prediction, then target
     charts: dict[int, dict[str, Any]]  # report id -> column -> chart data
     alerts: list[dict[str, Any]]
     performance: list[performance.Window]  # oldest first
@@ -384,11 +401,12 @@ def overview(ws: Workspace, reports: int = 12, alert_limit: int = 30) -> Monitor
         charts[record.report_id] = {c["column"]: c["chart"] for c in columns}
         unreliable |= {(c["column"], record.report_id) for c in columns
                        if c.get("reliable") is False}
-    cells = {(f.role, f.column, f.report_id): (f.statistic, f.drifted, f.psi,
-                                               (f.column, f.report_id) not in unreliable)
-             for f in series}
+    rows: dict[tuple[str, str], DriftRow] = {}
+    for f in series:
+        row = rows.setdefault((f.role, f.column), DriftRow(f.role, f.column, {}))
+        row.cells[f.report_id] = DriftCell(f.statistic, f.drifted, f.psi,
+                                           (f.column, f.report_id) not in unreliable)
     order = {"feature": 0, "prediction": 1, "target": 2}
-    rows = sorted({(role, column) for role, column, _ in cells},
-                  key=lambda rc: (order.get(rc[0], 3), rc[1]))
-    return MonitoringOverview(records, cells, rows, charts, alerts(ws, alert_limit),
+    ordered = sorted(rows.values(), key=lambda row: (order.get(row.role, 3), row.column))
+    return MonitoringOverview(records, ordered, charts, alerts(ws, alert_limit),
                               performance.history(ws), registry.primary_metric(ws))

@@ -108,9 +108,22 @@ def fetch_stats(url: str) -> ServerStats:
         _percentile(buckets, q) for q in (0.5, 0.95, 0.99)))
 
 
-def recent_predictions(ws: Workspace, limit: int = 20) -> list[tuple[object, ...]]:
-    """The newest logged requests: (request id, ts, version, rows, inputs, outputs)."""
-    return prediction_files.recent(ws.catalog.predictions_dir, registry.model_name(ws), limit)
+@dataclass(frozen=True)
+class LoggedRequest:
+    """One logged request, as the Serving screen lists it."""
+
+    request_id: str
+    ts: float
+    version: int
+    rows: int
+    inputs: str  # the request's rows as JSON
+    outputs: str  # its predictions as JSON
+
+
+def recent_predictions(ws: Workspace, limit: int = 20) -> list[LoggedRequest]:
+    """The newest logged requests, newest first."""
+    return [LoggedRequest(*row) for row in prediction_files.recent(
+        ws.catalog.predictions_dir, registry.model_name(ws), limit)]
 
 
 @dataclass(frozen=True)

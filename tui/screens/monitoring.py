@@ -14,6 +14,7 @@ from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Footer, Header
 
 from mlyard.core.monitoring import drift_reports as monitor
+from mlyard.core.monitoring.drift_reports import DriftCell
 from mlyard.core.workspace import Workspace
 from mlyard.tui.format import when
 from mlyard.tui.messages import MonitoringLoaded
@@ -79,10 +80,10 @@ quality alerts, and the live metric from `mlyard feedback` per time window.
         cursor = table.cursor_coordinate
         labels = [r.current_label.replace("served, last ", "served ") for r in overview.reports]
         fill(table, ["column", *labels],
-             [(ROLE_PREFIX.get(role, "") + column,
-               *(_cell(overview.cells.get((role, column, r.report_id)))
-                 for r in overview.reports)) for role, column in overview.rows],
-             [f"{role}:{column}" for role, column in overview.rows],
+             [(ROLE_PREFIX.get(row.role, "") + row.column,
+               *(_cell(row.cells.get(r.report_id)) for r in overview.reports))
+              for row in overview.rows],
+             [f"{row.role}:{row.column}" for row in overview.rows],
              ["column", *(str(r.report_id) for r in overview.reports)])
         if overview.rows and overview.reports:
             # Keep the highlighted cell; start on the newest report of the first column.
@@ -116,19 +117,18 @@ quality alerts, and the live metric from `mlyard feedback` per time window.
         row = min(table.cursor_row, len(overview.rows) - 1)
         column = max(table.cursor_column, 1) - 1
         report = overview.reports[min(column, len(overview.reports) - 1)]
-        _, name = overview.rows[row]
+        name = overview.rows[row].column
         plot.show(f"{name}: {report.current_label}",
                   overview.charts.get(report.report_id, {}).get(name))
 
 
-def _cell(values: tuple[float | None, bool, float | None, bool] | None) -> Text:
-    if values is None:
+def _cell(cell: DriftCell | None) -> Text:
+    if cell is None:
         return Text("")
-    statistic, drifted, psi, reliable = values
-    if not reliable:
+    if not cell.reliable:
         return Text("few rows", style="dim")
-    style = "bold red" if drifted else ("yellow" if (psi or 0) >= 0.1 else "green")
-    return Text("-" if statistic is None else f"{statistic:.3g}", style=style)
+    style = "bold red" if cell.drifted else ("yellow" if (cell.psi or 0) >= 0.1 else "green")
+    return Text("-" if cell.statistic is None else f"{cell.statistic:.3g}", style=style)
 
 
 def _delivery(state: str) -> Text:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -14,7 +13,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from mlyard.core.monitoring import shadow_report
 from mlyard.core.serving import supervisor as serving
-from mlyard.core.serving.supervisor import ServerProcess
+from mlyard.core.serving.supervisor import LoggedRequest, ServerProcess
 from mlyard.core.workspace import Workspace
 from mlyard.tui.format import number, plain, shadow_summary, when
 from mlyard.tui.messages import ExplanationLoaded, ServerStarted, ServingLoaded, ShadowLoaded
@@ -50,7 +49,7 @@ shadow with the champion on the same requests (`mlyard shadow report` for all of
         super().__init__()
         self._last: tuple[float, float] | None = None  # (time, requests) at the last poll
         self.latest_stats: serving.ServerStats | None = None
-        self.predictions: list[Any] = []  # the logged requests the table shows
+        self.predictions: list[LoggedRequest] = []  # the logged requests the table shows
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -169,14 +168,14 @@ shadow with the champion on the same requests (`mlyard shadow report` for all of
         self.predictions = list(message.predictions)
         fill(self.query_one("#serving-predictions", DataTable),
              ["time", "request", "version", "rows", "outputs", "inputs"],
-             [(when(ts), request_id[:8], version, count, outputs[:24], inputs[:60])
-              for request_id, ts, version, count, inputs, outputs in message.predictions])
+             [(when(r.ts), r.request_id[:8], r.version, r.rows, r.outputs[:24], r.inputs[:60])
+              for r in message.predictions])
 
     @on(DataTable.RowSelected, "#serving-predictions")
     def open_explanation(self, event: DataTable.RowSelected) -> None:
         if event.cursor_row < len(self.predictions):
-            request_id, _, version, _, inputs, _ = self.predictions[event.cursor_row]
-            self._explain(self.ws, request_id, version, inputs)
+            logged = self.predictions[event.cursor_row]
+            self._explain(self.ws, logged.request_id, logged.version, logged.inputs)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="serving-explain",
           description="Explaining the prediction")
