@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING
 
 from mlyard.core.errors import UsageError
 from mlyard.core.workspace import Workspace
 
 INSTALL_HINT = "pip install 'mlyard[dask]' (dask, distributed and scikit-learn)"
+
+if TYPE_CHECKING:  # the optional dask extra: imported only where it is used
+    from distributed import Client
 
 
 def wants_dask(ws: Workspace, cluster: str | None) -> bool:
@@ -22,7 +25,7 @@ def wants_dask(ws: Workspace, cluster: str | None) -> bool:
 
 
 @contextmanager
-def dask_client(ws: Workspace, cluster: str | None = None) -> Iterator[Any]:
+def dask_client(ws: Workspace, cluster: str | None = None) -> Iterator[Client]:
     """A `distributed.Client` on the scheduler from `--cluster` or `[compute] address`."""
     address = cluster or ws.config.compute.address
     if not address:

@@ -19,22 +19,15 @@ UNTYPED = re.compile(r"\bAny\b|(?<![\w.])tuple\[(?![^\]]*, \.\.\.\])")
 
 KNOWN = {
     # functions: (module.function, parameter or return)
-    "mlyard.core.compute.dask_client:return",
-    "mlyard.core.data.ingest.ingest_files:return",
     "mlyard.core.humanize.describe_change:change",
     "mlyard.core.models.bundle.export_bundle:return",
     "mlyard.core.monitoring.drift_reports.alerts:return",
     "mlyard.core.monitoring.drift_reports.get_report:return",
     "mlyard.core.monitoring.drift_reports.to_json:return",
     "mlyard.core.monitoring.report_html.render:report",
-    "mlyard.core.serving.cluster_batch.predict_on_cluster:client",
-    "mlyard.core.tracking.compare.metric_curves:return",
-    "mlyard.core.tracking.run_queries.parse_tag:return",
-    "mlyard.core.training.cluster.train_on_cluster:client",
     "mlyard.core.training.trainer.plan:overrides",
     # fields: (module.Class, field)
     "mlyard.core.automation.daemon.DaemonStatus:detail",
-    "mlyard.core.automation.pipeline.IngestSummary:outcomes",
     "mlyard.core.data.versions.VersionDiff:changes",
     "mlyard.core.models.registry.ModelDetail:card",
     "mlyard.core.monitoring.drift_reports.MonitoringOverview:charts",
@@ -50,7 +43,6 @@ KNOWN = {
     "mlyard.core.training.trainer.TrainResult:card",
     "mlyard.core.training.tune.TuneResult:best_params",
     "mlyard.storage.datasets_store.VersionRecord:profile",
-    "mlyard.tui.messages.CurvesLoaded:curves",
     "mlyard.tui.messages.DiffLoaded:changes",
     "mlyard.tui.messages.ProfileLoaded:profile",
     "mlyard.tui.messages.RunDetailLoaded:record",

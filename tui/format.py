@@ -5,6 +5,7 @@ Numbers, times and durations come from core.humanize, as in the CLI."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from rich.text import Text
 
@@ -44,7 +45,7 @@ def sparkline(counts: list[int] | list[float]) -> str:
     return "".join(BARS[min(len(BARS) - 1, int(c / top * (len(BARS) - 1)))] for c in counts)
 
 
-def downsample(points: list[tuple[int, float | None]],
+def downsample(points: Sequence[tuple[int, float | None]],
                width: int) -> list[tuple[int, float]]:
     """At most about 2x `width` points, evenly spaced, always keeping the last one, so
     plotting (on the UI thread) stays fast whatever the run length."""

@@ -21,7 +21,7 @@ from mlyard.core.serving.supervisor import (
     ServerProcess,
     ServerStats,
 )
-from mlyard.core.tracking.compare import Comparison
+from mlyard.core.tracking.compare import Comparison, CurvePoint
 from mlyard.core.tracking.run_queries import LogLine, RunDetail, RunsPage
 
 
@@ -46,7 +46,7 @@ class ComparisonLoaded(Message):
 @dataclass
 class CurvesLoaded(Message):
     metric: str
-    curves: dict[str, list[tuple[int, float | None]]]
+    curves: dict[str, list[CurvePoint]]
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, CurvesLoaded)

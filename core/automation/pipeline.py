@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from mlyard.core import compute
 from mlyard.core.automation import promotion
@@ -29,12 +30,19 @@ log = logging.getLogger("mlyard.pipeline")
 STEPS = ("ingest", "train", "promote")
 
 
+class FileLine(NamedTuple):
+    """A file, and what happened to it in words (the watcher's recent files)."""
+
+    path: str
+    said: str
+
+
 @dataclass
 class IngestSummary:
     new_versions: list[str] = field(default_factory=list)
     unchanged: int = 0
     refused: list[str] = field(default_factory=list)  # one line each: file and reason
-    outcomes: list[tuple[str, str]] = field(default_factory=list)  # file, what happened
+    outcomes: list[FileLine] = field(default_factory=list)
     drift: list[str] = field(default_factory=list)  # one line per new version checked
 
 
@@ -63,16 +71,16 @@ def ingest_files(ws: Workspace, files: list[Path]) -> IngestSummary:
     for path, result in ingest.ingest_files(ws, files):
         if isinstance(result, IngestRefused):
             summary.refused.append(result.msg)
-            summary.outcomes.append((str(path), "refused (quarantined)"))
+            summary.outcomes.append(FileLine(str(path), "refused (quarantined)"))
             log.warning("refused: %s", result.msg)
             continue
         if result.created:
             summary.new_versions.append(result.version.ref)
-            summary.outcomes.append((str(path), f"-> {result.version.ref}"))
+            summary.outcomes.append(FileLine(str(path), f"-> {result.version.ref}"))
             log.info("%s -> %s (%d rows)", path, result.version.ref, result.version.rows)
         else:
             summary.unchanged += 1
-            summary.outcomes.append((str(path), f"unchanged ({result.version.ref})"))
+            summary.outcomes.append(FileLine(str(path), f"unchanged ({result.version.ref})"))
     reports = monitor.after_ingest(ws, summary.new_versions)
     for report in reports:
         line = (f"{report.current_label}: {report.severity} drift against "

@@ -109,7 +109,7 @@ def runs_show(obj: Context, run: str, as_json: bool) -> None:
 @click.pass_obj
 def runs_tag(obj: Context, run: str, tags: tuple[str, ...]) -> None:
     """Set tags on a run (a note is the tag mlyard.note)."""
-    runs.set_tags(obj.ws, run, dict(runs.parse_tag(t) for t in tags))
+    runs.set_tags(obj.ws, run, runs.parse_tags(list(tags)))
 
 
 @runs_group.command("log")

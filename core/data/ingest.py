@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import polars as pl
 import pyarrow.parquet as pq
@@ -54,6 +55,13 @@ class IngestResult:
 Outcome = IngestResult | IngestRefused
 
 
+class FileOutcome(NamedTuple):
+    """What became of one file."""
+
+    path: Path
+    outcome: Outcome
+
+
 def ingest_file(ws: Workspace, path: Path) -> IngestResult:
     """Ingest one CSV or Parquet file as a version of the project's dataset.
 
@@ -67,7 +75,7 @@ def ingest_file(ws: Workspace, path: Path) -> IngestResult:
     return outcome
 
 
-def ingest_files(ws: Workspace, paths: list[Path]) -> Iterator[tuple[Path, Outcome]]:
+def ingest_files(ws: Workspace, paths: list[Path]) -> Iterator[FileOutcome]:
     """Ingest files in order, yielding each one's outcome once the catalog holds it.
 
     The same bytes under the same contract are the same version. After a contract
@@ -106,7 +114,7 @@ def ingest_files(ws: Workspace, paths: list[Path]) -> Iterator[tuple[Path, Outco
         batch = _Batch(dataset)
         for index, (path, source_hash) in enumerate(zip(paths, hashes, strict=True)):
             if isinstance(source_hash, IngestRefused):
-                batch.outcomes.append((path, source_hash))
+                batch.outcomes.append(FileOutcome(path, source_hash))
                 continue
             if source_hash in batch.hashes:  # the same bytes twice in a burst: as one
                 yield from batch.record(ws, earlier)  # after the other, once that one
@@ -116,7 +124,7 @@ def ingest_files(ws: Workspace, paths: list[Path]) -> Iterator[tuple[Path, Outco
                 same = next((v for v in earlier.get(source_hash, [])
                              if v.contract_hash == checked), None)
                 if same is not None:
-                    batch.outcomes.append((path, IngestResult(
+                    batch.outcomes.append(FileOutcome(path, IngestResult(
                         resolved[index], same, created=False,
                         warnings=["same bytes as an existing version; nothing new stored"])))
                     continue
@@ -167,7 +175,7 @@ class _Batch:
 
     def __init__(self, dataset: str) -> None:
         self.dataset = dataset
-        self.outcomes: list[tuple[Path, Outcome]] = []
+        self.outcomes: list[FileOutcome] = []
         self.hashes: set[str] = set()
         self.contract_json: str | None = None  # inferred from this batch's first file
         self._events: list[meta_store.Event] = []
@@ -177,17 +185,17 @@ class _Batch:
         return time.monotonic() - self._started
 
     def add(self, path: Path, source_hash: str, result: IngestResult) -> None:
-        self.outcomes.append((path, result))
+        self.outcomes.append(FileOutcome(path, result))
         self.hashes.add(source_hash)
 
     def refuse(self, path: Path, refusal: IngestRefused, copy: Path) -> None:
-        self.outcomes.append((path, refusal))
+        self.outcomes.append(FileOutcome(path, refusal))
         self._events.append(("alert.refused", path.name, "mlyard ingest", {
             "severity": "error", "current": path.name, "findings": [refusal.msg],
             "quarantined": str(copy)}))
 
     def record(self, ws: Workspace, earlier: dict[str, list[VersionRecord]]
-               ) -> Iterator[tuple[Path, Outcome]]:
+               ) -> Iterator[FileOutcome]:
         """Store the batch in one unit of work, then hand out its outcomes."""
         results = [o for _, o in self.outcomes if isinstance(o, IngestResult)]
         new = [r for r in results if r.created]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -22,6 +22,9 @@ from mlyard.core.models.features import FeatureSpec, encode
 from mlyard.core.models.loading import load_model
 from mlyard.core.serving.batch import Batches, Scored, prediction_frame, write_scored
 from mlyard.core.workspace import Workspace
+
+if TYPE_CHECKING:  # the optional dask extra: imported only where it is used
+    from distributed import Client
 
 
 def _score_batch(model_text: str, spec_json: str, table: pa.Table) -> pa.Table:
@@ -34,7 +37,7 @@ def _score_batch(model_text: str, spec_json: str, table: pa.Table) -> pa.Table:
     return prediction_frame(output, spec).to_arrow()
 
 
-def predict_on_cluster(ws: Workspace, ref: str, source: Path, target: Path, client: Any,
+def predict_on_cluster(ws: Workspace, ref: str, source: Path, target: Path, client: Client,
                        in_flight: int = 4, batch_rows: int = 25_000) -> Scored:
     """Like `batch.predict_file`, with the scoring on the cluster."""
     model = load_model(ws, ref)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from mlyard.core.errors import UsageError
 from mlyard.core.tracking.evaluation import higher_is_better
@@ -52,12 +53,16 @@ def compare_runs(ws: Workspace, refs: list[str]) -> Comparison:
     )
 
 
-def metric_curves(ws: Workspace, refs: list[str],
-                  key: str) -> dict[str, list[tuple[int, float | None]]]:
-    """(step, value) points of one metric for each run, keyed by run id."""
+class CurvePoint(NamedTuple):
+    step: int
+    value: float | None
+
+
+def metric_curves(ws: Workspace, refs: list[str], key: str) -> dict[str, list[CurvePoint]]:
+    """The points of one metric for each run, keyed by run id."""
     with ws.catalog.session() as con:
         run_ids = [runs_store.resolve_run_id(con, ref, ws.project) for ref in refs]
-        return {rid: [(step, value) for step, value, _ in
+        return {rid: [CurvePoint(step, value) for step, value, _ in
                       runs_store.metric_history(con, rid, key)] for rid in run_ids}
 
 

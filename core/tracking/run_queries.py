@@ -171,12 +171,15 @@ def set_note(ws: Workspace, ref: str, note: str) -> None:
     set_tags(ws, ref, {NOTE_TAG: note})
 
 
-def parse_tag(text: str) -> tuple[str, str]:
-    """`team=growth` -> ("team", "growth")."""
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise UsageError(f"tag {text!r}: expected KEY=VALUE, e.g. team=growth")
-    return key.strip(), value.strip()
+def parse_tags(texts: list[str]) -> dict[str, str]:
+    """`["team=growth"]` -> {"team": "growth"}."""
+    tags = {}
+    for text in texts:
+        key, sep, value = text.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"tag {text!r}: expected KEY=VALUE, e.g. team=growth")
+        tags[key.strip()] = value.strip()
+    return tags
 
 
 def _qualify(name: str, param_keys: list[str], metric_keys: list[str]) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -29,6 +29,9 @@ from mlyard.core.workspace import Workspace
 
 REFERENCE_SAMPLE_ROWS = 200_000
 TRAIN, VALID, HOLDOUT = 0, 1, 2
+
+if TYPE_CHECKING:  # the optional dask extra: imported only where it is used
+    from distributed import Client
 
 
 def _encoded_partition(frame: Any, spec_json: str, time_column: str | None,
@@ -65,7 +68,7 @@ def _encoded_partition(frame: Any, spec_json: str, time_column: str | None,
     return out[~np.isnan(target)]
 
 
-def train_on_cluster(ws: Workspace, training: train_api.TrainPlan, client: Any,
+def train_on_cluster(ws: Workspace, training: train_api.TrainPlan, client: Client,
                      name: str | None = None) -> train_api.TrainResult:
     """Train like `trainer.train`, with the data and the fit on the cluster."""
     if wants_gpu(training.params):

@@ -254,9 +254,10 @@ keeps status and the metrics there too.
 
     @work(thread=True, exit_on_error=False, group="runs-tag", description="Saving the tag")
     def _save_tag(self, ws: Workspace, run_id: str, text: str) -> None:
-        key, value = runs.parse_tag(text)
-        runs.set_tags(ws, run_id, {key: value})
-        self.app.call_from_thread(self.notify, f"Tag {key} saved on {run_id[:8]}.")
+        tags = runs.parse_tags([text])
+        runs.set_tags(ws, run_id, tags)
+        self.app.call_from_thread(self.notify, f"Tag {', '.join(tags)} saved on {run_id[:8]}.",
+                                  markup=False)
 
     def action_page(self, step: int) -> None:
         if self.page is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from textual_plotext import PlotextPlot
 
 from mlyard.tui.format import downsample
@@ -17,7 +19,8 @@ class CurvesPlot(PlotextPlot):
     }
     """
 
-    def show(self, title: str, curves: dict[str, list[tuple[int, float | None]]]) -> None:
+    def show(self, title: str,
+             curves: Mapping[str, Sequence[tuple[int, float | None]]]) -> None:
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
