@@ -21,6 +21,9 @@ TaskType = Literal["binary", "multiclass", "regression"]
 Device = Literal["cpu", "gpu"]
 
 
+# A LightGBM parameter's value, as TOML, the command line and a tuning trial give it.
+ParamValue = str | int | float | bool | list[str]
+
 class ColumnContract(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     """What one input column must look like.
 
@@ -114,7 +117,7 @@ class TrainConfig(msgspec.Struct, forbid_unknown_fields=True):
     threshold: float = 0.5
     num_boost_round: int = 500
     early_stopping_rounds: int = 50
-    params: dict[str, str | int | float | bool | list[str]] = msgspec.field(default_factory=dict)
+    params: dict[str, ParamValue] = msgspec.field(default_factory=dict)
     device: Device = "cpu"
     gpu_platform_id: int | None = None
     gpu_device_id: int | None = None

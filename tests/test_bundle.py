@@ -236,7 +236,7 @@ def test_import_never_writes_into_a_run_that_is_already_here(
     ("missing object", _missing_object, "which the bundle does not hold"),
     ("unlisted member", _unlisted_member, "is not in the manifest"),
     ("malformed model", _malformed_model, "trees and the text holds"),  # read, not loaded
-    ("card not JSON", _card_not_json, "its model card is not JSON with a feature spec"),
+    ("card not JSON", _card_not_json, "its model card is not a model card"),
     ("card and model disagree", _card_with_a_feature_the_model_lacks,
      "cannot score this project's rows"),
 ])

@@ -49,7 +49,7 @@ def test_a_dask_trained_model_matches_the_local_one_in_quality(
     assert abs(remote["metrics"]["auc"] - local["metrics"]["auc"]) < 0.03
     ws = open_workspace()
     model = load_model(ws, str(remote["model_version"]))
-    assert model.card["metrics"]["holdout.auc"] == remote["metrics"]["auc"]
+    assert model.card.metrics["holdout.auc"] == remote["metrics"]["auc"]
     from mlyard.core.tracking import run_queries as runs
 
     detail = runs.show_run(ws, remote["run_id"])

@@ -112,7 +112,7 @@ def test_a_class_that_grows_promotes_the_model_that_knows_it(
     assert loop()["exit"] == 0
     assert champion(folder) == 2
     assert "champion -> loop/2" in promote_outcome()
-    assert "e" in registry.show(open_workspace(folder), "champion").card["spec"]["classes"]
+    assert "e" in (registry.show(open_workspace(folder), "champion").card.spec.classes or [])
 
 
 def binary_rows(rng: np.random.Generator, rows: int, noise: bool) -> pl.DataFrame:

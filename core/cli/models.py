@@ -52,12 +52,11 @@ def models_show(obj: Context, ref: str, as_json: bool) -> None:
         return
     v = detail.version
     output.stdout.print(f"{v.model}/{v.version}  aliases: {', '.join(detail.aliases) or '-'}  "
-                        f"run {v.run_id[:8]}  task {detail.card['task']}", markup=False)
+                        f"run {v.run_id[:8]}  task {detail.card.task}", markup=False)
     output.print_table(["holdout metric", "value"], sorted(detail.metrics.items()))
-    features = detail.card["spec"]["features"]
+    gain = detail.card.feature_importance.get("gain", {})
     output.print_table(["feature", "type", "gain"],
-                       [(f["name"], f["type"], detail.card["feature_importance"]["gain"]
-                         .get(f["name"])) for f in features])
+                       [(f.name, f.type, gain.get(f.name)) for f in detail.card.spec.features])
 
 
 @models.command("register")

@@ -25,6 +25,7 @@ import blake3
 
 from mlyard.core.errors import MlyardError
 from mlyard.core.models import registry
+from mlyard.core.models.card import read_card
 from mlyard.core.models.gates import IMPORTED_TAG, ORIGIN_TAG
 from mlyard.core.models.trial import Candidate, check_loads
 from mlyard.core.workspace import Workspace
@@ -124,8 +125,9 @@ def _adopt_rows(ws: Workspace, source: Path, folder: Path, manifest: dict[str, A
     rows = manifest["rows"]
     target = ws.config.data.target
     for version in rows.get("model_versions", []):
-        card = _load_json(source, folder / "objects" / str(version.get("card_hash")))
-        theirs = (card.get("spec") or {}).get("target")
+        label = f"{source}: model {version.get('model')}/{version.get('version')}"
+        theirs = read_card((folder / "objects" / str(version.get("card_hash"))).read_bytes(),
+                           label).spec.target
         if target and theirs != target:
             raise BundleRefused(f"{source}: model {version.get('model')}/"
                                 f"{version.get('version')} predicts {theirs!r}, this project "

@@ -7,15 +7,14 @@ the workspace.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from typing import Any
 
 import lightgbm as lgb
 import numpy as np
 import polars as pl
 
 from mlyard.core.models import registry
+from mlyard.core.models.card import ModelCard, read_card
 from mlyard.core.models.features import FeatureSpec, encode
 from mlyard.core.models.model_text import check_model_text
 from mlyard.core.models.single_row import SingleRowPredictor
@@ -27,7 +26,7 @@ from mlyard.storage.models_store import ModelVersion
 class LoadedModel:
     version: ModelVersion
     booster: lgb.Booster
-    card: dict[str, Any]
+    card: ModelCard
     spec: FeatureSpec
     single_row: SingleRowPredictor | None = field(init=False)
 
@@ -53,6 +52,6 @@ def load_model(ws: Workspace, ref: str) -> LoadedModel:
     version = registry.resolve(ws, ref)
     text = ws.objects.read_bytes(version.model_hash).decode()
     check_model_text(text, f"{version.model}/{version.version}")
-    card = json.loads(ws.objects.read_bytes(version.card_hash))
-    return LoadedModel(version, lgb.Booster(model_str=text), card,
-                       FeatureSpec.from_json(card["spec"]))
+    card = read_card(ws.objects.read_bytes(version.card_hash),
+                     f"{version.model}/{version.version}")
+    return LoadedModel(version, lgb.Booster(model_str=text), card, card.spec)

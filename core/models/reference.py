@@ -64,6 +64,6 @@ def load_reference(ws: Workspace, version: ModelVersion) -> dict[str, Any]:
     # A model trained before references existed: build one from its recorded inputs.
     model = load_model(ws, str(version.version))
     frame = data.load_versions(ws, [used.ref for used in inputs])
-    task = str(model.card["task"])
+    task = model.card.task
     frame = frame.filter(pl.col(model.spec.target).is_not_null())
     return reference_sketch(frame, model.spec, model.predict(frame), task)

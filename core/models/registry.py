@@ -9,12 +9,11 @@ named.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from mlyard.core.errors import MlyardError, NotFound, UsageError
+from mlyard.core.models.card import ModelCard, read_card
 from mlyard.core.models.gates import is_imported
 from mlyard.core.tracking import artifacts as names
 from mlyard.core.tracking.evaluation import DEFAULT_METRIC
@@ -33,7 +32,7 @@ class ModelDetail:
     version: ModelVersion
     aliases: list[str]
     metrics: dict[str, float | None]
-    card: dict[str, Any]
+    card: ModelCard
 
 
 def model_name(ws: Workspace) -> str:
@@ -82,7 +81,8 @@ def show(ws: Workspace, ref: str) -> ModelDetail:
         version = resolve_in(con, ws, ref)
         aliases = _aliases_by_version(con, version.model).get(version.version, [])
         metrics = _holdout_metrics(con, [version.run_id]).get(version.run_id, {})
-    card = json.loads(ws.objects.read_bytes(version.card_hash))
+    card = read_card(ws.objects.read_bytes(version.card_hash),
+                     f"{version.model}/{version.version}")
     return ModelDetail(version, aliases, metrics, card)
 
 

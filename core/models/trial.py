@@ -11,7 +11,6 @@ scorer crashes the child instead and is refused with one line.
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
@@ -23,6 +22,7 @@ import numpy as np
 
 from mlyard.core.data import versions as data
 from mlyard.core.errors import MlyardError
+from mlyard.core.models.card import read_card
 from mlyard.core.models.features import FeatureSpec, encode
 from mlyard.core.models.model_text import ModelRefused, check_model_text
 from mlyard.core.workspace import Workspace
@@ -95,11 +95,7 @@ def trial_rows(ws: Workspace, spec: FeatureSpec) -> np.ndarray:
 
 def spec_of(candidate: Candidate) -> FeatureSpec:
     """The candidate's feature spec, or one line refusing a card that has none."""
-    try:
-        return FeatureSpec.from_json(json.loads(candidate.card)["spec"])
-    except (ValueError, KeyError, TypeError, AttributeError):
-        raise ModelRefused(f"{candidate.label}: its model card is not JSON with a feature "
-                           "spec; refused") from None
+    return read_card(candidate.card, candidate.label).spec
 
 
 def _refusal(child: subprocess.CompletedProcess[bytes], candidates: list[Candidate]) -> str:

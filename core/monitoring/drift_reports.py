@@ -153,7 +153,7 @@ def drift(ws: Workspace, current: str | None = None, served: str | None = None,
     sketch = load_reference(ws, version)
     model = load_model(ws, str(version.version))
     spec = model.spec
-    task = str(model.card["task"])
+    task = model.card.task
     if served is not None:
         frame, outputs, label = _served_frame(ws, version, spec, served)
         kind = "served"

@@ -113,7 +113,7 @@ def feedback(ws: Workspace, path: Path, window: str = "1d") -> FeedbackResult:
         raise UsageError(f"--window {window!r}: {exc}") from None
     model_name = registry.model_name(ws)
     detail = registry.show(ws, "champion" if _has_champion(ws) else "latest")
-    spec = FeatureSpec.from_json(detail.card["spec"])
+    spec = detail.card.spec
     labels = read_labels(path, id_column, spec)
     label_files.keep(ws.catalog.labels_dir, labels.to_arrow())  # for shadow reports
     logged = logged_predictions(ws, model_name, id_column)
@@ -133,7 +133,7 @@ def feedback(ws: Workspace, path: Path, window: str = "1d") -> FeedbackResult:
         joined = joined.filter(known)
     joined = joined.with_columns(((pl.col("ts") // seconds) * seconds).alias("window"))
     windows = []
-    task = str(detail.card["task"])
+    task = detail.card.task
     for (version, start), group in joined.group_by(["version", "window"],
                                                    maintain_order=True):
         truth = encode_target(group, spec)

@@ -178,12 +178,10 @@ def compare(ws: Workspace, records: pl.DataFrame, labels: _Labels) -> ShadowComp
     """One champion/shadow pair over `records` (all of one pair)."""
     champion_version = int(records["champion_version"][0])
     card = registry.show(ws, str(champion_version)).card
-    task = str(card["task"])
-    spec = FeatureSpec.from_json(card["spec"])
+    task, spec = card.task, card.spec
     scored = records.filter(pl.col("outputs").is_not_null())
     failed = records.filter(pl.col("outputs").is_null())
-    shadow_spec = FeatureSpec.from_json(
-        registry.show(ws, str(int(records["version"][0]))).card["spec"])
+    shadow_spec = registry.show(ws, str(int(records["version"][0]))).card.spec
     ours, theirs = _outputs(scored["champion_outputs"]), _outputs(scored["outputs"])
     spec, ours_by_name, theirs_by_name = _by_class_name(task, spec, shadow_spec, ours, theirs)
     ours, theirs = ours_by_name(ours), theirs_by_name(theirs)

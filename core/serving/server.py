@@ -26,6 +26,7 @@ from importlib import metadata
 from typing import Any
 
 import anyio
+import msgspec
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.applications import Starlette
@@ -107,8 +108,8 @@ def create_app(ws: Workspace, ref: str, token: str | None = None,
         model = holder.current
         return _json({"model": model.version.model, "version": model.version.version,
                       "ref": ref, "run_id": model.version.run_id,
-                      "features": model.card["spec"]["features"],
-                      "task": model.card["task"], "metrics": model.card["metrics"]})
+                      "features": msgspec.to_builtins(model.card.spec.features),
+                      "task": model.card.task, "metrics": model.card.metrics})
 
     async def health(request: Request) -> Response:
         """Alive and serving; `degraded` while logged predictions cannot be written."""

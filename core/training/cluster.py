@@ -102,7 +102,9 @@ def train_on_cluster(ws: Workspace, training: train_api.TrainPlan, client: Clien
     arrays = {which: _non_empty(part[spec.names].to_dask_array(lengths=True),
                                 part["__target"].to_dask_array(lengths=True))
               for which, part in parts.items()}
-    params = {k: v for k, v in training.params.items() if k not in ("num_threads",)}
+    # LightGBM takes its params as keyword arguments of many types; they are checked there.
+    params: dict[str, Any] = {k: v for k, v in training.params.items()
+                              if k not in ("num_threads",)}
     if cfg.train.task == "multiclass":
         params["num_class"] = len(spec.classes or [])
     estimator = (lgb_dask.DaskLGBMRegressor if cfg.train.task == "regression"

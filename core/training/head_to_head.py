@@ -92,7 +92,7 @@ def rescore(ws: Workspace, ref: str) -> Rescored:
     """Holdout metrics of model `ref` on this project's evaluation rows."""
     model = load_model(ws, ref)
     rows = evaluation_rows(ws)
-    task = str(model.card["task"])
+    task = model.card.task
     truth, (predicted,) = scored(task, model.spec.target, rows.frame, [model])
     metrics = evaluate(task, truth, predicted, ws.config.train.threshold)
     return Rescored({f"holdout.{k}": v for k, v in metrics.items()}, rows.frame.height,

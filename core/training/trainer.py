@@ -19,12 +19,13 @@ import msgspec
 import numpy as np
 import polars as pl
 
-from mlyard.core.config import Config, Device
+from mlyard.core.config import Config, Device, ParamValue
 from mlyard.core.data import versions as data
 from mlyard.core.data.contract import contract_hash
 from mlyard.core.data.inference import time_like_columns
 from mlyard.core.errors import UsageError
 from mlyard.core.models import registry
+from mlyard.core.models.card import ModelCard, card_bytes
 from mlyard.core.models.explain import mean_abs_contributions
 from mlyard.core.models.features import FeatureSpec, build_spec, encode, encode_target
 from mlyard.core.models.reference import reference_sketch
@@ -53,7 +54,7 @@ class TrainResult:
     metrics: dict[str, float]
     best_iteration: int
     model_hash: str
-    card: dict[str, Any]
+    card: ModelCard
     model_version: int | None = None
     artifacts: dict[str, str] = field(default_factory=dict)  # name -> blake3
     device: str = "cpu"  # what it trained on (device.describe)
@@ -65,14 +66,14 @@ class TrainPlan:
 
     config: Config
     versions: list[VersionRecord]
-    params: dict[str, Any]
-    overrides: dict[str, Any]
+    params: dict[str, ParamValue]
+    overrides: dict[str, ParamValue]
     seed: int
     warnings: list[str] = field(default_factory=list)  # worth saying before training
 
 
 def plan(ws: Workspace, dataset_refs: list[str] | None = None,
-         overrides: dict[str, Any] | None = None, seed: int | None = None,
+         overrides: dict[str, ParamValue] | None = None, seed: int | None = None,
          config: Config | None = None, device: Device | None = None) -> TrainPlan:
     """Resolve dataset versions and LightGBM params from the config and the command line
     (`device` over `[train] device`)."""
@@ -235,7 +236,7 @@ def _store_model(ws: Workspace, run: active_run.Run, training: TrainPlan, spec: 
     card = _model_card(cfg, spec, params, metrics, best, training, run.run_id, importance)
     model_text = booster.model_to_string(num_iteration=best).encode()
     artifacts[names.MODEL] = run.log_bytes(names.MODEL, model_text)
-    artifacts[names.MODEL_CARD] = run.log_bytes(names.MODEL_CARD, _dumps(card))
+    artifacts[names.MODEL_CARD] = run.log_bytes(names.MODEL_CARD, card_bytes(card))
     return TrainResult(run.run_id, metrics, best, artifacts[names.MODEL], card,
                        artifacts=artifacts)
 
@@ -306,22 +307,15 @@ def _reproducibility_record(ws: Workspace, training: TrainPlan,
 
 def _model_card(cfg: Config, spec: FeatureSpec, params: dict[str, Any],
                 metrics: dict[str, float], best: int, training: TrainPlan, run_id: str,
-                importance: dict[str, dict[str, float]]) -> dict[str, Any]:
-    return {
-        "format": "lightgbm-text",
-        "model": cfg.project.name,
-        "run_id": run_id,
-        "task": cfg.train.task,
-        "objective": params["objective"],
-        "primary_metric": cfg.train.metric or DEFAULT_METRIC[cfg.train.task],
-        "threshold": cfg.train.threshold if cfg.train.task == "binary" else None,
-        "spec": spec.to_json(),
-        "metrics": {f"holdout.{k}": v for k, v in metrics.items()},
-        "best_iteration": best,
-        "params": params,
-        "datasets": [v.ref for v in training.versions],
-        "feature_importance": importance,
-    }
+                importance: dict[str, dict[str, float]]) -> ModelCard:
+    return ModelCard(
+        model=cfg.project.name, run_id=run_id, task=cfg.train.task,
+        objective=str(params["objective"]),
+        primary_metric=cfg.train.metric or DEFAULT_METRIC[cfg.train.task],
+        threshold=cfg.train.threshold if cfg.train.task == "binary" else None,
+        spec=spec, metrics={f"holdout.{k}": v for k, v in metrics.items()},
+        best_iteration=best, params=params, datasets=[v.ref for v in training.versions],
+        feature_importance=importance)
 
 
 def _flat(params: dict[str, Any]) -> dict[str, str]:

@@ -25,7 +25,7 @@ import optuna
 from optuna.storages.journal import BaseJournalBackend, JournalStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from mlyard.core.config import ParamRange
+from mlyard.core.config import ParamRange, ParamValue
 from mlyard.core.errors import MlyardError, UsageError
 from mlyard.core.models import registry
 from mlyard.core.processes import pid_alive
@@ -74,7 +74,7 @@ class TuneResult:
     ran_here: int
     pruned: int
     best_value: float  # the best trial's score on the validation rows (`valid.<metric>`)
-    best_params: dict[str, Any]
+    best_params: dict[str, ParamValue]
     best_run: str
     challenger: int
     metric: str
