@@ -1,9 +1,10 @@
 """`mlyard doctor`: check a workspace from the catalog down, and with `repair` clean what
 killed processes left behind and move aside what cannot be read.
 
-Read-only unless asked to repair, and even then it never touches the user's own files:
-only temporary files inside `.mlyard/` that no live process is writing (untouched for
-`LEFTOVER_AGE` seconds), and spool segments that cannot be read.
+Read-only unless asked to repair (it does not even load waiting spool segments), and even
+then it never touches the user's own files: only temporary files inside `.mlyard/` that
+no live process is writing (untouched for `LEFTOVER_AGE` seconds), objects no catalog row
+names (as old), and spool segments that cannot be read.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mlyard.core import doctor_objects
 from mlyard.core.errors import MlyardError
 from mlyard.core.tracking.run_queries import reconcile_crashed
 from mlyard.core.workspace import Workspace
 from mlyard.storage import catalog_check, spool
-from mlyard.storage.objects import hash_file
 
 LEFTOVER_AGE = 600.0  # seconds a temporary file must be untouched to count as left over
 
@@ -46,13 +47,18 @@ def check(ws: Workspace, repair: bool = False, now: float | None = None) -> Doct
     # The spool first: opening the catalog loads it (and moves bad segments aside).
     spool_finding = _spool(ws, repair, report)
     catalog_finding = _catalog(ws)
-    report.findings += [catalog_finding, _objects(ws), spool_finding,
+    ok, detail = doctor_objects.check(ws, repair, LEFTOVER_AGE, report.repaired)
+    report.findings += [catalog_finding, Finding("objects", ok, detail), spool_finding,
                         _leftovers(ws, repair, now, report)]
-    if catalog_finding.ok:
+    if catalog_finding.ok and repair:
         with ws.catalog.session() as con:
             reconcile_crashed(con, ws.catalog.outcomes_dir)
         report.findings.append(Finding("runs", True, "runs whose process died are marked "
                                                      "crashed"))
+    elif catalog_finding.ok:
+        report.findings.append(Finding("runs", True, "runs whose process died are marked "
+                                                     "crashed by `mlyard doctor --repair` "
+                                                     "(and by any command that lists runs)"))
     return report
 
 
@@ -62,21 +68,6 @@ def _catalog(ws: Workspace) -> Finding:
     except MlyardError as exc:
         return Finding("catalog", False, exc.msg)
     return Finding("catalog", True, f"{ws.catalog.path} opens; {tables} tables read whole")
-
-
-def _objects(ws: Workspace) -> Finding:
-    root = ws.objects.root
-    bad, count = [], 0
-    for folder in sorted(p for p in root.iterdir() if len(p.name) == 2) if root.is_dir() else []:
-        for path in folder.iterdir():
-            count += 1
-            if hash_file(path) != folder.name + path.name:
-                bad.append(folder.name + path.name)
-    if bad:
-        return Finding("objects", False, f"{len(bad)} of {count} objects do not match their "
-                                         f"hash (first: {bad[0][:12]}); restore them from a "
-                                         "backup or the bundle they came from")
-    return Finding("objects", True, f"{count} objects match their hashes")
 
 
 def _spool(ws: Workspace, repair: bool, report: DoctorReport) -> Finding:

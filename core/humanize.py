@@ -21,6 +21,16 @@ def counted(count: int, singular: str, plural: str | None = None) -> str:
     return f"{count:,} {singular if count == 1 else plural or singular + 's'}"
 
 
+def size(count: int) -> str:
+    """Bytes as people read them: 0 B, 512 B, 3.4 MB, 1.2 GB."""
+    value = float(count)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} TB"
+
+
 def when(ts: float | None, short: bool = False) -> str:
     pattern = "%m-%d %H:%M" if short else "%Y-%m-%d %H:%M"
     return "-" if ts is None else time.strftime(pattern, time.localtime(ts))

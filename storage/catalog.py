@@ -24,6 +24,7 @@ from mlyard.storage.engine import ENGINE_CONFIG, engine_cursor
 from mlyard.storage.errors import CatalogError
 from mlyard.storage.lock import CatalogLock
 from mlyard.storage.migrations import PREDICTIONS_OUT, apply_migrations
+from mlyard.storage.regular_files import is_regular, kind_of
 from mlyard.storage.runs_store import (
     LOG_SCHEMA,
     METRIC_SCHEMA,
@@ -51,6 +52,8 @@ def read_checked_segment(path: Path) -> tuple[pa.Table | None, str | None]:
     expected = _SEGMENT_SCHEMAS.get(spool.segment_kind(path))
     if expected is None:
         return None, "a kind this version does not know"
+    if not is_regular(path):  # opening a FIFO would wait for a writer forever
+        return None, f"{kind_of(path)}, not a regular file"
     try:
         batch = spool.read_segment(path)
     except (pa.ArrowException, OSError) as exc:
@@ -90,14 +93,18 @@ class Catalog:
                                                     digest_size=6).hexdigest()
 
     @contextmanager
-    def session(self, timeout: float | None = None) -> Iterator[Connection]:
+    def session(self, timeout: float | None = None,
+                load_spool: bool = True) -> Iterator[Connection]:
         """One transaction under the lock; commits on success, rolls back on error.
+        `load_spool=False` leaves waiting spool segments where they are (`mlyard doctor`
+        without --repair changes nothing).
 
         Raises StoreLocked when another process holds the catalog past `timeout`, and
         CatalogError (one line) when DuckDB cannot read or write the file.
         """
         try:
-            with self.lock.hold(timeout), self._connected() as con, _transaction(con):
+            with self.lock.hold(timeout), self._connected(load_spool) as con, \
+                    _transaction(con):
                 yield con
         except (duckdb.IOException, duckdb.OutOfMemoryException,
                 duckdb.PermissionException, duckdb.TransactionException) as exc:
@@ -200,7 +207,7 @@ class Catalog:
         log.error("%s: unreadable spool segment moved to %s (%s)", path, moved, reason)
 
     @contextmanager
-    def _connected(self) -> Iterator[Connection]:
+    def _connected(self, load_spool: bool = True) -> Iterator[Connection]:
         """Attach the catalog file to this process's in-memory DuckDB for one unit of work.
 
         Attaching takes about 2 ms where opening a fresh database takes about 10 ms, and
@@ -208,7 +215,7 @@ class Catalog:
         """
         self.workspace_dir.mkdir(parents=True, exist_ok=True)
         if self.stranger:
-            with self._stranger() as con:
+            with self._stranger(load_spool) as con:
                 yield con
             return
         con = engine_cursor()
@@ -223,7 +230,8 @@ class Catalog:
                 con.execute(f"USE {self._alias}")
                 apply_migrations(con, str(self.path), {
                     PREDICTIONS_OUT: lambda c: _move_predictions_out(c, self.predictions_dir)})
-                self.ingest_spool(con)
+                if load_spool:
+                    self.ingest_spool(con)
                 yield con
             finally:
                 con.execute("USE memory")
@@ -233,13 +241,14 @@ class Catalog:
 
 
     @contextmanager
-    def _stranger(self) -> Iterator[Connection]:
+    def _stranger(self, load_spool: bool) -> Iterator[Connection]:
         con = open_locked(self.path)
         try:
             apply_migrations(con, str(self.path), {
                 PREDICTIONS_OUT: lambda c: _move_predictions_out(c, self.predictions_dir)})
             check_only_ours(con, self.path)
-            self.ingest_spool(con)
+            if load_spool:
+                self.ingest_spool(con)
             yield con
         finally:
             con.close()

@@ -1,5 +1,5 @@
 """What `mlyard doctor` asks of the catalog and the spool: does every table read whole,
-and which waiting spool segments could never be loaded."""
+which objects its rows name, and which waiting spool segments could never be loaded."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from mlyard.storage.errors import CatalogError
 def check_tables(catalog: Catalog) -> int:
     """Read every row of every table (DuckDB checks each block it reads); return how many
     tables there are. Raises CatalogError naming the table that fails."""
-    with catalog.session() as con:
+    with catalog.session(load_spool=False) as con:
         tables = [t for (t,) in con.execute(
             "SELECT table_name FROM information_schema.tables "
             "WHERE table_catalog = current_database() ORDER BY table_name").fetchall()]
@@ -38,3 +38,19 @@ def unreadable_segments(catalog: Catalog) -> list[tuple[Path, str]]:
         if batch is None:
             found.append((path, problem or "unreadable"))
     return found
+
+
+def object_references(catalog: Catalog) -> dict[str, list[str]]:
+    """Every object the catalog names -> the rows that name it, in words."""
+    named: dict[str, list[str]] = {}
+    with catalog.session(load_spool=False) as con:
+        for digest, what in con.execute(
+                "SELECT object_hash, 'run ' || left(run_id, 8) || ' ' || name FROM artifacts "
+                "UNION ALL SELECT model_hash, 'model ' || model || '/' || version "
+                "FROM model_versions "
+                "UNION ALL SELECT card_hash, 'model card ' || model || '/' || version "
+                "FROM model_versions "
+                "UNION ALL SELECT snapshot_hash, 'dataset ' || dataset || ':v' || seq "
+                "FROM dataset_versions").fetchall():
+            named.setdefault(str(digest), []).append(str(what))
+    return named

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mlyard.storage import prediction_files
+from mlyard.storage.regular_files import regular
 
 
 def keep(root: Path, labels: pa.Table) -> Path:
@@ -22,4 +23,5 @@ def deliveries(root: Path) -> list[pa.Table]:
     """Every delivery, oldest first; each keeps its own column types."""
     if not root.is_dir():
         return []
-    return [pq.read_table(path) for path in sorted(root.glob("*" + prediction_files.SUFFIX))]
+    return [pq.read_table(path)
+            for path in regular(sorted(root.glob("*" + prediction_files.SUFFIX)))]

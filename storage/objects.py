@@ -14,6 +14,7 @@ from pathlib import Path
 import blake3
 
 from mlyard.storage.errors import NotFound, ObjectCorrupt
+from mlyard.storage.regular_files import is_regular, kind_of
 
 CHUNK = 8 << 20
 
@@ -83,6 +84,9 @@ class ObjectStore:
         path = self.path_for(digest)
         if not path.exists():
             raise NotFound(f"object {digest[:12]} is missing from {self.root}")
+        if not is_regular(path):  # a FIFO would hang the read; a link leads elsewhere
+            raise ObjectCorrupt(f"{path}: {kind_of(path)}, not a regular file; "
+                                "`mlyard doctor` says what depends on it")
         actual = hash_file(path)
         if actual != digest:
             raise ObjectCorrupt(

@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mlyard.storage.engine import engine_cursor
+from mlyard.storage.regular_files import regular
 
 SUFFIX = ".parquet"
 PENDING = ".partial"
@@ -107,8 +108,8 @@ def files(root: Path, model: str, since: float = 0.0) -> list[str]:
     found: list[str] = []
     for day in day_dirs(root, model):
         if day.name >= first_day:
-            found += [str(p) for p in sorted(day.glob("*" + SUFFIX)) if p.name not in
-                      _being_replaced(day)]
+            found += [str(p) for p in regular(sorted(day.glob("*" + SUFFIX)))
+                      if p.name not in _being_replaced(day)]
     return found
 
 
@@ -190,7 +191,7 @@ def compact(root: Path, model: str, before_day: str) -> int:
         if day.name >= f"date={before_day}":
             continue
         _finish_interrupted(day)
-        sources = sorted(day.glob("*" + SUFFIX))
+        sources = regular(sorted(day.glob("*" + SUFFIX)))
         if len(sources) < 2:
             continue
         merged_name = f"{time.time_ns():020d}-compacted"

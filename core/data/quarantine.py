@@ -18,6 +18,7 @@ from pathlib import Path
 
 from mlyard.core.workspace import Workspace
 from mlyard.storage import datasets_store
+from mlyard.storage.regular_files import regular
 
 REASON_SUFFIX = ".reason.json"
 
@@ -62,7 +63,7 @@ def list_quarantined(ws: Workspace) -> list[QuarantinedFile]:
     if not folder.is_dir():
         return []
     found: list[tuple[QuarantinedFile, float]] = []
-    for reason_file in sorted(folder.glob(f"*{REASON_SUFFIX}"), reverse=True):
+    for reason_file in regular(sorted(folder.glob(f"*{REASON_SUFFIX}"), reverse=True)):
         try:
             record = json.loads(reason_file.read_text(encoding="utf-8"))
             if not isinstance(record, dict):
