@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import shlex
 import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -273,6 +275,24 @@ def test_ssh_to_nothing_listening_says_what_ssh_said(laptop: Path) -> None:
     result = mlyard("sync", "ssh://127.0.0.1:1/srv/churn")
     assert result.exit_code == 1
     assert "ssh://127.0.0.1:1/srv/churn: the connection ended" in result.stderr
+
+
+@pytest.mark.parametrize("says", ["nothing", "half an answer"])
+def test_an_agent_that_connects_and_then_goes_quiet_is_cut_off_with_one_line(
+        laptop: Path, monkeypatch: pytest.MonkeyPatch, says: str) -> None:
+    """An ssh that connects and then says nothing (or starts an answer and stops) once
+    hung `mlyard sync` forever; now the wait ends after MLYARD_SYNC_TIMEOUT seconds."""
+    quiet = "import sys, time; " + (
+        "sys.stdout.write('{\"ok\": tr'); sys.stdout.flush(); " if says != "nothing" else ""
+    ) + "time.sleep(600)"
+    monkeypatch.setenv("MLYARD_SSH", shlex.join([sys.executable, "-c", quiet]))
+    monkeypatch.setenv("MLYARD_SYNC_TIMEOUT", "2")
+    started = time.monotonic()
+    result = mlyard("sync", "ssh://box/srv/churn")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == ("mlyard: ssh://box/srv/churn: no answer for 2s; stopped "
+                                     "(MLYARD_SYNC_TIMEOUT sets how long to wait)")
+    assert time.monotonic() - started < 60  # far from forever, generous for a busy box
 
 
 SSHD = Path("/usr/sbin/sshd")

@@ -14,6 +14,8 @@ import os
 import shlex
 import subprocess
 import tempfile
+import threading
+import time
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
@@ -21,6 +23,20 @@ from mlyard.core.sync.peer import CHUNK, PROTOCOL, Peer, SyncRefused
 
 # A message line longer than this is not ours (a shell's greeting, a broken agent).
 MAX_LINE = 1 << 30
+# Seconds the other side may say nothing while an answer is due: long enough for a
+# large batch of rows to be checked and written there, short of forever.
+SILENCE = 300.0
+
+
+def _silence() -> float:
+    raw = os.environ.get("MLYARD_SYNC_TIMEOUT", "")
+    try:
+        value = float(raw) if raw else SILENCE
+    except ValueError:
+        raise SyncRefused(f"MLYARD_SYNC_TIMEOUT={raw!r}: expected seconds, like 300") from None
+    if not value > 0:
+        raise SyncRefused(f"MLYARD_SYNC_TIMEOUT={raw!r}: expected seconds above 0")
+    return value
 
 
 def send(stream: IO[bytes], message: dict[str, Any], payload: Iterable[bytes] = ()) -> None:
@@ -93,6 +109,10 @@ class SshPeer:
     The ssh command is `$MLYARD_SSH` (like git's GIT_SSH_COMMAND: options such as `-i KEY`
     or `-o ...` go there), else `ssh`; the other side runs `remote_command` (`mlyard`
     unless told otherwise), which must be on its PATH for a non-interactive shell.
+
+    Every wait for the other side has an end: when it says nothing for
+    `$MLYARD_SYNC_TIMEOUT` seconds (default SILENCE) while an answer or an object's
+    bytes are due, the connection is closed and the sync stops with one line.
     """
 
     def __init__(self, location: str, host: str, port: int | None, path: str,
@@ -102,12 +122,46 @@ class SshPeer:
         remote = f"{remote_command} sync-agent {shlex.quote(path)}"
         command = [*ssh, "-o", "BatchMode=yes", *(["-p", str(port)] if port else []),
                    host, remote]
+        self.silence = _silence()
         self._errors = tempfile.TemporaryFile()
         try:
             self._process = subprocess.Popen(command, stdin=subprocess.PIPE,
                                              stdout=subprocess.PIPE, stderr=self._errors)
         except OSError as exc:
             raise SyncRefused(f"{location}: cannot run {ssh[0]!r}: {exc}") from None
+        self._waiting_since: float | None = None
+        self._went_silent = False
+        self._closed = threading.Event()
+        threading.Thread(target=self._watch, name="mlyard-sync-watch", daemon=True).start()
+
+    def _watch(self) -> None:
+        """Close the connection when the other side has said nothing for too long."""
+        while not self._closed.wait(1.0):
+            since = self._waiting_since
+            if since is not None and time.monotonic() - since > self.silence:
+                self._went_silent = True
+                self._process.kill()
+                return
+
+    def _silent_line(self) -> str:
+        return (f"{self.location}: no answer for {self.silence:g}s; stopped "
+                "(MLYARD_SYNC_TIMEOUT sets how long to wait)")
+
+    def _guarded(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        """An object's bytes, each read under the watch."""
+        while True:
+            self._waiting_since = time.monotonic()
+            try:
+                chunk = next(chunks)
+            except StopIteration:
+                return
+            except SyncRefused:
+                if self._went_silent:
+                    raise SyncRefused(self._silent_line()) from None
+                raise
+            finally:
+                self._waiting_since = None
+            yield chunk
 
     def _call(self, call: str, payload_chunks: Iterable[bytes] = (), size: int | None = None,
               **args: Any) -> dict[str, Any]:
@@ -118,9 +172,18 @@ class SshPeer:
             message["size"] = size
         try:
             send(process.stdin, message, payload_chunks)
+            self._waiting_since = time.monotonic()
             answer = receive(process.stdout, self.location)
         except (BrokenPipeError, ConnectionResetError):
             answer = None
+        except SyncRefused:  # half a line, cut off when it went quiet
+            if self._went_silent:
+                raise SyncRefused(self._silent_line()) from None
+            raise
+        finally:
+            self._waiting_since = None
+        if answer is None and self._went_silent:
+            raise SyncRefused(self._silent_line())
         if answer is None:
             raise SyncRefused(f"{self.location}: the connection ended: {self._stderr()}")
         if not answer.get("ok"):
@@ -167,7 +230,7 @@ class SshPeer:
         answer = self._call("read_object", digest=digest)
         assert self._process.stdout is not None
         size = int(answer["size"])
-        return size, payload(self._process.stdout, size, self.location)
+        return size, self._guarded(payload(self._process.stdout, size, self.location))
 
     def write_object(self, digest: str, size: int, chunks: Iterable[bytes]) -> None:
         self._call("write_object", chunks, size=size, digest=digest)
@@ -184,6 +247,7 @@ class SshPeer:
         return result
 
     def close(self) -> None:
+        self._closed.set()
         if self._process.stdin is not None:
             self._process.stdin.close()
         try:
