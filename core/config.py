@@ -231,10 +231,14 @@ class BundlesConfig(msgspec.Struct, forbid_unknown_fields=True):
 
     max_member_mb: the largest single file (a dataset snapshot or a model).
     max_unpacked_mb: all files together.
+    max_expansion: all files together, as a multiple of the bundle's own size. What a
+        bundle holds (Parquet snapshots, model text) compresses a few times at most; a
+        bundle that unpacks to hundreds of times its size is built to fill a disk.
     """
 
     max_member_mb: int = 8192
     max_unpacked_mb: int = 16384
+    max_expansion: int = 100
 
 
 DriftMethod = Literal["ks", "wasserstein", "chisquare", "jensenshannon", "psi"]

@@ -265,6 +265,39 @@ def test_a_bundle_that_unpacks_past_the_limit_is_refused_before_writing(
     assert not Path(".mlyard/objects/dd/" + "d" * 62).exists()
 
 
+def test_a_small_bundle_that_would_unpack_to_hundreds_of_times_its_size_is_refused(
+        exported: tuple[Path, dict], tmp_path: Path) -> None:  # type: ignore[type-arg]
+    """Within the default limits in bytes, but not in proportion: 64 MB of zeros in a
+    bundle of well under a megabyte is built to fill a disk, not to carry a model."""
+    bundle, _ = exported
+    bomb = _rebuild(bundle, tmp_path / "bomb.tar.gz",
+                    lambda manifest, objects: {"objects/" + "d" * 64: bytes(64 * 2**20)})
+    result = mlyard("import", str(bomb))
+    assert result.exit_code == 1 and "times its own size" in result.stderr
+    assert "over the limit of 100x ([bundles] max_expansion)" in result.stderr
+    assert not Path(".mlyard/objects/dd/" + "d" * 62).exists()
+
+
+def test_a_manifest_nested_too_deeply_is_one_line(exported: tuple[Path, dict],  # type: ignore[type-arg]
+                                                  tmp_path: Path) -> None:
+    import blake3
+
+    config = Path("mlyard.toml")  # past the expansion check, which would refuse it first
+    config.write_text(config.read_text() + "\n[bundles]\nmax_expansion = 100000\n")
+    deep = b"[" * 200_000 + b"]" * 200_000
+    bundle = tmp_path / "deep.tar.gz"
+    with tarfile.open(bundle, "w:gz") as out:
+        for name, data in [("manifest.json", deep), ("checksums.json", json.dumps(
+                {"manifest.json": blake3.blake3(deep).hexdigest()}).encode())]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            out.addfile(info, io.BytesIO(data))
+    result = mlyard("import", str(bundle))
+    assert result.exit_code == 1
+    assert "manifest.json is nested too deeply to be a manifest" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 
 def _claims_auc(manifest, objects):  # type: ignore[no-untyped-def]
     for table in ("metrics", "latest_metrics"):

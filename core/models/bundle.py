@@ -87,7 +87,8 @@ def import_bundle(ws: Workspace, source: Path) -> ImportResult:
     with tempfile.TemporaryDirectory(dir=scratch_root) as scratch:
         folder = Path(scratch)
         manifest, checksums = _extract_checked(source, folder, limits.max_member_mb * 2**20,
-                                               limits.max_unpacked_mb * 2**20)
+                                               limits.max_unpacked_mb * 2**20,
+                                               limits.max_expansion)
         _check_objects(source, folder, manifest, checksums)
         _check_rows(source, manifest)
         for version in manifest["rows"]["model_versions"]:
@@ -169,8 +170,8 @@ def _check_rows(source: Path, manifest: dict[str, Any]) -> None:
                                 "which the bundle does not hold")
 
 
-def _extract_checked(source: Path, folder: Path, max_member: int, max_total: int
-                     ) -> tuple[dict[str, Any], dict[str, str]]:
+def _extract_checked(source: Path, folder: Path, max_member: int, max_total: int,
+                     max_expansion: int) -> tuple[dict[str, Any], dict[str, str]]:
     """Unpack the manifest, check it, then unpack only the objects it lists; every size
     is checked against the limits from the tar headers before a byte is written."""
     try:
@@ -190,6 +191,11 @@ def _extract_checked(source: Path, folder: Path, max_member: int, max_total: int
             if total > max_total:
                 raise BundleRefused(f"{source}: unpacks to {total:,} bytes, over the limit of "
                                     f"{max_total:,} ([bundles] max_unpacked_mb)")
+            packed = max(1, source.stat().st_size)
+            if total > max_expansion * packed:
+                raise BundleRefused(f"{source}: unpacks to {total / packed:,.0f} times its own "
+                                    f"size ({total:,} bytes from {packed:,}), over the limit "
+                                    f"of {max_expansion}x ([bundles] max_expansion)")
             if not {"manifest.json", "checksums.json"} <= set(by_name):
                 raise BundleRefused(f"{source}: manifest.json or checksums.json is missing")
             for name in ("manifest.json", "checksums.json"):
@@ -263,6 +269,9 @@ def _load_json(source: Path, path: Path) -> dict[str, Any]:
         value = json.loads(path.read_bytes())
     except (OSError, ValueError) as exc:
         raise BundleRefused(f"{source}: {path.name} is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise BundleRefused(f"{source}: {path.name} is nested too deeply to be a "
+                            "manifest") from None
     if not isinstance(value, dict):
         raise BundleRefused(f"{source}: {path.name} is not a JSON object")
     return value
