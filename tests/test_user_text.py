@@ -91,3 +91,35 @@ def test_the_runs_screen_and_a_run_show_hostile_names_as_written(
     assert "run \\x1b[31mred\\x1b[0m" in names
     detail = run_queries.show_run(mlyard.open_workspace(churn), hostile_runs[0])
     assert detail.run.params == {"p[/]": "[/]"}
+
+
+def test_the_compare_screen_shows_hostile_params_and_metric_names_as_written(
+        hostile_runs: list[str], churn: Path) -> None:
+    """Marking every hostile run and pressing c once raised a MarkupError: the metric
+    chooser read the metric names as markup."""
+    async def scenario() -> tuple[str, list[str]]:
+        app = MlyardApp(mlyard.open_workspace(churn), "runs")
+        async with app.run_test(size=(160, 40)) as pilot:
+            table = app.screen.query_one("#runs-table", DataTable)
+            for _ in range(200):
+                await pilot.pause(0.05)
+                if table.row_count >= len(HOSTILE):
+                    break
+            for _ in HOSTILE:
+                await pilot.press("space")
+            await pilot.press("c")
+            chooser = None
+            for _ in range(200):
+                await pilot.pause(0.05)
+                if type(app.screen).__name__ == "CompareScreen":
+                    chooser = app.screen.query_one("#compare-metric-list")
+                    if chooser.option_count >= len(HOSTILE):  # type: ignore[attr-defined]
+                        break
+            assert chooser is not None, "the compare screen did not open"
+            options = [str(chooser.get_option_at_index(i).prompt)  # type: ignore[attr-defined]
+                       for i in range(chooser.option_count)]  # type: ignore[attr-defined]
+            return type(app.screen).__name__, options
+
+    screen, options = asyncio.run(scenario())
+    assert screen == "CompareScreen"
+    assert "m[/]" in options and "m[bold]loud[/bold]" in options

@@ -10,10 +10,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Header, OptionList
+from textual.widgets.option_list import Option
 
 from mlyard.core.tracking import compare
 from mlyard.core.workspace import Workspace
-from mlyard.tui.format import number
+from mlyard.tui.format import number, plain
 from mlyard.tui.messages import ComparisonLoaded, CurvesLoaded
 from mlyard.tui.screens.base import AreaScreen
 from mlyard.tui.widgets.curves import CurvesPlot
@@ -89,13 +90,14 @@ curves of every compared run for the metric chosen in the list on the left.
         chooser = self.query_one("#compare-metric-list", OptionList)
         chooser.clear_options()
         curves = [k for k in result.metrics if k.startswith(("valid.", "train."))]
-        chooser.add_options(curves or list(result.metrics))
+        # shown as text, never markup; the option's id is the key itself
+        chooser.add_options([Option(plain(key), id=key) for key in curves or result.metrics])
         if chooser.option_count:
             chooser.highlighted = 0
 
     @on(OptionList.OptionHighlighted, "#compare-metric-list")
     def plot_metric(self, event: OptionList.OptionHighlighted) -> None:
-        self._load_curves(self.ws, self.run_ids, str(event.option.prompt))
+        self._load_curves(self.ws, self.run_ids, event.option.id or "")
 
     @on(CurvesLoaded)
     def show_curves(self, message: CurvesLoaded) -> None:

@@ -20,6 +20,7 @@ from textual.widgets import (
     TabbedContent,
     TabPane,
 )
+from textual.widgets.option_list import Option
 
 from mlyard.core.tracking import compare
 from mlyard.core.tracking import run_queries as runs
@@ -142,10 +143,10 @@ every two seconds.
         contribution.show("mean |contribution| on the holdout", found.get("contribution", {}))
         chooser = self.query_one("#run-metric-list", OptionList)
         curves = [k for k, n in detail.metric_points.items() if n > 1]
-        if [str(chooser.get_option_at_index(i).prompt)
-                for i in range(chooser.option_count)] != curves:
+        if [chooser.get_option_at_index(i).id for i in range(chooser.option_count)] != curves:
             chooser.clear_options()
-            chooser.add_options(curves)
+            # shown as text, never markup; the option's id is the key itself
+            chooser.add_options([Option(plain(key), id=key) for key in curves])
             if curves:
                 chooser.highlighted = 0
         elif self.metric:
@@ -153,7 +154,7 @@ every two seconds.
 
     @on(OptionList.OptionHighlighted, "#run-metric-list")
     def plot_metric(self, event: OptionList.OptionHighlighted) -> None:
-        self.metric = str(event.option.prompt)
+        self.metric = event.option.id or ""
         self._load_curves(self.ws, self.run_id, self.metric)
 
     @on(CurvesLoaded)
