@@ -66,14 +66,16 @@ def open_workspace(
 ) -> Workspace:
     """Open the project around `start` (default: the current directory).
 
-    `workspace` beats `MLYARD_WORKSPACE`, which beats `.mlyard/` beside the config.
+    `workspace` beats `MLYARD_WORKSPACE` (not for a stranger), which beats `.mlyard/`
+    beside the config.
     `register=False` leaves the catalog unopened (for `mlyard doctor`, which must start
     even when the catalog cannot be opened). `stranger=True` for another workspace (a
     sync's remote): its catalog is opened as a stranger's file (storage/stranger.py).
     """
     path = config_path or find_config(start or Path.cwd())
     config = load_config(path)
-    env_root = os.environ.get("MLYARD_WORKSPACE")
+    # MLYARD_WORKSPACE says where *this* project keeps its workspace, never another's.
+    env_root = None if stranger else os.environ.get("MLYARD_WORKSPACE")
     root = workspace or (Path(env_root) if env_root else path.parent / WORKSPACE_DIR)
     root = root.resolve()
     ws = Workspace(

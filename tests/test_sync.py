@@ -134,6 +134,37 @@ def test_aliases_move_only_when_asked_and_only_through_the_gates(
     assert sync_json(str(folder), "--aliases")["aliases"] == []  # already there
 
 
+def test_a_folder_remote_is_found_whatever_mlyard_workspace_says(
+        box: tuple[Path, dict[str, Any]], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """MLYARD_WORKSPACE names this project's workspace; it once made every folder remote
+    look like this project's own, and every folder sync refused."""
+    folder, trained = box
+    here = empty_project(tmp_path / "elsewhere" / "churn")
+    monkeypatch.chdir(here)
+    monkeypatch.setenv("MLYARD_WORKSPACE", str(tmp_path / "kept-apart"))
+    result = sync_json(str(folder))
+    assert result["new_runs"] == [trained["run_id"]]
+    assert (tmp_path / "kept-apart" / "catalog.duckdb").exists()  # here's, where it said
+    assert not (here / ".mlyard").exists()
+
+
+def test_a_second_sync_into_a_project_while_one_runs_is_refused_with_one_line(
+        box: tuple[Path, dict[str, Any]], laptop: Path) -> None:
+    """Two syncs at once once ended in "is already here and is not a copy": the second
+    saw the first one's runs arrive between its look and its write."""
+    from filelock import FileLock
+
+    folder, trained = box
+    running = FileLock(str(open_workspace(laptop).root / "sync.lock"))
+    with running:  # what the first sync holds for as long as it runs
+        second = mlyard("sync", str(folder))
+    assert second.exit_code == 1
+    assert second.stderr.strip() == (f"mlyard: another `mlyard sync` into {laptop} is "
+                                     "running; run this one again when it ends")
+    assert sync_json(str(folder))["new_runs"] == [trained["run_id"]]  # and then it does
+
+
 def test_push_sends_this_projects_run_and_it_keeps_its_id(
         box: tuple[Path, dict[str, Any]], laptop: Path) -> None:
     folder, trained = box

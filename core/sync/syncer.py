@@ -21,10 +21,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from filelock import FileLock, Timeout
 
 from mlyard.core.errors import UsageError
 from mlyard.core.sync.peer import LocalPeer, Peer, SyncRefused
@@ -86,8 +89,39 @@ def sync(ws: Workspace, remote: Peer, push: bool = False,
          kinds: tuple[str, ...] = KINDS, aliases: bool = False, dry_run: bool = False,
          on_progress: ProgressCallback | None = None) -> SyncResult:
     """Bring `remote`'s runs, model versions and dataset versions here (`push`: send
-    this workspace's there); `kinds` narrows what goes (model versions bring their runs)."""
+    this workspace's there); `kinds` narrows what goes (model versions bring their runs).
+
+    One sync into a workspace at a time: a second, started while the first runs, would
+    find the first one's runs arriving between its look and its write, so it is refused
+    with one line instead.
+    """
     here = LocalPeer(ws, str(ws.project_dir))
+    destination = remote if push else here
+    with _only_sync_into(destination):
+        return _sync(here, remote, push, kinds, aliases, dry_run, on_progress)
+
+
+@contextmanager
+def _only_sync_into(destination: Peer) -> Iterator[None]:
+    if not isinstance(destination, LocalPeer):  # over ssh: the box's own agent
+        yield
+        return
+    root = destination.ws.root
+    root.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(root / "sync.lock"), thread_local=False)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise SyncRefused(f"another `mlyard sync` into {destination.location} is running; "
+                          "run this one again when it ends") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _sync(here: LocalPeer, remote: Peer, push: bool, kinds: tuple[str, ...], aliases: bool,
+          dry_run: bool, on_progress: ProgressCallback | None) -> SyncResult:
     source, destination = (here, remote) if push else (remote, here)
     theirs, ours = source.describe(), destination.describe()
     if theirs["target"] and ours["target"] and theirs["target"] != ours["target"]:

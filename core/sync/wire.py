@@ -249,7 +249,10 @@ class SshPeer:
     def close(self) -> None:
         self._closed.set()
         if self._process.stdin is not None:
-            self._process.stdin.close()
+            try:
+                self._process.stdin.close()
+            except OSError:  # ssh already gone: what it said is the error that counts
+                pass
         try:
             self._process.wait(timeout=30)
         except subprocess.TimeoutExpired:
