@@ -183,3 +183,42 @@ def test_a_training_that_fills_the_disk_gets_one_line_and_ends_failed_with_the_r
     [run] = json.loads(listed.stdout)
     # The outcome went into the run's reserved block while the disk was full.
     assert run["status"] == "failed" and "No space left" in run["error"], run
+
+
+END_ON_A_FULL_DISK = """
+import os, sys
+from pathlib import Path
+import mlyard
+ws = mlyard.open_workspace(Path(sys.argv[1]))
+run = mlyard.start_run(name="long", workspace=ws, flush_interval=3600.0)
+run.flush()  # the run is in the catalog; its points stay buffered
+for step in range(20_000):
+    run.log_metric("loss", 1.0 / (step + 1), step=step)
+filler = Path(sys.argv[2])
+try:
+    with open(filler, "wb") as out:  # fill the disk
+        while True:
+            out.write(b"x" * (1 << 16))
+except OSError:
+    pass
+try:
+    run.end()
+except mlyard.MlyardError as exc:
+    print("ended:", exc)
+"""
+
+
+def test_a_run_whose_points_cannot_be_stored_at_the_end_is_not_recorded_finished(
+        churn: Path, small_disk: Path) -> None:
+    env = {"MLYARD_WORKSPACE": str(small_disk / "ws")}
+    assert mlyard_process("data", "list", cwd=churn, env=env).returncode == 0
+    done = subprocess.run([sys.executable, "-c", END_ON_A_FULL_DISK, str(churn),
+                           str(small_disk / "filler")], cwd=churn, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, **env})
+    assert "ended: run " in done.stdout and "free disk space" in done.stdout, done.stderr
+    (small_disk / "filler").unlink()
+    listed = mlyard_process("runs", "list", "--json", cwd=churn, env=env)
+    assert listed.returncode == 0, listed.stderr
+    [run] = json.loads(listed.stdout)
+    assert run["status"] == "failed", run
+    assert "20000 metric points or log lines could not be stored at the end" in run["error"]

@@ -178,18 +178,24 @@ class Run:
                                         error=error)
         ended.heartbeat = ended.end_time or ended.heartbeat
         catalog = self.workspace.catalog
+        unsaved = {kind: batch.num_rows for kind, batch in remaining.items()}
         try:
             # Sealed into the spool, where every unit of work looks first: durable now,
             # loaded into the catalog with the other runs ended about now.
             points = remaining.pop("metrics", None)
             for kind, batch in remaining.items():  # output lines, if any
                 self._buffer.spool(kind, batch)
+                del unsaved[kind]
             self._buffer.spool("runs", runs_store.ended_run_table(ended, unstored is None,
                                                                   points))
         except OSError as exc:
             # The run's reserved block can take the outcome even on a full disk; the next
-            # unit of work that notices the run is gone applies it.
-            run_outcomes.record(catalog.outcomes_dir, self.run_id, status, error)
+            # unit of work that notices the run is gone applies it. What was still
+            # buffered is lost, so the run is not recorded as whole.
+            lost = (f"{sum(unsaved.values())} metric points or log lines could not be "
+                    f"stored at the end ({exc})")
+            run_outcomes.record(catalog.outcomes_dir, self.run_id, "failed",
+                                f"{lost}; {error}" if error else lost)
             raise TrackingError(f"run {self.run_id[:8]}: could not store how it ended "
                                 f"({exc}); check free disk space") from exc
         run_outcomes.release(catalog.outcomes_dir, self.run_id)
