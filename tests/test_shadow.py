@@ -6,12 +6,17 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
 import polars as pl
+import psutil
 import pytest
 
 from mlyard.core.data import versions as data
@@ -31,6 +36,7 @@ from tests.conftest import (
     wait_for,
 )
 from tests.test_serve import Server
+from tests.test_tui_web import free_port
 
 FEATURES_DROPPED = ("snapshot_date", "churned")
 
@@ -86,8 +92,8 @@ def test_the_shadow_scores_every_answered_request_and_the_report_compares_them(
         wait_for(lambda: shadow.scored == len(batches), what="the shadow scored every request")
         health = httpx.get(f"{server.url}/health").json()
         assert health["shadow"] == {"ref": "challenger", "model_version": 2, "alive": True,
-                                    "scored": len(batches), "failed": 0, "dropped": 0,
-                                    "queued": 0}
+                                    "stuck": False, "scored": len(batches), "failed": 0,
+                                    "dropped": 0, "queued": 0}
         metrics = httpx.get(f"{server.url}/metrics").text
         assert f"mlyard_shadow_scored_total {float(len(batches))}" in metrics
     # Both predictions logged under the request id the client was given.
@@ -297,3 +303,52 @@ def test_multiclass_agreement_is_the_same_class_and_the_probability_gaps(
     assert pair["mean_abs_diff"] == pytest.approx(gaps.mean())
     assert pair["p95_abs_diff"] == pytest.approx(np.quantile(gaps.max(axis=1), 0.95))
     assert 0 < pair["same_label"] < 1  # two models that disagree on some rows
+
+
+def test_the_shadow_queue_is_bounded_in_bytes_as_well_as_in_requests(project: Path) -> None:
+    shadow = Shadow(open_workspace(project), "challenger", queue_bytes=10_000)
+    body = json.dumps({"dataframe_records": requests_of(project, [20])[0]}).encode()
+    assert 2_000 < len(body) < 10_000
+    for number in range(10):  # nothing takes them yet
+        shadow.offer(Answered(f"r{number}", 0.0, body, "application/json", "churn", 1, 20,
+                              "[]", 0.001))
+    assert shadow.queued == 10_000 // len(body) and shadow.dropped == 10 - shadow.queued
+
+
+def test_a_stuck_shadow_is_degraded_in_health_and_sigterm_still_ends_serve_in_seconds(
+        project: Path) -> None:
+    """A worker that stops reading (SIGSTOP: alive, silent) once kept `mlyard serve`
+    alive through SIGTERM for minutes while /health said ok."""
+    port = free_port()
+    serve = subprocess.Popen([sys.executable, "-m", "mlyard", "serve", "champion", "--shadow",
+                              "challenger", "--port", str(port)], cwd=project,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _health(url) is not None, timeout=120, what="serve to answer")
+        [worker] = [child for child in psutil.Process(serve.pid).children(recursive=True)
+                    if "shadow_worker" in " ".join(child.cmdline())]
+        worker.suspend()
+        body = {"dataframe_records": requests_of(project, [200])[0]}
+        deadline = time.monotonic() + 120
+        while not (_health(url) or {}).get("shadow", {}).get("stuck"):
+            assert time.monotonic() < deadline, "the stuck shadow never showed in /health"
+            assert httpx.post(f"{url}/invocations", json=body, timeout=30).status_code == 200
+        health = _health(url)
+        assert health is not None and health["status"] == "degraded", health
+        serve.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        serve.wait(timeout=60)
+        assert time.monotonic() - started < 20  # the stuck worker is killed, not waited on
+        assert not worker.is_running() or worker.status() == psutil.STATUS_ZOMBIE
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+
+
+def _health(url: str) -> dict[str, Any] | None:
+    try:
+        answer: dict[str, Any] = httpx.get(f"{url}/health", timeout=5).json()
+        return answer
+    except httpx.HTTPError:
+        return None

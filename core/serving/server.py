@@ -112,8 +112,10 @@ def create_app(ws: Workspace, ref: str, token: str | None = None,
                       "task": model.card.task, "metrics": model.card.metrics})
 
     async def health(request: Request) -> Response:
-        """Alive and serving; `degraded` while logged predictions cannot be written."""
-        degraded = predictions.failures > 0 or predictions.dropped > 0
+        """Alive and serving; `degraded` while logged predictions cannot be written or
+        the shadow's worker is stuck."""
+        degraded = predictions.failures > 0 or predictions.dropped > 0 or (
+            shadow is not None and shadow.stuck)
         answer: dict[str, Any] = {"status": "degraded" if degraded else "ok",
                                   "model_version": holder.current.version.version,
                                   "prediction_log": {"pending": predictions.pending,
@@ -121,9 +123,9 @@ def create_app(ws: Workspace, ref: str, token: str | None = None,
                                                      "last_error": predictions.last_error}}
         if shadow is not None:
             answer["shadow"] = {"ref": shadow.ref, "model_version": shadow.version,
-                                "alive": shadow.alive, "scored": shadow.scored,
-                                "failed": shadow.failed, "dropped": shadow.dropped,
-                                "queued": shadow.queued}
+                                "alive": shadow.alive, "stuck": shadow.stuck,
+                                "scored": shadow.scored, "failed": shadow.failed,
+                                "dropped": shadow.dropped, "queued": shadow.queued}
         return _json(answer)
 
     async def metrics(request: Request) -> Response:

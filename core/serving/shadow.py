@@ -8,7 +8,9 @@ load, bench/bench_shadow.py). Here the server only queues the answered request (
 bounded queue; when it is full the request is dropped and counted, never waited for) and
 one thread writes it to the worker's standard input. A worker that dies (a model that
 aborts LightGBM, say) takes nothing down with it: the server keeps answering and says so
-in /health.
+in /health. A worker that stops reading is "stuck" in /health after STUCK_AFTER seconds,
+and a stopping server gives it STOP_GRACE seconds, then kills it: SIGTERM ends `mlyard
+serve` within seconds whatever the worker does.
 """
 
 from __future__ import annotations
@@ -31,6 +33,11 @@ from mlyard.core.workspace import Workspace
 log = logging.getLogger("mlyard.serve")
 
 QUEUE_SIZE = 1024  # answered requests waiting for the worker; more are dropped and counted
+# ... and their bodies together, so a worker that stops reading cannot make the server
+# hold a thousand large bodies (1,024 x 10 MB) in memory.
+QUEUE_BYTES = 64 * 2**20
+STUCK_AFTER = 10.0  # seconds a write to the worker may block before it counts as stuck
+STOP_GRACE = 5.0  # seconds the worker gets to score what is queued when the server stops
 SEND_EVERY = 0.02  # seconds between batches written to the worker
 READY_TIMEOUT = 120.0  # seconds for the worker to load its model and say so
 _LENGTH = struct.Struct(">II")  # a frame: header length, body length, header, body
@@ -74,7 +81,7 @@ class Shadow:
     """The server's side of a shadow: the queue, the writer thread and the worker."""
 
     def __init__(self, ws: Workspace, ref: str, poll_interval: float = 1.0,
-                 queue_size: int = QUEUE_SIZE) -> None:
+                 queue_size: int = QUEUE_SIZE, queue_bytes: int = QUEUE_BYTES) -> None:
         self.ws = ws
         self.ref = ref
         self.poll_interval = poll_interval
@@ -84,6 +91,10 @@ class Shadow:
         self.version: int | None = None  # the version it scores with, as it last reported
         self.alive = False
         self._queue: queue.Queue[Answered | None] = queue.Queue(queue_size)
+        self._queue_bytes = queue_bytes
+        self._queued_bytes = 0  # bodies waiting in the queue (under _bytes_guard)
+        self._bytes_guard = threading.Lock()
+        self._writing_since: float | None = None  # a write to the worker in progress
         self._worker: subprocess.Popen[bytes] | None = None
         self._ready = threading.Event()
         self._stopping = False
@@ -93,10 +104,24 @@ class Shadow:
     def queued(self) -> int:
         return self._queue.qsize()
 
+    @property
+    def stuck(self) -> bool:
+        """The worker has not taken what was written to it for STUCK_AFTER seconds."""
+        since = self._writing_since
+        return since is not None and time.monotonic() - since > STUCK_AFTER
+
     def offer(self, answered: Answered) -> None:
+        size = len(answered.body)
+        with self._bytes_guard:
+            if self._queued_bytes + size > self._queue_bytes:
+                self.dropped += 1
+                return
+            self._queued_bytes += size
         try:
             self._queue.put_nowait(answered)
         except queue.Full:
+            with self._bytes_guard:
+                self._queued_bytes -= size
             self.dropped += 1
 
     def start(self) -> None:
@@ -118,18 +143,25 @@ class Shadow:
             log.error("shadow %s did not start; serving without it", self.ref)
 
     def stop(self) -> None:
-        """Let the worker score what is queued, then end it."""
+        """Let the worker score what is queued for up to STOP_GRACE seconds, then end
+        it, killed if it has not ended by then."""
         if self._worker is None:
             return
         self._stopping = True
-        self._queue.put(None)
-        for thread in self._threads:
-            thread.join(timeout=60)
+        deadline = time.monotonic() + STOP_GRACE
         try:
-            self._worker.wait(timeout=60)
+            self._queue.put(None, timeout=STOP_GRACE / 2)
+        except queue.Full:
+            pass  # the sender is stuck on a worker that does not read: it is killed below
+        try:
+            self._worker.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
+            log.error("shadow %s did not finish within %gs of the stop; killed", self.ref,
+                      STOP_GRACE)
             self._worker.kill()
             self._worker.wait()
+        for thread in self._threads:  # the worker is gone, and with it their pipes
+            thread.join(timeout=1.0)
 
     def _send(self) -> None:
         """Write queued requests to the worker, a batch at a time: waking for every
@@ -147,13 +179,18 @@ class Shadow:
                     break
             ending = batch[-1] is None
             answered = [item for item in batch if item is not None]
+            with self._bytes_guard:
+                self._queued_bytes -= sum(len(item.body) for item in answered)
             if answered and self.alive:
+                self._writing_since = time.monotonic()
                 try:
                     stdin.write(b"".join(map(frame, answered)))
                     stdin.flush()
                 except OSError:  # the worker is gone; /health says so
                     self.alive = False
                     self.dropped += len(answered)
+                finally:
+                    self._writing_since = None
             elif answered:
                 self.dropped += len(answered)
             if not ending:
