@@ -15,7 +15,8 @@ HERE = Path(__file__).parent
 BENCHMARKS = ["bench_startup.py", "bench_logging.py", "bench_runs.py", "bench_list_runs.py",
               "bench_ingest.py", "bench_train.py", "bench_tui.py", "bench_serve.py",
               "bench_serve_mixed.py", "bench_soak.py", "bench_watch.py", "bench_drift.py",
-              "bench_evidently.py", "bench_shadow.py", "bench_gpu.py", "bench_sync.py"]
+              "bench_evidently.py", "bench_shadow.py", "bench_gpu.py", "bench_sync.py",
+              "bench_compaction.py"]
 
 
 def main() -> None:

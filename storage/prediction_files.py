@@ -32,6 +32,7 @@ SUFFIX = ".parquet"
 PENDING = ".partial"
 MANIFEST = "compacting.json"  # present only while a day is being compacted
 
+MERGE_BATCH_ROWS = 20_000  # rows in memory at a time while a day is compacted
 PREDICTION_SCHEMA = pa.schema(
     [
         ("request_id", pa.string()),
@@ -197,13 +198,28 @@ def compact(root: Path, model: str, before_day: str) -> int:
         merged_name = f"{time.time_ns():020d}-compacted"
         (day / MANIFEST).write_text(json.dumps({"merged": merged_name + SUFFIX,
                                                 "sources": [p.name for p in sources]}))
-        table = pa.concat_tables([pq.read_table(p) for p in sources]).sort_by("ts")
-        write_whole(day, table, merged_name)
+        _merge(sources, day, merged_name)
         for path in sources:
             path.unlink(missing_ok=True)
         (day / MANIFEST).unlink()
         compacted += 1
     return compacted
+
+
+def _merge(sources: list[Path], day: Path, name: str) -> Path:
+    """The sources as one file, in their order (time order: each is a flush, named by
+    when it was written), streamed a batch at a time under the first one's schema. Read
+    whole, one day of 2.65 M logged rows held 2.15 GB in the server that compacted it."""
+    pending, final = day / (name + PENDING), day / (name + SUFFIX)
+    schema = pq.read_schema(sources[0])
+    with pq.ParquetWriter(pending, schema, compression="zstd") as writer:
+        for source in sources:
+            for batch in pq.ParquetFile(source).iter_batches(batch_size=MERGE_BATCH_ROWS):
+                writer.write_batch(batch.cast(schema) if batch.schema != schema else batch)
+    with open(pending, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(pending, final)
+    return final
 
 
 def _finish_interrupted(day: Path) -> None:
