@@ -16,7 +16,7 @@ BENCHMARKS = ["bench_startup.py", "bench_logging.py", "bench_runs.py", "bench_li
               "bench_ingest.py", "bench_train.py", "bench_tui.py", "bench_serve.py",
               "bench_serve_mixed.py", "bench_soak.py", "bench_watch.py", "bench_drift.py",
               "bench_evidently.py", "bench_shadow.py", "bench_gpu.py", "bench_sync.py",
-              "bench_compaction.py"]
+              "bench_compaction.py", "bench_faults.py"]
 
 
 def main() -> None:
