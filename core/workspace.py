@@ -8,6 +8,7 @@ beside it unless `--workspace` or `MLYARD_WORKSPACE` points elsewhere.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +90,29 @@ def open_workspace(
     if register:
         _register_project(ws)
     return ws
+
+
+_opened: dict[tuple[int, str, int, int, str], Workspace] = {}
+_opened_guard = threading.Lock()
+
+
+def project_workspace(start: Path | None = None) -> Workspace:
+    """The workspace of the project around `start` (default: the current directory),
+    opened and registered once per process: registering is a unit of work on the catalog,
+    and paying it for every `mlyard.start_run()` made creating runs the README's way a
+    third as fast as a workspace passed in. Opened again when the project, its config
+    file or MLYARD_WORKSPACE changes, and in a forked child."""
+    path = find_config(start or Path.cwd())
+    stat = path.stat()
+    key = (os.getpid(), str(path), stat.st_mtime_ns, stat.st_size,
+           os.environ.get("MLYARD_WORKSPACE", ""))
+    with _opened_guard:
+        ws = _opened.get(key)
+        if ws is None:
+            ws = open_workspace(config_path=path)
+            _opened.clear()  # one project at a time: the newest is the one in use
+            _opened[key] = ws
+        return ws
 
 
 def _register_project(ws: Workspace) -> None:

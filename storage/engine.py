@@ -23,6 +23,25 @@ _engine: tuple[int, duckdb.DuckDBPyConnection] | None = None
 _engine_guard = threading.Lock()
 
 
+def _close_before_fork() -> None:
+    """A child forked while DuckDB's worker threads live hangs in its first connect (they
+    do not cross the fork, the state they hold does): so the engine is closed before a
+    fork, when no other thread is opening it, and each side opens its own when next
+    needed. The engine holds nothing that lasts: every unit of work attaches the file."""
+    global _engine
+    if _engine_guard.acquire(blocking=False):
+        try:
+            if _engine is not None and _engine[0] == os.getpid():
+                _engine[1].close()
+                _engine = None
+        finally:
+            _engine_guard.release()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_close_before_fork)
+
+
 def engine_cursor() -> duckdb.DuckDBPyConnection:
     """A new cursor on this process's in-memory DuckDB (made again after a fork)."""
     global _engine

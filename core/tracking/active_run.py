@@ -35,7 +35,7 @@ import pyarrow as pa
 from mlyard.core.errors import TrackingError
 from mlyard.core.tracking.metric_buffer import MetricBuffer
 from mlyard.core.tracking.provenance import current_user
-from mlyard.core.workspace import Workspace, open_workspace
+from mlyard.core.workspace import Workspace, project_workspace
 from mlyard.storage import run_outcomes, runs_store, spool_folder
 from mlyard.storage.catalog import Connection
 
@@ -240,7 +240,7 @@ def start_run(
 
     With `capture_output`, what the script prints becomes the run's log as well.
     """
-    ws = workspace if isinstance(workspace, Workspace) else open_workspace(workspace)
+    ws = workspace if isinstance(workspace, Workspace) else project_workspace(workspace)
     now = time.time()
     source = sys.argv[0] if sys.argv and sys.argv[0] else "<interactive>"
     all_tags = {"mlyard.source": source}
