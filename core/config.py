@@ -272,7 +272,8 @@ class MonitorConfig(msgspec.Struct, forbid_unknown_fields=True):
     min_rows: dict[DriftMethod, int] = msgspec.field(default_factory=dict)
 
 
-AlertKind = Literal["drift", "quality", "refused", "job", "gate", "server", "spool"]
+AlertKind = Literal["drift", "quality", "refused", "job", "gate", "server", "spool",
+                    "workspace"]
 ALERT_KINDS: tuple[AlertKind, ...] = get_args(AlertKind)
 
 
@@ -285,7 +286,8 @@ class AlertsConfig(msgspec.Struct, forbid_unknown_fields=True):
         as JSON on standard input and its line in MLYARD_ALERT_TEXT; exit 0 is delivered.
     kinds: which alerts are sent: drift, quality (warnings), refused (quarantined
         files), job (failed jobs), gate (a failed gate on automated promotion), server
-        (a degraded server), spool (an unreadable spool segment).
+        (a degraded server), spool (an unreadable spool segment), workspace (an entry in
+        the workspace's logs or quarantine that is not a regular file, set aside).
     drift_severity: the least drift severity sent, "moderate" or "severe".
     cooldown: after an alert of a kind is sent, others of that kind within this interval
         are recorded as suppressed instead of sent, so a flapping signal cannot flood.

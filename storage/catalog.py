@@ -39,9 +39,11 @@ Connection = duckdb.DuckDBPyConnection
 CHECKPOINT_HEADROOM = "2GB"
 FOLD_ROWS = 200_000  # spooled rows per loading transaction: the engine's memory is capped
 
-_SEGMENT_LOADERS = {"metrics": insert_metrics, "logs": insert_logs, "runs": load_ended_runs}
+_SEGMENT_LOADERS = {"metrics": insert_metrics, "logs": insert_logs, "runs": load_ended_runs,
+                    "events": meta_store.insert_event_segment}
 _SEGMENT_SCHEMAS = {"metrics": METRIC_SCHEMA, "logs": LOG_SCHEMA, "runs": RUN_SEGMENT_SCHEMA,
-                    "predictions": prediction_files.PREDICTION_SCHEMA}
+                    "predictions": prediction_files.PREDICTION_SCHEMA,
+                    "events": meta_store.EVENT_SCHEMA}
 _left_for_newer: set[str] = set()  # warned about once per process
 
 log = logging.getLogger("mlyard.catalog")

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 Connection = duckdb.DuckDBPyConnection
 
@@ -21,6 +22,25 @@ def workspace_id(con: Connection) -> str:
     """This catalog's own random identity (made by its migrations, once)."""
     row = con.execute("SELECT id FROM workspace_identity").fetchone()
     return str(row[0]) if row else ""
+
+
+# Events written where no catalog is at hand (a file set aside while a folder was read):
+# a spool segment the next unit of work loads like any other.
+EVENT_SCHEMA = pa.schema([("ts", pa.float64()), ("kind", pa.string()),
+                          ("subject", pa.string()), ("actor", pa.string()),
+                          ("detail", pa.string())])
+
+
+def event_segment(kind: str, subject: str, actor: str, detail: dict[str, Any]) -> pa.Table:
+    return pa.table({"ts": [time.time()], "kind": [kind], "subject": [subject],
+                     "actor": [actor], "detail": [json.dumps(detail)]}, schema=EVENT_SCHEMA)
+
+
+def insert_event_segment(con: Connection, batch: pa.Table) -> None:
+    con.register("event_batch", batch)
+    con.execute("INSERT INTO events (ts, kind, subject, actor, detail) "
+                "SELECT ts, kind, subject, actor, detail FROM event_batch")
+    con.unregister("event_batch")
 
 
 def add_event(

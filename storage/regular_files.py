@@ -4,7 +4,8 @@ Opening a FIFO blocks until something writes to it, so one named like a spool se
 a log file once hung every command; a directory or a link named like a file fails or
 leads elsewhere. Listings of the spool, the logs and the quarantine pass through
 `regular`, which moves anything else aside (to `set-aside/` beside it, with a reason
-file) and says so once, so the rest is read as usual.
+file), says so on stderr and raises an `alert.workspace` (an event left in the spool,
+which the next unit of work loads), so the rest is read as usual.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import stat
 import time
 from collections.abc import Iterable
 from pathlib import Path
+
+from mlyard.storage import meta_store, spool
 
 log = logging.getLogger("mlyard.storage")
 
@@ -68,4 +71,19 @@ def set_aside(path: Path, reason: str) -> Path | None:
         log.error("%s: %s; skipped (could not move it aside: %s)", path, reason, exc)
         return None
     log.error("%s: %s; moved to %s", path, reason, target)
+    _alert(path, target, reason)
     return target
+
+
+def _alert(path: Path, target: Path, reason: str) -> None:
+    """An `alert.workspace` event, through the spool of the workspace `path` is in."""
+    workspace = next((p for p in path.parents if (p / "catalog.duckdb").is_file()), None)
+    if workspace is None:
+        return
+    try:
+        spool.write_segment(workspace / "spool", "events", meta_store.event_segment(
+            "alert.workspace", path.name, "mlyard",
+            {"severity": "error", "was": str(path), "moved_to": str(target),
+             "reason": reason}))
+    except OSError as exc:  # a full disk: the stderr line above still says it
+        log.error("%s: could not raise its alert (%s)", path, exc)

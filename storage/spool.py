@@ -22,7 +22,7 @@ PENDING_SUFFIX = ".partial"
 
 # Each kind of segment names the table its rows go to; the table's columns must match.
 SEGMENT_TABLES = {"metrics": "metrics", "logs": "run_logs", "predictions": "predictions",
-                  "runs": "runs"}
+                  "runs": "runs", "events": "events"}
 
 
 def write_segment(spool_dir: Path, kind: str, table: pa.Table) -> Path:

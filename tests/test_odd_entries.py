@@ -47,6 +47,10 @@ def test_fifos_and_folders_named_like_workspace_files_are_set_aside(churn: Path)
     assert (bad / "logs-00000000000000000002-bbbbbbbbbbbb.arrow").is_dir()
     alerts = json.loads(mlyard_process("alerts", "--json", cwd=churn).stdout)
     assert sum(alert["kind"] == "alert.spool" for alert in alerts) == 2
+    # The logs' and the quarantine's raise one each too, through the spool.
+    workspace = [alert for alert in alerts if alert["kind"] == "alert.workspace"]
+    assert len(workspace) == 2, alerts
+    assert all("set aside: a FIFO, not a regular file" in alert["what"] for alert in workspace)
     # The logs' and the quarantine's, aside in a folder of their own, with the reason.
     for folder in (day, ws.quarantine_dir):
         assert not [p for p in folder.iterdir() if p.is_fifo()], folder

@@ -12,7 +12,8 @@ MAX_NAMES = 5  # drifted columns or findings named in the line before "and N mor
 
 
 def alert_kind(event: Event) -> str:
-    """`drift`, `quality`, `refused`, `job`, `gate`, `server`, `spool` or `test`."""
+    """`drift`, `quality`, `refused`, `job`, `gate`, `server`, `spool`, `workspace` or
+    `test`."""
     return event.kind.removeprefix("alert.")
 
 
@@ -56,6 +57,8 @@ def describe(event: Event) -> str:
         what = f"server for {event.subject} degraded: {detail.get('reason', '?')}"
     elif kind == "spool":
         what = f"unreadable spool segment {event.subject}: {detail.get('reason', '?')}"
+    elif kind == "workspace":
+        what = f"{detail.get('was', event.subject)} set aside: {detail.get('reason', '?')}"
     elif kind == "test":
         what = "test alert from `mlyard alerts test`: this receiver works"
     else:
