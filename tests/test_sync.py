@@ -165,6 +165,28 @@ def test_a_second_sync_into_a_project_while_one_runs_is_refused_with_one_line(
     assert sync_json(str(folder))["new_runs"] == [trained["run_id"]]  # and then it does
 
 
+def test_a_push_over_ssh_into_a_box_already_receiving_one_is_refused_by_its_agent(
+        box: tuple[Path, dict[str, Any]], laptop: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The box's own agent claims the box for a push: a stand-in for ssh runs the remote
+    command here, as sshd would run it there."""
+    from filelock import FileLock
+
+    folder, _ = box
+    with start_run(name="mine"):  # a run of the laptop's own, to push
+        pass
+    [mine] = run_ids()
+    local_shell = "import subprocess, sys; sys.exit(subprocess.call(sys.argv[-1], shell=True))"
+    monkeypatch.setenv("MLYARD_SSH", shlex.join([sys.executable, "-c", local_shell]))
+    agent = str(Path(sys.executable).parent / "mlyard")
+    with FileLock(str(open_workspace(folder).root / "sync.lock")):  # a push is running
+        refused = mlyard("sync", f"ssh://box{folder}", "--push", "--remote-mlyard", agent)
+    assert refused.exit_code == 1
+    assert "another `mlyard sync` into" in refused.stderr and "is running" in refused.stderr
+    pushed = mlyard("sync", f"ssh://box{folder}", "--push", "--remote-mlyard", agent, "--json")
+    assert pushed.exit_code == 0, pushed.stderr
+    assert json.loads(pushed.stdout)["new_runs"] == [mine]
+
+
 def test_push_sends_this_projects_run_and_it_keeps_its_id(
         box: tuple[Path, dict[str, Any]], laptop: Path) -> None:
     folder, trained = box

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+from filelock import FileLock, Timeout
+
 from mlyard.core.automation import promotion
 from mlyard.core.errors import MlyardError
 from mlyard.core.models import registry
@@ -72,6 +74,24 @@ class LocalPeer:
     def __init__(self, ws: Workspace, location: str) -> None:
         self.ws = ws
         self.location = location
+        self._receiving: FileLock | None = None
+
+    def claim(self) -> None:
+        """Hold this workspace for one incoming sync until `close`: a second, started
+        meanwhile, would see the first one's runs arrive between its look and its write
+        (it once failed with a misleading "not a copy"), so it is refused with one line.
+        Taken by the syncer for a workspace here, and by the agent at the first write of
+        a push over ssh."""
+        if self._receiving is not None:
+            return
+        self.ws.root.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.ws.root / "sync.lock"), thread_local=False)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise SyncRefused(f"another `mlyard sync` into {self.location} is running; run "
+                              "this one again when it ends") from None
+        self._receiving = lock
 
     def describe(self) -> dict[str, Any]:
         with self.ws.catalog.session() as con:
@@ -125,6 +145,7 @@ class LocalPeer:
 
     def write_object(self, digest: str, size: int, chunks: Iterable[bytes]) -> None:
         """Store an object that arrives in chunks; its bytes must hash to its name."""
+        self.claim()
         _digest(digest)
         tmp = self.ws.objects.new_temp()
         try:
@@ -145,6 +166,7 @@ class LocalPeer:
         """Add another workspace's rows in one transaction, after the checks an import
         makes: every object they name is here, each model predicts this project's target
         and loads in a child process."""
+        self.claim()
         named = [r["object_hash"] for r in rows["artifacts"]]
         named += [r["snapshot_hash"] for r in rows["dataset_versions"]]
         named += [r[c] for r in rows["model_versions"] for c in ("model_hash", "card_hash")]
@@ -208,5 +230,8 @@ class LocalPeer:
         return None
 
     def close(self) -> None:
-        """Nothing held: every call opened and closed the catalog."""
+        """Let the next sync in (every call opened and closed the catalog)."""
+        if self._receiving is not None:
+            self._receiving.release()
+            self._receiving = None
 

@@ -21,13 +21,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
-
-from filelock import FileLock, Timeout
 
 from mlyard.core.errors import UsageError
 from mlyard.core.sync.peer import LocalPeer, Peer, SyncRefused
@@ -97,27 +94,12 @@ def sync(ws: Workspace, remote: Peer, push: bool = False,
     """
     here = LocalPeer(ws, str(ws.project_dir))
     destination = remote if push else here
-    with _only_sync_into(destination):
+    if isinstance(destination, LocalPeer):  # over ssh, the box's agent claims its own
+        destination.claim()
+    try:
         return _sync(here, remote, push, kinds, aliases, dry_run, on_progress)
-
-
-@contextmanager
-def _only_sync_into(destination: Peer) -> Iterator[None]:
-    if not isinstance(destination, LocalPeer):  # over ssh: the box's own agent
-        yield
-        return
-    root = destination.ws.root
-    root.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(root / "sync.lock"), thread_local=False)
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise SyncRefused(f"another `mlyard sync` into {destination.location} is running; "
-                          "run this one again when it ends") from None
-    try:
-        yield
     finally:
-        lock.release()
+        here.close()
 
 
 def _sync(here: LocalPeer, remote: Peer, push: bool, kinds: tuple[str, ...], aliases: bool,
