@@ -18,7 +18,7 @@ from mlyard.core.humanize import size as human_size
 from mlyard.core.workspace import Workspace
 from mlyard.storage import catalog_check
 from mlyard.storage.objects import hash_file
-from mlyard.storage.regular_files import is_regular, kind_of
+from mlyard.storage.regular_files import SET_ASIDE, is_regular, kind_of
 
 
 @dataclass
@@ -34,8 +34,8 @@ def scan(root: Path) -> StoreScan:
     if not root.is_dir():
         return found
     for folder in sorted(root.iterdir()):
-        if folder.name == "tmp":
-            continue  # temporary files: the leftovers check
+        if folder.name in ("tmp", SET_ASIDE):
+            continue  # temporary files (the leftovers check); entries set aside earlier
         if len(folder.name) != 2 or not folder.is_dir() or folder.is_symlink():
             found.odd.append(f"{folder.name} ({kind_of(folder)})")
             continue

@@ -14,7 +14,7 @@ from pathlib import Path
 import blake3
 
 from mlyard.storage.errors import NotFound, ObjectCorrupt
-from mlyard.storage.regular_files import is_regular, kind_of
+from mlyard.storage.regular_files import SET_ASIDE, is_regular, kind_of, set_aside
 
 CHUNK = 8 << 20
 
@@ -85,8 +85,12 @@ class ObjectStore:
         if not path.exists():
             raise NotFound(f"object {digest[:12]} is missing from {self.root}")
         if not is_regular(path):  # a FIFO would hang the read; a link leads elsewhere
-            raise ObjectCorrupt(f"{path}: {kind_of(path)}, not a regular file; "
-                                "`mlyard doctor` says what depends on it")
+            kind = kind_of(path)
+            set_aside(path, f"{kind}, not a regular file; mlyard never reads one",
+                      self.root / SET_ASIDE)
+            raise ObjectCorrupt(f"{path}: {kind}, not a regular file; set aside in "
+                                f"{self.root / SET_ASIDE} (`mlyard doctor` says what needs "
+                                "it)")
         actual = hash_file(path)
         if actual != digest:
             raise ObjectCorrupt(

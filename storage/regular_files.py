@@ -57,10 +57,10 @@ def regular(paths: Iterable[Path]) -> list[Path]:
     return kept
 
 
-def set_aside(path: Path, reason: str) -> Path | None:
-    """Move `path` to `set-aside/` beside it with a `.reason.json`; None when it cannot be
-    moved (it is then skipped, and said again next time)."""
-    folder = path.parent / SET_ASIDE
+def set_aside(path: Path, reason: str, folder: Path | None = None) -> Path | None:
+    """Move `path` to `folder` (default: `set-aside/` beside it) with a `.reason.json`;
+    None when it cannot be moved (it is then skipped, and said again next time)."""
+    folder = folder or path.parent / SET_ASIDE
     target = folder / f"{int(time.time())}-{path.name}"
     try:
         folder.mkdir(exist_ok=True)

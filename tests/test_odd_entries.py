@@ -57,3 +57,21 @@ def test_fifos_and_folders_named_like_workspace_files_are_set_aside(churn: Path)
         [moved] = [p for p in (folder / "set-aside").iterdir() if p.is_fifo()]
         note = json.loads((folder / "set-aside" / (moved.name + ".reason.json")).read_text())
         assert note["reason"].startswith("a FIFO, not a regular file")
+
+
+def test_an_object_that_is_a_fifo_is_set_aside_with_an_alert_and_one_line(churn: Path) -> None:
+    ws = open_workspace(churn)
+    [version] = json.loads(mlyard_process("data", "list", "--json", cwd=churn).stdout)[:1]
+    path = ws.objects.path_for(version["snapshot_blake3"])
+    os.chmod(path, 0o644)
+    path.unlink()
+    os.mkfifo(path)
+    done = mlyard_process("train", cwd=churn)  # reads every snapshot
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "a FIFO, not a regular file; set aside in" in done.stderr
+    assert not path.exists() and list((ws.objects.root / "set-aside").iterdir())
+    alerts = json.loads(mlyard_process("alerts", "--json", cwd=churn).stdout)
+    assert [a["kind"] for a in alerts] == ["alert.workspace"]
+    report = json.loads(mlyard_process("doctor", "--json", cwd=churn).stdout)
+    [objects] = [f for f in report["findings"] if f["check"] == "objects"]
+    assert "objects the catalog names are missing" in objects["detail"]  # what needs it
