@@ -6,11 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import duckdb
-
+from mlyard.storage.engine import Connection
 from mlyard.storage.monitor_store import Event, events_from_rows
-
-Connection = duckdb.DuckDBPyConnection
 
 DELIVERED, FAILED, GAVE_UP, SUPPRESSED = "delivered", "failed", "gave up", "suppressed"
 NO_RECEIVER = "-"  # the receiver of a suppressed alert's one row: it went to none

@@ -6,9 +6,7 @@ import json
 import time
 from dataclasses import dataclass
 
-import duckdb
-
-Connection = duckdb.DuckDBPyConnection
+from mlyard.storage.engine import Connection
 
 
 @dataclass(frozen=True)

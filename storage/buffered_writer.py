@@ -21,7 +21,8 @@ from typing import Any
 import pyarrow as pa
 
 from mlyard.storage import spool
-from mlyard.storage.catalog import Catalog, Connection, insert_batch
+from mlyard.storage.catalog import Catalog, insert_batch
+from mlyard.storage.engine import Connection
 from mlyard.storage.errors import MlyardError
 
 Batches = dict[str, pa.Table]  # spool kind -> rows

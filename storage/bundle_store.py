@@ -8,12 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 
+from mlyard.storage.engine import Connection
 from mlyard.storage.errors import CatalogError
-
-Connection = duckdb.DuckDBPyConnection
 
 # table -> the column that ties its rows to a run
 RUN_TABLES = {"runs": "run_id", "params": "run_id", "tags": "run_id", "metrics": "run_id",

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlyard.storage import meta_store, prediction_files, spool
-from mlyard.storage.engine import ENGINE_CONFIG, engine_cursor
+from mlyard.storage.engine import ENGINE_CONFIG, Connection, engine_cursor
 from mlyard.storage.errors import CatalogError
 from mlyard.storage.lock import CatalogLock
 from mlyard.storage.migrations import PREDICTIONS_OUT, apply_migrations
@@ -35,7 +35,6 @@ from mlyard.storage.runs_store import (
 )
 from mlyard.storage.stranger import check_only_ours, open_locked
 
-Connection = duckdb.DuckDBPyConnection
 CHECKPOINT_HEADROOM = "2GB"
 FOLD_ROWS = 200_000  # spooled rows per loading transaction: the engine's memory is capped
 

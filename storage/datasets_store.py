@@ -6,11 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import duckdb
-
+from mlyard.storage.engine import Connection
 from mlyard.storage.errors import NotFound
-
-Connection = duckdb.DuckDBPyConnection
 
 _VERSION_COLUMNS = (
     "dataset, seq, source_hash, source_path, snapshot_hash, rows, schema, profile, warnings, "

@@ -19,6 +19,9 @@ ENGINE_CONFIG: dict[str, str | bool | int | float | list[str]] = {
     "temp_directory": str(Path(tempfile.gettempdir()) / f"mlyard-duckdb-{os.getuid()}"),
 }
 
+# The one name for a DuckDB connection, for every signature in storage and core.
+Connection = duckdb.DuckDBPyConnection
+
 _engine: tuple[int, duckdb.DuckDBPyConnection] | None = None
 _engine_guard = threading.Lock()
 

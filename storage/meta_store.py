@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
-import duckdb
 import pyarrow as pa
 
-Connection = duckdb.DuckDBPyConnection
+from mlyard.storage.engine import Connection
 
 
 def register_project(con: Connection, name: str) -> None:
@@ -53,10 +52,17 @@ def add_event(
 
 
 
-Event = tuple[str, str, str | None, dict[str, Any]]  # kind, subject, actor, detail
+class NewEvent(NamedTuple):
+    """An event to record (the catalog gives it its id and, by default, the time); read
+    back, events are monitor_store.Event."""
+
+    kind: str
+    subject: str
+    actor: str | None
+    detail: dict[str, Any]
 
 
-def add_events(con: Connection, events: list[Event], times: list[float] | None = None
+def add_events(con: Connection, events: list[NewEvent], times: list[float] | None = None
                ) -> None:
     """Several events in one statement (a batch of ingested files, of ended runs), at
     `times` (default: now)."""

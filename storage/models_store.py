@@ -5,11 +5,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import duckdb
-
+from mlyard.storage.engine import Connection
 from mlyard.storage.errors import NotFound
-
-Connection = duckdb.DuckDBPyConnection
 
 _VERSION_COLUMNS = "model, version, run_id, model_hash, card_hash, created_at, created_by"
 

@@ -8,9 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import duckdb
-
-Connection = duckdb.DuckDBPyConnection
+from mlyard.storage.engine import Connection
 
 
 @dataclass(frozen=True)

@@ -7,15 +7,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import duckdb
 import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlyard.storage import meta_store
+from mlyard.storage.engine import Connection
 from mlyard.storage.errors import CatalogError, NotFound
-
-Connection = duckdb.DuckDBPyConnection
 
 METRIC_SCHEMA = pa.schema(
     [
@@ -167,8 +165,9 @@ def load_ended_runs(con: Connection, batch: pa.Table) -> None:
              *(flat.field(name) for name in METRIC_SCHEMA.names[1:])], schema=METRIC_SCHEMA))
     ends = [r for r in batch.select(["end_time", "status", "run_id", "user_name", "error"])
             .to_pylist() if r["end_time"] is not None]
-    meta_store.add_events(con, [(f"run.{e['status']}", e["run_id"], e["user_name"],
-                                 {"error": e["error"]}) for e in ends],
+    meta_store.add_events(con, [meta_store.NewEvent(f"run.{e['status']}", e["run_id"],
+                                                    e["user_name"], {"error": e["error"]})
+                                for e in ends],
                           times=[e["end_time"] for e in ends])
 
 

@@ -17,10 +17,9 @@ from pathlib import Path
 
 import duckdb
 
+from mlyard.storage.engine import Connection
 from mlyard.storage.errors import CatalogError
 from mlyard.storage.migrations import apply_migrations
-
-Connection = duckdb.DuckDBPyConnection
 
 STRANGER_CONFIG: dict[str, str | bool | int | float | list[str]] = {
     "enable_external_access": False,  # no files, no environment, no network

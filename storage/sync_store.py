@@ -12,8 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import duckdb
-
 from mlyard.storage.bundle_store import (
     RUN_TABLES,
     add_dataset,
@@ -22,9 +20,8 @@ from mlyard.storage.bundle_store import (
     insert_rows,
     select_rows,
 )
+from mlyard.storage.engine import Connection
 from mlyard.storage.errors import CatalogError
-
-Connection = duckdb.DuckDBPyConnection
 
 
 @dataclass(frozen=True)

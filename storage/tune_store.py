@@ -6,9 +6,7 @@ import json
 import time
 from typing import Any
 
-import duckdb
-
-Connection = duckdb.DuckDBPyConnection
+from mlyard.storage.engine import Connection
 
 
 def append(con: Connection, entries: list[dict[str, Any]]) -> None:

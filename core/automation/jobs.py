@@ -65,7 +65,7 @@ class Job:
     refusals: list[str] = field(default_factory=list)  # files the step had to refuse
     # What to alert if the step fails, when it knows better than "job failed": (event
     # kind, subject, detail), e.g. the gates that refused a promotion.
-    alert: meta_store.Event | None = None
+    alert: meta_store.NewEvent | None = None
 
     def skip(self, reason: str) -> None:
         """End this job as skipped with `reason` (raises; the caller's block ends here)."""
@@ -124,9 +124,11 @@ def job(ws: Workspace, step: str, trigger: str,
                     job_id, step, trigger, error)])
 
 
-def _failed_alert(job_id: int, step: str, trigger: str, error: str | None) -> meta_store.Event:
-    return ("alert.job", str(job_id), "mlyard jobs",
-            {"severity": "error", "step": step, "trigger": trigger, "error": error})
+def _failed_alert(job_id: int, step: str, trigger: str, error: str | None
+                  ) -> meta_store.NewEvent:
+    return meta_store.NewEvent("alert.job", str(job_id), "mlyard jobs",
+                               {"severity": "error", "step": step, "trigger": trigger,
+                                "error": error})
 
 
 def _job_log_handler(path: Path) -> logging.Handler:

@@ -24,6 +24,7 @@ from mlyard.core.monitoring import drift_reports as monitor
 from mlyard.core.training import trainer
 from mlyard.core.training.cluster import train_on_cluster
 from mlyard.core.workspace import Workspace
+from mlyard.storage.meta_store import NewEvent
 
 log = logging.getLogger("mlyard.pipeline")
 
@@ -187,7 +188,7 @@ def _promote_step(ws: Workspace, current: Job, result: PipelineResult) -> None:
     try:
         promoted = promotion.promote(ws, ref, reason=f"pipeline ({current.job_id})")
     except promotion.GatesFailed as refused:
-        current.alert = ("alert.gate", f"{ws.project}/{ref}", "mlyard pipeline", {
+        current.alert = NewEvent("alert.gate", f"{ws.project}/{ref}", "mlyard pipeline", {
             "severity": "error", "job_id": current.job_id,
             "failed": [f"gate {r.gate} failed ({r.detail})" for r in refused.results
                        if not r.passed]})

@@ -36,6 +36,7 @@ from mlyard.core.errors import IngestRefused
 from mlyard.core.workspace import Workspace
 from mlyard.storage import datasets_store, meta_store
 from mlyard.storage.datasets_store import VersionRecord
+from mlyard.storage.engine import Connection
 from mlyard.storage.objects import hash_file
 
 BATCH_FILES = 100  # files whose versions one unit of work records ...
@@ -178,7 +179,7 @@ class _Batch:
         self.outcomes: list[FileOutcome] = []
         self.hashes: set[str] = set()
         self.contract_json: str | None = None  # inferred from this batch's first file
-        self._events: list[meta_store.Event] = []
+        self._events: list[meta_store.NewEvent] = []
         self._started = time.monotonic()
 
     def age(self) -> float:
@@ -190,7 +191,7 @@ class _Batch:
 
     def refuse(self, path: Path, refusal: IngestRefused, copy: Path) -> None:
         self.outcomes.append(FileOutcome(path, refusal))
-        self._events.append(("alert.refused", path.name, "mlyard ingest", {
+        self._events.append(meta_store.NewEvent("alert.refused", path.name, "mlyard ingest", {
             "severity": "error", "current": path.name, "findings": [refusal.msg],
             "quarantined": str(copy)}))
 
@@ -223,7 +224,7 @@ class _Batch:
         yield from self.outcomes
 
 
-def _without_duplicates(con: datasets_store.Connection, dataset: str,
+def _without_duplicates(con: Connection, dataset: str,
                         new: list[IngestResult]) -> tuple[list[IngestResult], list[_Twin]]:
     """The results to store as versions, and those whose cleaned data is already a
     version's or another file's of this batch (the same rows under another name): those
@@ -259,17 +260,17 @@ class _Twin:
             " a duplicate, not stored again, so its rows count once"]
 
 
-def _events_of(result: IngestResult) -> list[meta_store.Event]:
+def _events_of(result: IngestResult) -> list[meta_store.NewEvent]:
     version, path = result.version, str(result.path)
     if result.rechecked:
-        return [("dataset.rechecked", version.ref, None,
-                 {"source": path, "contract": version.contract_hash})]
+        return [meta_store.NewEvent("dataset.rechecked", version.ref, None,
+                                    {"source": path, "contract": version.contract_hash})]
     if not result.created:
         return []
-    events: list[meta_store.Event] = [("dataset.version", version.ref, None, {
+    events = [meta_store.NewEvent("dataset.version", version.ref, None, {
         "source": path, "rows": version.rows, "warnings": result.warnings})]
     if result.warnings:  # accepted, but worth a look: the same alerts as served traffic
-        events.append(("alert.quality", version.ref, "mlyard ingest", {
+        events.append(meta_store.NewEvent("alert.quality", version.ref, "mlyard ingest", {
             "severity": "warning", "current": version.ref, "findings": result.warnings}))
     return events
 

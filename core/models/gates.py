@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from mlyard.core.tracking.evaluation import PairedComparison
 from mlyard.core.tracking.provenance import SYNCED_TAG
 from mlyard.storage import datasets_store, models_store, runs_store
+from mlyard.storage.engine import Connection
 from mlyard.storage.models_store import ModelVersion
-
-Connection = runs_store.Connection
 
 
 @dataclass

@@ -20,6 +20,7 @@ from mlyard.core.tracking.evaluation import DEFAULT_METRIC
 from mlyard.core.tracking.provenance import current_user
 from mlyard.core.workspace import Workspace
 from mlyard.storage import meta_store, models_store, runs_store
+from mlyard.storage.engine import Connection
 from mlyard.storage.models_store import AliasMove as AliasMove  # the UI shows these
 from mlyard.storage.models_store import ModelVersion as ModelVersion
 
@@ -141,7 +142,7 @@ def history(ws: Workspace, alias: str | None = None) -> list[AliasMove]:
         return models_store.alias_history(con, model_name(ws), alias)
 
 
-def resolve_in(con: runs_store.Connection, ws: Workspace, ref: str) -> ModelVersion:
+def resolve_in(con: Connection, ws: Workspace, ref: str) -> ModelVersion:
     model = model_name(ws)
     text = ref.strip().removeprefix("models:/")
     named, alias, number = None, None, None
@@ -171,14 +172,14 @@ def resolve_in(con: runs_store.Connection, ws: Workspace, ref: str) -> ModelVers
     return models_store.get_version(con, model, int(match.group(1)))
 
 
-def _aliases_by_version(con: runs_store.Connection, model: str) -> dict[int, list[str]]:
+def _aliases_by_version(con: Connection, model: str) -> dict[int, list[str]]:
     grouped: dict[int, list[str]] = {}
     for alias, number in models_store.aliases(con, model).items():
         grouped.setdefault(number, []).append(alias)
     return grouped
 
 
-def _holdout_metrics(con: runs_store.Connection,
+def _holdout_metrics(con: Connection,
                      run_ids: list[str]) -> dict[str, dict[str, float | None]]:
     return {run_id: {k: v for k, v in metrics.items() if k.startswith("holdout.")}
             for run_id, metrics in runs_store.latest_metrics_for(con, run_ids).items()}
@@ -189,7 +190,7 @@ def primary_metric(ws: Workspace) -> str:
     return ws.config.train.metric or DEFAULT_METRIC[ws.config.train.task]
 
 
-def log_move(con: runs_store.Connection, move: AliasMove) -> None:
+def log_move(con: Connection, move: AliasMove) -> None:
     meta_store.add_event(con, f"alias.{move.kind}", f"{move.model}@{move.alias}", move.actor,
                          {"from": move.from_version, "to": move.to_version,
                           "reason": move.reason})

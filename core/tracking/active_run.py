@@ -37,7 +37,7 @@ from mlyard.core.tracking.metric_buffer import MetricBuffer
 from mlyard.core.tracking.provenance import current_user
 from mlyard.core.workspace import Workspace, project_workspace
 from mlyard.storage import run_outcomes, runs_store, spool_folder
-from mlyard.storage.catalog import Connection
+from mlyard.storage.engine import Connection
 
 _active: list[Run] = []
 _active_guard = threading.Lock()

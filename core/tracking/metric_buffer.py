@@ -21,7 +21,8 @@ from functools import partial
 import pyarrow as pa
 
 from mlyard.storage.buffered_writer import BufferedWriter
-from mlyard.storage.catalog import Catalog, Connection
+from mlyard.storage.catalog import Catalog
+from mlyard.storage.engine import Connection
 from mlyard.storage.runs_store import (
     LOG_SCHEMA,
     METRIC_SCHEMA,

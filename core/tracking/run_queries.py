@@ -17,6 +17,7 @@ from mlyard.core.tracking import artifacts as names
 from mlyard.core.tracking.provenance import SYNCED_TAG
 from mlyard.core.workspace import Workspace
 from mlyard.storage import models_store, run_outcomes, runs_store
+from mlyard.storage.engine import Connection
 from mlyard.storage.runs_store import Artifact, RunFilter
 from mlyard.storage.runs_store import LogLine as LogLine  # the UI shows these
 from mlyard.storage.runs_store import RunRecord as RunRecord  # the CLI and UI list these
@@ -257,7 +258,7 @@ def headline_metrics(keys: Iterable[str], limit: int = 3) -> list[str]:
     return sorted(keys, key=rank)[:limit]
 
 
-def reconcile_crashed(con: runs_store.Connection, outcomes: Path) -> None:
+def reconcile_crashed(con: Connection, outcomes: Path) -> None:
     """Mark runs whose process is gone as crashed, keeping everything they flushed; a run
     that recorded its outcome in its reserved block (a full disk) gets that instead. A
     copy from another workspace is left alone: its run lives there, and the next sync
