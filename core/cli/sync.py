@@ -55,7 +55,7 @@ def sync(obj: Context, remote: str, pull: bool, kinds: tuple[str, ...], aliases:
         output.print_json(result)
     else:
         _print(result)
-    if any(not move["moved"] for move in result.aliases):
+    if any(not move.moved for move in result.aliases):
         sys.exit(1)
 
 
@@ -70,8 +70,8 @@ def _print(result: syncer.SyncResult) -> None:
         output.stdout.print(f"  model {theirs} -> {ours or '(numbered when it arrives)'}",
                             markup=False)
     for move in result.aliases:
-        state = "moved" if move["moved"] else "not moved: " + "; ".join(move["why"])
-        output.stdout.print(f"  alias {move['alias']} -> {move['version'] or '(no version)'}"
+        state = "moved" if move.moved else "not moved: " + "; ".join(move.why)
+        output.stdout.print(f"  alias {move.alias} -> {move.version or '(no version)'}"
                             f": {state}", markup=False)
 
 

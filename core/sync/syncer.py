@@ -41,6 +41,16 @@ ROWS_PER_BATCH = 200_000
 ProgressCallback = Callable[[int, int], None]
 
 
+@dataclass(frozen=True)
+class AliasOutcome:
+    """An alias `--aliases` tried to move on the receiving side, and why it did not."""
+
+    alias: str
+    version: str | None  # model/N there, None when the run has no version there
+    moved: bool
+    why: list[str]  # the failed gates (or what is missing) when it did not move
+
+
 @dataclass
 class SyncResult:
     """What a sync did (or, with dry_run, would do)."""
@@ -53,7 +63,7 @@ class SyncResult:
     dataset_versions: list[str] = field(default_factory=list)
     objects: int = 0
     bytes: int = 0
-    aliases: list[dict[str, Any]] = field(default_factory=list)
+    aliases: list[AliasOutcome] = field(default_factory=list)
     dry_run: bool = False
 
 
@@ -219,11 +229,15 @@ def _copy_objects(source: Peer, destination: Peer, sizes: dict[str, int], sent: 
 
 
 def _move_aliases(have: dict[str, Any], want: dict[str, Any], destination: Peer,
-                  origin: str) -> list[dict[str, Any]]:
+                  origin: str) -> list[AliasOutcome]:
     moves = []
     for alias, run_id in sorted(have["aliases"].items()):
         if want["aliases"].get(alias) == run_id:
             continue
-        moves.append(destination.move_alias(alias, run_id, f"mlyard sync from {origin}"))
+        said = destination.move_alias(alias, run_id, f"mlyard sync from {origin}")
+        moves.append(AliasOutcome(str(said.get("alias", alias)),
+                                  None if said.get("version") is None else str(said["version"]),
+                                  bool(said.get("moved")),
+                                  [str(why) for why in said.get("why") or []]))
     return moves
 

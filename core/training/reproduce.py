@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import msgspec
 
@@ -26,13 +27,18 @@ from mlyard.storage import runs_store
 GPU_TOLERANCE = 1e-3
 
 
+class MetricChange(NamedTuple):
+    before: float | None  # the original run's
+    after: float | None  # the replay's
+
+
 @dataclass
 class Reproduction:
     original_run: str
     new_run: str
     original_model: str
     new_model: str
-    metric_differences: dict[str, tuple[float | None, float | None]]
+    metric_differences: dict[str, MetricChange]
     tolerance: float | None = None  # GPU runs: how far a metric may move (relative)
 
     @property
@@ -75,10 +81,10 @@ def reproduce(ws: Workspace, run_ref: str,
                              "was trained on (its snapshot hash differs)")
     result = train.train(ws, training, name=f"reproduce-{run_id[:8]}",
                          on_iteration=on_iteration, tags={"mlyard.reproduces": run_id})
-    differences: dict[str, tuple[float | None, float | None]] = {}
+    differences: dict[str, MetricChange] = {}
     for key, value in result.metrics.items():
         before = original_metrics.get(f"holdout.{key}")
         if before != value:
-            differences[f"holdout.{key}"] = (before, value)
+            differences[f"holdout.{key}"] = MetricChange(before, value)
     return Reproduction(run_id, result.run_id, artifacts[names.MODEL], result.model_hash,
                         differences, GPU_TOLERANCE if wants_gpu(record["params"]) else None)
