@@ -33,7 +33,6 @@ KNOWN = {
     "mlyard.core.monitoring.drift_stats.ColumnDrift:chart",
     "mlyard.core.serving.supervisor.LoggedExplanation:values",
     "mlyard.core.tracking.run_queries.RunDocuments:reproduce",
-    "mlyard.core.tracking.run_queries.RunDocuments:importance",
     "mlyard.storage.datasets_store.VersionRecord:profile",
     "mlyard.tui.messages.DiffLoaded:changes",
     "mlyard.tui.messages.ProfileLoaded:profile",

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from mlyard.core.errors import UsageError
 from mlyard.core.processes import pid_alive
 from mlyard.core.tracking import artifacts as names
@@ -213,7 +215,8 @@ class RunDocuments:
     """The JSON records a training or tuning run stores, as the run screen shows them."""
 
     reproduce: dict[str, Any] | None  # what `mlyard reproduce` replays
-    importance: dict[str, Any] | None  # feature importance, or {"params": ...} for a study
+    # kind (gain, split, contribution) -> feature -> share; {"params": ...} for a study
+    importance: dict[str, dict[str, float]] | None
 
 
 def run_documents(ws: Workspace, detail: RunDetail) -> RunDocuments:
@@ -223,9 +226,13 @@ def run_documents(ws: Workspace, detail: RunDetail) -> RunDocuments:
     def read(name: str) -> Any:
         return json.loads(ws.objects.read_bytes(stored[name])) if name in stored else None
 
-    importance = read(names.FEATURE_IMPORTANCE)
+    importance: dict[str, dict[str, float]] | None = None
     if names.PARAM_IMPORTANCE in stored:
-        importance = {"params": read(names.PARAM_IMPORTANCE)}
+        importance = {"params": msgspec.json.decode(
+            ws.objects.read_bytes(stored[names.PARAM_IMPORTANCE]), type=dict[str, float])}
+    elif names.FEATURE_IMPORTANCE in stored:
+        importance = msgspec.json.decode(ws.objects.read_bytes(
+            stored[names.FEATURE_IMPORTANCE]), type=dict[str, dict[str, float]])
     return RunDocuments(read(names.REPRODUCE), importance)
 
 
