@@ -21,7 +21,6 @@ KNOWN = {
     # functions: (module.function, parameter or return)
     "mlyard.core.humanize.describe_change:change",
     "mlyard.core.models.bundle.export_bundle:return",
-    "mlyard.core.monitoring.drift_reports.alerts:return",
     "mlyard.core.monitoring.drift_reports.get_report:return",
     "mlyard.core.monitoring.drift_reports.to_json:return",
     "mlyard.core.monitoring.report_html.render:report",
@@ -29,7 +28,6 @@ KNOWN = {
     "mlyard.core.automation.daemon.DaemonStatus:detail",
     "mlyard.core.data.versions.VersionDiff:changes",
     "mlyard.core.monitoring.drift_reports.MonitoringOverview:charts",
-    "mlyard.core.monitoring.drift_reports.MonitoringOverview:alerts",
     "mlyard.core.monitoring.drift_stats.ColumnDrift:chart",
     "mlyard.core.serving.supervisor.LoggedExplanation:values",
     "mlyard.core.tracking.run_queries.RunDocuments:reproduce",

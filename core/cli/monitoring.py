@@ -135,12 +135,11 @@ def alerts(ctx: click.Context, limit: int, as_json: bool) -> None:
         return
     listed = monitor.alerts(ctx.obj.ws, limit)
     if as_json:
-        output.print_json(listed)
+        output.print_json([alert.as_json() for alert in listed])
         return
     output.print_table(["when", "kind", "subject", "severity", "what", "delivery"],
-                       [(output.when(a["ts"]), a["kind"].removeprefix("alert."),
-                         a["subject"], a.get("severity", ""), a["what"],
-                         a["delivery"]) for a in listed])
+                       [(output.when(a.ts), a.kind.removeprefix("alert."), a.subject,
+                         a.severity, a.what, a.delivery) for a in listed])
 
 
 @alerts.command("test")

@@ -348,15 +348,35 @@ def get_report(ws: Workspace, report_id: int) -> dict[str, Any]:
     return detail
 
 
-def alerts(ws: Workspace, limit: int = 50) -> list[dict[str, Any]]:
-    """Alerts, newest first, each with how its delivery stands (`delivery`, and per
-    receiver in `delivery_detail`)."""
+@dataclass(frozen=True)
+class AlertView:
+    """An alert as `mlyard alerts` and the Monitoring screen show it."""
+
+    event_id: int
+    ts: float
+    kind: str  # alert.drift, alert.refused, ...
+    subject: str
+    severity: str
+    what: str  # the alert's line
+    delivery: str  # delivered, retrying, gave up, suppressed, pending, not sent
+    delivery_detail: str  # per receiver: its last outcome and error
+    detail: dict[str, object]  # the event's own fields, as JSON gave them
+
+    def as_json(self) -> dict[str, object]:
+        """As `--json` prints it: the event's own fields beside the view's."""
+        return {"event_id": self.event_id, "ts": self.ts, "kind": self.kind,
+                "subject": self.subject, **self.detail, "what": self.what,
+                "delivery": self.delivery, "delivery_detail": self.delivery_detail}
+
+
+def alerts(ws: Workspace, limit: int = 50) -> list[AlertView]:
+    """Alerts, newest first, each with how its delivery stands."""
     with ws.catalog.session() as con:
         events = monitor_store.recent_events(con, "alert.", limit)
     states = delivery_states(ws, events)
-    return [{"event_id": e.event_id, "ts": e.ts, "kind": e.kind, "subject": e.subject,
-             **e.detail, "what": describe(e), "delivery": states[e.event_id].state,
-             "delivery_detail": states[e.event_id].detail} for e in events]
+    return [AlertView(e.event_id, e.ts, e.kind, e.subject, str(e.detail.get("severity", "")),
+                      describe(e), states[e.event_id].state, states[e.event_id].detail,
+                      dict(e.detail)) for e in events]
 
 
 @dataclass(frozen=True)
@@ -383,7 +403,7 @@ class MonitoringOverview:
     reports: list[ReportRecord]  # oldest first, the heat table's columns
     rows: list[DriftRow]  # in table order: features, then prediction, then target
     charts: dict[int, dict[str, Any]]  # report id -> column -> chart data
-    alerts: list[dict[str, Any]]
+    alerts: list[AlertView]
     performance: list[performance.Window]  # oldest first
     metric: str  # the primary metric, for the live performance curve
 

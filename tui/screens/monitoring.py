@@ -94,8 +94,8 @@ quality alerts, and the live metric from `mlyard feedback` per time window.
         alerts = self.query_one("#alerts-table", DataTable)
         alerts.border_subtitle = "" if overview.alerts else "none: drift and refused files"
         fill(alerts, ["when", "severity", "delivery", "what"],
-             [(when(a["ts"]), _severity(a.get("severity", "")), _delivery(a["delivery"]),
-               a["what"]) for a in overview.alerts])
+             [(when(a.ts), _severity(a.severity), _delivery(a.delivery), a.what)
+              for a in overview.alerts])
         metric = overview.metric
         curves: dict[str, list[tuple[int, float | None]]] = {}
         for window in overview.performance:
