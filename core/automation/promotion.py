@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mlyard.core.models import champion
+from mlyard.core.models import champion, registry
 from mlyard.core.models.champion import GatesFailed as GatesFailed  # what promote raises
 from mlyard.core.models.gates import Evidence, GateResult
 from mlyard.core.models.model_text import ModelRefused
-from mlyard.core.models.registry import AliasMove, ModelVersion
+from mlyard.core.models.registry import AliasMove, ModelDetail, ModelVersion
 from mlyard.core.monitoring import drift_reports, shadow_report
 from mlyard.core.training.head_to_head import rescore_if_imported, versus_champion
 from mlyard.core.workspace import Workspace
@@ -43,6 +43,23 @@ def check(ws: Workspace, ref: str | None = None) -> GateReport:
     ref = ref or "latest"
     version, results = champion.judge(ws, ref, gather_evidence(ws, ref))
     return GateReport(version, results)
+
+
+@dataclass(frozen=True)
+class VersionPanel:
+    """One version as the Models screen shows it: its detail, every gate, and its
+    record as the champion's shadow (the newest in 30 days), if it was one."""
+
+    detail: ModelDetail
+    gates: list[GateResult]
+    shadow: shadow_report.ShadowComparison | None
+
+
+def version_panel(ws: Workspace, ref: str) -> VersionPanel:
+    """What the Models screen shows for version `ref`, in one call."""
+    detail = registry.show(ws, ref)
+    return VersionPanel(detail, check(ws, ref).results, shadow_report.newest(
+        ws, "30d", shadow_version=detail.version.version))
 
 
 def promote(ws: Workspace, ref: str, reason: str | None = None,

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from mlyard.core.workspace import Workspace
 from mlyard.storage import datasets_store
+from mlyard.storage.datasets_store import VersionRecord
 from mlyard.storage.regular_files import regular
 
 REASON_SUFFIX = ".reason.json"
@@ -54,6 +55,20 @@ def quarantine_file(ws: Workspace, path: Path, source_hash: str, reason: str) ->
         "refused_ts": now,
     }, indent=2) + "\n", encoding="utf-8")
     return target
+
+
+@dataclass(frozen=True)
+class DatasetsView:
+    """The Datasets screen's two tabs: every version, and the files refused."""
+
+    versions: list[VersionRecord]
+    quarantined: list[QuarantinedFile]
+
+
+def datasets_view(ws: Workspace) -> DatasetsView:
+    with ws.catalog.session() as con:
+        versions = datasets_store.list_versions(con, None)
+    return DatasetsView(versions, list_quarantined(ws))
 
 
 def list_quarantined(ws: Workspace) -> list[QuarantinedFile]:

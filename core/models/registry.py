@@ -137,6 +137,18 @@ def rollback(ws: Workspace, reason: str | None = None) -> AliasMove:
     return move
 
 
+@dataclass(frozen=True)
+class ModelsView:
+    """The Models screen's table and its alias history."""
+
+    rows: list[VersionSummary]
+    history: list[AliasMove]
+
+
+def models_view(ws: Workspace) -> ModelsView:
+    return ModelsView(list_versions(ws), history(ws))
+
+
 def history(ws: Workspace, alias: str | None = None) -> list[AliasMove]:
     with ws.catalog.session() as con:
         return models_store.alias_history(con, model_name(ws), alias)

@@ -219,6 +219,20 @@ class RunDocuments:
     importance: dict[str, dict[str, float]] | None
 
 
+@dataclass(frozen=True)
+class RunView:
+    """One run as its screen shows it: the detail, its records and its last lines."""
+
+    detail: RunDetail
+    documents: RunDocuments
+    log: list[LogLine]
+
+
+def run_view(ws: Workspace, ref: str, log_lines: int) -> RunView:
+    detail = show_run(ws, ref)
+    return RunView(detail, run_documents(ws, detail), log_tail(ws, ref, log_lines))
+
+
 def run_documents(ws: Workspace, detail: RunDetail) -> RunDocuments:
     """Read a run's reproducibility record and importance from the object store."""
     stored = {a.name: a.blake3 for a in detail.artifacts}

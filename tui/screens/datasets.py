@@ -77,8 +77,8 @@ the same file resolved them (`mlyard data quarantine --clear` removes those).
     @work(thread=True, exclusive=True, exit_on_error=False, group="datasets",
           description="Loading dataset versions")
     def _load(self, ws: Workspace) -> None:
-        self.post_message(DatasetsLoaded(data.list_versions(ws),
-                                         quarantine.list_quarantined(ws)))
+        view = quarantine.datasets_view(ws)
+        self.post_message(DatasetsLoaded(view.versions, view.quarantined))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="datasets-profile",
           description="Loading the profile")

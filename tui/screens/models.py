@@ -15,7 +15,6 @@ from textual.widgets import DataTable, Footer, Header, Static
 from mlyard.core.automation import promotion
 from mlyard.core.models import registry
 from mlyard.core.models.gates import GateResult
-from mlyard.core.monitoring import shadow_report
 from mlyard.core.workspace import Workspace
 from mlyard.tui.format import number, shadow_summary, when
 from mlyard.tui.messages import GatesLoaded, ModelsLoaded
@@ -71,15 +70,14 @@ champion back to the version it replaced, `a` points another alias at it.
     @work(thread=True, exclusive=True, exit_on_error=False, group="models",
           description="Loading models")
     def _load(self, ws: Workspace) -> None:
-        self.post_message(ModelsLoaded(registry.list_versions(ws), registry.history(ws)))
+        view = registry.models_view(ws)
+        self.post_message(ModelsLoaded(view.rows, view.history))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="models-gates",
           description="Checking gates")
     def _load_gates(self, ws: Workspace, ref: str) -> None:
-        detail = registry.show(ws, ref)
-        gates = promotion.check(ws, ref).results
-        shadowed = shadow_report.newest(ws, "30d", shadow_version=detail.version.version)
-        self.post_message(GatesLoaded(detail, gates, shadowed))
+        panel = promotion.version_panel(ws, ref)
+        self.post_message(GatesLoaded(panel.detail, panel.gates, panel.shadow))
 
     @on(ModelsLoaded)
     def fill_models(self, message: ModelsLoaded) -> None:

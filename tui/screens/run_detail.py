@@ -99,10 +99,9 @@ every two seconds.
     @work(thread=True, exclusive=True, exit_on_error=False, group="run",
           description="Loading the run")
     def _load(self, ws: Workspace, run_id: str) -> None:
-        detail = runs.show_run(ws, run_id)
-        documents = runs.run_documents(ws, detail)
-        self.post_message(RunDetailLoaded(detail, documents.reproduce, documents.importance,
-                                          runs.log_tail(ws, run_id, LOG_LINES)))
+        view = runs.run_view(ws, run_id, LOG_LINES)
+        self.post_message(RunDetailLoaded(view.detail, view.documents.reproduce,
+                                          view.documents.importance, view.log))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="run-curves",
           description="Loading curves")
