@@ -120,6 +120,18 @@ class LoggedRequest:
     outputs: str  # its predictions as JSON
 
 
+@dataclass(frozen=True)
+class ServingView:
+    """The Serving screen's reading: the server's figures and its newest requests."""
+
+    stats: ServerStats
+    predictions: list[LoggedRequest]
+
+
+def serving_view(ws: Workspace, url: str, limit: int = 20) -> ServingView:
+    return ServingView(fetch_stats(url), recent_predictions(ws, limit))
+
+
 def recent_predictions(ws: Workspace, limit: int = 20) -> list[LoggedRequest]:
     """The newest logged requests, newest first."""
     return [LoggedRequest(*row) for row in prediction_files.recent(

@@ -129,8 +129,8 @@ shadow with the champion on the same requests (`mlyard shadow report` for all of
     @work(thread=True, exclusive=True, exit_on_error=False, group="serving-poll",
           description="Reading server figures")
     def _poll(self, ws: Workspace, url: str) -> None:
-        self.post_message(ServingLoaded(serving.fetch_stats(url),
-                                        serving.recent_predictions(ws, 20), time.monotonic()))
+        view = serving.serving_view(ws, url)
+        self.post_message(ServingLoaded(view.stats, view.predictions, time.monotonic()))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="serving-shadow",
           description="Comparing the shadow")
