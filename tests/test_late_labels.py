@@ -80,6 +80,18 @@ def test_a_label_that_is_not_the_target_s_kind_is_named_by_row(panel: Path) -> N
         "1/0" in result.stderr
 
 
+def test_feedback_before_anything_was_served_says_so(panel: Path) -> None:  # noqa: F811
+    """Before: "no logged prediction carries 'person_id'", though nothing was logged."""
+    init(panel)
+    assert mlyard("ingest", "data").exit_code == 0
+    train_json()
+    (panel / "labels.csv").write_text("person_id,outcome\n1000,yes\n")
+    result = mlyard("feedback", "labels.csv")
+    assert result.exit_code == 2
+    assert "no predictions logged for" in result.stderr and "yet" in result.stderr
+    assert "carries" not in result.stderr
+
+
 @pytest.mark.slow
 def test_a_shadow_that_knows_a_new_class_is_compared_class_by_class(panel: Path) -> None:  # noqa: F811
     four = ["a", "b", "c", "d"]

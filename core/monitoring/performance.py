@@ -118,8 +118,14 @@ def feedback(ws: Workspace, path: Path, window: str = "1d") -> FeedbackResult:
     label_files.keep(ws.catalog.labels_dir, labels.to_arrow())  # for shadow reports
     logged = logged_predictions(ws, model_name, id_column)
     if logged.is_empty():
-        raise UsageError(f"no logged prediction carries {id_column!r}: send the id column "
-                         "with each request so labels can be joined later")
+        scored = prediction_files.count_rows(ws.catalog.predictions_dir, model_name)
+        if not scored:
+            raise UsageError(f"no predictions logged for {model_name} yet: labels are joined "
+                             "to what `mlyard serve` logged, so serve the model and send it "
+                             "requests first")
+        raise UsageError(f"none of the {scored:,} logged rows of {model_name} carries "
+                         f"{id_column!r}: send the id column with each request so labels "
+                         "can be joined later")
     latest = logged.sort("ts").unique(subset=[id_column], keep="last")
     matched = latest.join(labels, on=id_column, how="semi").height
     # Every delivery so far: a later file for the same window adds its rows to it.
