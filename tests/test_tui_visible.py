@@ -155,3 +155,13 @@ async def test_the_run_screen_tabs_change_what_is_shown_from_the_keyboard(
              for n in range(3)]
     assert len(set(shown)) == 3, shown
     assert "\n".join(await render(project, "run_detail", (100, 30), "tab")) == shown[1]
+
+
+@pytest.mark.asyncio
+async def test_the_dashboard_counts_one_model_version_in_the_singular(churn: Path) -> None:
+    """It said "1 model versions" for a project's first model."""
+    from tests.conftest import train_json
+
+    train_json()
+    text = "\n".join(await render(churn, "dashboard", (100, 30)))
+    assert "1 model version, no aliases yet" in text and "1 model versions" not in text, text

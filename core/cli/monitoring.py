@@ -12,6 +12,7 @@ from mlyard.core.automation.drift_check import drift_check
 from mlyard.core.cli import output
 from mlyard.core.cli.context import JSON_OPTION, Context
 from mlyard.core.errors import UsageError
+from mlyard.core.humanize import counted
 from mlyard.core.monitoring import drift_reports as monitor
 from mlyard.core.monitoring import performance, shadow_report
 from mlyard.core.monitoring.report_html import render
@@ -233,10 +234,11 @@ def shadow_report_cmd(obj: Context, window: str, as_json: bool) -> None:
 def _print_comparison(pair: shadow_report.ShadowComparison) -> None:
     ours, theirs = f"champion v{pair.champion_version}", f"shadow v{pair.shadow_version}"
     output.stdout.print(output.bold(
-        f"{pair.model}: {ours} against {theirs}, {pair.requests:,} requests "
-        f"({pair.rows:,} rows) from {output.when(pair.first)} to {output.when(pair.last)}"))
+        f"{pair.model}: {ours} against {theirs}, {counted(pair.requests, 'request')} "
+        f"({counted(pair.rows, 'row')}) from {output.when(pair.first)} to "
+        f"{output.when(pair.last)}"))
     if pair.failed:
-        output.stdout.print(f"the shadow could not score {pair.failed:,} requests: "
+        output.stdout.print(f"the shadow could not score {counted(pair.failed, 'request')}: "
                             f"{pair.first_error}", markup=False)
     if pair.rows:
         delta = "|Δ|" if pair.task == "regression" else "|Δp|"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 
 from mlyard.core.errors import MlyardError
+from mlyard.core.humanize import counted
 
 
 class ModelRefused(MlyardError):
@@ -129,8 +130,8 @@ def _numbers(fields: dict[str, str], key: str, count: int, where: str,
     writes it (a threshold splitting off missing values)."""
     words = fields.get(key, "").split()
     if len(words) != count:
-        raise ModelRefused(f"{where}: {key} has {len(words)} values where the tree "
-                               f"needs {count}; refused")
+        raise ModelRefused(f"{where}: {key} has {counted(len(words), 'value')} where the "
+                           f"tree needs {count}; refused")
     try:
         values: list[int | float] = [kind(word) for word in words]
     except ValueError:

@@ -13,6 +13,7 @@ from textual.containers import Grid
 from textual.widgets import Footer, Header, Static
 
 from mlyard.core.dashboard import Overview, project_overview
+from mlyard.core.humanize import counted
 from mlyard.tui.format import number, status, when
 from mlyard.tui.messages import OverviewLoaded
 from mlyard.tui.screens.base import AreaScreen
@@ -92,14 +93,14 @@ def _runs_table(overview: Overview) -> Table | str:
 
 def _models_table(overview: Overview) -> Table | str:
     if not overview.aliases:
-        return (f"{overview.model_versions} model versions, no aliases yet: "
+        return (f"{counted(overview.model_versions, 'model version')}, no aliases yet: "
                 "promote one on the Models screen (4).")
     table = _grid()
     for column in ("alias", "version", overview.primary_metric):
         table.add_column(column, no_wrap=True)
     for alias in overview.aliases:
         table.add_row(alias.alias, f"{overview.project}/{alias.version}", number(alias.metric))
-    table.caption = f"{overview.model_versions} versions"
+    table.caption = counted(overview.model_versions, "version")
     return table
 
 
@@ -111,7 +112,7 @@ def _data_table(overview: Overview) -> Table | str:
         table.add_column(column, no_wrap=True)
     for version in overview.datasets:
         table.add_row(version.ref, f"{version.rows:,}", Path(version.source_path).name)
-    table.caption = f"{overview.dataset_versions} versions"
+    table.caption = counted(overview.dataset_versions, "version")
     return table
 
 
