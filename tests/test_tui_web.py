@@ -197,6 +197,27 @@ def test_actions_in_the_browser_need_a_token_and_the_token_is_never_logged(
     assert token not in logged
 
 
+def test_other_host_names_need_allowed_host_even_with_a_token(
+        trained: Path) -> None:  # noqa: F811
+    """As `mlyard serve`: a token does not make any Host acceptable (a rebound name
+    would reach it); --allowed-host names the ones colleagues use."""
+    port, token = free_port(), "a-test-token"
+    server = subprocess.Popen([sys.executable, "-m", "mlyard", "tui", "--web", "--port",
+                               str(port), "--token", token, "--allowed-host",
+                               "models.internal"], cwd=trained,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/?token={token}"
+    try:
+        wait_for(lambda: _status(url) is not None, what="the web UI to listen")
+        named = httpx.get(url, headers={"Host": f"models.internal:{port}"})
+        assert named.status_code == 200
+        rebound = httpx.get(url, headers={"Host": f"evil.example:{port}"})
+        assert rebound.status_code == 403 and "--allowed-host" in rebound.text
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def test_the_web_ui_beyond_loopback_needs_a_token(trained: Path,  # noqa: F811
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(trained)

@@ -8,14 +8,14 @@ the access log.
 
 A page from another site is a stranger even on this machine: every request whose
 `Origin` is not this server's own is refused (so no other page can open the websocket
-and press keys), and without a token the `Host` must name this server (so a rebound DNS
-name cannot reach it). Terminal sizes from the browser are capped.
+and press keys), and the `Host` must name this server as `mlyard serve` checks it (the
+loopback names, the address bound, each --allowed-host), so a rebound DNS name cannot
+reach it. Terminal sizes from the browser are capped.
 """
 
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import logging
 import re
 import shlex
@@ -34,6 +34,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Far beyond any screen (a 4K monitor at a small font is ~480x130), far below what makes
 # a session's process grow without bound (one 100000x100000 resize took 10 GB).
 MAX_COLUMNS, MAX_ROWS = 1000, 400
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
 _TOKEN_IN_URL = re.compile(r"(token=)[^&\s\"]*")
 
 
@@ -50,12 +51,14 @@ class WebUI(Server):
     """textual-serve's server, with this origin's checks and the token in front of
     every route."""
 
-    def __init__(self, command: str, host: str, port: int, token: str | None) -> None:
+    def __init__(self, command: str, host: str, port: int, token: str | None,
+                 allowed_hosts: tuple[str, ...] = ()) -> None:
         super().__init__(command, host=host, port=port, title="mlyard")
         self.token = token
-        names = {host, "127.0.0.1", "localhost", "[::1]"} if _is_loopback(host) else {host}
-        self.own_hosts = {f"{name}:{port}" for name in names} | (
-            names if port == 80 else set())
+        # As `mlyard serve` answers: the loopback names, the address bound (unless it is
+        # every address) and each --allowed-host; "*" for any.
+        self.own_hosts = {*LOOPBACK_NAMES, *allowed_hosts} | (
+            set() if host in ("0.0.0.0", "::") else {host})
 
     def initialize_logging(self) -> None:
         super().initialize_logging()
@@ -77,8 +80,9 @@ class WebUI(Server):
     async def _own_origin_only(self, request: web.Request,
                                handler: Handler) -> web.StreamResponse:
         host = request.headers.get("Host", "")
-        if not self.token and host not in self.own_hosts:
-            return _refused(403, f"this UI answers to {sorted(self.own_hosts)[0]} only")
+        if "*" not in self.own_hosts and _name_of(host) not in self.own_hosts:
+            return _refused(403, f"this UI answers to {', '.join(sorted(self.own_hosts))} "
+                                 "only (--allowed-host NAME for another name)")
         origin = request.headers.get("Origin")
         if origin is not None and origin not in (f"http://{host}", f"https://{host}"):
             return _refused(403, "a page from another site may not use this UI")
@@ -115,6 +119,13 @@ class _CappedSize:
                                                   max(1, min(height, MAX_ROWS)))
 
 
+def _name_of(host: str) -> str:
+    """A Host header's name, without its port (`[::1]:8765` -> `[::1]`)."""
+    if host.startswith("["):
+        return host.split("]", 1)[0] + "]"
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
 def _size_in_bounds(query: Any) -> bool:
     for key, cap in (("width", MAX_COLUMNS), ("height", MAX_ROWS)):
         value = query.get(key, "1")
@@ -133,10 +144,3 @@ def _mask_token(record: logging.LogRecord) -> bool:
         record.args = tuple(_TOKEN_IN_URL.sub(r"\1***", str(arg)) if isinstance(arg, str)
                             else arg for arg in record.args)
     return True
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return host == "localhost"

@@ -26,12 +26,16 @@ from mlyard.core.errors import UsageError
 @click.option("--token", envvar="MLYARD_TUI_TOKEN",
               help="With --web: required as ?token=TOKEN (needed beyond loopback; prefer "
                    "the MLYARD_TUI_TOKEN environment variable).")
+@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
+              help="With --web: also answer requests whose Host is NAME (the loopback "
+                   "names and the address bound always are); repeat for more, `*` for any.")
 @click.option("--allow-actions", is_flag=True,
               help="With --web: let browser sessions promote, roll back, serve and pause "
                    "(needs --token).")
 @click.pass_obj
 def tui(obj: Context, screen: str, no_mouse: bool, read_only: bool, web: bool, host: str,
-        port: int, token: str | None, allow_actions: bool) -> None:
+        port: int, token: str | None, allowed_hosts: tuple[str, ...],
+        allow_actions: bool) -> None:
     """Open the terminal UI on this project (or, with --web, serve it to a browser)."""
     if web:
         check_web_binding(host, token, allow_actions)
@@ -41,7 +45,7 @@ def tui(obj: Context, screen: str, no_mouse: bool, read_only: bool, web: bool, h
         output.stdout.print(f"mlyard UI for {obj.ws.project} on http://{host}:{port}/"
                             + ("?token=..." if token else "")
                             + ("" if allow_actions else " (read-only)"))
-        WebUI(command, host, port, token).serve()
+        WebUI(command, host, port, token, allowed_hosts).serve()
         return
     from mlyard.tui.app import MlyardApp  # the UI's imports are paid only by those who open it
 
