@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+from textual.pilot import Pilot
 from textual.widgets import DataTable
 
 import mlyard
@@ -66,16 +68,22 @@ def test_file_and_column_names_with_markup_are_reported_as_text(churn_project: P
     assert "[/]extra" in result.stderr  # the warning about the extra column names it
 
 
+async def hostile_rows_shown(app: MlyardApp, pilot: Pilot[None]) -> DataTable[Any]:
+    """The runs table, once it lists every hostile run (within 10 s)."""
+    table: DataTable[Any] = app.screen.query_one("#runs-table", DataTable)
+    for _ in range(200):
+        await pilot.pause(0.05)
+        if table.row_count >= len(HOSTILE):
+            break
+    return table
+
+
 def test_the_runs_screen_and_a_run_show_hostile_names_as_written(
         hostile_runs: list[str], churn: Path) -> None:
     async def scenario() -> list[str]:
         app = MlyardApp(mlyard.open_workspace(churn), "runs")
         async with app.run_test(size=(160, 40)) as pilot:
-            table = app.screen.query_one("#runs-table", DataTable)
-            for _ in range(200):
-                await pilot.pause(0.05)
-                if table.row_count >= len(HOSTILE):
-                    break
+            table = await hostile_rows_shown(app, pilot)
             names = [str(table.get_cell_at((row, 2))) for row in range(table.row_count)]
             await pilot.press("enter")  # open the highlighted run
             for _ in range(100):
@@ -100,11 +108,7 @@ def test_the_compare_screen_shows_hostile_params_and_metric_names_as_written(
     async def scenario() -> tuple[str, list[str]]:
         app = MlyardApp(mlyard.open_workspace(churn), "runs")
         async with app.run_test(size=(160, 40)) as pilot:
-            table = app.screen.query_one("#runs-table", DataTable)
-            for _ in range(200):
-                await pilot.pause(0.05)
-                if table.row_count >= len(HOSTILE):
-                    break
+            await hostile_rows_shown(app, pilot)
             for _ in HOSTILE:
                 await pilot.press("space")
             await pilot.press("c")
