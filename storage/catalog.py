@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlyard.storage import meta_store, prediction_files, spool
-from mlyard.storage.engine import ENGINE_CONFIG, Connection, engine_cursor
+from mlyard.storage.engine import ENGINE_CONFIG, Connection, engine_unit
 from mlyard.storage.errors import CatalogError
 from mlyard.storage.lock import CatalogLock
 from mlyard.storage.migrations import PREDICTIONS_OUT, apply_migrations
@@ -219,8 +219,7 @@ class Catalog:
             with self._stranger(load_spool) as con:
                 yield con
             return
-        con = engine_cursor()
-        try:
+        with engine_unit() as con:
             try:
                 con.execute(f"ATTACH ? AS {self._alias}", [str(self.path)])
             except duckdb.Error as exc:
@@ -237,9 +236,6 @@ class Catalog:
             finally:
                 con.execute("USE memory")
                 _detach(con, self._alias, self.path)
-        finally:
-            con.close()
-
 
     @contextmanager
     def _stranger(self, load_spool: bool) -> Iterator[Connection]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -23,18 +25,20 @@ ENGINE_CONFIG: dict[str, str | bool | int | float | list[str]] = {
 Connection = duckdb.DuckDBPyConnection
 
 _engine: tuple[int, duckdb.DuckDBPyConnection] | None = None
+_in_use = 0  # cursors handed out by engine_unit and not yet closed (under the guard)
 _engine_guard = threading.Lock()
 
 
 def _close_before_fork() -> None:
     """A child forked while DuckDB's worker threads live hangs in its first connect (they
     do not cross the fork, the state they hold does): so the engine is closed before a
-    fork, when no other thread is opening it, and each side opens its own when next
-    needed. The engine holds nothing that lasts: every unit of work attaches the file."""
+    fork when no cursor of it is in use here (closing it would close theirs), and each
+    side opens its own when next needed. The engine holds nothing that lasts: every
+    unit of work attaches the file."""
     global _engine
     if _engine_guard.acquire(blocking=False):
         try:
-            if _engine is not None and _engine[0] == os.getpid():
+            if _engine is not None and _engine[0] == os.getpid() and _in_use == 0:
                 _engine[1].close()
                 _engine = None
         finally:
@@ -45,10 +49,19 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(before=_close_before_fork)
 
 
-def engine_cursor() -> duckdb.DuckDBPyConnection:
-    """A new cursor on this process's in-memory DuckDB (made again after a fork)."""
-    global _engine
+@contextmanager
+def engine_unit() -> Iterator[duckdb.DuckDBPyConnection]:
+    """A cursor on this process's in-memory DuckDB (made again after a fork) for one piece
+    of work, closed at its end."""
+    global _engine, _in_use
     with _engine_guard:
         if _engine is None or _engine[0] != os.getpid():
-            _engine = (os.getpid(), duckdb.connect(":memory:", config=ENGINE_CONFIG))
-        return _engine[1].cursor()
+            _engine, _in_use = (os.getpid(), duckdb.connect(":memory:", config=ENGINE_CONFIG)), 0
+        cursor = _engine[1].cursor()
+        _in_use += 1
+    try:
+        yield cursor
+    finally:
+        cursor.close()
+        with _engine_guard:
+            _in_use = max(0, _in_use - 1)

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from mlyard.storage.engine import engine_cursor
+from mlyard.storage.engine import engine_unit
 from mlyard.storage.regular_files import regular
 
 SUFFIX = ".parquet"
@@ -159,13 +159,10 @@ def recent(root: Path, model: str, limit: int) -> list[tuple[str, float, int, in
     paths = files(root, model)
     if not paths:
         return []
-    cursor = engine_cursor()
-    try:
+    with engine_unit() as cursor:
         found = cursor.execute(
             "SELECT request_id, ts, version, rows, inputs, outputs FROM read_parquet(?) "
             "ORDER BY ts DESC LIMIT ?", [paths[-200:], limit]).fetchall()
-    finally:
-        cursor.close()
     return [(str(a), float(b), int(c), int(d), str(e), str(f)) for a, b, c, d, e, f in found]
 
 
@@ -174,12 +171,9 @@ def count_rows(root: Path, model: str) -> int:
     paths = files(root, model)
     if not paths:
         return 0
-    cursor = engine_cursor()
-    try:
+    with engine_unit() as cursor:
         row = cursor.execute("SELECT coalesce(sum(rows), 0) FROM read_parquet(?)",
                              [paths]).fetchone()
-    finally:
-        cursor.close()
     return int(row[0]) if row else 0
 
 

@@ -69,23 +69,26 @@ def test_yes_no_labels_are_read_as_the_target_and_a_second_delivery_adds_to_the_
     assert pair["live"]["rows"] == rows.height
 
 
-def test_a_label_that_is_not_the_target_s_kind_is_named_by_row(panel: Path) -> None:  # noqa: F811
+@pytest.fixture
+def trained_panel(panel: Path) -> Path:  # noqa: F811
+    """The panel initialised, its data ingested and one model trained; nothing served."""
     init(panel)
     assert mlyard("ingest", "data").exit_code == 0
     train_json()
-    (panel / "labels.csv").write_text("person_id,outcome\n1000,yes\n1001,perhaps\n")
+    return panel
+
+
+def test_a_label_that_is_not_the_target_s_kind_is_named_by_row(trained_panel: Path) -> None:
+    (trained_panel / "labels.csv").write_text("person_id,outcome\n1000,yes\n1001,perhaps\n")
     result = mlyard("feedback", "labels.csv")
     assert result.exit_code == 2
     assert "labels.csv: row 2, column 'outcome': 'perhaps' is not true/false, yes/no or " \
         "1/0" in result.stderr
 
 
-def test_feedback_before_anything_was_served_says_so(panel: Path) -> None:  # noqa: F811
+def test_feedback_before_anything_was_served_says_so(trained_panel: Path) -> None:
     """Before: "no logged prediction carries 'person_id'", though nothing was logged."""
-    init(panel)
-    assert mlyard("ingest", "data").exit_code == 0
-    train_json()
-    (panel / "labels.csv").write_text("person_id,outcome\n1000,yes\n")
+    (trained_panel / "labels.csv").write_text("person_id,outcome\n1000,yes\n")
     result = mlyard("feedback", "labels.csv")
     assert result.exit_code == 2
     assert "no predictions logged for" in result.stderr and "yet" in result.stderr

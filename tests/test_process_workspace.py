@@ -66,3 +66,35 @@ def test_a_forked_child_opens_its_own(tmp_path: Path, monkeypatch: pytest.Monkey
     _, status = os.waitpid(pid, 0)
     assert status == 0 and json.loads(os.read(read, 100)) is True
     assert names_in(tmp_path / "a") == ["from the child"]
+
+
+def test_a_fork_while_another_thread_is_in_a_unit_of_work_leaves_that_unit_whole(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine is closed before a fork only when no cursor of it is in use: closing it
+    mid-unit would end the other thread's work with "Connection already closed"."""
+    import threading
+
+    monkeypatch.chdir(project(tmp_path / "a", "alpha"))
+    ws = project_workspace()
+    inside, forked = threading.Event(), threading.Event()
+    seen: list[object] = []
+
+    def unit() -> None:
+        try:
+            with ws.catalog.session() as con:
+                inside.set()
+                forked.wait(60)
+                seen.append(con.execute("SELECT count(*) FROM runs").fetchone())
+        except Exception as exc:  # noqa: BLE001 - what the assertion below reports
+            seen.append(exc)
+
+    worker = threading.Thread(target=unit)
+    worker.start()
+    assert inside.wait(60)
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    forked.set()
+    worker.join(60)
+    assert seen == [(0,)]
