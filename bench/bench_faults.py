@@ -38,7 +38,7 @@ import polars as pl
 import psutil
 
 from bench.bench_serve import build_project, free_port, start
-from mlyard.core.data import versions as data
+from mlyard.core.data import versions
 from mlyard.core.workspace import open_workspace
 from mlyard.storage import prediction_files
 
@@ -94,7 +94,7 @@ def main() -> None:
         f'"{receivers.url}/{path}"' for path in ("drip", "never", "ok")) +
         ']\ntimeout = "5s"\nretries = 1\nbackoff = "30s"\nwait = "1s"\ncooldown = "1s"\n')
     ws = open_workspace(project)
-    frame = data.load_versions(ws).drop("churned").with_columns(
+    frame = versions.load_versions(ws).drop("churned").with_columns(
         pl.col(pl.Date, pl.Datetime).cast(pl.String))
     body = {"dataframe_records": frame.head(1).to_dicts()}
     port = free_port()

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from mlyard.core.tracking import run_queries as runs
+from mlyard.core.tracking import run_queries
 from mlyard.core.workspace import open_workspace
 from mlyard.storage.runs_store import METRIC_SCHEMA, insert_metrics
 
@@ -107,15 +107,16 @@ def main() -> None:
         (folder / "mlyard.toml").write_text('[project]\nname = "bench"\n')
         ws = open_workspace(folder)
         load(ws)
-        assert len(runs.list_runs(ws)) == RUNS
+        assert len(run_queries.list_runs(ws)) == RUNS
         results = {
-            "list_all_ms": median_ms(lambda: runs.list_runs(ws)),
-            "filter_metric_ms": median_ms(lambda: runs.list_runs(ws, ["metrics.metric_0 > 0.5"])),
-            "filter_and_sort_ms": median_ms(lambda: runs.list_runs(
+            "list_all_ms": median_ms(lambda: run_queries.list_runs(ws)),
+            "filter_metric_ms": median_ms(
+                lambda: run_queries.list_runs(ws, ["metrics.metric_0 > 0.5"])),
+            "filter_and_sort_ms": median_ms(lambda: run_queries.list_runs(
                 ws, ["metrics.metric_0 > 0.5", "params.param_1 >= 63"], "-metrics.metric_1")),
-            "sort_by_param_ms": median_ms(lambda: runs.list_runs(ws, [], "params.param_2")),
-            "top_50_by_metric_ms": median_ms(lambda: runs.list_runs(ws, [], "-metrics.metric_3",
-                                                                    50)),
+            "sort_by_param_ms": median_ms(lambda: run_queries.list_runs(ws, [], "params.param_2")),
+            "top_50_by_metric_ms": median_ms(
+                lambda: run_queries.list_runs(ws, [], "-metrics.metric_3", 50)),
         }
         for name, args in (("cli_table_s", []), ("cli_json_s", ["--json"])):
             results[name] = whole_process(folder, ["runs", "list", *args])

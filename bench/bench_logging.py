@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from mlyard.core.tracking import active_run as tracking
+from mlyard.core.tracking import active_run
 from mlyard.core.workspace import open_workspace
 from mlyard.storage.runs_store import count_metric_points
 
@@ -27,7 +27,7 @@ POINTS = 1_000_000
 
 
 def per_call(ws) -> dict[str, float]:  # type: ignore[no-untyped-def]
-    run = tracking.start_run(workspace=ws)
+    run = active_run.start_run(workspace=ws)
     started = time.perf_counter()
     for step in range(POINTS):
         run.log_metric("loss", 0.5, step)
@@ -39,7 +39,7 @@ def per_call(ws) -> dict[str, float]:  # type: ignore[no-untyped-def]
 
 
 def batched(ws) -> dict[str, float]:  # type: ignore[no-untyped-def]
-    run = tracking.start_run(workspace=ws)
+    run = active_run.start_run(workspace=ws)
     metrics = {f"metric_{i}": 0.5 for i in range(10)}
     started = time.perf_counter()
     for step in range(POINTS // 10):
@@ -54,7 +54,7 @@ def batched(ws) -> dict[str, float]:  # type: ignore[no-untyped-def]
 def runs_per_second(ws, count: int = 100) -> float:  # type: ignore[no-untyped-def]
     started = time.perf_counter()
     for index in range(count):
-        with tracking.start_run(workspace=ws, params={"i": index}) as run:
+        with active_run.start_run(workspace=ws, params={"i": index}) as run:
             run.log_metric("auc", 0.5)
     return count / (time.perf_counter() - started)
 

@@ -90,7 +90,7 @@ def run_mlyard(folder: Path, runs: int, steps: int, metrics: int, points: int) -
 def run_mlyard_workspace(folder: Path, runs: int, steps: int, metrics: int, points: int
                          ) -> dict[str, Any]:
     """The internal path, labelled: a workspace opened once and passed to each run."""
-    from mlyard.core.tracking import active_run as tracking
+    from mlyard.core.tracking import active_run
     from mlyard.core.workspace import open_workspace
 
     (folder / "mlyard.toml").write_text('[project]\nname = "bench"\n')
@@ -98,12 +98,12 @@ def run_mlyard_workspace(folder: Path, runs: int, steps: int, metrics: int, poin
     names = [f"metric_{k}" for k in range(metrics)]
     started = time.perf_counter()
     if points:
-        with tracking.start_run(workspace=ws) as run:
+        with active_run.start_run(workspace=ws) as run:
             for step in range(points):
                 run.log_metric("loss", 0.5, step)
     else:
         for index in range(runs):
-            with tracking.start_run(workspace=ws, params=params_for(index)) as run:
+            with active_run.start_run(workspace=ws, params=params_for(index)) as run:
                 for step in range(steps):
                     run.log_metrics(dict.fromkeys(names, step / 100), step)
     return _stored(ws, started, time.perf_counter() - started)

@@ -36,7 +36,7 @@ import httpx
 import polars as pl
 import psutil
 
-from mlyard.core.data import versions as data
+from mlyard.core.data import versions
 from mlyard.core.models.features import FeatureSpec, encode
 from mlyard.core.models.loading import load_model
 from mlyard.core.workspace import open_workspace
@@ -133,7 +133,7 @@ def measure_server(name: str, command: list[str], cwd: Path, url: str,
 
 def in_process_floor(project: Path) -> dict[str, float]:
     model = load_model(open_workspace(project), "champion")
-    row = encode(data.load_versions(open_workspace(project)).head(1), model.spec)
+    row = encode(versions.load_versions(open_workspace(project)).head(1), model.spec)
     calls, started = 0, time.perf_counter()
     while time.perf_counter() - started < 2.0:
         model.booster.predict(row)
@@ -145,7 +145,7 @@ def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
     project = build_project()
-    frame = data.load_versions(open_workspace(project))
+    frame = versions.load_versions(open_workspace(project))
     spec = load_model(open_workspace(project), "champion").spec
     bodies = {}
     for rows in (1, 100):

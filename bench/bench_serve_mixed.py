@@ -21,7 +21,7 @@ import httpx
 import polars as pl
 
 from bench.bench_serve import build_project, free_port, start
-from mlyard.core.data import versions as data
+from mlyard.core.data import versions
 from mlyard.core.workspace import open_workspace
 
 SECONDS = 10.0
@@ -47,7 +47,7 @@ def summary(latencies: list[float]) -> dict[str, float]:
 
 def main() -> None:
     project = build_project()
-    frame = data.load_versions(open_workspace(project)).drop("churned") \
+    frame = versions.load_versions(open_workspace(project)).drop("churned") \
         .with_columns(pl.col(pl.Date, pl.Datetime).cast(pl.String))
     small = {"dataframe_records": frame.head(1).to_dicts()}
     big = {"dataframe_records": (frame.head(20_000).to_dicts() * 3)[:20_000]}

@@ -28,7 +28,7 @@ from pathlib import Path
 import httpx
 
 from bench.bench_serve import OUT, build_project, free_port, load, start
-from mlyard.core.data import versions as data
+from mlyard.core.data import versions
 from mlyard.core.models.loading import load_model
 from mlyard.core.workspace import open_workspace
 
@@ -47,7 +47,7 @@ def add_challenger(project: Path) -> None:
 def main() -> None:
     project = build_project()
     add_challenger(project)
-    frame = data.load_versions(open_workspace(project))
+    frame = versions.load_versions(open_workspace(project))
     spec = load_model(open_workspace(project), "champion").spec
     bodies = {}
     for rows in (1, 100):

@@ -24,7 +24,7 @@ import polars as pl
 import psutil
 
 from bench.bench_serve import build_project, free_port, start
-from mlyard.core.data import versions as data
+from mlyard.core.data import versions
 from mlyard.core.workspace import open_workspace
 from mlyard.storage import prediction_files
 
@@ -34,7 +34,7 @@ BIG = 20_000
 
 def main() -> None:
     project = build_project()
-    frame = data.load_versions(open_workspace(project)).drop("churned") \
+    frame = versions.load_versions(open_workspace(project)).drop("churned") \
         .with_columns(pl.col(pl.Date, pl.Datetime).cast(pl.String))
     big = {"dataframe_records": (frame.to_dicts() * 3)[:BIG]}
     small = {"dataframe_records": frame.head(1).to_dicts()}

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from mlyard.core.training import trainer as train
+from mlyard.core.training import trainer
 from mlyard.core.training.split import split_rows
 from mlyard.core.workspace import open_workspace
 
@@ -89,7 +89,7 @@ def timed(command: list[str], cwd: Path, ok: tuple[int, ...] = (0,)) -> tuple[fl
 def main() -> None:
     project = make_project()
     ws = open_workspace(project)
-    training = train.plan(ws)
+    training = trainer.plan(ws)
     cfg = ws.config.train
     snapshot = ws.objects.path_for(training.versions[0].snapshot_hash)
     features = [f"f{i:02d}" for i in range(FEATURES)]

@@ -28,8 +28,8 @@ from mlyard.tui.app import MlyardApp
 
 WRITER = textwrap.dedent("""
     import time
-    from mlyard.core.tracking import active_run as tracking
-    with tracking.start_run(name="live-writer") as run:
+    from mlyard.core.tracking import active_run
+    with active_run.start_run(name="live-writer") as run:
         started = time.perf_counter()
         for i in range(60_000):
             run.log_metric("loss", 1.0 / (i + 1), step=i)

@@ -24,7 +24,7 @@ from pathlib import Path
 import psutil
 
 from mlyard.core.automation import jobs
-from mlyard.core.data import versions as data
+from mlyard.core.data import versions
 from mlyard.core.workspace import open_workspace
 
 HERE = Path(__file__).parent
@@ -97,7 +97,7 @@ def main() -> None:
     ingested = max(j.ended_at or 0.0 for j in ingests) - started_at
     print(json.dumps({
         "benchmark": "watch", "files": args.files,
-        "rows": sum(v.rows for v in data.list_versions(ws)),
+        "rows": sum(v.rows for v in versions.list_versions(ws)),
         "write_s": round(written, 2), "all_ingested_s": round(ingested, 1),
         "files_per_s": round(args.files / ingested, 1),
         # From the first ingest job's start to the last one's end: without the settle

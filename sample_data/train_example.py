@@ -19,13 +19,13 @@ import polars as pl
 from sklearn.metrics import log_loss, mean_absolute_error, roc_auc_score
 
 import mlyard
-from mlyard.core.data import versions as data
+from mlyard.core.data import versions
 
 
 def main() -> None:
     ws = mlyard.open_workspace()
     cfg = ws.config
-    frame = data.load_versions(ws)
+    frame = versions.load_versions(ws)
     roles = {cfg.data.id_column, cfg.data.time_column, cfg.data.target, *cfg.data.exclude}
     features = [c for c in frame.columns if c not in roles]
     if cfg.data.time_column:

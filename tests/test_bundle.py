@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from mlyard import start_run
-from mlyard.core.data import versions as data
+from mlyard.core.data import versions
 from mlyard.core.models.loading import load_model
-from mlyard.core.tracking import run_queries as runs
+from mlyard.core.tracking import run_queries
 from mlyard.core.workspace import open_workspace
 from tests.conftest import SAMPLE_CHURN, mlyard, sample_project, train_json
 
@@ -45,14 +45,14 @@ def test_round_trip_gives_identical_results(exported: tuple[Path, dict]) -> None
     assert summary["model_versions"] == ["churn/1"]
     assert summary["dataset_versions"] == ["churn:v1", "churn:v2"]
     ws = open_workspace()
-    detail = runs.show_run(ws, trained["run_id"])
+    detail = run_queries.show_run(ws, trained["run_id"])
     assert {k[len("holdout."):]: v for k, v in detail.run.metrics.items()
             if k.startswith("holdout.")} == trained["metrics"]
     assert detail.metric_points["valid.auc"] > 0
-    assert runs.log_tail(ws, trained["run_id"], 1)[0].line.startswith("best iteration")
+    assert run_queries.log_tail(ws, trained["run_id"], 1)[0].line.startswith("best iteration")
     model = load_model(ws, "churn/1")
     assert model.version.model_hash == trained["model_blake3"]
-    frame = data.load_versions(ws)
+    frame = versions.load_versions(ws)
     assert frame.height == 7200
     assert np.isfinite(model.predict(frame)).all()
     reproduced = mlyard("reproduce", trained["run_id"], "--json")
@@ -155,19 +155,19 @@ def _rebuild(bundle: Path, target: Path, edit) -> Path:  # type: ignore[no-untyp
                  for m in source.getmembers()}
     manifest = json.loads(parts.pop("manifest.json"))
     parts.pop("checksums.json")
-    objects = {name.removeprefix("objects/"): data for name, data in parts.items()}
+    objects = {name.removeprefix("objects/"): payload for name, payload in parts.items()}
     extra = edit(manifest, objects) or {}
     manifest_bytes = json.dumps(manifest, sort_keys=True).encode()
     checksums = {"manifest.json": blake3.blake3(manifest_bytes).hexdigest(),
                  **{f"objects/{h}": h for h in objects}}
     with tarfile.open(target, "w:gz") as out:
-        for name, data in [("manifest.json", manifest_bytes),
+        for name, payload in [("manifest.json", manifest_bytes),
                            ("checksums.json", json.dumps(checksums).encode()),
                            *((f"objects/{h}", d) for h, d in objects.items()),
                            *extra.items()]:
             info = tarfile.TarInfo(name)
-            info.size = len(data)
-            out.addfile(info, io.BytesIO(data))
+            info.size = len(payload)
+            out.addfile(info, io.BytesIO(payload))
     return target
 
 
@@ -227,7 +227,7 @@ def test_import_never_writes_into_a_run_that_is_already_here(
     bad = _rebuild(bundle, tmp_path / "bad.tar.gz", _into_existing_run(mine))
     result = mlyard("import", str(bad))
     assert result.exit_code == 1 and "import only adds" in result.stderr
-    detail = runs.show_run(open_workspace(), mine)
+    detail = run_queries.show_run(open_workspace(), mine)
     assert "owned" not in detail.run.tags and len(json.loads(
         mlyard("runs", "list", "--json").stdout)) == 1
 
@@ -287,11 +287,11 @@ def test_a_manifest_nested_too_deeply_is_one_line(exported: tuple[Path, dict],  
     deep = b"[" * 200_000 + b"]" * 200_000
     bundle = tmp_path / "deep.tar.gz"
     with tarfile.open(bundle, "w:gz") as out:
-        for name, data in [("manifest.json", deep), ("checksums.json", json.dumps(
+        for name, payload in [("manifest.json", deep), ("checksums.json", json.dumps(
                 {"manifest.json": blake3.blake3(deep).hexdigest()}).encode())]:
             info = tarfile.TarInfo(name)
-            info.size = len(data)
-            out.addfile(info, io.BytesIO(data))
+            info.size = len(payload)
+            out.addfile(info, io.BytesIO(payload))
     result = mlyard("import", str(bundle))
     assert result.exit_code == 1
     assert "manifest.json is nested too deeply to be a manifest" in result.stderr
@@ -338,7 +338,7 @@ def test_import_into_a_project_with_another_name_registers_the_model_here(
     ws = open_workspace()
     model = load_model(ws, "retention/1")
     assert model.version.run_id == trained["run_id"]
-    tags = runs.show_run(ws, trained["run_id"]).run.tags
+    tags = run_queries.show_run(ws, trained["run_id"]).run.tags
     assert tags["mlyard.origin_project"] == "churn"
     scored = mlyard("predict", "retention/1", str(SAMPLE_CHURN / "data" / "churn_2026_01.csv"),
                     "-o", str(tmp_path / "scored.parquet"))

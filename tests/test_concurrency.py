@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from mlyard.core.tracking import run_queries as runs
+from mlyard.core.tracking import run_queries
 from mlyard.core.workspace import open_workspace
 from mlyard.storage.runs_store import count_metric_points
 from tests.conftest import python_process, wait_for
 
 WRITER = textwrap.dedent("""
     import sys, time
-    from mlyard.core.tracking import active_run as tracking
-    with tracking.start_run(name=sys.argv[1], flush_interval=0.2) as run:
+    from mlyard.core.tracking import active_run
+    with active_run.start_run(name=sys.argv[1], flush_interval=0.2) as run:
         for i in range(5000):
             run.log_metric("loss", 1.0 / (i + 1), step=i)
             if i % 250 == 0:
@@ -29,12 +29,12 @@ WRITER = textwrap.dedent("""
 
 READER = textwrap.dedent("""
     import os, time
-    from mlyard.core.tracking import run_queries as runs
+    from mlyard.core.tracking import run_queries
     from mlyard.core.workspace import open_workspace
     ws = open_workspace()
     reads = 0
     while not os.path.exists("writers.done"):
-        runs.list_runs(ws)
+        run_queries.list_runs(ws)
         reads += 1
     print(reads)
 """)
@@ -61,7 +61,7 @@ def test_four_writers_and_a_reader_lose_nothing(project: Path) -> None:
     assert reader.returncode == 0, reader_err
     assert int(reader_out.strip()) > 0
     ws = open_workspace()
-    found = runs.list_runs(ws)
+    found = run_queries.list_runs(ws)
     assert len(found) == 4 and {r.status for r in found} == {"finished"}
     with ws.catalog.session() as con:
         assert count_metric_points(con) == 20_000
@@ -73,8 +73,8 @@ def test_four_writers_and_a_reader_lose_nothing(project: Path) -> None:
 
 CRASHER = textwrap.dedent("""
     import time
-    from mlyard.core.tracking import active_run as tracking
-    run = tracking.start_run(name="doomed", flush_interval=0.1)
+    from mlyard.core.tracking import active_run
+    run = active_run.start_run(name="doomed", flush_interval=0.1)
     for i in range(1000):
         run.log_metric("loss", float(i), step=i)
     run.flush()
@@ -92,8 +92,8 @@ def test_killed_run_shows_as_crashed_with_its_flushed_metrics(project: Path) -> 
     assert child.stdout is not None
     run_id = child.stdout.readline().strip()
     assert run_id, child.stderr.read() if child.stderr else ""
-    wait_for(lambda: runs.show_run(open_workspace(), run_id).metric_points.get("loss", 0) >= 1000,
-             what="1,000 points flushed")
+    wait_for(lambda: run_queries.show_run(open_workspace(), run_id).metric_points.get("loss", 0)
+             >= 1000, what="1,000 points flushed")
     os.kill(child.pid, signal.SIGKILL)
     child.wait(timeout=30)
     child.stdout.close()
@@ -101,14 +101,14 @@ def test_killed_run_shows_as_crashed_with_its_flushed_metrics(project: Path) -> 
     child.stderr.close()
 
     ws = open_workspace()
-    detail = runs.show_run(ws, run_id)
+    detail = run_queries.show_run(ws, run_id)
     assert detail.run.status == "crashed"
     assert not list(ws.catalog.outcomes_dir.glob("*"))  # its reserved block released
     assert detail.metric_points["loss"] >= 1000
-    history = runs.metric_history(ws, run_id, "loss")
+    history = run_queries.metric_history(ws, run_id, "loss")
     assert [step for step, _, _ in history[:1000]] == list(range(1000))
     assert detail.run.end_time is not None
-    listed = json.loads(json.dumps([r.status for r in runs.list_runs(ws)]))
+    listed = json.loads(json.dumps([r.status for r in run_queries.list_runs(ws)]))
     assert listed == ["crashed"]
 
 
@@ -116,25 +116,25 @@ def test_a_run_whose_pid_was_reused_by_a_later_process_shows_as_crashed(project:
                                                                          ) -> None:
     import subprocess
 
-    from mlyard.core.tracking import active_run as tracking
+    from mlyard.core.tracking import active_run
 
     older = subprocess.Popen(["sleep", "60"])
     ws = open_workspace()
-    run = tracking.start_run(name="reused", workspace=ws)
+    run = active_run.start_run(name="reused", workspace=ws)
     run.flush()  # stored, as a run is within START_DELAY of its start
     run._buffer.stop()  # as if this process had died: nothing more is written for it
-    tracking._active.remove(run)
+    active_run._active.remove(run)
     later = subprocess.Popen(["sleep", "60"])
     try:
         wait_for(lambda: Path(f"/proc/{later.pid}/stat").exists())
         with ws.catalog.session() as con:  # the run's pid is a live process older than it
             con.execute("UPDATE runs SET pid = ? WHERE run_id = ?", [older.pid, run.run_id])
-        assert runs.show_run(ws, run.run_id).run.status == "running"
+        assert run_queries.show_run(ws, run.run_id).run.status == "running"
         with ws.catalog.session() as con:  # ... now one that started after it (by more
             # than the tolerance for clock ticks: the run is dated back a few seconds)
             con.execute("UPDATE runs SET pid = ?, start_time = start_time - 5 "
                         "WHERE run_id = ?", [later.pid, run.run_id])
-        assert runs.show_run(ws, run.run_id).run.status == "crashed"
+        assert run_queries.show_run(ws, run.run_id).run.status == "crashed"
     finally:
         for process in (older, later):
             process.kill()

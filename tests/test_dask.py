@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from mlyard.core.data import versions as data
+from mlyard.core.data import versions
 from mlyard.core.models.loading import load_model
 from mlyard.core.workspace import open_workspace
 from tests.conftest import mlyard, train_json
@@ -50,9 +50,9 @@ def test_a_dask_trained_model_matches_the_local_one_in_quality(
     ws = open_workspace()
     model = load_model(ws, str(remote["model_version"]))
     assert model.card.metrics["holdout.auc"] == remote["metrics"]["auc"]
-    from mlyard.core.tracking import run_queries as runs
+    from mlyard.core.tracking import run_queries
 
-    detail = runs.show_run(ws, remote["run_id"])
+    detail = run_queries.show_run(ws, remote["run_id"])
     assert detail.run.tags["mlyard.engine"] == "dask"
     assert detail.metric_points["valid.auc"] == 150  # every iteration tracked
 
@@ -74,7 +74,7 @@ def test_a_worker_killed_mid_predict_is_survived_or_reported(
         project: Path, tmp_path: Path) -> None:
     train_json()
     ws = open_workspace()
-    big = pl.concat([data.load_versions(ws)] * 30)  # ~216k rows: many batches
+    big = pl.concat([versions.load_versions(ws)] * 30)  # ~216k rows: many batches
     source = tmp_path / "big.parquet"
     big.write_parquet(source)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
@@ -132,7 +132,7 @@ def test_the_pipeline_trains_on_the_cluster_compute_names(
                       f'address = "{cluster.scheduler_address}"\n')
     result = mlyard("pipeline", "run", "train", "--no-ingest", "--json")
     assert result.exit_code == 0, result.stderr
-    from mlyard.core.tracking import run_queries as runs
+    from mlyard.core.tracking import run_queries
 
     run_id = json.loads(result.stdout)["run_id"]
-    assert runs.show_run(open_workspace(), run_id).run.tags["mlyard.engine"] == "dask"
+    assert run_queries.show_run(open_workspace(), run_id).run.tags["mlyard.engine"] == "dask"

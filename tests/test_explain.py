@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from mlyard.core.data import versions as data
+from mlyard.core.data import versions
 from mlyard.core.models.features import encode
 from mlyard.core.models.loading import LoadedModel, load_model
 from mlyard.core.workspace import open_workspace
@@ -37,7 +37,7 @@ def projects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def _features(project: Path, model: LoadedModel, count: int) -> pl.DataFrame:
-    return data.load_versions(open_workspace(project)).head(count).select(model.spec.names)
+    return versions.load_versions(open_workspace(project)).head(count).select(model.spec.names)
 
 
 def _raw_scores(model: LoadedModel, frame: pl.DataFrame) -> np.ndarray:
@@ -105,7 +105,7 @@ def test_explain_writes_contributions_that_add_up_per_row(
     project = projects[task]
     monkeypatch.chdir(project)
     model = load_model(open_workspace(project), "champion")
-    frame = data.load_versions(open_workspace(project)).head(300)
+    frame = versions.load_versions(open_workspace(project)).head(300)
     source = tmp_path / "rows.parquet"
     frame.write_parquet(source)
     result = mlyard("explain", "champion", str(source), "-o", str(tmp_path / "out.parquet"))

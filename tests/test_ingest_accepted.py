@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from mlyard.core.data import versions as data
+from mlyard.core.data import versions
 from mlyard.core.data.ingest import ingest_file
 from mlyard.core.workspace import open_workspace
 from tests.conftest import mlyard
@@ -21,7 +21,7 @@ def ingest_one(project: Path, name: str, content: bytes) -> tuple[list[str], pl.
     path.write_bytes(content)
     result = ingest_file(open_workspace(), path)
     assert result.created
-    return result.warnings, data.load_version(open_workspace(), result.version.ref)
+    return result.warnings, versions.load_version(open_workspace(), result.version.ref)
 
 
 def reference(good: str) -> pl.DataFrame:

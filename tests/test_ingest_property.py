@@ -11,7 +11,7 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlyard.core.data import versions as data
+from mlyard.core.data import versions
 from mlyard.core.data.ingest import ingest_file
 from mlyard.core.errors import IngestRefused
 from mlyard.core.workspace import open_workspace
@@ -66,7 +66,7 @@ def test_written_frames_ingest_back_unchanged(frame: pl.DataFrame) -> None:
         ws = open_workspace(project)
         result = ingest_file(ws, path)
         assert result.version.rows == frame.height
-        assert data.load_version(ws, result.version.ref).equals(frame)
+        assert versions.load_version(ws, result.version.ref).equals(frame)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -83,9 +83,9 @@ def test_arbitrary_bytes_are_ingested_or_refused_cleanly(content: bytes, header:
             result = ingest_file(ws, path)
         except IngestRefused as refusal:
             assert str(path) in refusal.msg and "\n" not in refusal.msg
-            assert len(data.list_versions(ws)) == 0
+            assert len(versions.list_versions(ws)) == 0
         else:
-            snapshot = data.load_version(ws, result.version.ref)
+            snapshot = versions.load_version(ws, result.version.ref)
             assert snapshot.columns == ["row_id", "amount", "count", "colour", "label"]
         assert path.read_bytes() == header + content
 
@@ -104,21 +104,21 @@ def test_a_column_of_one_huge_value_is_profiled() -> None:
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_a_small_version_is_profiled_as_a_large_one_would_be(frame: pl.DataFrame) -> None:
     """Small snapshots are profiled in memory, large ones streamed: the same profile."""
-    from mlyard.core.data import profile as profiles
+    from mlyard.core.data import profile
 
     types = {"row_id": "int", "amount": "float", "count": "int", "colour": "category",
              "label": "int"}
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "snapshot.parquet"
         frame.with_columns(pl.col("colour").cast(pl.String)).write_parquet(path)
-        in_memory = profiles.profile_parquet(path, types, frame)
-        read_back = profiles.profile_parquet(path, types)
-        original = profiles.IN_MEMORY_ROWS
-        profiles.IN_MEMORY_ROWS = 0
+        in_memory = profile.profile_parquet(path, types, frame)
+        read_back = profile.profile_parquet(path, types)
+        original = profile.IN_MEMORY_ROWS
+        profile.IN_MEMORY_ROWS = 0
         try:
-            streamed = profiles.profile_parquet(path, types)
+            streamed = profile.profile_parquet(path, types)
         finally:
-            profiles.IN_MEMORY_ROWS = original
+            profile.IN_MEMORY_ROWS = original
 
     def same(a: object, b: object, scale: float = 0.0) -> bool:
         # Sums in another order may differ in the last bits of a float: relative to the

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlyard.core.data import versions as data
+from mlyard.core.data import versions
 from mlyard.core.models import registry
 from mlyard.core.models.features import encode
 from mlyard.core.models.loading import load_model
@@ -32,9 +32,9 @@ ROWS[:, 3] = np.random.default_rng(4).integers(0, 6, 300)  # a categorical featu
 @pytest.fixture(scope="module")
 def model_text() -> str:
     labels = (np.isin(ROWS[:, 3], [0, 2, 5]) + 0.3 * ROWS[:, 0] > 0.5).astype(int)
-    data = lgb.Dataset(ROWS, labels, categorical_feature=[3])
+    dataset = lgb.Dataset(ROWS, labels, categorical_feature=[3])
     booster = lgb.train({"objective": "binary", "num_leaves": 7, "verbose": -1,
-                         "min_data_in_leaf": 5}, data, num_boost_round=8)
+                         "min_data_in_leaf": 5}, dataset, num_boost_round=8)
     text: str = booster.model_to_string()
     return text
 
@@ -151,8 +151,8 @@ def test_the_child_trial_scores_this_projects_newest_rows_and_the_edges(churn: P
     version = registry.resolve(ws, "1")
     spec = load_model(ws, "1").spec
     rows = trial_rows(ws, spec)
-    [newest] = data.select_versions(ws, window=1)
-    real = encode(data.read_versions(ws, [newest]), spec)
+    [newest] = versions.select_versions(ws, window=1)
+    real = encode(versions.read_versions(ws, [newest]), spec)
     assert rows.shape == (min(real.shape[0], TRIAL_ROWS) + 4, len(spec.features))
     sampled = {tuple(np.nan_to_num(row, nan=-7.0)) for row in rows[:-4]}
     assert sampled <= {tuple(np.nan_to_num(row, nan=-7.0)) for row in real}

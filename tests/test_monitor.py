@@ -12,10 +12,10 @@ import polars as pl
 import pytest
 
 from mlyard.core.automation import jobs
-from mlyard.core.data import versions as data
+from mlyard.core.data import versions
 from mlyard.core.data.quality import check_quality
 from mlyard.core.models.loading import load_model
-from mlyard.core.monitoring import drift_reports as monitor
+from mlyard.core.monitoring import drift_reports
 from mlyard.core.workspace import open_workspace
 from tests.conftest import mlyard, mlyard_process, sample_project, train_json
 from tests.test_serve import Server
@@ -90,7 +90,7 @@ def test_reports_are_stored_as_a_time_series_and_alerts_raised(project: Path) ->
     for batch in (3, 6):
         drift_json("--current", f"churn:v{batch}")
     ws = open_workspace()
-    history = monitor.list_reports(ws)
+    history = drift_reports.list_reports(ws)
     assert [r.current_label for r in history] == ["churn:v6", "churn:v3"]
     with ws.catalog.session() as con:
         from mlyard.storage.monitor_store import column_series
@@ -114,7 +114,7 @@ def test_the_html_report_is_self_contained(project: Path) -> None:
 
 def test_served_traffic_drift_and_live_performance_from_late_labels(project: Path) -> None:
     ws = open_workspace()
-    batch_6 = data.load_version(ws, "churn:v6")
+    batch_6 = versions.load_version(ws, "churn:v6")
     features = [c for c in batch_6.columns if c not in ("snapshot_date", "churned")]
     with Server(project, "churn@champion") as server:
         for start in range(0, 1200, 100):

@@ -93,10 +93,10 @@ def test_aliases_and_references_resolve_everywhere(churn: Path) -> None:
 
 
 def test_registering_a_plain_tracked_run_is_refused(churn: Path) -> None:
-    from mlyard.core.tracking import active_run as tracking
+    from mlyard.core.tracking import active_run
 
-    with tracking.start_run(name="notebook") as run:
-        tracking.log_metric("auc", 0.9)
+    with active_run.start_run(name="notebook") as run:
+        active_run.log_metric("auc", 0.9)
     result = mlyard("models", "register", run.run_id)
     assert result.exit_code == 2 and "only `mlyard train` runs can be registered" in result.stderr
 

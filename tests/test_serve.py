@@ -18,7 +18,7 @@ import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlyard.core.data import versions as data
+from mlyard.core.data import versions
 from mlyard.core.models import registry
 from mlyard.core.models.loading import load_model
 from mlyard.core.serving.scoring import SMALL_REQUEST
@@ -69,7 +69,7 @@ def server(trained: Path) -> Iterator[Server]:
 
 
 def rows(project: Path, count: int = 3) -> pl.DataFrame:
-    return data.load_versions(open_workspace(project)).head(count)
+    return versions.load_versions(open_workspace(project)).head(count)
 
 
 def features_of(frame: pl.DataFrame, project: Path) -> pl.DataFrame:
@@ -206,7 +206,7 @@ PROMOTE = textwrap.dedent("""
 def test_alias_move_swaps_the_model_without_failing_a_request(trained: Path) -> None:
     body = {"instances": features_of(rows(trained, 5), trained).to_dicts()}
     statuses: list[int] = []
-    versions: list[str] = []
+    answered_by: list[str] = []
     stop = threading.Event()
     with Server(trained, "champion") as running:
         def hammer() -> None:
@@ -214,7 +214,7 @@ def test_alias_move_swaps_the_model_without_failing_a_request(trained: Path) -> 
                 while not stop.is_set():
                     answer = client.post(f"{running.url}/invocations", json=body)
                     statuses.append(answer.status_code)
-                    versions.append(answer.headers.get("x-mlyard-model-version", "?"))
+                    answered_by.append(answer.headers.get("x-mlyard-model-version", "?"))
 
         clients = [threading.Thread(target=hammer) for _ in range(4)]
         for client in clients:
@@ -222,13 +222,13 @@ def test_alias_move_swaps_the_model_without_failing_a_request(trained: Path) -> 
         wait_for(lambda: len(statuses) >= 20, what="clients busy before the move")
         promoter = python_process(PROMOTE, trained, "2")
         promoter.communicate(timeout=60)
-        wait_for(lambda: versions.count("2") >= 20, what="requests answered by version 2")
+        wait_for(lambda: answered_by.count("2") >= 20, what="requests answered by version 2")
         stop.set()
         for client in clients:
             client.join()
     try:
         assert promoter.returncode == 0
-        assert set(versions) == {"1", "2"}
+        assert set(answered_by) == {"1", "2"}
         assert statuses and set(statuses) == {200}
         assert running.app.state.holder.swaps == 1
     finally:
@@ -244,7 +244,7 @@ def test_predict_file_round_trip(trained: Path, tmp_path: Path,
     assert result.exit_code == 0, result.stderr
     scored = pl.read_parquet(target)
     assert scored.height == 3600
-    version = data.get_version(open_workspace(trained), "v1")
+    version = versions.get_version(open_workspace(trained), "v1")
     snapshot = pl.read_parquet(open_workspace(trained).objects.open_verified(
         version.snapshot_hash))
     assert np.allclose(scored.get_column("prediction").to_numpy(),

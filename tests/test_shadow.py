@@ -19,7 +19,7 @@ import polars as pl
 import psutil
 import pytest
 
-from mlyard.core.data import versions as data
+from mlyard.core.data import versions
 from mlyard.core.models.loading import load_model
 from mlyard.core.serving.model_holder import ModelHolder
 from mlyard.core.serving.shadow import Answered, Shadow
@@ -55,7 +55,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 
 def requests_of(project: Path, sizes: list[int]) -> list[list[dict[str, object]]]:
-    frame = data.load_versions(open_workspace(project))
+    frame = versions.load_versions(open_workspace(project))
     features = [c for c in frame.columns if c not in FEATURES_DROPPED]
     batches, start = [], 0
     for size in sizes:
@@ -149,10 +149,10 @@ def test_late_labels_give_both_live_metrics_with_intervals_and_the_gates_judge_t
     assert list(failed) == ["max_shadow_regression"]
     assert "no labels joined to its shadow predictions yet" in failed["max_shadow_regression"]
 
-    labelled = data.load_versions(ws).head(25 * 24).select("customer_id", "churned")
+    labelled = versions.load_versions(ws).head(25 * 24).select("customer_id", "churned")
     labelled.write_csv("labels.csv")
     assert mlyard("feedback", "labels.csv").exit_code == 0
-    frame = data.load_versions(ws).head(25 * 24)
+    frame = versions.load_versions(ws).head(25 * 24)
     truth = frame["churned"].cast(pl.Float64).to_numpy()
     want = {version: evaluate("binary", truth, load_model(ws, str(version)).predict(frame))["auc"]
             for version in (1, 2)}
@@ -265,7 +265,7 @@ def test_regression_agreement_is_the_mean_and_p95_absolute_difference(
     train_json("--param", "num_leaves=31", "--param", "num_iterations=100")
     assert mlyard("models", "promote", "1", "--force").exit_code == 0
     ws = open_workspace(project)
-    frame = data.load_versions(ws).head(120).drop("date", "demand")
+    frame = versions.load_versions(ws).head(120).drop("date", "demand")
     with Server(project, "champion", shadow_ref="2") as server:
         for start in range(0, 120, 30):
             send(server, frame.slice(start, 30).to_dicts())
@@ -288,7 +288,7 @@ def test_multiclass_agreement_is_the_same_class_and_the_probability_gaps(
     train_json("--param", "num_leaves=31", "--param", "num_iterations=80")
     assert mlyard("models", "promote", "1", "--force").exit_code == 0
     ws = open_workspace(project)
-    frame = data.load_versions(ws).head(90).drop("level")
+    frame = versions.load_versions(ws).head(90).drop("level")
     with Server(project, "champion", shadow_ref="2") as server:
         for start in range(0, 90, 30):
             send(server, frame.slice(start, 30).to_dicts())

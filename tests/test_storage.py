@@ -12,8 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from mlyard.core.tracking import active_run as tracking
-from mlyard.core.tracking import run_queries as runs
+from mlyard.core.tracking import active_run, run_queries
 from mlyard.core.workspace import open_workspace
 from mlyard.storage import migrations, spool
 from mlyard.storage.catalog import Catalog
@@ -74,7 +73,7 @@ def test_metrics_flushed_while_locked_go_to_the_spool_and_are_loaded_once(
 ) -> None:
     (tmp_path / "mlyard.toml").write_text("")
     ws = open_workspace(tmp_path)
-    run = tracking.start_run(workspace=ws, flush_interval=60)
+    run = active_run.start_run(workspace=ws, flush_interval=60)
     holder = hold_lock(ws.root, tmp_path)
     for step in range(100):
         run.log_metric("loss", float(step), step=step)
@@ -90,7 +89,7 @@ def test_metrics_flushed_while_locked_go_to_the_spool_and_are_loaded_once(
     run.end()
     with ws.catalog.session() as con:
         assert count_metric_points(con, run.run_id) == 100
-    assert [t.line for t in runs.log_tail(ws, run.run_id, 10)] == ["line while locked"]
+    assert [t.line for t in run_queries.log_tail(ws, run.run_id, 10)] == ["line while locked"]
     # A crash between commit and unlink leaves the loaded segment behind: not loaded twice.
     shutil.copy(kept, segments[0])
     with ws.catalog.session() as con:
@@ -190,7 +189,7 @@ def test_a_run_that_had_to_drop_points_ends_failed_and_warns_the_script(tmp_path
                                                                         ) -> None:
     (tmp_path / "mlyard.toml").write_text("")
     ws = open_workspace(tmp_path)
-    run = tracking.start_run(workspace=ws, flush_interval=60)
+    run = active_run.start_run(workspace=ws, flush_interval=60)
     run._buffer.max_pending = 50
     holder = hold_lock(ws.root, tmp_path)  # the catalog is busy ...
     ws.catalog.spool_dir.mkdir(parents=True, exist_ok=True)
@@ -204,7 +203,7 @@ def test_a_run_that_had_to_drop_points_ends_failed_and_warns_the_script(tmp_path
     ws.catalog.spool_dir.unlink()
     with pytest.warns(UserWarning, match="50 metric points or log lines could not be stored"):
         run.end()
-    detail = runs.show_run(ws, run.run_id)
+    detail = run_queries.show_run(ws, run.run_id)
     assert detail.run.status == "failed" and "could not be stored" in (detail.run.error or "")
     assert detail.metric_points["loss"] == 50  # the newest 50 were kept and written
 
@@ -212,13 +211,13 @@ def test_a_run_that_had_to_drop_points_ends_failed_and_warns_the_script(tmp_path
 MANY_RUNS_THEN_EXIT = textwrap.dedent("""
     import sys
     from pathlib import Path
-    from mlyard.core.tracking import active_run as tracking
+    from mlyard.core.tracking import active_run
     from mlyard.core.workspace import open_workspace
     ws = open_workspace(Path(sys.argv[1]))
     for index in range(int(sys.argv[2])):
-        with tracking.start_run(workspace=ws, params={"index": index}) as run:
+        with active_run.start_run(workspace=ws, params={"index": index}) as run:
             run.log_metrics({"loss": 1.0 / (index + 1), "auc": 0.5}, step=0)
-    left = tracking.start_run(workspace=ws, name="left open")  # ended by the exit hook
+    left = active_run.start_run(workspace=ws, name="left open")  # ended by the exit hook
     left.log_metric("loss", 0.25)
 """)
 
@@ -249,7 +248,7 @@ def test_runs_a_script_ended_are_in_the_catalog_file_when_it_exits(tmp_path: Pat
                (SELECT count(*) FROM metrics),
                (SELECT count(*) FROM events WHERE kind = 'run.finished')""")
     assert (params, points, ends) == (60, 121, 61)
-    listed = runs.list_runs(ws, filters=["params.index = 59"])
+    listed = run_queries.list_runs(ws, filters=["params.index = 59"])
     assert [r.metrics for r in listed] == [{"loss": 1 / 60, "auc": 0.5}]
 
 
@@ -257,12 +256,12 @@ def test_an_ended_run_reads_as_ended_at_once_and_reaches_the_catalog_file_soon(
         tmp_path: Path) -> None:
     (tmp_path / "mlyard.toml").write_text("")
     ws = open_workspace(tmp_path)
-    with tracking.start_run(workspace=ws, params={"lr": 0.1}, name="quick") as run:
+    with active_run.start_run(workspace=ws, params={"lr": 0.1}, name="quick") as run:
         run.log_metric("loss", 0.5)
     # Any unit of work loads the spool first, so every reader sees the run ended ...
-    assert runs.show_run(ws, run.run_id).run.status == "finished"
+    assert run_queries.show_run(ws, run.run_id).run.status == "finished"
     # ... and without readers, this process loads it into the file shortly after.
-    with tracking.start_run(workspace=ws, name="unread") as unread:
+    with active_run.start_run(workspace=ws, name="unread") as unread:
         unread.log_metric("loss", 0.25)
     wait_for(lambda: not spool.sealed_segments(ws.catalog.spool_dir),
              what="the spool loaded into the catalog")
@@ -273,14 +272,14 @@ def test_an_ended_run_reads_as_ended_at_once_and_reaches_the_catalog_file_soon(
 def test_a_long_run_is_listed_as_running_before_it_ends(tmp_path: Path) -> None:
     (tmp_path / "mlyard.toml").write_text("")
     ws = open_workspace(tmp_path)
-    run = tracking.start_run(workspace=ws, params={"lr": 0.1}, name="long")
+    run = active_run.start_run(workspace=ws, params={"lr": 0.1}, name="long")
     try:
-        listed = wait_for(lambda: runs.list_runs(ws), what="the run stored")
+        listed = wait_for(lambda: run_queries.list_runs(ws), what="the run stored")
         assert [(r.name, r.status, r.params) for r in listed] == [
             ("long", "running", {"lr": "0.1"})]
     finally:
         run.end()
-    assert runs.show_run(ws, run.run_id).run.status == "finished"
+    assert run_queries.show_run(ws, run.run_id).run.status == "finished"
 
 
 def test_a_spooled_run_that_cannot_be_loaded_is_moved_aside_and_blocks_nobody(

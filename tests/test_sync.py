@@ -20,11 +20,11 @@ import numpy as np
 import pytest
 
 from mlyard import start_run
-from mlyard.core.data import versions as data
+from mlyard.core.data import versions
 from mlyard.core.models.loading import load_model
 from mlyard.core.sync import syncer
 from mlyard.core.sync.peer import LocalPeer, SyncRefused
-from mlyard.core.tracking import run_queries as runs
+from mlyard.core.tracking import run_queries
 from mlyard.core.tracking.provenance import SYNCED_TAG
 from mlyard.core.workspace import open_workspace
 from tests.conftest import SAMPLE_CHURN, mlyard, sample_project, train_json, wait_for
@@ -78,16 +78,17 @@ def test_pull_brings_runs_models_and_data_and_a_second_sync_moves_nothing(
     assert result["objects"] >= 6 and result["bytes"] > 10_000
 
     ws, theirs = open_workspace(), open_workspace(folder)
-    here, there = runs.show_run(ws, trained["run_id"]), runs.show_run(theirs, trained["run_id"])
+    here = run_queries.show_run(ws, trained["run_id"])
+    there = run_queries.show_run(theirs, trained["run_id"])
     assert here.run.metrics == there.run.metrics and here.run.status == "finished"
     assert here.metric_points == there.metric_points and here.metric_points["valid.auc"] > 0
     assert here.run.params == there.run.params
     assert here.run.tags[SYNCED_TAG] == str(folder)
-    assert [line.line for line in runs.log_tail(ws, trained["run_id"], 50)] == \
-        [line.line for line in runs.log_tail(theirs, trained["run_id"], 50)]
+    assert [line.line for line in run_queries.log_tail(ws, trained["run_id"], 50)] == \
+        [line.line for line in run_queries.log_tail(theirs, trained["run_id"], 50)]
     model = load_model(ws, "churn/1")
     assert model.version.model_hash == trained["model_blake3"]
-    frame = data.load_versions(ws)
+    frame = versions.load_versions(ws)
     assert frame.height == 7200
     assert np.array_equal(model.predict(frame), load_model(theirs, "churn/1").predict(frame))
     assert mlyard("doctor").exit_code == 0
@@ -196,7 +197,7 @@ def test_push_sends_this_projects_run_and_it_keeps_its_id(
     assert pushed["new_runs"] == [mine["run_id"]]
     assert pushed["model_versions"] == [["churn/1", "churn/2"]]
     assert pushed["dataset_versions"] == []  # the box had them
-    there = runs.show_run(open_workspace(folder), mine["run_id"])
+    there = run_queries.show_run(open_workspace(folder), mine["run_id"])
     assert there.run.tags[SYNCED_TAG] == str(laptop)
     assert there.run.metrics["holdout.auc"] == mine["metrics"]["auc"]
     assert sync_json(str(folder), "--push")["bytes"] == 0
@@ -248,7 +249,7 @@ def test_a_run_still_training_comes_over_running_and_the_next_sync_finishes_it(
         run_id = started.read_text()
         first = sync_json(str(folder))
         assert run_id in first["new_runs"]
-        live = runs.show_run(open_workspace(), run_id)
+        live = run_queries.show_run(open_workspace(), run_id)
         assert live.run.status == "running" and live.metric_points["loss"] == 5
         go.touch()
         assert process.wait(timeout=120) == 0
@@ -256,7 +257,7 @@ def test_a_run_still_training_comes_over_running_and_the_next_sync_finishes_it(
         process.kill()
     second = sync_json(str(folder))
     assert second["updated_runs"] == [run_id] and second["new_runs"] == []
-    done = runs.show_run(open_workspace(), run_id)
+    done = run_queries.show_run(open_workspace(), run_id)
     assert done.run.status == "finished" and done.metric_points["loss"] == 20
     assert done.run.tags[SYNCED_TAG] == str(folder)
 
@@ -275,8 +276,8 @@ def test_syncing_while_the_box_trains_never_blocks_it_and_ends_with_its_run(
     trained = json.loads(output)
     final = sync_json(str(folder))
     assert final["model_versions"] == [["churn/1", "churn/1"], ["churn/2", "churn/2"]]
-    here = runs.show_run(open_workspace(), trained["run_id"])
-    there = runs.show_run(open_workspace(folder), trained["run_id"])
+    here = run_queries.show_run(open_workspace(), trained["run_id"])
+    there = run_queries.show_run(open_workspace(folder), trained["run_id"])
     assert here.run.status == "finished"
     assert here.run.metrics["holdout.auc"] == trained["metrics"]["auc"]
     assert here.metric_points == there.metric_points  # each point once, however many syncs
@@ -422,7 +423,7 @@ def test_over_ssh_to_a_real_sshd_pull_and_push_and_a_second_sync_moves_nothing(
     mine = train_json("--param", "num_leaves=7")
     pushed = sync_json(remote, "--push", *agent)
     assert pushed["new_runs"] == [mine["run_id"]] and pushed["bytes"] > 0
-    there = runs.show_run(open_workspace(folder), mine["run_id"])
+    there = run_queries.show_run(open_workspace(folder), mine["run_id"])
     assert there.run.tags[SYNCED_TAG] == str(laptop)
     assert sync_json(remote, "--push", *agent)["bytes"] == 0
 
@@ -452,7 +453,7 @@ def test_rows_that_would_write_into_this_projects_own_run_are_refused(
     for bad in ("../../mlyard.toml", "ab" * 40):
         with pytest.raises(SyncRefused, match="is not an object hash"):
             here.missing([bad])
-    assert runs.show_run(open_workspace(), mine["run_id"]).run.params["num_leaves"] == "7"
+    assert run_queries.show_run(open_workspace(), mine["run_id"]).run.params["num_leaves"] == "7"
     assert run_ids() == [mine["run_id"]]
 
 
@@ -477,14 +478,14 @@ def test_a_copy_is_updated_only_by_the_workspace_it_came_from(
     assert refused.exit_code == 1
     assert f"run {run_id} here is a copy from {folder}" in refused.stderr
     assert "only a sync with that workspace updates it" in refused.stderr
-    kept = runs.show_run(open_workspace(), run_id).run
+    kept = run_queries.show_run(open_workspace(), run_id).run
     assert kept.name != "hijacked" and "owner" not in kept.tags
     # A changes the run, and A's sync still updates it: the owner is not locked out.
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(folder)
         assert mlyard("runs", "tag", run_id, "note=changed on A").exit_code == 0
     assert sync_json(str(folder))["updated_runs"] == [run_id]
-    assert runs.show_run(open_workspace(), run_id).run.tags["note"] == "changed on A"
+    assert run_queries.show_run(open_workspace(), run_id).run.tags["note"] == "changed on A"
 
 
 def test_many_runs_go_in_batches_of_rows_each_run_whole(
@@ -503,6 +504,6 @@ def test_many_runs_go_in_batches_of_rows_each_run_whole(
     assert result["model_versions"] == [["churn/1", "churn/1"]]
     here, there = open_workspace(), open_workspace(folder)
     for run_id in made:
-        assert runs.show_run(here, run_id).metric_points == \
-            runs.show_run(there, run_id).metric_points
+        assert run_queries.show_run(here, run_id).metric_points == \
+            run_queries.show_run(there, run_id).metric_points
     assert sync_json(str(folder))["bytes"] == 0

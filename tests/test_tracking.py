@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 
 from mlyard.core.errors import MlyardError, TrackingError
-from mlyard.core.tracking import active_run as tracking
-from mlyard.core.tracking import run_queries as runs
+from mlyard.core.tracking import active_run, run_queries
 from mlyard.core.workspace import open_workspace
 from tests.conftest import mlyard, python_process
 
@@ -27,39 +26,39 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_params_metrics_tags_and_artifacts_land(project: Path) -> None:
     artifact = project / "notes.txt"
     artifact.write_text("hello")
-    with tracking.start_run(name="baseline", params={"lr": 0.1}) as run:
-        tracking.log_param("num_leaves", 31)
-        tracking.set_tag("team", "growth")
+    with active_run.start_run(name="baseline", params={"lr": 0.1}) as run:
+        active_run.log_param("num_leaves", 31)
+        active_run.set_tag("team", "growth")
         for value in (0.9, 0.7, 0.5):
-            tracking.log_metric("loss", value)
-        tracking.log_metrics({"auc": 0.8, "acc": 0.75}, step=10)
-        digest = tracking.log_artifact(artifact)
-    detail = runs.show_run(open_workspace(), run.run_id[:8])
+            active_run.log_metric("loss", value)
+        active_run.log_metrics({"auc": 0.8, "acc": 0.75}, step=10)
+        digest = active_run.log_artifact(artifact)
+    detail = run_queries.show_run(open_workspace(), run.run_id[:8])
     assert detail.run.status == "finished" and detail.run.name == "baseline"
     assert detail.run.params == {"lr": "0.1", "num_leaves": "31"}
     assert detail.run.tags["team"] == "growth"
     assert detail.run.metrics == {"loss": 0.5, "auc": 0.8, "acc": 0.75}
     assert detail.metric_points == {"acc": 1, "auc": 1, "loss": 3}
-    assert runs.metric_history(open_workspace(), run.run_id, "loss")[-1][:2] == (2, 0.5)
+    assert run_queries.metric_history(open_workspace(), run.run_id, "loss")[-1][:2] == (2, 0.5)
     assert [(a.name, a.blake3) for a in detail.artifacts] == [("notes.txt", digest)]
     assert open_workspace().objects.read_bytes(digest) == b"hello"
 
 
 def test_exception_marks_the_run_failed_and_keeps_its_metrics(project: Path) -> None:
     with pytest.raises(ZeroDivisionError):
-        with tracking.start_run() as run:
-            tracking.log_metric("loss", 1.0)
+        with active_run.start_run() as run:
+            active_run.log_metric("loss", 1.0)
             _ = 1 / 0
-    detail = runs.show_run(open_workspace(), run.run_id)
+    detail = run_queries.show_run(open_workspace(), run.run_id)
     assert detail.run.status == "failed"
     assert "ZeroDivisionError" in (detail.run.error or "")
     assert detail.run.metrics == {"loss": 1.0}
 
 
 def test_nan_and_inf_are_stored_and_printed_as_strict_json(project: Path) -> None:
-    with tracking.start_run() as run:
-        tracking.log_metrics({"diverged": math.nan, "big": math.inf, "small": -math.inf})
-    metrics = runs.show_run(open_workspace(), run.run_id).run.metrics
+    with active_run.start_run() as run:
+        active_run.log_metrics({"diverged": math.nan, "big": math.inf, "small": -math.inf})
+    metrics = run_queries.show_run(open_workspace(), run.run_id).run.metrics
     assert math.isnan(metrics["diverged"]) and metrics["big"] == math.inf
     shown = json.loads(mlyard("runs", "show", run.run_id, "--json").stdout)
     assert shown["metrics"] == {"diverged": "NaN", "big": "Infinity", "small": "-Infinity"}
@@ -68,17 +67,17 @@ def test_nan_and_inf_are_stored_and_printed_as_strict_json(project: Path) -> Non
 @pytest.mark.parametrize(
     ("call", "expected"),
     [
-        (lambda: tracking.log_metric("auc", "0.8"), "metric 'auc': expected a number, got str"),
-        (lambda: tracking.log_metric("auc", None), "expected a number, got NoneType"),
-        (lambda: tracking.log_metric("", 1.0), "expected a non-empty string"),
-        (lambda: tracking.log_metric("auc", 1.0, step=1.5), "step must be an integer"),
-        (lambda: tracking.log_metrics({"auc": [1]}), "metric 'auc': expected a number"),
-        (lambda: tracking.log_param("lr", 0.2), "param 'lr' of run"),
+        (lambda: active_run.log_metric("auc", "0.8"), "metric 'auc': expected a number, got str"),
+        (lambda: active_run.log_metric("auc", None), "expected a number, got NoneType"),
+        (lambda: active_run.log_metric("", 1.0), "expected a non-empty string"),
+        (lambda: active_run.log_metric("auc", 1.0, step=1.5), "step must be an integer"),
+        (lambda: active_run.log_metrics({"auc": [1]}), "metric 'auc': expected a number"),
+        (lambda: active_run.log_param("lr", 0.2), "param 'lr' of run"),
     ],
 )
 def test_bad_values_are_refused_with_the_key(project: Path, call: object,
                                              expected: str) -> None:
-    with tracking.start_run(params={"lr": 0.1}):
+    with active_run.start_run(params={"lr": 0.1}):
         with pytest.raises(MlyardError) as err:
             call()  # type: ignore[operator]
         assert expected in str(err.value)
@@ -86,13 +85,13 @@ def test_bad_values_are_refused_with_the_key(project: Path, call: object,
 
 def test_logging_without_a_run_is_a_clear_error(project: Path) -> None:
     with pytest.raises(TrackingError, match="no active run; call start_run"):
-        tracking.log_metric("x", 1.0)
+        active_run.log_metric("x", 1.0)
 
 
 def test_numpy_numbers_are_accepted(project: Path) -> None:
-    with tracking.start_run() as run:
-        tracking.log_metric("auc", np.float32(0.5), step=np.int64(3))
-    assert runs.show_run(open_workspace(), run.run_id).run.metrics == {"auc": 0.5}
+    with active_run.start_run() as run:
+        active_run.log_metric("auc", np.float32(0.5), step=np.int64(3))
+    assert run_queries.show_run(open_workspace(), run.run_id).run.metrics == {"auc": 0.5}
 
 
 def test_lightgbm_callback_logs_every_iteration(project: Path) -> None:
@@ -101,13 +100,13 @@ def test_lightgbm_callback_logs_every_iteration(project: Path) -> None:
     y = (x[:, 0] + rng.normal(scale=0.5, size=400) > 0).astype(float)
     train = lgb.Dataset(x[:300], y[:300])
     valid = lgb.Dataset(x[300:], y[300:], reference=train)
-    with tracking.start_run() as run:
+    with active_run.start_run() as run:
         lgb.train({"objective": "binary", "metric": ["auc", "binary_logloss"], "verbosity": -1,
                    "num_threads": 1}, train, num_boost_round=25, valid_sets=[valid],
-                  valid_names=["valid"], callbacks=[tracking.lightgbm_callback()])
-    detail = runs.show_run(open_workspace(), run.run_id)
+                  valid_names=["valid"], callbacks=[active_run.lightgbm_callback()])
+    detail = run_queries.show_run(open_workspace(), run.run_id)
     assert detail.metric_points == {"valid.auc": 25, "valid.binary_logloss": 25}
-    steps = [s for s, _, _ in runs.metric_history(open_workspace(), run.run_id, "valid.auc")]
+    steps = [s for s, _, _ in run_queries.metric_history(open_workspace(), run.run_id, "valid.auc")]
     assert steps == list(range(25))
 
 
@@ -122,21 +121,21 @@ def test_lightgbm_callback_logs_the_iteration_that_triggers_early_stopping(
     # Within one `order`, LightGBM's callback order varies from process to process; five
     # runs make a wrong order all but certain to show.
     for seed in range(5):
-        with tracking.start_run() as run:
+        with active_run.start_run() as run:
             booster = lgb.train(
                 {"objective": "binary", "metric": "auc", "verbosity": -1, "seed": seed,
                  "num_threads": 1, "learning_rate": 0.3}, train, num_boost_round=500,
                 valid_sets=[valid], valid_names=["valid"],
-                callbacks=[tracking.lightgbm_callback(), lgb.early_stopping(5, verbose=False)])
-        points = runs.show_run(open_workspace(), run.run_id).metric_points["valid.auc"]
+                callbacks=[active_run.lightgbm_callback(), lgb.early_stopping(5, verbose=False)])
+        points = run_queries.show_run(open_workspace(), run.run_id).metric_points["valid.auc"]
         # Training ran until 5 rounds without improvement after the best one.
         assert points == booster.best_iteration + 5
 
 
 def test_runs_list_filters_and_sorts_by_params_and_metrics(project: Path) -> None:
     for leaves, auc in ((15, 0.71), (31, 0.83), (63, 0.79), (127, 0.65)):
-        with tracking.start_run(name=f"leaves-{leaves}", params={"num_leaves": leaves}):
-            tracking.log_metric("auc", auc)
+        with active_run.start_run(name=f"leaves-{leaves}", params={"num_leaves": leaves}):
+            active_run.log_metric("auc", auc)
     listed = json.loads(mlyard("runs", "list", "--json", "-f", "metrics.auc > 0.7",
                                "-s", "-metrics.auc").stdout)
     assert [r["name"] for r in listed] == ["leaves-31", "leaves-63", "leaves-15"]
@@ -154,30 +153,31 @@ def test_runs_list_filters_and_sorts_by_params_and_metrics(project: Path) -> Non
 def test_pages_of_runs_add_up_to_the_whole_list_each_run_with_its_own_values(
         project: Path) -> None:
     for i in range(7):
-        with tracking.start_run(name=f"run-{i}", params={"which": f"run-{i}"},
+        with active_run.start_run(name=f"run-{i}", params={"which": f"run-{i}"},
                                 tags={"which": f"run-{i}"}):
-            tracking.log_metric("score", (i * 3) % 7)
+            active_run.log_metric("score", (i * 3) % 7)
     ws = open_workspace()
-    for sort in (None, runs.parse_sort("-metrics.score"), runs.parse_sort("params.which")):
-        whole = runs.runs_page(ws, sort=sort, limit=100).runs
+    sorts = (run_queries.parse_sort("-metrics.score"), run_queries.parse_sort("params.which"))
+    for sort in (None, *sorts):
+        whole = run_queries.runs_page(ws, sort=sort, limit=100).runs
         pages = [r for offset in range(0, 8, 3)
-                 for r in runs.runs_page(ws, sort=sort, limit=3, offset=offset).runs]
+                 for r in run_queries.runs_page(ws, sort=sort, limit=3, offset=offset).runs]
         assert [r.run_id for r in pages] == [r.run_id for r in whole]
         assert len(whole) == 7
         for run in pages:
             assert run.params["which"] == run.tags["which"] == run.name
             assert run.metrics["score"] == (int(run.name.split("-")[1]) * 3) % 7
-    scores = [r.metrics["score"] for r in runs.runs_page(ws, sort=runs.parse_sort(
+    scores = [r.metrics["score"] for r in run_queries.runs_page(ws, sort=run_queries.parse_sort(
         "-metrics.score"), limit=3, offset=3).runs]
     assert scores == [3, 2, 1]
 
 
 def test_run_reference_by_prefix_and_name(project: Path) -> None:
-    with tracking.start_run(name="named"):
+    with active_run.start_run(name="named"):
         pass
-    with tracking.start_run(name="named") as newer:
+    with active_run.start_run(name="named") as newer:
         pass
-    with tracking.start_run(name="other") as last:
+    with active_run.start_run(name="other") as last:
         pass
     assert json.loads(mlyard("runs", "show", "named", "--json").stdout)["run_id"] == newer.run_id
     assert json.loads(mlyard("runs", "show", "latest", "--json").stdout)["run_id"] == last.run_id
@@ -196,7 +196,7 @@ def test_a_run_left_open_is_ended_when_the_script_exits(project: Path, ending: s
               f"{ending}\n")
     child = python_process(script, project)
     child.communicate(timeout=60)
-    detail = runs.show_run(open_workspace(), "open")
+    detail = run_queries.show_run(open_workspace(), "open")
     assert detail.run.status == status
     assert detail.run.metrics == {"loss": 0.25}
 
@@ -206,7 +206,7 @@ def test_captured_output_becomes_the_run_log(project: Path, capsys: pytest.Captu
     import sys
 
     before = sys.stdout
-    with tracking.start_run(capture_output=True) as run:
+    with active_run.start_run(capture_output=True) as run:
         print("epoch 1 done")
         print("warning: slow", file=sys.stderr)
         run.log_lines("two\nlines", stream="notes")
@@ -221,10 +221,10 @@ def test_captured_output_becomes_the_run_log(project: Path, capsys: pytest.Captu
 
 
 def test_tags_can_be_set_after_a_run_ended(project: Path) -> None:
-    with tracking.start_run(name="tagged") as run:
+    with active_run.start_run(name="tagged") as run:
         pass
     assert mlyard("runs", "tag", run.run_id, "team=growth", "mlyard.note=ship it").exit_code == 0
-    tags = runs.show_run(open_workspace(), run.run_id).run.tags
+    tags = run_queries.show_run(open_workspace(), run.run_id).run.tags
     assert tags["team"] == "growth" and tags["mlyard.note"] == "ship it"
     bad = mlyard("runs", "tag", run.run_id, "oops")
     assert bad.exit_code == 2 and "expected KEY=VALUE" in bad.stderr

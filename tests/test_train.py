@@ -11,10 +11,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from mlyard.core.data import versions as data
+from mlyard.core.data import versions
 from mlyard.core.models.features import encode
 from mlyard.core.models.loading import load_model
-from mlyard.core.tracking import run_queries as runs
+from mlyard.core.tracking import run_queries
 from mlyard.core.workspace import open_workspace
 from tests.conftest import mlyard, sample_project, train_json
 
@@ -31,14 +31,14 @@ def test_each_sample_trains_and_the_model_loads_in_plain_lightgbm(
     trained = train_json()
     assert set(trained["metrics"]) == metrics
     ws = open_workspace()
-    detail = runs.show_run(ws, trained["run_id"])
+    detail = run_queries.show_run(ws, trained["run_id"])
     assert detail.run.status == "finished"
     assert {f"holdout.{m}" for m in metrics} <= set(detail.run.metrics)
     iterations = detail.metric_points["valid." + ("auc" if name == "churn" else "rmse")]
     assert iterations > trained["best_iteration"] > 0
     assert detail.metric_points[f"train.{'auc' if name == 'churn' else 'rmse'}"] == iterations
     model = load_model(ws, str(trained["model_version"]))
-    frame = data.load_versions(ws)
+    frame = versions.load_versions(ws)
     plain = lgb.Booster(model_file=str(ws.objects.path_for(model.version.model_hash)))
     ours = model.predict(frame)
     assert np.array_equal(plain.predict(encode(frame, model.spec)), ours)
@@ -70,7 +70,7 @@ def test_the_run_records_what_reproduces_it(churn: Path) -> None:
     subprocess.run(["git", "add", "train.py"], cwd=churn, check=True)
     trained = train_json("--param", "num_leaves=15", "--seed", "7")
     ws = open_workspace()
-    artifacts = {a.name: a.blake3 for a in runs.show_run(ws, trained["run_id"]).artifacts}
+    artifacts = {a.name: a.blake3 for a in run_queries.show_run(ws, trained["run_id"]).artifacts}
     assert set(artifacts) == {"model.txt", "model_card.json", "reproduce.json",
                               "feature_importance.json", "reference.json"}
     record = json.loads(ws.objects.read_bytes(artifacts["reproduce.json"]))
@@ -82,7 +82,7 @@ def test_the_run_records_what_reproduces_it(churn: Path) -> None:
     assert record["environment"]["python"] and record["environment"]["platform"]
     assert record["git"]["dirty"] is True and len(record["git"]["commit"]) == 40
     assert record["split"]["method"] == "time"
-    frame = data.load_versions(ws)
+    frame = versions.load_versions(ws)
     holdout_from = record["split"]["holdout_from"]
     assert (frame.get_column("snapshot_date").cast(pl.String) >= holdout_from).sum() == \
         record["split"]["rows"]["holdout"]
@@ -109,8 +109,8 @@ def test_reproduce_gives_identical_model_bytes(churn: Path) -> None:
     verdict = json.loads(result.stdout)
     assert verdict["identical"] and verdict["model_identical"]
     ws = open_workspace()
-    first = {a.name: a.blake3 for a in runs.show_run(ws, trained["run_id"]).artifacts}
-    again = {a.name: a.blake3 for a in runs.show_run(ws, verdict["new_run"]).artifacts}
+    first = {a.name: a.blake3 for a in run_queries.show_run(ws, trained["run_id"]).artifacts}
+    again = {a.name: a.blake3 for a in run_queries.show_run(ws, verdict["new_run"]).artifacts}
     assert first["model.txt"] == again["model.txt"]
     assert len(json.loads(mlyard("models", "list", "--json").stdout)) == 1
 

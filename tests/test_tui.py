@@ -251,10 +251,10 @@ def test_every_binding_has_words_and_a_palette_command(project: Path) -> None:
 
 @pytest.mark.asyncio
 async def test_a_running_run_updates_in_place(project: Path) -> None:
-    from mlyard.core.tracking import active_run as tracking
+    from mlyard.core.tracking import active_run
 
     ws = open_workspace(project)
-    run = tracking.start_run(name="live", workspace=ws, flush_interval=60)
+    run = active_run.start_run(name="live", workspace=ws, flush_interval=60)
     try:
         run.log_metric("holdout.accuracy", 0.5)
         run.flush()
@@ -281,7 +281,7 @@ async def test_a_running_run_updates_in_place(project: Path) -> None:
 
 @pytest.mark.asyncio
 async def test_note_and_tag_are_saved_on_the_run(project: Path) -> None:
-    from mlyard.core.tracking import run_queries as runs
+    from mlyard.core.tracking import run_queries
 
     app = make_app(project)
     async with app.run_test(size=(100, 30), notifications=True) as pilot:
@@ -299,7 +299,7 @@ async def test_note_and_tag_are_saved_on_the_run(project: Path) -> None:
         await pilot.press("t", *"no-equals", "enter")
         await settle(pilot)
         assert any("expected KEY=VALUE" in n.message for n in app._notifications)
-    tags = runs.show_run(open_workspace(project), run_id).run.tags
+    tags = run_queries.show_run(open_workspace(project), run_id).run.tags
     assert tags["mlyard.note"] == "looks overfit" and tags["team"] == "growth"
 
 
@@ -307,7 +307,7 @@ async def test_note_and_tag_are_saved_on_the_run(project: Path) -> None:
 async def test_serving_screen_starts_watches_and_stops_a_server(project: Path) -> None:
     import httpx
 
-    from mlyard.core.data import versions as data
+    from mlyard.core.data import versions
     from mlyard.core.models.features import encode
     from mlyard.core.models.loading import load_model
 
@@ -324,7 +324,7 @@ async def test_serving_screen_starts_watches_and_stops_a_server(project: Path) -
         assert server is not None and server.alive, [n.message for n in app._notifications]
         ws = open_workspace(project)
         spec = load_model(ws, "champion").spec
-        records = data.load_versions(ws).head(3).select(spec.names).to_dicts()
+        records = versions.load_versions(ws).head(3).select(spec.names).to_dicts()
         answer = httpx.post(f"{server.url}/invocations", json={"instances": records})
         assert answer.status_code == 200
         deadline = time.monotonic() + 60  # the server's log flushes about once a second
@@ -362,12 +362,12 @@ async def test_serving_screen_starts_watches_and_stops_a_server(project: Path) -
 async def test_serving_and_models_show_the_shadow_against_the_champion(project: Path) -> None:
     import httpx
 
-    from mlyard.core.data import versions as data
+    from mlyard.core.data import versions
     from tests.conftest import wait_for
     from tests.test_serve import Server
 
     ws = open_workspace(project)
-    frame = data.load_versions(ws).head(40).drop("snapshot_date", "churned")
+    frame = versions.load_versions(ws).head(40).drop("snapshot_date", "churned")
     with Server(project, "champion", shadow_ref="challenger") as server:
         for start in range(0, 40, 10):
             answer = httpx.post(f"{server.url}/invocations",

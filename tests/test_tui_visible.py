@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mlyard.core.data import versions
-from mlyard.core.tracking import run_queries as runs
+from mlyard.core.tracking import run_queries
 from mlyard.core.workspace import open_workspace
 from tests.test_tui import SCREENS, keys_then_settle, make_app, project, template  # noqa: F401
 
@@ -62,7 +62,7 @@ async def test_every_screen_shows_the_help_and_quit_keys(project: Path,  # noqa:
 async def test_runs_show_whole_ids_names_and_the_headline_metric(project: Path,  # noqa: F811
                                                                 size: tuple[int, int]) -> None:
     text = "\n".join(await render(project, "runs", size))
-    for run in runs.list_runs(open_workspace(project), []):
+    for run in run_queries.list_runs(open_workspace(project), []):
         assert run.run_id[:8] in text and str(run.name) in text
         assert f"{run.metrics['holdout.auc']:.4g}" in text
 
@@ -72,7 +72,7 @@ async def test_runs_show_whole_ids_names_and_the_headline_metric(project: Path, 
 async def test_compare_shows_both_runs_in_params_and_metrics(project: Path,  # noqa: F811
                                                              size: tuple[int, int]) -> None:
     lines = await render(project, "compare", size)
-    ids = [r.run_id[:8] for r in runs.list_runs(open_workspace(project), [])]
+    ids = [r.run_id[:8] for r in run_queries.list_runs(open_workspace(project), [])]
     for header in ("param ", "metric "):
         [row] = [line for line in lines if header in line and ids[0] in line]
         assert sum(row.count(i) for i in set(ids)) >= 2, row
@@ -85,7 +85,7 @@ async def test_compare_shows_both_runs_in_params_and_metrics(project: Path,  # n
 async def test_dashboard_shows_whole_ids_and_the_whole_quarantine_reason(
         project: Path, size: tuple[int, int]) -> None:  # noqa: F811
     text = "\n".join(await render(project, "dashboard", size))
-    for run in runs.list_runs(open_workspace(project), []):
+    for run in run_queries.list_runs(open_workspace(project), []):
         assert run.run_id[:8] + "…" not in text and run.run_id[:8] in text
     assert "broken.csv: missing columns" in text
     assert "arrive with their own screens" not in text  # they exist

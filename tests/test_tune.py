@@ -16,8 +16,8 @@ import pytest
 from mlyard.core.config import ParamRange
 from mlyard.core.errors import ConfigError
 from mlyard.core.models import registry
-from mlyard.core.tracking import run_queries as runs
-from mlyard.core.training import tune as tune_api
+from mlyard.core.tracking import run_queries
+from mlyard.core.training import tune
 from mlyard.core.workspace import open_workspace
 from tests.conftest import mlyard, mlyard_process
 
@@ -36,7 +36,7 @@ def project(churn: Path) -> Path:
 
 
 def study_trials(project: Path, name: str) -> list[optuna.trial.FrozenTrial]:
-    storage = tune_api.storage_for(open_workspace(project))
+    storage = tune.storage_for(open_workspace(project))
     return optuna.load_study(study_name=name, storage=storage).trials
 
 
@@ -47,19 +47,19 @@ def test_trials_are_child_runs_and_the_best_becomes_the_challenger(project: Path
     assert outcome["study"] == "churn-tune-1" and outcome["trials"] == 3
     assert outcome["metric"] == "auc" and 0.5 < outcome["best_holdout"] < 1
     ws = open_workspace()
-    children = runs.list_runs(ws, [f"tags.mlyard.parent = {outcome['parent_run']}"])
+    children = run_queries.list_runs(ws, [f"tags.mlyard.parent = {outcome['parent_run']}"])
     assert len(children) == 3 and all(r.status == "finished" for r in children)
     assert {r.params["boosting"] for r in children} <= {"gbdt", "goss"}
     challenger = registry.resolve(ws, "challenger")
     assert challenger.run_id == outcome["best_run"]
     assert len(registry.list_versions(ws)) == 1  # trials are not registered, the best is
-    parent = runs.show_run(ws, outcome["parent_run"])
+    parent = run_queries.show_run(ws, outcome["parent_run"])
     assert parent.metric_points["trial.value"] == 3 and parent.metric_points["trial.best"] == 3
     assert "param_importance.json" in {a.name for a in parent.artifacts}
-    page = [r.run_id for r in runs.runs_page(ws).runs]  # as the TUI's table lists them
+    page = [r.run_id for r in run_queries.runs_page(ws).runs]  # as the TUI's table lists them
     at = page.index(outcome["parent_run"])
     assert set(page[at + 1:at + 4]) == {r.run_id for r in children}
-    best_so_far = [v for _, v, _ in runs.metric_history(ws, outcome["parent_run"],
+    best_so_far = [v for _, v, _ in run_queries.metric_history(ws, outcome["parent_run"],
                                                         "trial.best")]
     assert best_so_far == sorted(best_so_far) and best_so_far[-1] == outcome["best_value"]
 
@@ -131,13 +131,13 @@ def test_a_pruned_trial_stops_early_and_says_so(project: Path) -> None:
     ws = open_workspace()
     study = optuna.create_study(direction="maximize", pruner=_PruneFromStep())
     space = {"num_leaves": ParamRange(low=4, high=8)}
-    study.optimize(lambda trial: tune_api._run_trial(ws, trial, space, "parent", "s", True),
+    study.optimize(lambda trial: tune._run_trial(ws, trial, space, "parent", "s", True),
                    n_trials=1)
     [trial] = study.trials
     assert trial.state == optuna.trial.TrialState.PRUNED
-    [run] = runs.list_runs(ws, ["tags.mlyard.study = s"])
+    [run] = run_queries.list_runs(ws, ["tags.mlyard.study = s"])
     assert run.status == "pruned" and "pruned at iteration 10" in (run.error or "")
-    assert runs.show_run(ws, run.run_id).metric_points["valid.auc"] == 10
+    assert run_queries.show_run(ws, run.run_id).metric_points["valid.auc"] == 10
 
 
 def test_a_bad_search_space_names_the_key(project: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from mlyard.core.automation import jobs
 from mlyard.core.automation.watcher import Debouncer, FolderWatcher, is_candidate
-from mlyard.core.data import versions as data
+from mlyard.core.data import versions
 from mlyard.core.workspace import Workspace, open_workspace
 from tests.conftest import SAMPLE_CHURN, wait_for
 
@@ -48,8 +48,8 @@ def watcher(request: pytest.FixtureRequest, ws: Workspace,
     started.stop()
 
 
-def versions(ws: Workspace) -> list[data.VersionRecord]:
-    return data.list_versions(ws)
+def stored_versions(ws: Workspace) -> list[versions.VersionRecord]:
+    return versions.list_versions(ws)
 
 
 def quarantined(ws: Workspace) -> list[Path]:
@@ -78,9 +78,9 @@ def test_a_file_written_slowly_is_ingested_once_and_whole(patient_watcher: Folde
             handle.writelines(lines[start:start + 100])
             handle.flush()
             time.sleep(SLOW_WRITER_GAP)  # the slow writer's pace, not a synchronisation
-    wait_for(lambda: len(versions(ws)) == 1)
+    wait_for(lambda: len(stored_versions(ws)) == 1)
     time.sleep(SETTLE * 2)  # a quiet window: no second version from the later write events
-    [version] = versions(ws)
+    [version] = stored_versions(ws)
     assert version.rows == 600
     assert target.read_text() == text  # the user's file is untouched
 
@@ -94,21 +94,21 @@ def test_temporary_and_hidden_names_are_ignored_until_renamed(watcher: FolderWat
     (incoming / "~lock.csv").write_text(third)
     (incoming / "upload.tmp").write_text(third)
     time.sleep(SETTLE * 3)  # a quiet window: nothing is ingested from these names
-    assert versions(ws) == []
+    assert stored_versions(ws) == []
     (incoming / "batch.csv.part").rename(incoming / "batch.csv")
-    wait_for(lambda: len(versions(ws)) == 1)
-    assert Path(versions(ws)[0].source_path).name == "batch.csv"
+    wait_for(lambda: len(stored_versions(ws)) == 1)
+    assert Path(stored_versions(ws)[0].source_path).name == "batch.csv"
 
 
 def test_the_same_bytes_twice_make_one_version(watcher: FolderWatcher, ws: Workspace,
                                                incoming: Path) -> None:
     text = chunks(100, 1)[0]
     (incoming / "a.csv").write_text(text)
-    wait_for(lambda: len(versions(ws)) == 1)
+    wait_for(lambda: len(stored_versions(ws)) == 1)
     (incoming / "copy-of-a.csv").write_text(text)
     wait_for(lambda: any(j.step == "ingest" and j.detail and "copy-of-a" in j.detail
                          for j in jobs.list_jobs(ws)))
-    assert len(versions(ws)) == 1
+    assert len(stored_versions(ws)) == 1
 
 
 def test_a_bad_file_is_quarantined_while_good_ones_go_on(watcher: FolderWatcher,
@@ -121,7 +121,7 @@ def test_a_bad_file_is_quarantined_while_good_ones_go_on(watcher: FolderWatcher,
     (incoming / "good-1.csv").write_text(good_1)
     (incoming / "bad.csv").write_text(bad)
     (incoming / "good-2.csv").write_text(good_2)
-    wait_for(lambda: len(versions(ws)) == 2)
+    wait_for(lambda: len(stored_versions(ws)) == 2)
     wait_for(lambda: any(p.name.endswith("bad.csv") for p in ws.quarantine_dir.glob("*")))
     assert (incoming / "bad.csv").read_text() == bad  # the source stays where it was
     finished = lambda: [j for j in jobs.list_jobs(ws) if j.step == "ingest"  # noqa: E731
@@ -151,8 +151,8 @@ def test_a_burst_of_files_makes_one_retrain(ws: Workspace, incoming: Path) -> No
         for path in sorted(staging.iterdir()):
             path.rename(incoming / path.name)
         # A small slice may fail the contract's null-rate limits; it counts as handled.
-        wait_for(lambda: len(versions(ws)) + len(quarantined(ws)) == 40, timeout=60)
-        assert len(versions(ws)) >= 35
+        wait_for(lambda: len(stored_versions(ws)) + len(quarantined(ws)) == 40, timeout=60)
+        assert len(stored_versions(ws)) >= 35
         wait_for(lambda: len(retrains) >= 1)
         time.sleep(2.0)  # a quiet window well past the debounce: no second retrain follows
         assert len(retrains) == 1
@@ -166,7 +166,7 @@ def test_files_already_there_are_picked_up_at_start(ws: Workspace, incoming: Pat
     started = FolderWatcher(ws, [incoming], settle_seconds=0.2)
     started.start()
     try:
-        wait_for(lambda: len(versions(ws)) == 1)
+        wait_for(lambda: len(stored_versions(ws)) == 1)
     finally:
         started.stop()
 

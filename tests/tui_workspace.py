@@ -19,8 +19,8 @@ from mlyard.core.automation import promotion, schedules
 from mlyard.core.automation.pipeline import run_pipeline
 from mlyard.core.data.ingest import ingest_file
 from mlyard.core.models import registry
-from mlyard.core.monitoring import drift_reports as monitor
-from mlyard.core.tracking import active_run as tracking
+from mlyard.core.monitoring import drift_reports
+from mlyard.core.tracking import active_run
 from mlyard.core.training.trainer import plan, train
 from mlyard.core.workspace import open_workspace
 from tests.conftest import SAMPLE_CHURN
@@ -39,7 +39,8 @@ def build(folder: Path) -> Path:
     counter = itertools.count(1)
     with pytest.MonkeyPatch.context() as patch:
         # Only run ids are fixed: spool segments (named in a background thread) keep theirs.
-        patch.setattr(tracking, "uuid", SimpleNamespace(uuid4=lambda: uuid.UUID(int=next(counter))))
+        fixed = SimpleNamespace(uuid4=lambda: uuid.UUID(int=next(counter)))
+        patch.setattr(active_run, "uuid", fixed)
         ws = open_workspace(project)
         for path in sorted((project / "data").glob("churn_*.csv")):
             ingest_file(ws, path)
@@ -57,7 +58,7 @@ def build(folder: Path) -> Path:
     schedules.set_paused(ws, "nightly", True)  # a next fire time would depend on today
     run_pipeline(ws, "ingest", "manual")
     for ref in ("churn:v1", "churn:v2"):
-        monitor.drift(ws, current=ref)
+        drift_reports.drift(ws, current=ref)
     _freeze(ws)
     return project
 

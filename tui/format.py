@@ -13,8 +13,8 @@ from mlyard.core import humanize
 from mlyard.core.humanize import duration, number
 from mlyard.core.monitoring.shadow_report import ShadowComparison
 
-__all__ = ["downsample", "duration", "number", "plain", "shadow_summary", "sparkline",
-           "status", "when"]
+__all__ = ["coloured_status", "downsample", "duration", "number", "plain", "shadow_summary",
+           "sparkline", "when"]
 
 BARS = "▁▂▃▄▅▆▇█"
 STATUS_STYLE = {"running": "bold cyan", "finished": "green", "failed": "red",
@@ -33,7 +33,7 @@ def plain(value: object) -> Text:
     return Text(humanize.visible(str(value)))
 
 
-def status(value: str) -> Text:
+def coloured_status(value: str) -> Text:
     return Text(value, style=STATUS_STYLE.get(value, ""))
 
 

@@ -20,7 +20,7 @@ from mlyard.core.data import ingest
 from mlyard.core.data.scaffold import data_files
 from mlyard.core.errors import IngestRefused, MlyardError
 from mlyard.core.models import registry
-from mlyard.core.monitoring import drift_reports as monitor
+from mlyard.core.monitoring import drift_reports
 from mlyard.core.training import trainer
 from mlyard.core.training.cluster import train_on_cluster
 from mlyard.core.workspace import Workspace
@@ -82,7 +82,7 @@ def ingest_files(ws: Workspace, files: list[Path]) -> IngestSummary:
         else:
             summary.unchanged += 1
             summary.outcomes.append(FileLine(str(path), f"unchanged ({result.version.ref})"))
-    reports = monitor.after_ingest(ws, summary.new_versions)
+    reports = drift_reports.after_ingest(ws, summary.new_versions)
     for report in reports:
         line = (f"{report.current_label}: {report.severity} drift against "
                 f"{report.model}/{report.version} (report {report.report_id})")
@@ -92,10 +92,10 @@ def ingest_files(ws: Workspace, files: list[Path]) -> IngestSummary:
     return summary
 
 
-def retrain_after_drift(ws: Workspace, reports: list[monitor.DriftReport]) -> bool:
+def retrain_after_drift(ws: Workspace, reports: list[drift_reports.DriftReport]) -> bool:
     """Run the train pipeline when a report newly wants a retrain ([monitor] on_drift =
     "retrain", once per reference model and data); return whether it ran."""
-    wanted = [r for r in reports if monitor.claim_retrain(ws, r)]
+    wanted = [r for r in reports if drift_reports.claim_retrain(ws, r)]
     if not wanted:
         return False
     log.warning("severe drift in %s: retraining", wanted[0].current_label)

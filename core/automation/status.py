@@ -11,7 +11,7 @@ from pathlib import Path
 from mlyard.core.automation import jobs, schedules
 from mlyard.core.automation.daemon import DaemonStatus, daemon_status
 from mlyard.core.automation.pipeline import watched_folders
-from mlyard.core.data import versions as data
+from mlyard.core.data import versions
 from mlyard.core.data.scaffold import data_files
 from mlyard.core.processes import mlyard_command
 from mlyard.core.workspace import Workspace
@@ -37,7 +37,7 @@ class AutomationOverview:
 def overview(ws: Workspace, files_limit: int = 20, jobs_limit: int = 100) -> AutomationOverview:
     """Everything the Automation screen shows, in one call."""
     folders = watched_folders(ws)
-    ingested = {Path(v.source_path): v.ref for v in data.list_versions(ws)}
+    ingested = {Path(v.source_path): v.ref for v in versions.list_versions(ws)}
     found = sorted((f for folder in folders if folder.is_dir() for f in data_files(folder)),
                    key=lambda f: f.stat().st_mtime, reverse=True)[:files_limit]
     files = [WatchedFile(f, f.stat().st_mtime, ingested.get(f.resolve())) for f in found]

@@ -12,9 +12,7 @@ from typing import Any
 
 import click
 
-from mlyard.core.automation import daemon as daemon_api
-from mlyard.core.automation import jobs as jobs_api
-from mlyard.core.automation import schedules
+from mlyard.core.automation import daemon, jobs, schedules
 from mlyard.core.automation.jobs import STATUSES, Interrupted
 from mlyard.core.automation.pipeline import STEPS, PipelineResult, run_pipeline
 from mlyard.core.cli import output
@@ -54,22 +52,22 @@ def _interruptible() -> Iterator[None]:
 @click.pass_obj
 def watch(obj: Context, polling: bool, verbose: bool) -> None:
     """Watch the `[data] watch` folders in the foreground (no schedules); Ctrl-C stops."""
-    daemon_api.setup_logging(obj.ws, verbose)
-    daemon_api.Daemon(obj.ws, watch=True, schedule=False, polling=polling).run()
+    daemon.setup_logging(obj.ws, verbose)
+    daemon.Daemon(obj.ws, watch=True, schedule=False, polling=polling).run()
 
 
-@click.command()
+@click.command("daemon")
 @POLLING_OPTION
 @click.option("--verbose", "-v", is_flag=True, help="Log debug detail too.")
 @click.pass_obj
-def daemon(obj: Context, polling: bool, verbose: bool) -> None:
+def daemon_cmd(obj: Context, polling: bool, verbose: bool) -> None:
     """Run watchers and schedules until SIGTERM or Ctrl-C (for systemd, tmux or nohup).
 
     Logs go to stderr and to .mlyard/logs/daemon.log (rotated).
     """
-    path = daemon_api.setup_logging(obj.ws, verbose)
+    path = daemon.setup_logging(obj.ws, verbose)
     output.stderr.print(f"mlyard daemon for {obj.ws.project}; log: {path}", markup=False)
-    daemon_api.Daemon(obj.ws, polling=polling).run()
+    daemon.Daemon(obj.ws, polling=polling).run()
 
 
 @click.command()
@@ -77,9 +75,9 @@ def daemon(obj: Context, polling: bool, verbose: bool) -> None:
 @click.pass_obj
 def status(obj: Context, as_json: bool) -> None:
     """Is the daemon running; what fires next; how the last jobs ended."""
-    state = daemon_api.daemon_status(obj.ws)
+    state = daemon.daemon_status(obj.ws)
     listed = schedules.list_schedules(obj.ws)
-    recent = jobs_api.list_jobs(obj.ws, limit=5)
+    recent = jobs.list_jobs(obj.ws, limit=5)
     if as_json:
         output.print_json({"daemon": {"running": state.running, "record": state.record,
                                       "detail": state.detail},
@@ -235,7 +233,7 @@ def jobs_group() -> None:
 @click.pass_obj
 def jobs_list(obj: Context, limit: int, status: str | None, as_json: bool) -> None:
     """Newest first."""
-    listed = jobs_api.list_jobs(obj.ws, limit, status)
+    listed = jobs.list_jobs(obj.ws, limit, status)
     if as_json:
         output.print_json(listed)
         return
@@ -249,8 +247,8 @@ def jobs_list(obj: Context, limit: int, status: str | None, as_json: bool) -> No
 @click.pass_obj
 def jobs_show(obj: Context, job_id: int, lines: int, as_json: bool) -> None:
     """One job: its outcome, detail and log."""
-    record = jobs_api.get_job(obj.ws, job_id)
-    log_lines = jobs_api.job_log(record, lines)
+    record = jobs.get_job(obj.ws, job_id)
+    log_lines = jobs.job_log(record, lines)
     if as_json:
         output.print_json({**output.jsonable(record), "log": log_lines})
         return
@@ -299,4 +297,4 @@ def _print_jobs(listed: list[JobRecord]) -> None:
           (j.run_id or "")[:8], j.outcome) for j in listed], drop_first=["trigger", "took"])
 
 
-COMMANDS = (watch, daemon, status, schedule_group, pipeline_group, jobs_group)
+COMMANDS = (watch, daemon_cmd, status, schedule_group, pipeline_group, jobs_group)

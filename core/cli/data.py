@@ -7,11 +7,10 @@ from typing import Any
 
 import click
 
-from mlyard.core import doctor as doctor_api
+from mlyard.core import doctor
 from mlyard.core.cli import output
 from mlyard.core.cli.context import JSON_OPTION, Context
-from mlyard.core.data import quarantine
-from mlyard.core.data import versions as data_api
+from mlyard.core.data import quarantine, versions
 from mlyard.core.data.ingest import ingest_files
 from mlyard.core.data.recheck import recheck_versions
 from mlyard.core.data.scaffold import data_files, init_project
@@ -95,17 +94,17 @@ def data() -> None:
 def data_list(obj: Context, as_json: bool) -> None:
     """Every dataset version, oldest first; a replaced one says which version replaced it
     (the same source bytes checked again: training reads only the newer)."""
-    versions = data_api.list_versions(obj.ws)
-    replaced = data_api.superseded(versions)
+    listed = versions.list_versions(obj.ws)
+    replaced = versions.superseded(listed)
     if as_json:
         output.print_json([{**_version_summary(v), "superseded_by": replaced.get(v.ref)}
-                           for v in versions])
+                           for v in listed])
         return
     output.print_table(
         ["version", "rows", "columns", "source", "ingested", "warnings", "replaced by"],
         [(v.ref, f"{v.rows:,}", len(v.schema), Path(v.source_path).name,
           output.when(v.created_at), len(v.warnings), replaced.get(v.ref, ""))
-         for v in versions], drop_first=["columns", "ingested"],
+         for v in listed], drop_first=["columns", "ingested"],
     )
 
 
@@ -115,7 +114,7 @@ def data_list(obj: Context, as_json: bool) -> None:
 @click.pass_obj
 def data_show(obj: Context, version: str, as_json: bool) -> None:
     """One version: source, hashes, warnings and the profile of every column."""
-    record = data_api.get_version(obj.ws, version)
+    record = versions.get_version(obj.ws, version)
     profile = record.profile
     if as_json:
         output.print_json({**_version_summary(record), "profile": profile})
@@ -141,7 +140,7 @@ def data_show(obj: Context, version: str, as_json: bool) -> None:
 @click.pass_obj
 def data_diff(obj: Context, old: str, new: str, as_json: bool) -> None:
     """Schema and profile differences between two versions."""
-    diff = data_api.diff_versions(obj.ws, old, new)
+    diff = versions.diff_versions(obj.ws, old, new)
     changes = diff.changes
     if as_json:
         output.print_json({"old": diff.old.ref, "new": diff.new.ref, **changes})
@@ -233,15 +232,15 @@ def _version_summary(version: VersionRecord) -> dict[str, Any]:
             "created_at": version.created_at}
 
 
-@click.command()
+@click.command("doctor")
 @click.option("--repair", is_flag=True,
               help="Remove files killed processes left behind; move unreadable spool "
                    "segments aside.")
 @JSON_OPTION
 @click.pass_obj
-def doctor(obj: Context, repair: bool, as_json: bool) -> None:
+def doctor_cmd(obj: Context, repair: bool, as_json: bool) -> None:
     """Check the workspace (catalog, objects, spool, leftovers); exit 1 on a problem."""
-    report = doctor_api.check(obj.unopened_ws(), repair=repair)
+    report = doctor.check(obj.unopened_ws(), repair=repair)
     if as_json:
         output.print_json({"healthy": report.healthy, "findings": report.findings,
                            "repaired": report.repaired})

@@ -13,8 +13,7 @@ from mlyard.core.cli import output
 from mlyard.core.cli.context import JSON_OPTION, Context
 from mlyard.core.errors import UsageError
 from mlyard.core.humanize import counted
-from mlyard.core.monitoring import drift_reports as monitor
-from mlyard.core.monitoring import performance, shadow_report
+from mlyard.core.monitoring import drift_reports, performance, shadow_report
 from mlyard.core.monitoring.report_html import render
 from mlyard.core.tracking.evaluation import Interval
 
@@ -46,7 +45,7 @@ def drift(ctx: click.Context, current: str | None, served: str | None, reference
         raise UsageError("give --current or --served, not both")
     obj: Context = ctx.obj
     report = drift_check(obj.ws, current=current, served=served, reference=reference).report
-    detail = monitor.to_json(report)
+    detail = drift_reports.to_json(report)
     if html_path is not None:
         html_path.write_text(render(detail), encoding="utf-8")
     if as_json:
@@ -65,7 +64,7 @@ def drift(ctx: click.Context, current: str | None, served: str | None, reference
 @click.pass_obj
 def drift_history(obj: Context, limit: int, as_json: bool) -> None:
     """Stored drift reports, newest first."""
-    reports = monitor.list_reports(obj.ws, limit)
+    reports = drift_reports.list_reports(obj.ws, limit)
     if as_json:
         output.print_json([{k: v for k, v in vars(r).items() if k != "detail"}
                            for r in reports])
@@ -84,7 +83,7 @@ def drift_history(obj: Context, limit: int, as_json: bool) -> None:
 @click.pass_obj
 def drift_show(obj: Context, report_id: int, html_path: Path | None, as_json: bool) -> None:
     """One stored report."""
-    detail = monitor.get_report(obj.ws, report_id)
+    detail = drift_reports.get_report(obj.ws, report_id)
     if html_path is not None:
         html_path.write_text(render(detail), encoding="utf-8")
     if as_json:
@@ -134,7 +133,7 @@ def alerts(ctx: click.Context, limit: int, as_json: bool) -> None:
     """Alerts, newest first, and whether each reached its receivers ([alerts])."""
     if ctx.invoked_subcommand is not None:
         return
-    listed = monitor.alerts(ctx.obj.ws, limit)
+    listed = drift_reports.alerts(ctx.obj.ws, limit)
     if as_json:
         output.print_json([alert.as_json() for alert in listed])
         return

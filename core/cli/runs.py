@@ -7,8 +7,7 @@ import click
 from mlyard.core.cli import output
 from mlyard.core.cli.context import JSON_OPTION, Context
 from mlyard.core.models import registry
-from mlyard.core.tracking import compare
-from mlyard.core.tracking import run_queries as runs
+from mlyard.core.tracking import compare, run_queries
 from mlyard.core.tracking.provenance import SYNCED_TAG
 from mlyard.core.training.device import DEVICE_TAG
 
@@ -38,21 +37,21 @@ def runs_list(obj: Context, filters: tuple[str, ...], sort: str | None, limit: i
         limit = None
     elif limit is None:
         limit = TABLE_ROWS  # a first page at once, as git log does, not 10,000 table rows
-        found = runs.list_runs(obj.ws, list(filters), sort, limit + 1)
+        found = run_queries.list_runs(obj.ws, list(filters), sort, limit + 1)
         _print_runs(found[:limit])
         if len(found) > limit:
             output.stdout.print("(more runs: -n N for N of them, -n 0 for all, or --json)",
                                 style="dim")
         return
-    found = runs.list_runs(obj.ws, list(filters), sort, limit)
+    found = run_queries.list_runs(obj.ws, list(filters), sort, limit)
     if as_json:
         output.print_json(found)
         return
     _print_runs(found)
 
 
-def _print_runs(found: list[runs.RunRecord]) -> None:
-    metric_keys = runs.headline_metrics({k for r in found for k in r.metrics})
+def _print_runs(found: list[run_queries.RunRecord]) -> None:
+    metric_keys = run_queries.headline_metrics({k for r in found for k in r.metrics})
     output.print_table(
         ["run", "name", "status", "started", "duration", *metric_keys],
         [(r.run_id[:8], r.name, r.status, output.when(r.start_time, short=True),
@@ -69,7 +68,7 @@ def _print_runs(found: list[runs.RunRecord]) -> None:
 def runs_show(obj: Context, run: str, as_json: bool) -> None:
     """One run (an id prefix, a name, `latest`, or a model version like churn/1): status,
     params, metrics, artifacts."""
-    detail = runs.show_run(obj.ws, registry.run_id_for(obj.ws, run))
+    detail = run_queries.show_run(obj.ws, registry.run_id_for(obj.ws, run))
     record = detail.run
     if as_json:
         output.print_json({**output.jsonable(record), "metric_points": detail.metric_points,
@@ -109,7 +108,7 @@ def runs_show(obj: Context, run: str, as_json: bool) -> None:
 @click.pass_obj
 def runs_tag(obj: Context, run: str, tags: tuple[str, ...]) -> None:
     """Set tags on a run (a note is the tag mlyard.note)."""
-    runs.set_tags(obj.ws, run, runs.parse_tags(list(tags)))
+    run_queries.set_tags(obj.ws, run, run_queries.parse_tags(list(tags)))
 
 
 @runs_group.command("log")
@@ -119,7 +118,7 @@ def runs_tag(obj: Context, run: str, tags: tuple[str, ...]) -> None:
 @click.pass_obj
 def runs_log(obj: Context, run: str, lines: int, as_json: bool) -> None:
     """The last lines a run logged (its captured output and progress)."""
-    tail = runs.log_tail(obj.ws, run, lines)
+    tail = run_queries.log_tail(obj.ws, run, lines)
     if as_json:
         output.print_json([{"n": t.seq, "ts": t.ts, "stream": t.stream, "line": t.line}
                            for t in tail])

@@ -19,9 +19,7 @@ from mlyard.core.cli.context import CLUSTER_OPTION, JSON_OPTION, QUIET_OPTION, C
 from mlyard.core.config import Device
 from mlyard.core.errors import UsageError
 from mlyard.core.models import registry
-from mlyard.core.training import reproduce as reproduce_api
-from mlyard.core.training import trainer as train_api
-from mlyard.core.training import tune as tune_api
+from mlyard.core.training import reproduce, trainer, tune
 from mlyard.core.training.cluster import train_on_cluster
 
 
@@ -42,7 +40,7 @@ def train(obj: Context, datasets: tuple[str, ...], params: tuple[str, ...], seed
           name: str | None, device: Device | None, cluster: str | None, quiet: bool,
           as_json: bool) -> None:
     """Train LightGBM on dataset versions; log every iteration; store the model."""
-    training = train_api.plan(obj.ws, list(datasets), _parse_params(params), seed,
+    training = trainer.plan(obj.ws, list(datasets), _parse_params(params), seed,
                               device=device)
     for warning in training.warnings:
         output.stderr.print(f"warning: {warning}", markup=False)
@@ -54,7 +52,7 @@ def train(obj: Context, datasets: tuple[str, ...], params: tuple[str, ...], seed
                 result = train_on_cluster(obj.ws, training, client, name=name)
         else:
             with _progress(quiet or as_json) as report:
-                result = train_api.train(obj.ws, training, name=name, on_iteration=report)
+                result = trainer.train(obj.ws, training, name=name, on_iteration=report)
     if as_json:
         output.print_json({"run_id": result.run_id, "best_iteration": result.best_iteration,
                            "metrics": result.metrics, "model_version": result.model_version,
@@ -66,13 +64,13 @@ def train(obj: Context, datasets: tuple[str, ...], params: tuple[str, ...], seed
     output.print_table(["holdout metric", "value"], sorted(result.metrics.items()))
 
 
-@click.command()
+@click.command("tune")
 @click.option("--trials", "-n", type=int, help="Trials to run here (default: [tune] trials).")
 @click.option("--timeout", type=float, help="Stop starting trials after this many seconds.")
 @click.option("--resume", is_flag=True, help="Continue the project's latest study.")
 @JSON_OPTION
 @click.pass_obj
-def tune(obj: Context, trials: int | None, timeout: float | None, resume: bool,
+def tune_cmd(obj: Context, trials: int | None, timeout: float | None, resume: bool,
          as_json: bool) -> None:
     """Search LightGBM parameters with Optuna; the best model becomes the challenger.
 
@@ -82,11 +80,11 @@ def tune(obj: Context, trials: int | None, timeout: float | None, resume: bool,
     def progress(trial: FrozenTrial) -> None:
         if not as_json:
             value = "" if trial.value is None else \
-                f" valid.{tune_api.metric_name(obj.ws)} {trial.value:.5g}"
+                f" valid.{tune.metric_name(obj.ws)} {trial.value:.5g}"
             output.stderr.print(f"trial {trial.number}: {trial.state.name.lower()}{value}",
                                 markup=False)
 
-    result = tune_api.tune(obj.ws, trials, timeout, resume, on_trial=progress)
+    result = tune.tune(obj.ws, trials, timeout, resume, on_trial=progress)
     if as_json:
         output.print_json(result)
         return
@@ -100,19 +98,19 @@ def tune(obj: Context, trials: int | None, timeout: float | None, resume: bool,
     output.print_table(["param", "value"], sorted(result.best_params.items()))
 
 
-@click.command()
+@click.command("reproduce")
 @click.argument("run")
 @QUIET_OPTION
 @JSON_OPTION
 @click.pass_obj
-def reproduce(obj: Context, run: str, quiet: bool, as_json: bool) -> None:
+def reproduce_cmd(obj: Context, run: str, quiet: bool, as_json: bool) -> None:
     """Train again from RUN's record; exit 1 unless model and metrics are identical.
 
     RUN is a run (`latest`, an id prefix, a name) or a model version (`churn/3`). A run
     trained on a GPU is not expected to be byte-identical: it counts as reproduced when
     every holdout metric is within 0.1% of the original's."""
     with _progress(quiet or as_json) as report:
-        result = reproduce_api.reproduce(obj.ws, registry.run_id_for(obj.ws, run),
+        result = reproduce.reproduce(obj.ws, registry.run_id_for(obj.ws, run),
                                          on_iteration=report)
     if as_json:
         output.print_json({"original_run": result.original_run, "new_run": result.new_run,
@@ -151,7 +149,7 @@ def _parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
 
 
 @contextmanager
-def _progress(quiet: bool) -> Iterator[train_api.ProgressCallback | None]:
+def _progress(quiet: bool) -> Iterator[trainer.ProgressCallback | None]:
     """A progress bar on stderr while training, only when it is a terminal."""
     if quiet or not sys.stderr.isatty():
         yield None

@@ -14,11 +14,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from mlyard.core.data import versions as data
+from mlyard.core.data import versions
 from mlyard.core.models.features import FeatureSpec
 from mlyard.core.models.loading import load_model
 from mlyard.core.models.sketch import column_kind, sketch_column, sketch_frame
-from mlyard.core.tracking import artifacts as names
+from mlyard.core.tracking import artifacts
 from mlyard.core.workspace import Workspace
 from mlyard.storage import models_store, runs_store
 from mlyard.storage.models_store import ModelVersion
@@ -56,14 +56,14 @@ def reference_sketch(frame: pl.DataFrame, spec: FeatureSpec, predicted: np.ndarr
 def load_reference(ws: Workspace, version: ModelVersion) -> dict[str, Any]:
     """The model's reference sketch (built from its input versions if it has none)."""
     with ws.catalog.session() as con:
-        artifacts = runs_store.artifact_hashes(con, version.run_id)
+        hashes = runs_store.artifact_hashes(con, version.run_id)
         inputs = models_store.run_inputs(con, version.run_id)
-    if names.REFERENCE in artifacts:
-        loaded: dict[str, Any] = json.loads(ws.objects.read_bytes(artifacts[names.REFERENCE]))
+    if artifacts.REFERENCE in hashes:
+        loaded: dict[str, Any] = json.loads(ws.objects.read_bytes(hashes[artifacts.REFERENCE]))
         return loaded
     # A model trained before references existed: build one from its recorded inputs.
     model = load_model(ws, str(version.version))
-    frame = data.load_versions(ws, [used.ref for used in inputs])
+    frame = versions.load_versions(ws, [used.ref for used in inputs])
     task = model.card.task
     frame = frame.filter(pl.col(model.spec.target).is_not_null())
     return reference_sketch(frame, model.spec, model.predict(frame), task)

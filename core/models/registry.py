@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from mlyard.core.errors import MlyardError, NotFound, UsageError
 from mlyard.core.models.card import ModelCard, read_card
 from mlyard.core.models.gates import is_imported
-from mlyard.core.tracking import artifacts as names
+from mlyard.core.tracking import artifacts
 from mlyard.core.tracking.evaluation import DEFAULT_METRIC
 from mlyard.core.tracking.provenance import current_user
 from mlyard.core.workspace import Workspace
@@ -44,12 +44,14 @@ def register(ws: Workspace, run_ref: str) -> ModelVersion:
     """Make a finished training run a model version (once; again returns the same)."""
     with ws.catalog.session() as con:
         run_id = runs_store.resolve_run_id(con, run_ref, ws.project)
-        artifacts = runs_store.artifact_hashes(con, run_id)
-        if names.MODEL not in artifacts or names.MODEL_CARD not in artifacts:
-            raise UsageError(f"run {run_id[:8]} has no {names.MODEL} and {names.MODEL_CARD}; "
+        hashes = runs_store.artifact_hashes(con, run_id)
+        if artifacts.MODEL not in hashes or artifacts.MODEL_CARD not in hashes:
+            raise UsageError(f"run {run_id[:8]} has no {artifacts.MODEL} and "
+                             f"{artifacts.MODEL_CARD}; "
                              "only `mlyard train` runs can be registered")
-        version = models_store.add_version(con, model_name(ws), run_id, artifacts[names.MODEL],
-                                           artifacts[names.MODEL_CARD], current_user())
+        version = models_store.add_version(con, model_name(ws), run_id,
+                                           hashes[artifacts.MODEL],
+                                           hashes[artifacts.MODEL_CARD], current_user())
         meta_store.add_event(con, "model.registered", f"{version.model}/{version.version}",
                              current_user(), {"run_id": run_id})
     return version

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlyard.core.data import versions as data
+from mlyard.core.data import versions
 from mlyard.core.errors import MlyardError
 from mlyard.core.models.card import read_card
 from mlyard.core.models.features import FeatureSpec, encode
@@ -83,8 +83,8 @@ def trial_rows(ws: Workspace, spec: FeatureSpec) -> np.ndarray:
     edges = np.array([np.zeros(width), np.full(width, np.nan), np.full(width, 1e30),
                       np.full(width, -1e30)])
     try:
-        [newest] = data.select_versions(ws, window=1)
-        frame = data.read_versions(ws, [newest])
+        [newest] = versions.select_versions(ws, window=1)
+        frame = versions.read_versions(ws, [newest])
         if frame.height > TRIAL_ROWS:
             frame = frame.sample(n=TRIAL_ROWS, seed=0)
         real = encode(frame, spec)

@@ -21,7 +21,7 @@ import polars as pl
 
 from mlyard.core.alerts.delivery import delivery_states
 from mlyard.core.alerts.message import describe
-from mlyard.core.data import versions as data
+from mlyard.core.data import versions
 from mlyard.core.data.quality import check_quality
 from mlyard.core.durations import parse_every
 from mlyard.core.errors import MlyardError, UsageError
@@ -159,9 +159,9 @@ def drift(ws: Workspace, current: str | None = None, served: str | None = None,
         kind = "served"
         predicted = outputs
     else:
-        versions = data.select_versions(ws, [current] if current else None)
-        chosen = versions[-1]
-        frame, label, kind = data.read_versions(ws, [chosen]), chosen.ref, "dataset"
+        chosen_versions = versions.select_versions(ws, [current] if current else None)
+        chosen = chosen_versions[-1]
+        frame, label, kind = versions.read_versions(ws, [chosen]), chosen.ref, "dataset"
         predicted = prediction_series(model.predict(frame), task) if frame.height else None
     overrides = {name: (c.method, c.threshold) for name, c in ws.config.monitor.columns.items()}
     min_rows: dict[str, int] = {str(k): v for k, v in ws.config.monitor.min_rows.items()}
@@ -177,7 +177,7 @@ def drift(ws: Workspace, current: str | None = None, served: str | None = None,
                                      target_series(frame, spec, task), min_rows=min_rows)
         if spec.classes is not None:
             report.target.unseen = unseen_levels(frame[spec.target], spec.classes)
-    report.quality = check_quality(frame, data.current_contract(ws), spec.names,
+    report.quality = check_quality(frame, versions.current_contract(ws), spec.names,
                                    ws.config.data.id_column)
     if store:
         save(ws, report)

@@ -15,7 +15,7 @@ import msgspec
 
 from mlyard.core.errors import UsageError
 from mlyard.core.processes import pid_alive
-from mlyard.core.tracking import artifacts as names
+from mlyard.core.tracking import artifacts
 from mlyard.core.tracking.provenance import SYNCED_TAG
 from mlyard.core.workspace import Workspace
 from mlyard.storage import models_store, run_outcomes, runs_store
@@ -204,10 +204,10 @@ def show_run(ws: Workspace, ref: str) -> RunDetail:
         run_id = runs_store.resolve_run_id(con, ref, ws.project)
         run = runs_store.query_runs(con, None, [RunFilter("attr", "run_id", "=", run_id)],
                                     None, None)[0]
-        artifacts = runs_store.list_artifacts(con, run_id)
+        listed = runs_store.list_artifacts(con, run_id)
         counts = runs_store.metric_point_counts(con, run_id)
         inputs = [used.ref for used in models_store.run_inputs(con, run_id)]
-    return RunDetail(run, artifacts, counts, inputs)
+    return RunDetail(run, listed, counts, inputs)
 
 
 @dataclass(frozen=True)
@@ -241,13 +241,13 @@ def run_documents(ws: Workspace, detail: RunDetail) -> RunDocuments:
         return json.loads(ws.objects.read_bytes(stored[name])) if name in stored else None
 
     importance: dict[str, dict[str, float]] | None = None
-    if names.PARAM_IMPORTANCE in stored:
+    if artifacts.PARAM_IMPORTANCE in stored:
         importance = {"params": msgspec.json.decode(
-            ws.objects.read_bytes(stored[names.PARAM_IMPORTANCE]), type=dict[str, float])}
-    elif names.FEATURE_IMPORTANCE in stored:
+            ws.objects.read_bytes(stored[artifacts.PARAM_IMPORTANCE]), type=dict[str, float])}
+    elif artifacts.FEATURE_IMPORTANCE in stored:
         importance = msgspec.json.decode(ws.objects.read_bytes(
-            stored[names.FEATURE_IMPORTANCE]), type=dict[str, dict[str, float]])
-    return RunDocuments(read(names.REPRODUCE), importance)
+            stored[artifacts.FEATURE_IMPORTANCE]), type=dict[str, dict[str, float]])
+    return RunDocuments(read(artifacts.REPRODUCE), importance)
 
 
 def metric_history(ws: Workspace, ref: str, key: str) -> list[tuple[int, float | None, float]]:

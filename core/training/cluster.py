@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from mlyard.core.data import versions as data
+from mlyard.core.data import versions
 from mlyard.core.errors import UsageError
 from mlyard.core.models.features import FeatureSpec, build_spec, encode, encode_target
 from mlyard.core.tracking import active_run
 from mlyard.core.tracking.evaluation import higher_is_better
-from mlyard.core.training import trainer as train_api
+from mlyard.core.training import trainer
 from mlyard.core.training.device import wants_gpu
 from mlyard.core.training.split import holdout_mask
 from mlyard.core.workspace import Workspace
@@ -68,8 +68,8 @@ def _encoded_partition(frame: Any, spec_json: str, time_column: str | None,
     return out[~np.isnan(target)]
 
 
-def train_on_cluster(ws: Workspace, training: train_api.TrainPlan, client: Client,
-                     name: str | None = None) -> train_api.TrainResult:
+def train_on_cluster(ws: Workspace, training: trainer.TrainPlan, client: Client,
+                     name: str | None = None) -> trainer.TrainResult:
     """Train like `trainer.train`, with the data and the fit on the cluster."""
     if wants_gpu(training.params):
         raise UsageError("[train] device = \"gpu\" trains on this machine's GPU; on a Dask "
@@ -82,11 +82,11 @@ def train_on_cluster(ws: Workspace, training: train_api.TrainPlan, client: Clien
 
     cfg = training.config
     lgb.register_logger(logging.getLogger("mlyard.lightgbm"))  # not on stdout, which is --json's
-    sample = data.read_versions(ws, training.versions).head(REFERENCE_SAMPLE_ROWS) \
+    sample = versions.read_versions(ws, training.versions).head(REFERENCE_SAMPLE_ROWS) \
         if sum(v.rows for v in training.versions) <= 5 * REFERENCE_SAMPLE_ROWS else \
-        data.read_versions(ws, training.versions[-1:]).head(REFERENCE_SAMPLE_ROWS)
+        versions.read_versions(ws, training.versions[-1:]).head(REFERENCE_SAMPLE_ROWS)
     types = training.versions[-1].schema
-    spec = build_spec(cfg, types, data.current_contract(ws), sample)
+    spec = build_spec(cfg, types, versions.current_contract(ws), sample)
     paths = [str(ws.objects.path_for(v.snapshot_hash)) for v in training.versions]
     frame = dd.read_parquet(paths)
     time_column = cfg.data.time_column
@@ -114,7 +114,7 @@ def train_on_cluster(ws: Workspace, training: train_api.TrainPlan, client: Clien
              else "hash holdout, random validation",
              "engine": "dask", "workers": len(client.scheduler_info().get("workers", {}))}
 
-    def fit(run: active_run.Run) -> train_api.Fitted:
+    def fit(run: active_run.Run) -> trainer.Fitted:
         try:
             model.fit(*arrays[TRAIN], eval_X=(arrays[VALID][0],), eval_y=(arrays[VALID][1],),
                       eval_names=["valid"],
@@ -130,9 +130,9 @@ def train_on_cluster(ws: Workspace, training: train_api.TrainPlan, client: Clien
         holdout_x, holdout_y = arrays[HOLDOUT]
         features, truth = client.compute([holdout_x, holdout_y], sync=True)
         predicted = np.asarray(booster.predict(features))
-        return train_api.Fitted(booster, best, truth, predicted, sample, features)
+        return trainer.Fitted(booster, best, truth, predicted, sample, features)
 
-    return train_api.record_training(ws, training, spec, params, split, fit,
+    return trainer.record_training(ws, training, spec, params, split, fit,
                                      name=name or f"{cfg.project.name}-train-dask",
                                      tags={"mlyard.kind": "train", "mlyard.engine": "dask"})
 

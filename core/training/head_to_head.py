@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from mlyard.core.data import versions as data
+from mlyard.core.data import versions
 from mlyard.core.errors import UsageError
 from mlyard.core.models import registry
 from mlyard.core.models.classes import aligned, class_names, union
@@ -39,7 +39,7 @@ def evaluation_rows(ws: Workspace) -> EvaluationRows:
     cfg = plan.config
     if cfg.data.target is None:
         raise UsageError("[data] target is not set: there is nothing to score models on")
-    frame = data.read_versions(ws, plan.versions).filter(pl.col(cfg.data.target).is_not_null())
+    frame = versions.read_versions(ws, plan.versions).filter(pl.col(cfg.data.target).is_not_null())
     split = split_rows(frame, cfg.data.time_column, cfg.train.holdout_fraction,
                        cfg.train.valid_fraction, plan.seed, cfg.data.id_column)
     holdout = frame[split.holdout]

@@ -18,8 +18,8 @@ import msgspec
 
 from mlyard.core.config import Config
 from mlyard.core.errors import UsageError
-from mlyard.core.tracking import artifacts as names
-from mlyard.core.training import trainer as train
+from mlyard.core.tracking import artifacts
+from mlyard.core.training import trainer
 from mlyard.core.training.device import wants_gpu
 from mlyard.core.workspace import Workspace
 from mlyard.storage import runs_store
@@ -60,31 +60,31 @@ class Reproduction:
 
 
 def reproduce(ws: Workspace, run_ref: str,
-              on_iteration: train.ProgressCallback | None = None) -> Reproduction:
+              on_iteration: trainer.ProgressCallback | None = None) -> Reproduction:
     """Replay a training run's config, params, seed and dataset versions as a new run."""
     with ws.catalog.session() as con:
         run_id = runs_store.resolve_run_id(con, run_ref, ws.project)
-        artifacts = runs_store.artifact_hashes(con, run_id)
+        hashes = runs_store.artifact_hashes(con, run_id)
         original_metrics = runs_store.latest_metrics_for(con, [run_id])[run_id]
-    if names.REPRODUCE not in artifacts or names.MODEL not in artifacts:
+    if artifacts.REPRODUCE not in hashes or artifacts.MODEL not in hashes:
         raise UsageError(f"run {run_id[:8]} has no reproducibility record; only "
                          "`mlyard train` runs can be reproduced")
-    record = json.loads(ws.objects.read_bytes(artifacts[names.REPRODUCE]))
+    record = json.loads(ws.objects.read_bytes(hashes[artifacts.REPRODUCE]))
     config = msgspec.convert(record["config"], Config)
     config = msgspec.structs.replace(
         config, registry=msgspec.structs.replace(config.registry, auto_register=False))
     refs = [item["ref"] for item in record["datasets"]]
-    training = train.plan(ws, refs, record["overrides"], record["seed"], config)
+    training = trainer.plan(ws, refs, record["overrides"], record["seed"], config)
     for version, item in zip(training.versions, record["datasets"], strict=True):
         if version.snapshot_hash != item["snapshot_blake3"]:
             raise UsageError(f"dataset version {version.ref} is not the one run {run_id[:8]} "
                              "was trained on (its snapshot hash differs)")
-    result = train.train(ws, training, name=f"reproduce-{run_id[:8]}",
+    result = trainer.train(ws, training, name=f"reproduce-{run_id[:8]}",
                          on_iteration=on_iteration, tags={"mlyard.reproduces": run_id})
     differences: dict[str, MetricChange] = {}
     for key, value in result.metrics.items():
         before = original_metrics.get(f"holdout.{key}")
         if before != value:
             differences[f"holdout.{key}"] = MetricChange(before, value)
-    return Reproduction(run_id, result.run_id, artifacts[names.MODEL], result.model_hash,
+    return Reproduction(run_id, result.run_id, hashes[artifacts.MODEL], result.model_hash,
                         differences, GPU_TOLERANCE if wants_gpu(record["params"]) else None)

@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 
 from mlyard.core.config import Config, Device, ParamValue
-from mlyard.core.data import versions as data
+from mlyard.core.data import versions
 from mlyard.core.data.contract import contract_hash
 from mlyard.core.data.inference import time_like_columns
 from mlyard.core.errors import UsageError
@@ -29,8 +29,7 @@ from mlyard.core.models.card import ModelCard, card_bytes
 from mlyard.core.models.explain import mean_abs_contributions
 from mlyard.core.models.features import FeatureSpec, build_spec, encode, encode_target
 from mlyard.core.models.reference import reference_sketch
-from mlyard.core.tracking import active_run
-from mlyard.core.tracking import artifacts as names
+from mlyard.core.tracking import active_run, artifacts
 from mlyard.core.tracking.evaluation import DEFAULT_METRIC, LIGHTGBM_METRICS, evaluate
 from mlyard.core.tracking.provenance import environment, git_state
 from mlyard.core.training.device import DEVICE_TAG, describe, device_params
@@ -82,21 +81,21 @@ def plan(ws: Workspace, dataset_refs: list[str] | None = None,
         cfg = msgspec.structs.replace(cfg, train=msgspec.structs.replace(cfg.train,
                                                                         device=device))
     chosen_seed = cfg.train.seed if seed is None else seed
-    versions = data.select_versions(ws, dataset_refs, cfg.train.window)
-    return TrainPlan(cfg, versions, lightgbm_params(cfg, overrides or {}, chosen_seed),
-                     dict(overrides or {}), chosen_seed, _plan_warnings(ws, cfg, versions))
+    chosen = versions.select_versions(ws, dataset_refs, cfg.train.window)
+    return TrainPlan(cfg, chosen, lightgbm_params(cfg, overrides or {}, chosen_seed),
+                     dict(overrides or {}), chosen_seed, _plan_warnings(ws, cfg, chosen))
 
 
-def _plan_warnings(ws: Workspace, cfg: Config, versions: list[VersionRecord]) -> list[str]:
+def _plan_warnings(ws: Workspace, cfg: Config, chosen: list[VersionRecord]) -> list[str]:
     warnings = []
-    current = contract_hash(data.current_contract(ws), cfg.data)
-    stale = [v.ref for v in versions if v.contract_hash != current]
+    current = contract_hash(versions.current_contract(ws), cfg.data)
+    stale = [v.ref for v in chosen if v.contract_hash != current]
     if stale:
         warnings.append(f"{', '.join(stale)} {'was' if len(stale) == 1 else 'were'} checked "
                         "against an older contract than mlyard.toml's; run `mlyard data "
                         "recheck` to check them against it")
     roles = {cfg.data.target, cfg.data.id_column, cfg.data.time_column, *cfg.data.exclude}
-    text = [name for name, kind in versions[-1].schema.items()
+    text = [name for name, kind in chosen[-1].schema.items()
             if kind == "string" and name not in roles]
     if text:
         warnings.append(f"text column{'s' if len(text) > 1 else ''} "
@@ -104,7 +103,7 @@ def _plan_warnings(ws: Workspace, cfg: Config, versions: list[VersionRecord]) ->
                         "used as features (type \"string\"); make it a category, a number, or "
                         "add it to [data] exclude to say so")
     if not cfg.data.time_column:
-        timed = [c for c in time_like_columns(versions[-1].schema) if c != cfg.data.target]
+        timed = [c for c in time_like_columns(chosen[-1].schema) if c != cfg.data.target]
         if timed:
             warnings.append(f"column {timed[0]!r} looks like time but [data] time_column is "
                             "not set: the holdout is a random shuffle, which flatters a model "
@@ -146,9 +145,9 @@ def train(ws: Workspace, training: TrainPlan, name: str | None = None,
     version when `register` says so (default: `[registry] auto_register`)."""
     cfg = training.config
     device = describe(training.params)  # before the run: no device, no run
-    frame = data.read_versions(ws, training.versions)
+    frame = versions.read_versions(ws, training.versions)
     types = training.versions[-1].schema
-    spec = build_spec(cfg, types, data.current_contract(ws), frame)
+    spec = build_spec(cfg, types, versions.current_contract(ws), frame)
     target = encode_target(frame, spec)
     keep = ~np.isnan(target)
     frame, target = frame.filter(keep), target[keep]
@@ -201,12 +200,12 @@ def record_training(ws: Workspace, training: TrainPlan, spec: FeatureSpec,
             models_store.record_inputs(con, run.run_id, [(v.dataset, v.seq, v.snapshot_hash)
                                                          for v in training.versions])
         record = _reproducibility_record(ws, training, split)
-        artifacts = {names.REPRODUCE: run.log_bytes(names.REPRODUCE, _dumps(record))}
+        stored = {artifacts.REPRODUCE: run.log_bytes(artifacts.REPRODUCE, _dumps(record))}
         # How many rows the model learned from and was judged on, beside its figures.
         run.log_metrics({f"rows.{side}": count
                          for side, count in split.get("rows", {}).items()})
         fitted = fit(run)
-        result = _store_model(ws, run, training, spec, params, fitted, artifacts)
+        result = _store_model(ws, run, training, spec, params, fitted, stored)
     if cfg.registry.auto_register if register is None else register:
         result.model_version = registry.register(ws, run.run_id).version
     return result
@@ -214,7 +213,7 @@ def record_training(ws: Workspace, training: TrainPlan, spec: FeatureSpec,
 
 def _store_model(ws: Workspace, run: active_run.Run, training: TrainPlan, spec: FeatureSpec,
                  params: dict[str, Any], fitted: Fitted,
-                 artifacts: dict[str, str]) -> TrainResult:
+                 stored: dict[str, str]) -> TrainResult:
     cfg = training.config
     booster, best, predicted = fitted.booster, fitted.best_iteration, fitted.predicted
     metrics = evaluate(cfg.train.task, fitted.holdout_target, predicted, cfg.train.threshold)
@@ -229,16 +228,16 @@ def _store_model(ws: Workspace, run: active_run.Run, training: TrainPlan, spec: 
     rows = max(100, min(10_000, CONTRIBUTION_WORK // max(1, trees * leaves * leaves)))
     importance["contribution"] = mean_abs_contributions(
         booster, fitted.holdout_features[:rows], spec.names, num_iteration=best)
-    artifacts[names.FEATURE_IMPORTANCE] = run.log_bytes(names.FEATURE_IMPORTANCE,
+    stored[artifacts.FEATURE_IMPORTANCE] = run.log_bytes(artifacts.FEATURE_IMPORTANCE,
                                                          _dumps(importance))
     reference = reference_sketch(fitted.reference_rows, spec, predicted, cfg.train.task)
-    artifacts[names.REFERENCE] = run.log_bytes(names.REFERENCE, _dumps(reference))
+    stored[artifacts.REFERENCE] = run.log_bytes(artifacts.REFERENCE, _dumps(reference))
     card = _model_card(cfg, spec, params, metrics, best, training, run.run_id, importance)
     model_text = booster.model_to_string(num_iteration=best).encode()
-    artifacts[names.MODEL] = run.log_bytes(names.MODEL, model_text)
-    artifacts[names.MODEL_CARD] = run.log_bytes(names.MODEL_CARD, card_bytes(card))
-    return TrainResult(run.run_id, metrics, best, artifacts[names.MODEL], card,
-                       artifacts=artifacts)
+    stored[artifacts.MODEL] = run.log_bytes(artifacts.MODEL, model_text)
+    stored[artifacts.MODEL_CARD] = run.log_bytes(artifacts.MODEL_CARD, card_bytes(card))
+    return TrainResult(run.run_id, metrics, best, stored[artifacts.MODEL], card,
+                       artifacts=stored)
 
 
 def _fit(cfg: Config, params: dict[str, Any], features: np.ndarray, target: np.ndarray,

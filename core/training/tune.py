@@ -29,11 +29,9 @@ from mlyard.core.config import ParamRange, ParamValue
 from mlyard.core.errors import MlyardError, UsageError
 from mlyard.core.models import registry
 from mlyard.core.processes import pid_alive
-from mlyard.core.tracking import active_run as tracking
-from mlyard.core.tracking import artifacts as names
-from mlyard.core.tracking import run_queries as runs_api
+from mlyard.core.tracking import active_run, artifacts, run_queries
 from mlyard.core.tracking.evaluation import DEFAULT_METRIC, higher_is_better
-from mlyard.core.training import trainer as train_api
+from mlyard.core.training import trainer
 from mlyard.core.workspace import Workspace
 from mlyard.storage import tune_store
 
@@ -111,7 +109,7 @@ def tune(ws: Workspace, trials: int | None = None, timeout: float | None = None,
     _fail_abandoned(study)
     space = settings.space or DEFAULT_SPACE
     count = trials if trials is not None else settings.trials
-    with tracking.start_run(name=f"tune {name}", workspace=ws,
+    with active_run.start_run(name=f"tune {name}", workspace=ws,
                             tags={"mlyard.kind": "tune", "mlyard.study": name},
                             params={"study": name, "metric": metric,
                                     "space": json.dumps(_describe(space))}) as parent:
@@ -141,7 +139,7 @@ def tune(ws: Workspace, trials: int | None = None, timeout: float | None = None,
         parent.log_metrics({"best.value": float(best.value or 0.0),
                             "best.trial": float(best.number)})
         parent.set_tag("mlyard.best_run", best_run)
-    holdout = runs_api.show_run(ws, best_run).run.metrics.get(f"holdout.{metric}")
+    holdout = run_queries.show_run(ws, best_run).run.metrics.get(f"holdout.{metric}")
     return TuneResult(name, parent.run_id, len(complete), len(ran),
                       sum(t.state == TrialState.PRUNED for t in ran), float(best.value or 0.0),
                       dict(best.params), best_run, version.version, metric, holdout)
@@ -149,16 +147,16 @@ def tune(ws: Workspace, trials: int | None = None, timeout: float | None = None,
 
 def _choose_study(ws: Workspace, storage: JournalStorage, resume: bool) -> tuple[str, bool]:
     prefix = f"{ws.project}-tune-"
-    names = sorted((s.study_name for s in storage.get_all_studies()
+    studies = sorted((s.study_name for s in storage.get_all_studies()
                     if s.study_name.startswith(prefix)),
                    key=lambda n: int(n[len(prefix):]) if n[len(prefix):].isdigit() else 0)
     if resume:
-        if not names:
+        if not studies:
             raise UsageError(f"project {ws.project} has no study to resume; run `mlyard tune`")
-        return names[-1], False
-    if names and _running(ws, storage, names[-1]):
-        return names[-1], True
-    return f"{prefix}{len(names) + 1}", False
+        return studies[-1], False
+    if studies and _running(ws, storage, studies[-1]):
+        return studies[-1], True
+    return f"{prefix}{len(studies) + 1}", False
 
 
 def _running(ws: Workspace, storage: JournalStorage, name: str) -> bool:
@@ -168,7 +166,7 @@ def _running(ws: Workspace, storage: JournalStorage, name: str) -> bool:
     parent = study.user_attrs.get("parent_run")
     if parent is not None:
         try:
-            if runs_api.show_run(ws, str(parent)).run.status == "running":
+            if run_queries.show_run(ws, str(parent)).run.status == "running":
                 return True
         except MlyardError:
             pass
@@ -217,22 +215,22 @@ def _run_trial(ws: Workspace, trial: optuna.Trial, space: dict[str, ParamRange],
         if prune:
             trial.report(best_valid, iteration)
             if trial.should_prune():
-                raise tracking.RunStopped("pruned", f"pruned at iteration {iteration}: "
+                raise active_run.RunStopped("pruned", f"pruned at iteration {iteration}: "
                                           "below the median of earlier trials")
 
     tags = {"mlyard.kind": "trial", "mlyard.parent": parent, "mlyard.study": study,
             "mlyard.trial": str(trial.number)}
     try:
-        result = train_api.train(ws, train_api.plan(ws, overrides=params),
+        result = trainer.train(ws, trainer.plan(ws, overrides=params),
                                  name=f"{study} trial {trial.number}", on_iteration=report,
                                  tags=tags, register=False)
-    except tracking.RunStopped as stopped:  # the run ended `pruned`; Optuna is told so
+    except active_run.RunStopped as stopped:  # the run ended `pruned`; Optuna is told so
         raise optuna.TrialPruned(stopped.reason) from None
     trial.set_user_attr("run_id", result.run_id)
     return best[0] if best else float(result.metrics[metric_name(ws)])
 
 
-def _log_history(parent: tracking.Run, study: optuna.Study,
+def _log_history(parent: active_run.Run, study: optuna.Study,
                  complete: list[FrozenTrial]) -> None:
     """The optimisation history as the parent run's curves (trial value and best so far
     by trial number) and the parameters' importance as an artifact."""
@@ -249,5 +247,5 @@ def _log_history(parent: tracking.Run, study: optuna.Study,
         except (RuntimeError, ValueError) as exc:  # e.g. a parameter that never varied
             log.warning("parameter importance: %s", exc)
             importance = {}
-        parent.log_bytes(names.PARAM_IMPORTANCE, json.dumps(
+        parent.log_bytes(artifacts.PARAM_IMPORTANCE, json.dumps(
             {k: float(v) for k, v in importance.items()}, indent=2).encode())

@@ -12,10 +12,9 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Header, Log, Static
 
-from mlyard.core.automation import jobs, schedules
-from mlyard.core.automation import status as automation
+from mlyard.core.automation import jobs, schedules, status
 from mlyard.core.workspace import Workspace
-from mlyard.tui.format import duration, status, when
+from mlyard.tui.format import coloured_status, duration, when
 from mlyard.tui.messages import AutomationLoaded, JobLogLoaded
 from mlyard.tui.screens.base import AreaScreen
 from mlyard.tui.widgets.tables import fill
@@ -48,7 +47,7 @@ first; the highlighted job's log is shown beside it. Everything refreshes every 
 
     def __init__(self) -> None:
         super().__init__()
-        self.overview: automation.AutomationOverview | None = None
+        self.overview: status.AutomationOverview | None = None
         self._shown_job: int | None = None
 
     def compose(self) -> ComposeResult:
@@ -77,7 +76,7 @@ first; the highlighted job's log is shown beside it. Everything refreshes every 
     @work(thread=True, exclusive=True, exit_on_error=False, group="automation",
           description="Loading automation")
     def _load(self, ws: Workspace) -> None:
-        self.post_message(AutomationLoaded(automation.overview(ws)))
+        self.post_message(AutomationLoaded(status.overview(ws)))
 
     @on(AutomationLoaded)
     def show_overview(self, message: AutomationLoaded) -> None:
@@ -98,7 +97,7 @@ first; the highlighted job's log is shown beside it. Everything refreshes every 
                 [s.name for s in overview.schedules])
         _refill(self.query_one("#jobs-table", DataTable),
                 ["job", "step", "trigger", "status", "started", "took", "error"],
-                [(j.job_id, j.step, j.trigger, status(j.status), when(j.started_at),
+                [(j.job_id, j.step, j.trigger, coloured_status(j.status), when(j.started_at),
                   duration(j.started_at, j.ended_at), j.error or "") for j in overview.jobs],
                 [str(j.job_id) for j in overview.jobs])
         self._show_highlighted_job()
@@ -132,7 +131,7 @@ first; the highlighted job's log is shown beside it. Everything refreshes every 
     @work(thread=True, exclusive=False, exit_on_error=False, group="automation-change",
           description="Starting a schedule")
     def _run_now(self, ws: Workspace, name: str) -> None:
-        pid = automation.run_schedule_in_background(ws, name)
+        pid = status.run_schedule_in_background(ws, name)
         self.app.call_from_thread(self.notify, f"{name}: started (pid {pid})")
         time.sleep(0.5)  # let its first job be recorded before the history is read again
         self.app.call_from_thread(self.reload)
@@ -170,7 +169,7 @@ def _refill(table: DataTable[object], columns: list[str], rows: list[tuple[objec
         table.move_cursor(row=min(selected, len(rows) - 1))
 
 
-def _daemon_line(overview: automation.AutomationOverview) -> str:
+def _daemon_line(overview: status.AutomationOverview) -> str:
     state = overview.daemon
     record = state.record
     if record is None:

@@ -14,7 +14,7 @@ from textual.widgets import Footer, Header, Static
 
 from mlyard.core.dashboard import Overview, project_overview
 from mlyard.core.humanize import counted
-from mlyard.tui.format import number, status, when
+from mlyard.tui.format import coloured_status, number, when
 from mlyard.tui.messages import OverviewLoaded
 from mlyard.tui.screens.base import AreaScreen
 from mlyard.tui.widgets.tables import PlainTable
@@ -84,7 +84,7 @@ def _runs_table(overview: Overview) -> Table | str:
     table.add_column(overview.primary_metric, no_wrap=True)
     table.add_column("started", no_wrap=True, overflow="ellipsis", ratio=1)
     for run in overview.latest_runs:
-        table.add_row(run.run_id[:8], status(run.status),
+        table.add_row(run.run_id[:8], coloured_status(run.status),
                       number(run.metrics.get(overview.primary_metric)), when(run.start_time))
     counts = ", ".join(f"{n} {s}" for s, n in overview.status_counts.items())
     table.caption = counts

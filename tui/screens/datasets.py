@@ -13,8 +13,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
-from mlyard.core.data import quarantine
-from mlyard.core.data import versions as data
+from mlyard.core.data import quarantine, versions
 from mlyard.core.humanize import describe_change
 from mlyard.core.workspace import Workspace
 from mlyard.tui.format import number, plain, sparkline
@@ -83,14 +82,14 @@ the same file resolved them (`mlyard data quarantine --clear` removes those).
     @work(thread=True, exclusive=True, exit_on_error=False, group="datasets-profile",
           description="Loading the profile")
     def _load_profile(self, ws: Workspace, ref: str) -> None:
-        version = data.get_version(ws, ref)
+        version = versions.get_version(ws, ref)
         self.post_message(ProfileLoaded(version.ref, version.profile,
                                         version.warnings))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="datasets-diff",
           description="Comparing versions")
     def _load_diff(self, ws: Workspace, old: str, new: str) -> None:
-        diff = data.diff_versions(ws, old, new)
+        diff = versions.diff_versions(ws, old, new)
         self.post_message(DiffLoaded(diff.old.ref, diff.new.ref, diff.changes))
 
     @on(DatasetsLoaded)

@@ -13,7 +13,7 @@ from textual.containers import Horizontal
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Footer, Header
 
-from mlyard.core.monitoring import drift_reports as monitor
+from mlyard.core.monitoring import drift_reports
 from mlyard.core.monitoring.drift_reports import DriftCell
 from mlyard.core.workspace import Workspace
 from mlyard.tui.format import when
@@ -46,7 +46,7 @@ quality alerts, and the live metric from `mlyard feedback` per time window.
 
     def __init__(self) -> None:
         super().__init__()
-        self.overview: monitor.MonitoringOverview | None = None
+        self.overview: drift_reports.MonitoringOverview | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -70,7 +70,7 @@ quality alerts, and the live metric from `mlyard feedback` per time window.
     @work(thread=True, exclusive=True, exit_on_error=False, group="monitoring",
           description="Loading drift reports")
     def _load(self, ws: Workspace) -> None:
-        self.post_message(MonitoringLoaded(monitor.overview(ws)))
+        self.post_message(MonitoringLoaded(drift_reports.overview(ws)))
 
     @on(MonitoringLoaded)
     def show_overview(self, message: MonitoringLoaded) -> None:

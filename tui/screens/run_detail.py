@@ -22,8 +22,7 @@ from textual.widgets import (
 )
 from textual.widgets.option_list import Option
 
-from mlyard.core.tracking import compare
-from mlyard.core.tracking import run_queries as runs
+from mlyard.core.tracking import compare, run_queries
 from mlyard.core.tracking.provenance import SYNCED_TAG
 from mlyard.core.training.device import DEVICE_TAG
 from mlyard.core.workspace import Workspace
@@ -99,7 +98,7 @@ every two seconds.
     @work(thread=True, exclusive=True, exit_on_error=False, group="run",
           description="Loading the run")
     def _load(self, ws: Workspace, run_id: str) -> None:
-        view = runs.run_view(ws, run_id, LOG_LINES)
+        view = run_queries.run_view(ws, run_id, LOG_LINES)
         self.post_message(RunDetailLoaded(view.detail, view.documents.reproduce,
                                           view.documents.importance, view.log))
 

@@ -11,10 +11,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
-from mlyard.core.tracking import run_queries as runs
+from mlyard.core.tracking import run_queries
 from mlyard.core.tracking.run_queries import RunSort, RunsPage
 from mlyard.core.workspace import Workspace
-from mlyard.tui.format import duration, number, plain, status, when
+from mlyard.tui.format import coloured_status, duration, number, plain, when
 from mlyard.tui.messages import RunsLoaded
 from mlyard.tui.screens.base import AreaScreen
 from mlyard.tui.screens.compare import CompareScreen
@@ -103,7 +103,7 @@ keeps status and the metrics there too.
     @work(thread=True, exclusive=True, exit_on_error=False, group="runs",
           description="Loading runs")
     def _load(self, ws: Workspace, expression: str, sort: RunSort | None, offset: int) -> None:
-        self.post_message(RunsLoaded(runs.runs_page(ws, expression, sort, PAGE, offset)))
+        self.post_message(RunsLoaded(run_queries.runs_page(ws, expression, sort, PAGE, offset)))
 
     @on(RunsLoaded)
     def fill_table(self, message: RunsLoaded) -> None:
@@ -112,7 +112,7 @@ keeps status and the metrics there too.
         table = self.query_one("#runs-table", DataTable)
         cursor = table.cursor_row
         varying = _varying_params(page)[:3]
-        headline = runs.headline_metrics(page.metric_keys)
+        headline = run_queries.headline_metrics(page.metric_keys)
         self._columns = [("", None), *_LEADING,
                          *((k, RunSort("metrics", k)) for k in headline),
                          *((k, RunSort("params", k)) for k in varying), *_TRAILING]
@@ -125,7 +125,7 @@ keeps status and the metrics there too.
         rows = [("●" if run.run_id in self.marked else " ", run.run_id[:8],
                  # a tuning trial sits under its study's parent run
                  ("↳ " if "mlyard.parent" in run.tags else "") + (run.name or ""),
-                 status(run.status),
+                 coloured_status(run.status),
                  *(Text(number(run.metrics.get(k)), justify="right") for k in headline),
                  *(run.params.get(k, "") for k in varying),
                  when(run.start_time), duration(run.start_time, run.end_time),
@@ -234,11 +234,11 @@ keeps status and the metrics there too.
                 self._save_note(self.ws, run_id, note)
 
         self.app.push_screen(TextPrompt(f"Note on run {run_id[:8]}",
-                                        run.tags.get(runs.NOTE_TAG, "")), save)
+                                        run.tags.get(run_queries.NOTE_TAG, "")), save)
 
     @work(thread=True, exit_on_error=False, group="runs-note", description="Saving the note")
     def _save_note(self, ws: Workspace, run_id: str, note: str) -> None:
-        runs.set_note(ws, run_id, note)
+        run_queries.set_note(ws, run_id, note)
         self.app.call_from_thread(self.notify, f"Note saved on {run_id[:8]}.")
 
     def action_tag(self) -> None:
@@ -254,8 +254,8 @@ keeps status and the metrics there too.
 
     @work(thread=True, exit_on_error=False, group="runs-tag", description="Saving the tag")
     def _save_tag(self, ws: Workspace, run_id: str, text: str) -> None:
-        tags = runs.parse_tags([text])
-        runs.set_tags(ws, run_id, tags)
+        tags = run_queries.parse_tags([text])
+        run_queries.set_tags(ws, run_id, tags)
         self.app.call_from_thread(self.notify, f"Tag {', '.join(tags)} saved on {run_id[:8]}.",
                                   markup=False)
 

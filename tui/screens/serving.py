@@ -12,7 +12,7 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from mlyard.core.monitoring import shadow_report
-from mlyard.core.serving import supervisor as serving
+from mlyard.core.serving import supervisor
 from mlyard.core.serving.supervisor import LoggedRequest, ServerProcess
 from mlyard.core.workspace import Workspace
 from mlyard.tui.format import number, plain, shadow_summary, when
@@ -48,7 +48,7 @@ shadow with the champion on the same requests (`mlyard shadow report` for all of
     def __init__(self) -> None:
         super().__init__()
         self._last: tuple[float, float] | None = None  # (time, requests) at the last poll
-        self.latest_stats: serving.ServerStats | None = None
+        self.latest_stats: supervisor.ServerStats | None = None
         self.predictions: list[LoggedRequest] = []  # the logged requests the table shows
 
     def compose(self) -> ComposeResult:
@@ -129,7 +129,7 @@ shadow with the champion on the same requests (`mlyard shadow report` for all of
     @work(thread=True, exclusive=True, exit_on_error=False, group="serving-poll",
           description="Reading server figures")
     def _poll(self, ws: Workspace, url: str) -> None:
-        view = serving.serving_view(ws, url)
+        view = supervisor.serving_view(ws, url)
         self.post_message(ServingLoaded(view.stats, view.predictions, time.monotonic()))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="serving-shadow",
@@ -181,7 +181,7 @@ shadow with the champion on the same requests (`mlyard shadow report` for all of
           description="Explaining the prediction")
     def _explain(self, ws: Workspace, request_id: str, version: int, inputs: str) -> None:
         self.post_message(ExplanationLoaded(request_id,
-                                            serving.explain_logged(ws, version, inputs)))
+                                            supervisor.explain_logged(ws, version, inputs)))
 
     @on(ExplanationLoaded)
     def show_explanation(self, message: ExplanationLoaded) -> None:
