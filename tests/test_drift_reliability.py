@@ -79,7 +79,7 @@ def test_a_shifted_column_is_charted_where_it_is_not_in_the_last_bin() -> None:
     rng = np.random.default_rng(3)
     sketch = sketch_numeric(pl.Series(rng.normal(0, 1, 20_000)))
     chart = column_drift("x", sketch, pl.Series(rng.normal(6, 1, 2_000))).chart
-    edges, current, reference = chart["edges"], chart["current"], chart["reference"]
+    edges, current, reference = chart.edges, chart.current, chart.reference
     assert edges[0] <= -2 and edges[-1] >= 8  # both ranges
     assert current[-1] < 0.2 and max(current) < 0.5  # spread over its own bins
     assert sum(reference) == 1.0 or abs(sum(reference) - 1.0) < 1e-9

@@ -104,6 +104,39 @@ def test_reports_are_stored_as_a_time_series_and_alerts_raised(project: Path) ->
     assert set(listed[0]["drifted"]) == DRIFTING
 
 
+def test_a_stored_report_reads_back_as_it_was_printed(project: Path) -> None:
+    printed = drift_json("--current", "churn:v6")
+    shown = mlyard("drift", "show", str(printed["report_id"]), "--json")
+    assert shown.exit_code == 0, shown.stderr
+    assert json.loads(shown.stdout) == printed
+    charts = {c["column"]: c["chart"] for c in printed["features"]}
+    assert set(charts["monthly_charges"]) == {"edges", "reference", "current"}
+    assert set(charts["payment_method"]) == {"categories", "reference", "current"}
+    assert len(charts["monthly_charges"]["edges"]) == len(charts["monthly_charges"]["current"]) + 1
+
+
+def test_a_report_stored_by_an_earlier_mlyard_still_shows(project: Path) -> None:
+    """Reports written before the headline, reliability and importance were recorded."""
+    printed = drift_json("--current", "churn:v6")
+    older = {key: value for key, value in printed.items()
+             if key not in ("headline", "drifted_gain_share", "quality")}
+    older["features"] = [{key: value for key, value in column.items()
+                          if key not in ("reliable", "present", "importance", "unseen")}
+                         for column in printed["features"]]
+    ws = open_workspace()
+    with ws.catalog.session() as con:
+        con.execute("UPDATE drift_reports SET detail = ? WHERE report_id = ?",
+                    [json.dumps(older), printed["report_id"]])
+    shown = mlyard("drift", "show", str(printed["report_id"]))
+    assert shown.exit_code == 0, shown.stderr
+    assert f"{len(printed['drifted'])} of {len(printed['features'])} features drifted" \
+        in shown.stdout
+    assert "monthly_charges" in shown.stdout and "DRIFT" in shown.stdout
+    page = project / "old.html"
+    assert mlyard("drift", "show", str(printed["report_id"]), "--html", str(page)).exit_code == 0
+    assert "<svg" in page.read_text()
+
+
 def test_the_html_report_is_self_contained(project: Path) -> None:
     page = project / "drift.html"
     assert mlyard("drift", "--current", "churn:v6", "--html", str(page)).exit_code == 0

@@ -21,14 +21,9 @@ KNOWN = {
     # functions: (module.function, parameter or return)
     "mlyard.core.humanize.describe_change:change",
     "mlyard.core.models.bundle.export_bundle:return",
-    "mlyard.core.monitoring.drift_reports.get_report:return",
-    "mlyard.core.monitoring.drift_reports.to_json:return",
-    "mlyard.core.monitoring.report_html.render:report",
     # fields: (module.Class, field)
     "mlyard.core.automation.daemon.DaemonStatus:detail",
     "mlyard.core.data.versions.VersionDiff:changes",
-    "mlyard.core.monitoring.drift_reports.MonitoringOverview:charts",
-    "mlyard.core.monitoring.drift_stats.ColumnDrift:chart",
     "mlyard.core.serving.supervisor.LoggedExplanation:values",
     "mlyard.core.tracking.run_queries.RunDocuments:reproduce",
     "mlyard.storage.datasets_store.VersionRecord:profile",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -15,6 +14,7 @@ from mlyard.core.errors import UsageError
 from mlyard.core.humanize import counted
 from mlyard.core.monitoring import drift_reports, performance, shadow_report
 from mlyard.core.monitoring.report_html import render
+from mlyard.core.monitoring.report_view import ColumnView, ReportView
 from mlyard.core.tracking.evaluation import Interval
 
 SEVERITIES = ("none", "moderate", "severe")
@@ -45,7 +45,7 @@ def drift(ctx: click.Context, current: str | None, served: str | None, reference
         raise UsageError("give --current or --served, not both")
     obj: Context = ctx.obj
     report = drift_check(obj.ws, current=current, served=served, reference=reference).report
-    detail = drift_reports.to_json(report)
+    detail = drift_reports.view(report)
     if html_path is not None:
         html_path.write_text(render(detail), encoding="utf-8")
     if as_json:
@@ -92,36 +92,36 @@ def drift_show(obj: Context, report_id: int, html_path: Path | None, as_json: bo
         _print_report(detail)
 
 
-def _verdict(column: dict[str, Any]) -> str:
-    if column.get("reliable") is False:
+def _verdict(column: ColumnView) -> str:
+    if not column.reliable:
         return "unreliable"  # too few rows for its method; the headline says how many
-    return "DRIFT" if column["drifted"] else "ok"
+    return "DRIFT" if column.drifted else "ok"
 
 
-def _print_report(detail: dict[str, Any]) -> None:
-    current = detail["current"]
-    headline = detail.get("headline") or \
-        f"{len(detail['drifted'])} of {len(detail['features'])} features drifted"
+def _print_report(detail: ReportView) -> None:
+    current = detail.current
+    headline = detail.headline or \
+        f"{len(detail.drifted)} of {len(detail.features)} features drifted"
     output.stdout.print(
-        f"report {detail['report_id']}: {current['label']} ({current['rows']:,} rows) "
-        f"against {detail['model']}/{detail['version']}: {headline} -> severity "
-        f"{detail['severity']}", markup=False)
+        f"report {detail.report_id}: {current.label} ({current.rows:,} rows) "
+        f"against {detail.model}/{detail.version}: {headline} -> severity "
+        f"{detail.severity}", markup=False)
     # The features the model relies on most first, so drift that matters is on top.
-    columns = sorted(detail["features"], key=lambda c: -(c.get("importance") or 0.0))
-    columns += [c for c in (detail.get("prediction"), detail.get("target")) if c]
+    columns = sorted(detail.features, key=lambda c: -(c.importance or 0.0))
+    columns += [c for c in (detail.prediction, detail.target) if c]
     output.print_table(
         ["column", "importance", "method", "statistic", "threshold", "drift", "PSI"],
-        [(c["column"], f"{c['importance']:.0%}" if c.get("importance") is not None else "",
-          c["method"], c["statistic"], c["threshold"], _verdict(c),
-          f"{c['psi'] or 0:.3f} {c['psi_level']}") for c in columns])
+        [(c.column, f"{c.importance:.0%}" if c.importance is not None else "",
+          c.method, c.statistic, c.threshold, _verdict(c),
+          f"{c.psi or 0:.3f} {c.psi_level}") for c in columns])
     for c in columns:
-        if c.get("unseen"):
+        if c.unseen:
             shown = ", ".join(f"{level!r} ({rows:,} rows)" for level, rows in
-                              list(c["unseen"].items())[:8])
-            what = "classes" if c is detail.get("target") else "levels"
-            output.stdout.print(f"column {c['column']!r}: {what} the model never saw: {shown}",
+                              list(c.unseen.items())[:8])
+            what = "classes" if c is detail.target else "levels"
+            output.stdout.print(f"column {c.column!r}: {what} the model never saw: {shown}",
                                 markup=False)
-    for line in detail.get("quality", []):
+    for line in detail.quality:
         output.stdout.print(f"quality: {line}", markup=False)
 
 

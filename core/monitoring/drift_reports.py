@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import numpy as np
 import polars as pl
 
@@ -30,8 +31,9 @@ from mlyard.core.models.features import FeatureSpec, unseen_levels
 from mlyard.core.models.gates import DriftFinding
 from mlyard.core.models.loading import LoadedModel, load_model
 from mlyard.core.models.reference import load_reference, prediction_series, target_series
-from mlyard.core.monitoring import performance
-from mlyard.core.monitoring.drift_stats import ColumnDrift, column_drift
+from mlyard.core.monitoring import performance, report_view
+from mlyard.core.monitoring.drift_stats import Chart, ColumnDrift, column_drift
+from mlyard.core.monitoring.report_view import ColumnView, CurrentData, ReportView
 from mlyard.core.workspace import Workspace
 from mlyard.storage import meta_store, monitor_store, prediction_files
 from mlyard.storage.models_store import ModelVersion
@@ -233,7 +235,8 @@ def save(ws: Workspace, report: DriftReport) -> int:
     record = ReportRecord(0, ws.project, report.ts, report.model, report.version,
                           report.reference_run, report.current_kind, report.current_label,
                           report.rows, len(report.drifted), len(report.columns),
-                          report.dataset_drift, report.severity, json.dumps(to_json(report)))
+                          report.dataset_drift, report.severity,
+                          msgspec.json.encode(view(report)).decode())
     rows = [ColumnRow(role, c.column, c.kind, c.method, _finite(c.statistic), c.threshold,
                       c.drifted, _finite(c.psi)) for role, c in columns]
     with ws.catalog.session() as con:
@@ -245,28 +248,27 @@ def _finite(value: float) -> float | None:
     return value if value == value else None
 
 
-def to_json(report: DriftReport) -> dict[str, Any]:
-    def column(c: ColumnDrift) -> dict[str, Any]:
-        return {"column": c.column, "kind": c.kind, "method": c.method,
-                "statistic": _finite(c.statistic), "threshold": c.threshold,
-                "drifted": c.drifted, "reliable": c.reliable, "present": c.present,
-                "psi": _finite(c.psi), "psi_level": c.psi_level,
-                "rows": c.rows, "null_share": c.null_share, "chart": c.chart,
-                "unseen": c.unseen, "importance": report.importance.get(c.column)}
+def view(report: DriftReport) -> ReportView:
+    """The report as the faces read it and the catalog stores it."""
+    def column(c: ColumnDrift) -> ColumnView:
+        return ColumnView(column=c.column, kind=c.kind, method=c.method,
+                          statistic=_finite(c.statistic), threshold=c.threshold,
+                          drifted=c.drifted, reliable=c.reliable, present=c.present,
+                          psi=_finite(c.psi), psi_level=c.psi_level, rows=c.rows,
+                          null_share=c.null_share, chart=c.chart, unseen=c.unseen,
+                          importance=report.importance.get(c.column))
 
-    return {"report_id": report.report_id, "ts": report.ts, "model": report.model,
-            "version": report.version, "reference_run": report.reference_run,
-            "current": {"kind": report.current_kind, "label": report.current_label,
-                        "rows": report.rows},
-            "headline": report.headline,
-            "drift_share": report.share, "drift_share_threshold": report.drift_share,
-            "dataset_drift": report.dataset_drift, "severity": report.severity,
-            "drifted": [c.column for c in report.drifted],
-            "drifted_gain_share": report.drifted_gain if report.importance else None,
-            "features": [column(c) for c in report.columns],
-            "prediction": column(report.prediction) if report.prediction else None,
-            "target": column(report.target) if report.target else None,
-            "quality": report.quality}
+    return ReportView(
+        report_id=report.report_id, ts=report.ts, model=report.model, version=report.version,
+        reference_run=report.reference_run,
+        current=CurrentData(report.current_kind, report.current_label, report.rows),
+        headline=report.headline, drift_share=report.share,
+        drift_share_threshold=report.drift_share, dataset_drift=report.dataset_drift,
+        severity=report.severity, drifted=[c.column for c in report.drifted],
+        drifted_gain_share=report.drifted_gain if report.importance else None,
+        features=[column(c) for c in report.columns],
+        prediction=column(report.prediction) if report.prediction else None,
+        target=column(report.target) if report.target else None, quality=report.quality)
 
 
 def _alert(ws: Workspace, report: DriftReport) -> None:
@@ -338,14 +340,12 @@ def list_reports(ws: Workspace, limit: int = 50) -> list[ReportRecord]:
         return monitor_store.list_reports(con, ws.project, limit)
 
 
-def get_report(ws: Workspace, report_id: int) -> dict[str, Any]:
+def get_report(ws: Workspace, report_id: int) -> ReportView:
     with ws.catalog.session() as con:
         record = monitor_store.get_report(con, report_id)
     if record is None or record.project != ws.project:
         raise UsageError(f"drift report {report_id}: not found in project {ws.project}")
-    detail: dict[str, Any] = json.loads(record.detail)
-    detail["report_id"] = record.report_id
-    return detail
+    return report_view.decode(record.detail, record.report_id)
 
 
 @dataclass(frozen=True)
@@ -402,7 +402,7 @@ class DriftRow:
 class MonitoringOverview:
     reports: list[ReportRecord]  # oldest first, the heat table's columns
     rows: list[DriftRow]  # in table order: features, then prediction, then target
-    charts: dict[int, dict[str, Any]]  # report id -> column -> chart data
+    charts: dict[int, dict[str, Chart]]  # report id -> column -> chart
     alerts: list[AlertView]
     performance: list[performance.Window]  # oldest first
     metric: str  # the primary metric, for the live performance curve
@@ -415,12 +415,9 @@ def overview(ws: Workspace, reports: int = 12, alert_limit: int = 30) -> Monitor
         series = monitor_store.column_series(con, ws.project, reports)
     charts, unreliable = {}, set()
     for record in records:
-        detail = json.loads(record.detail)
-        columns = list(detail["features"]) + [c for c in (detail.get("prediction"),
-                                                          detail.get("target")) if c]
-        charts[record.report_id] = {c["column"]: c["chart"] for c in columns}
-        unreliable |= {(c["column"], record.report_id) for c in columns
-                       if c.get("reliable") is False}
+        columns = report_view.decode(record.detail, record.report_id).columns
+        charts[record.report_id] = {c.column: c.chart for c in columns}
+        unreliable |= {(c.column, record.report_id) for c in columns if not c.reliable}
     rows: dict[tuple[str, str], DriftRow] = {}
     for f in series:
         row = rows.setdefault((f.role, f.column), DriftRow(f.role, f.column, {}))

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import numpy as np
 import polars as pl
 from scipy.special import chdtrc
@@ -48,6 +49,21 @@ PSI_MODERATE, PSI_SEVERE = 0.1, 0.2
 _FLOOR = 1e-4  # shares are floored here before PSI's logarithm
 
 
+class Chart(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Reference and current shares per bin (numbers: `edges`, one more than the shares)
+    or per level (`categories`), drawn by the Monitoring screen and the HTML report; empty
+    when there was nothing to count."""
+
+    edges: list[float] = []
+    categories: list[str] = []
+    reference: list[float] = []
+    current: list[float] = []
+
+    def labels(self, digits: int) -> list[str]:
+        """One label per bar: the level, or the bin's lower edge to `digits` figures."""
+        return self.categories or [f"{edge:.{digits}g}" for edge in self.edges[:-1]]
+
+
 @dataclass
 class ColumnDrift:
     column: str
@@ -59,7 +75,7 @@ class ColumnDrift:
     psi: float
     rows: int
     null_share: float
-    chart: dict[str, Any] = field(default_factory=dict)  # reference vs current, for plots
+    chart: Chart = field(default_factory=Chart)
     unseen: dict[str, int] = field(default_factory=dict)  # levels the model never saw: rows
     present: int = 0  # current values that are not missing
     reliable: bool = True  # enough values for `method` to judge (else never drifted)
@@ -139,7 +155,7 @@ def _numeric(name: str, ref: dict[str, Any], series: pl.Series, method: str | No
 
 
 def _chart(ref: dict[str, Any], values: np.ndarray, edges: np.ndarray,
-           ref_cdf: np.ndarray) -> dict[str, Any]:
+           ref_cdf: np.ndarray) -> Chart:
     """Histograms of both on bins that span both ranges (1st to 99th percentile), so a
     shifted column is drawn where it is, not piled into the reference's last bin."""
     ref_edges = np.asarray(ref["histogram_edges"])
@@ -150,8 +166,8 @@ def _chart(ref: dict[str, Any], values: np.ndarray, edges: np.ndarray,
     at = _step_cdf(inner, edges, ref_cdf) if ref.get("exact_cdf") else \
         np.interp(inner, edges, ref_cdf, left=0.0, right=1.0)
     reference = np.diff(np.concatenate([[0.0], at, [1.0]]))
-    return {"edges": chart_edges.tolist(), "reference": reference.tolist(),
-            "current": histogram(values, chart_edges).tolist()}
+    return Chart(edges=chart_edges.tolist(), reference=reference.tolist(),
+                 current=histogram(values, chart_edges).tolist())
 
 
 def wasserstein_scale(ref: dict[str, Any]) -> float:
@@ -266,7 +282,7 @@ def _categorical(name: str, ref: dict[str, Any], series: pl.Series, method: str 
     else:
         raise ValueError(f"column {name!r}: method {method!r} is not for categorical "
                          "columns; use chisquare, jensenshannon or psi")
-    chart = {"categories": names, "reference": ref_p.tolist(), "current": cur_p.tolist()}
+    chart = Chart(categories=names, reference=ref_p.tolist(), current=cur_p.tolist())
     drifted = m > 0 and _verdict(method, statistic, threshold)
     return ColumnDrift(name, "categorical", method, statistic, threshold, drifted, psi, rows,
                        null_share, chart, present=m)

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import html
 import time
-from typing import Any
+
+from mlyard.core.monitoring.report_view import ColumnView, ReportView
 
 BAR_WIDTH, CHART_HEIGHT = 14, 90
 STYLE = """
@@ -19,26 +20,25 @@ td, th { padding: 4px 10px; border-bottom: 1px solid #ddd; text-align: left; }
 """
 
 
-def render(report: dict[str, Any]) -> str:
-    """The page for one report (as `drift_reports.to_json` or `get_report` return it)."""
-    current = report["current"]
-    title = (f"Drift of {current['label']} against {report['model']}/{report['version']}")
-    columns = list(report["features"])
-    columns += [c for c in (report.get("prediction"), report.get("target")) if c]
+def render(report: ReportView) -> str:
+    """The page for one report."""
+    current = report.current
+    title = f"Drift of {current.label} against {report.model}/{report.version}"
+    columns = report.columns
     rows = "".join(_row(c) for c in columns)
-    charts = "".join(_chart(c) for c in columns if c.get("chart"))
-    quality = "".join(f"<li>{html.escape(line)}</li>" for line in report.get("quality", []))
-    verdict = ("dataset drift" if report["dataset_drift"] else "no dataset drift")
-    headline = report.get("headline") or f"{len(report['drifted'])} of " \
-        f"{len(report['features'])} features drifted"
+    charts = "".join(_chart(c) for c in columns)
+    quality = "".join(f"<li>{html.escape(line)}</li>" for line in report.quality)
+    verdict = "dataset drift" if report.dataset_drift else "no dataset drift"
+    headline = report.headline or \
+        f"{len(report.drifted)} of {len(report.features)} features drifted"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>{STYLE}</style></head><body>
 <h1>{html.escape(title)}</h1>
-<p>{time.strftime('%Y-%m-%d %H:%M', time.localtime(report['ts']))} &middot;
-{current['rows']:,} rows &middot; <b>{verdict}</b>: {html.escape(headline)}
-({report['drift_share']:.0%}, threshold {report['drift_share_threshold']:.0%}) &middot;
-severity <b>{report['severity']}</b></p>
+<p>{time.strftime('%Y-%m-%d %H:%M', time.localtime(report.ts))} &middot;
+{current.rows:,} rows &middot; <b>{verdict}</b>: {html.escape(headline)}
+({report.drift_share:.0%}, threshold {report.drift_share_threshold:.0%}) &middot;
+severity <b>{report.severity}</b></p>
 <table><tr><th>column</th><th>kind</th><th>method</th><th>statistic</th>
 <th>threshold</th><th>drift</th><th>PSI</th></tr>{rows}</table>
 {f'<h2>Data quality</h2><ul>{quality}</ul>' if quality else ''}
@@ -47,26 +47,25 @@ severity <b>{report['severity']}</b></p>
 """
 
 
-def _row(column: dict[str, Any]) -> str:
-    statistic = column["statistic"]
-    psi = column["psi"]
-    mark = '<span class="drift">drift</span>' if column["drifted"] else \
+def _row(column: ColumnView) -> str:
+    statistic, psi = column.statistic, column.psi
+    mark = '<span class="drift">drift</span>' if column.drifted else \
         '<span class="ok">ok</span>'
-    if column.get("reliable") is False:
-        mark = f'<span class="few">unreliable: {column.get("present", 0):,} rows</span>'
-    return (f"<tr><td>{html.escape(column['column'])}</td><td>{column['kind']}</td>"
-            f"<td>{column['method']}</td>"
+    if not column.reliable:
+        mark = f'<span class="few">unreliable: {column.present:,} rows</span>'
+    return (f"<tr><td>{html.escape(column.column)}</td><td>{column.kind}</td>"
+            f"<td>{column.method}</td>"
             f"<td>{'-' if statistic is None else f'{statistic:.4g}'}</td>"
-            f"<td>{column['threshold']:g}</td><td>{mark}</td>"
-            f"<td>{'-' if psi is None else f'{psi:.3f}'} ({column['psi_level']})</td></tr>")
+            f"<td>{column.threshold:g}</td><td>{mark}</td>"
+            f"<td>{'-' if psi is None else f'{psi:.3f}'} ({column.psi_level})</td></tr>")
 
 
-def _chart(column: dict[str, Any]) -> str:
-    chart = column["chart"]
-    reference, current = chart["reference"], chart["current"]
+def _chart(column: ColumnView) -> str:
+    chart = column.chart
+    reference, current = chart.reference, chart.current
     if not reference:
         return ""
-    labels = chart.get("categories") or [f"{edge:.4g}" for edge in chart["edges"][:-1]]
+    labels = chart.labels(4)
     top = max(max(reference), max(current), 1e-9)
     bars = []
     for index, (ref, cur) in enumerate(zip(reference, current, strict=True)):
@@ -77,6 +76,6 @@ def _chart(column: dict[str, Any]) -> str:
                         f'width="{BAR_WIDTH - 1}" height="{height:.1f}">'
                         f"<title>{html.escape(str(labels[index]))}: {share:.1%}</title></rect>")
     width = len(reference) * (2 * BAR_WIDTH + 4)
-    return (f'<div class="chart"><b>{html.escape(column["column"])}</b><br>'
+    return (f'<div class="chart"><b>{html.escape(column.column)}</b><br>'
             f'<svg width="{width}" height="{CHART_HEIGHT}" role="img">{"".join(bars)}</svg>'
             "</div>")

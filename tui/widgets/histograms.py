@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from textual_plotext import PlotextPlot
+
+from mlyard.core.monitoring.drift_stats import Chart
 
 
 class HistogramsPlot(PlotextPlot):
@@ -19,16 +19,16 @@ class HistogramsPlot(PlotextPlot):
 
     shown: str = ""  # the title of what is drawn now
 
-    def show(self, title: str, chart: dict[str, Any] | None) -> None:
+    def show(self, title: str, chart: Chart | None) -> None:
         self.shown = title
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
         plt.title(title)
-        if chart and chart.get("reference"):
-            labels = chart.get("categories") or [f"{edge:.3g}" for edge in chart["edges"][:-1]]
+        if chart and chart.reference:
+            labels = chart.labels(3)
             positions = list(range(1, len(labels) + 1))
-            plt.multiple_bar(positions, [chart["reference"], chart["current"]],  # type: ignore[call-arg]
+            plt.multiple_bar(positions, [chart.reference, chart.current],  # type: ignore[call-arg]
                              labels=["reference", "current"])  # plotext's stub says `label`
             # Ticks chosen here, not by plotext: its own choice varies with the width the
             # plot happens to have when it is first drawn.
