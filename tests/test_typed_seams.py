@@ -22,7 +22,6 @@ KNOWN = {
     "mlyard.core.humanize.describe_change:change",
     "mlyard.core.models.bundle.export_bundle:return",
     # fields: (module.Class, field)
-    "mlyard.core.automation.daemon.DaemonStatus:detail",
     "mlyard.core.data.versions.VersionDiff:changes",
     "mlyard.core.serving.supervisor.LoggedExplanation:values",
     "mlyard.core.tracking.run_queries.RunDocuments:reproduce",

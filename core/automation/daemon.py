@@ -12,7 +12,6 @@ daemon writes a heartbeat with its next fire times and last files to the catalog
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import logging.handlers
 import os
@@ -23,8 +22,8 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+import msgspec
 from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -33,7 +32,7 @@ from filelock import FileLock, Timeout
 from mlyard.core.alerts.delivery import Courier
 from mlyard.core.automation import jobs, schedules
 from mlyard.core.automation.pipeline import watched_folders
-from mlyard.core.automation.watcher import Debouncer, FolderWatcher
+from mlyard.core.automation.watcher import Debouncer, FolderWatcher, SeenFile
 from mlyard.core.errors import MlyardError, UsageError
 from mlyard.core.processes import mlyard_command, pid_alive
 from mlyard.core.workspace import Workspace
@@ -46,11 +45,28 @@ HEARTBEAT_SECONDS = 2.0
 STOP_GRACE_SECONDS = 30.0  # how long a child gets to mark its job after SIGTERM
 
 
+class DaemonChild(msgspec.Struct):
+    pid: int
+    trigger: str
+
+
+class DaemonDetail(msgspec.Struct, kw_only=True):
+    """What a daemon says of itself in each heartbeat, for `mlyard status` and the
+    Automation screen in other processes (a daemon of an earlier version may say less)."""
+
+    watch: list[str] = []  # folders
+    polling: bool = False
+    on_new_data: str = "ingest"
+    recent_files: list[SeenFile] = []
+    schedules: dict[str, float | None] = {}  # schedule -> next fire (None: paused)
+    children: list[DaemonChild] = []
+
+
 @dataclass(frozen=True)
 class DaemonStatus:
     running: bool
     record: DaemonRecord | None
-    detail: dict[str, Any]
+    detail: DaemonDetail
 
 
 class Daemon:
@@ -205,19 +221,18 @@ class Daemon:
             log.warning("heartbeat: %s", exc.msg)
 
     def _write_status(self, stopped: bool = False) -> None:
-        detail: dict[str, Any] = {
-            "watch": [str(f) for f in self._watcher.folders] if self._watcher else [],
-            "polling": self.polling,
-            "on_new_data": self.ws.config.automation.on_new_data,
-            "recent_files": [vars(f) for f in self._watcher.recent] if self._watcher else [],
-            "schedules": self._next_fires(),
-            "children": [{"pid": pid, "trigger": trigger}
-                         for pid, (_, trigger) in list(self._children.items())],
-        }
+        watcher = self._watcher
+        detail = DaemonDetail(
+            watch=[str(f) for f in watcher.folders] if watcher else [],
+            polling=self.polling, on_new_data=self.ws.config.automation.on_new_data,
+            recent_files=list(watcher.recent) if watcher else [],
+            schedules=self._next_fires(),
+            children=[DaemonChild(pid, trigger)
+                      for pid, (_, trigger) in list(self._children.items())])
         now = time.time()
         record = DaemonRecord(self.ws.project, os.getpid(), socket.gethostname(),
                               self.started_at, now, now if stopped else None,
-                              json.dumps(detail))
+                              msgspec.json.encode(detail).decode())
         with self.ws.catalog.session() as con:
             automation_store.write_daemon(con, record)
 
@@ -265,11 +280,11 @@ def daemon_status(ws: Workspace) -> DaemonStatus:
     with ws.catalog.session() as con:
         record = automation_store.get_daemon(con, ws.project)
     if record is None:
-        return DaemonStatus(False, None, {})
+        return DaemonStatus(False, None, DaemonDetail())
     fresh = time.time() - record.heartbeat < 5 * HEARTBEAT_SECONDS
     alive = record.host != socket.gethostname() or pid_alive(record.pid, record.started_at)
     running = record.stopped_at is None and fresh and alive
-    return DaemonStatus(running, record, json.loads(record.status))
+    return DaemonStatus(running, record, msgspec.json.decode(record.status, type=DaemonDetail))
 
 
 def setup_logging(ws: Workspace, verbose: bool = False) -> Path:

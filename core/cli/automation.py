@@ -94,7 +94,7 @@ def status(obj: Context, as_json: bool) -> None:
     else:
         output.stdout.print(f"daemon: not running (last heartbeat "
                             f"{output.when(record.heartbeat)})", markup=False)
-    for folder in state.detail.get("watch", []) if state.running else []:
+    for folder in state.detail.watch if state.running else []:
         output.stdout.print(f"watching {folder}", markup=False)
     _print_schedules(listed)
     _print_jobs(recent)

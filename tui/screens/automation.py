@@ -178,5 +178,4 @@ def _daemon_line(overview: status.AutomationOverview) -> str:
         return (f"Daemon: not running; last heartbeat {when(record.heartbeat)}. "
                 "Start it with `mlyard daemon`.")
     return (f"Daemon: running (pid {record.pid} on {record.host}), watching "
-            f"{len(state.detail.get('watch', []))} folder(s); on new data: "
-            f"{state.detail.get('on_new_data', 'ingest')}")
+            f"{len(state.detail.watch)} folder(s); on new data: {state.detail.on_new_data}")
