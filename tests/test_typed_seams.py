@@ -20,10 +20,8 @@ UNTYPED = re.compile(r"\bAny\b|(?<![\w.])tuple\[(?![^\]]*, \.\.\.\])")
 KNOWN = {
     # functions: (module.function, parameter or return)
     "mlyard.core.humanize.describe_change:change",
-    "mlyard.core.models.bundle.export_bundle:return",
     # fields: (module.Class, field)
     "mlyard.core.data.versions.VersionDiff:changes",
-    "mlyard.core.serving.supervisor.LoggedExplanation:values",
     "mlyard.core.tracking.run_queries.RunDocuments:reproduce",
     "mlyard.storage.datasets_store.VersionRecord:profile",
     "mlyard.tui.messages.DiffLoaded:changes",

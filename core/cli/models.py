@@ -150,9 +150,9 @@ def check(obj: Context, ref: str | None, report: Path | None, as_json: bool) -> 
 @click.pass_obj
 def export(obj: Context, ref: str, target: Path) -> None:
     """Write a run or model version, with its data and files, to one bundle."""
-    manifest = bundle.export_bundle(obj.ws, ref, target)
-    output.stdout.print(f"{target}: run {manifest['run_id'][:8]}, "
-                        f"{len(manifest['objects'])} objects", markup=False)
+    exported = bundle.export_bundle(obj.ws, ref, target)
+    output.stdout.print(f"{target}: run {exported.run_id[:8]}, {exported.objects} objects",
+                        markup=False)
 
 
 @click.command("import")

@@ -42,6 +42,12 @@ class BundleRefused(MlyardError):
     title = "Bundle refused"
 
 
+@dataclass(frozen=True)
+class Exported:
+    run_id: str
+    objects: int  # files in the bundle beside its manifest
+
+
 @dataclass
 class ImportResult:
     run_id: str
@@ -50,8 +56,8 @@ class ImportResult:
     objects: int
 
 
-def export_bundle(ws: Workspace, ref: str, target: Path) -> dict[str, Any]:
-    """Write RUN or MODEL (a model reference) to `target`; return the manifest."""
+def export_bundle(ws: Workspace, ref: str, target: Path) -> Exported:
+    """Write RUN or MODEL (a model reference) to `target`."""
     run_id = registry.run_id_for(ws, ref)
     with ws.catalog.session() as con:
         rows = bundle_store.export_rows(con, run_id)
@@ -70,7 +76,7 @@ def export_bundle(ws: Workspace, ref: str, target: Path) -> dict[str, Any]:
                         recursive=False)
         _add_bytes(archive, "checksums.json", json.dumps(checksums, sort_keys=True).encode())
     tmp.replace(target)
-    return manifest
+    return Exported(run_id, len(hashes))
 
 
 def import_bundle(ws: Workspace, source: Path) -> ImportResult:

@@ -13,7 +13,6 @@ import subprocess
 import time
 import urllib.request
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
@@ -145,7 +144,7 @@ class LoggedExplanation:
     contributions: dict[str, float]  # feature -> its push on the raw score
     base_value: float
     output: str | None  # the class explained (the one predicted) for a multiclass model
-    values: dict[str, Any]  # the row's feature values, as logged
+    values: dict[str, object]  # the row's feature values, as logged (any JSON)
     rows: int  # rows in the request; the first is explained
 
 
