@@ -1,8 +1,10 @@
 """The one buffered writer behind every high-rate stream (a run's metric points and log
 lines, a server's predictions).
 
-Adding a row costs a list append; a background thread flushes about once a second. A
-flush never waits on the catalog lock: when the lock is busy (or the catalog cannot take
+Adding a row costs a list append; a background thread flushes about once a second, and
+soon after the first row that arrives after a quiet second (a lone request is in the
+catalog by the time the script's next command reads it, not a second later). A flush
+never waits on the catalog lock: when the lock is busy (or the catalog cannot take
 the batch) each batch becomes a spool segment that whoever next holds the lock loads.
 A flush that fails outright (a full disk, a read-only workspace, any error at all) puts
 its rows back and the thread retries with backoff; it never drops rows silently and
@@ -28,6 +30,9 @@ from mlyard.storage.errors import MlyardError
 Batches = dict[str, pa.Table]  # spool kind -> rows
 TableMaker = Callable[[Sequence[Any]], pa.Table]
 MAX_BACKOFF = 30.0  # seconds between retries while writes keep failing
+# After a quiet spell, how long the first row waits for its companions (a request's
+# shadow scores, the next lines of a burst) before they are written together.
+GATHER = 0.1
 
 log = logging.getLogger("mlyard.writer")
 
@@ -66,6 +71,7 @@ class BufferedWriter:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._last_write = 0.0
+        self._last_flush = 0.0  # time.monotonic() of the last flush
         self._first_flush = first_flush
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
 
@@ -81,18 +87,25 @@ class BufferedWriter:
     def add_row(self, kind: str, row: Any) -> None:
         with self._guard:
             buffered = self._rows[kind]
+            first = not buffered
             buffered.append(row)
             full = len(buffered) >= self.max_rows
-        if full:
+        if full or (first and self._quiet()):
             self._wake.set()
 
     def add_rows(self, kind: str, rows: Sequence[Any]) -> None:
         with self._guard:
             buffered = self._rows[kind]
+            first = not buffered
             buffered.extend(rows)
             full = len(buffered) >= self.max_rows
-        if full:
+        if full or (first and self._quiet()):
             self._wake.set()
+
+    def _quiet(self) -> bool:
+        """Nothing was flushed for a whole interval: under a steady stream this is never
+        true, so the once-a-second batching is what it was."""
+        return time.monotonic() - self._last_flush >= self.flush_interval
 
     def after_write(self, con: Connection, now: float) -> None:
         """Called inside every unit of work that wrote to the catalog."""
@@ -180,10 +193,12 @@ class BufferedWriter:
             delay = min(MAX_BACKOFF, self.flush_interval * 2 ** min(self.failures, 5))
             if first is not None:
                 delay, first = first, None
-            self._wake.wait(delay)
+            if self._wake.wait(delay) and self.pending < self.max_rows:
+                self._stop.wait(GATHER)  # woken by a first row after quiet: gather a little
             self._wake.clear()
             if self._stop.is_set():
                 return
+            self._last_flush = time.monotonic()
             try:
                 self.flush()
             except Exception as exc:  # kept for the next try; this thread must not die

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -33,7 +34,7 @@ SLOW_MODULES = {
     "test_tui_visible", "test_tui_web", "test_tune", "test_user_text", "test_watch",
     "test_one_csv_reader", "test_one_parsing_path", "test_explain", "test_prediction_log",
     "test_single_row", "test_cli_tables", "test_alerts", "test_drift_reliability",
-    "test_sync_stranger", "test_alert_receivers",
+    "test_sync_stranger", "test_alert_receivers", "test_serve_detach",
 }
 
 
@@ -116,6 +117,13 @@ def python_process(code: str, cwd: Path, *args: str, env: dict[str, str] | None 
         stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
     )
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on now (for servers a test starts)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 60.0, what: str = "") -> Any:

@@ -100,6 +100,30 @@ def test_a_writer_whose_store_raises_anything_keeps_running(tmp_path: Path) -> N
         writer.stop()
 
 
+def test_after_a_quiet_spell_the_first_rows_are_written_at_once_then_once_an_interval(
+        tmp_path: Path) -> None:
+    """A lone request is stored before a script's next line reads it; a steady stream
+    is still batched by the interval (here an hour, so only the quiet rule can write)."""
+    class Counting(BufferedWriter):
+        flushed: list[int] = []
+
+        def store(self, batches: dict[str, pa.Table], now: float) -> bool:
+            self.flushed.append(sum(b.num_rows for b in batches.values()))
+            return True
+
+    writer = Counting(Catalog(tmp_path), "counting", {"predictions": table},
+                      flush_interval=3600.0)
+    writer.start()
+    try:
+        writer.add_rows("predictions", requests(1, time.time()))
+        wait_for(lambda: writer.pending == 0, timeout=30, what="the first row written")
+        for _ in range(5):  # not quiet any more: these wait for the interval
+            writer.add_rows("predictions", requests(1, time.time()))
+        assert writer.pending == 5 and writer.flushed == [1]
+    finally:
+        writer.stop()
+
+
 def test_past_its_cap_a_failing_log_drops_the_oldest_and_counts_them(tmp_path: Path) -> None:
     (tmp_path / "mlyard.toml").write_text("")
     ws = open_workspace(tmp_path)

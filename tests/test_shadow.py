@@ -28,6 +28,7 @@ from mlyard.core.tracking.evaluation import evaluate
 from mlyard.core.workspace import open_workspace
 from mlyard.storage import prediction_files, shadow_files
 from tests.conftest import (
+    free_port,
     levels_project,
     mlyard,
     mlyard_process,
@@ -36,7 +37,6 @@ from tests.conftest import (
     wait_for,
 )
 from tests.test_serve import Server
-from tests.test_tui_web import free_port
 
 FEATURES_DROPPED = ("snapshot_date", "churned")
 

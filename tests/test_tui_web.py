@@ -8,7 +8,6 @@ import asyncio
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.conftest import mlyard, wait_for
+from tests.conftest import free_port, mlyard, wait_for
 from tests.test_serve import trained  # noqa: F401  # the module's project
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -34,12 +33,6 @@ needs_browser = pytest.mark.skipif(
     not CHROMIUM.exists() and not os.environ.get("MLYARD_REQUIRE_BROWSER"),
     reason="no /usr/bin/chromium (apt-get install chromium; CI installs it and sets "
            "MLYARD_REQUIRE_BROWSER so this never skips there)")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @needs_browser

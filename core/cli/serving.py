@@ -15,6 +15,7 @@ from mlyard.core.errors import UsageError
 from mlyard.core.models import registry
 from mlyard.core.serving.batch import Scored, explain_file, predict_file
 from mlyard.core.serving.cluster_batch import predict_on_cluster
+from mlyard.core.serving.detached import serve_detached
 from mlyard.core.serving.server import HeaderTimeoutHttp, check_binding, create_app
 
 
@@ -40,16 +41,24 @@ from mlyard.core.serving.server import HeaderTimeoutHttp, check_binding, create_
                    "churn@challenger) after answering it; see `mlyard shadow report`. "
                    "Default: [serve] shadow.")
 @click.option("--no-shadow", is_flag=True, help="No shadow, even if [serve] shadow names one.")
+@click.option("--detach", is_flag=True,
+              help="Run in the background: return once the server answers, printing its "
+                   "URL and pid (stop it with `kill PID`); the pid is also in "
+                   ".mlyard/serve-PORT.pid, its log in .mlyard/logs/serve-PORT.log.")
 @click.pass_obj
 def serve(obj: Context, model: str, host: str, port: int, workers: int, token: str | None,
           allowed_hosts: tuple[str, ...], insecure: bool, max_body: int, no_log: bool,
-          shadow: str | None, no_shadow: bool) -> None:
+          shadow: str | None, no_shadow: bool, detach: bool) -> None:
     """Serve MODEL (a version or an alias, e.g. churn@champion) over MLflow's protocol."""
     check_binding(host, token, insecure)
-    if host not in ("0.0.0.0", "::"):  # the name it is reached by is the one it binds
-        allowed_hosts = (*allowed_hosts, host)
     if shadow is not None and no_shadow:
         raise UsageError("give --shadow or --no-shadow, not both")
+    if detach:
+        _detach(obj, model, host, port, workers, token, allowed_hosts, insecure, max_body,
+                no_log, shadow, no_shadow)
+        return
+    if host not in ("0.0.0.0", "::"):  # the name it is reached by is the one it binds
+        allowed_hosts = (*allowed_hosts, host)
     shadow = None if no_shadow else shadow or obj.ws.config.serve.shadow
     version = registry.resolve(obj.ws, model)
     shadowed = registry.resolve(obj.ws, shadow) if shadow is not None else None
@@ -72,6 +81,25 @@ def serve(obj: Context, model: str, host: str, port: int, workers: int, token: s
     uvicorn.run(create_app(obj.ws, model, token, max_body, log_predictions=not no_log,
                            allowed_hosts=allowed_hosts, shadow_ref=shadow),
                 host=host, port=port, log_level="warning", http=HeaderTimeoutHttp)
+
+
+def _detach(obj: Context, model: str, host: str, port: int, workers: int, token: str | None,
+            allowed_hosts: tuple[str, ...], insecure: bool, max_body: int, no_log: bool,
+            shadow: str | None, no_shadow: bool) -> None:
+    """The same server in a process of its own; the token goes by the environment, never
+    the command line others can read in `ps`."""
+    args = [model, "--host", host, "--port", str(port), "--workers", str(workers),
+            "--max-body", str(max_body)]
+    args += [arg for name in allowed_hosts for arg in ("--allowed-host", name)]
+    args += ["--insecure"] * insecure + ["--no-log"] * no_log + ["--no-shadow"] * no_shadow
+    args += ["--shadow", shadow] if shadow is not None else []
+    version = registry.resolve(obj.ws, model)  # a bad reference fails here, in one line
+    if token:
+        os.environ["MLYARD_SERVE_TOKEN"] = token
+    server = serve_detached(obj.ws, args, host, port)
+    output.stdout.print(f"serving {version.model}/{version.version} ({model}) on "
+                        f"{server.url}/invocations, pid {server.pid} (in {server.pid_file}); "
+                        f"stop: kill {server.pid}; log: {server.log}", markup=False)
 
 
 @click.command()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import time
 import urllib.request
 from dataclasses import dataclass
 
@@ -23,6 +22,7 @@ from mlyard.core.models.explain import explain_matrix
 from mlyard.core.models.features import encode
 from mlyard.core.models.loading import load_model
 from mlyard.core.processes import mlyard_command
+from mlyard.core.serving.detached import wait_answering
 from mlyard.core.serving.request import rows_frame, typed_features
 from mlyard.core.workspace import Workspace
 from mlyard.storage import prediction_files
@@ -53,19 +53,14 @@ class ServerProcess:
             cwd=ws.project_dir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                error = self._process.stderr.read().decode(errors="replace").strip() \
-                    if self._process.stderr else ""
-                raise MlyardError(f"the server exited: {error.splitlines()[-1] if error else '?'}")
-            try:
-                _get(f"{self.url}/ping", timeout=1)
-                return
-            except OSError:  # not listening yet (urllib's errors are OSErrors)
-                pass
-            time.sleep(0.05)
-        raise MlyardError(f"the server did not answer /ping within {timeout:g}s")
+        def exited() -> str | None:
+            if self._process.poll() is None:
+                return None
+            error = self._process.stderr.read().decode(errors="replace").strip() \
+                if self._process.stderr else ""
+            return error.splitlines()[-1] if error else ""
+
+        wait_answering(self.url, exited, timeout)
 
     @property
     def alive(self) -> bool:
