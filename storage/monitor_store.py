@@ -19,7 +19,7 @@ class ReportRecord:
     model: str
     version: int
     reference_run: str
-    current_kind: str  # dataset | served
+    current_kind: str  # dataset | served | file
     current_label: str
     rows: int
     drifted: int

@@ -17,7 +17,7 @@ from mlyard.core.data.quality import check_quality
 from mlyard.core.models.loading import load_model
 from mlyard.core.monitoring import drift_reports
 from mlyard.core.workspace import open_workspace
-from tests.conftest import mlyard, mlyard_process, sample_project, train_json
+from tests.conftest import REPO, mlyard, mlyard_process, sample_project, train_json
 from tests.test_serve import Server
 
 DRIFTING = {"payment_method", "monthly_charges", "total_charges", "support_calls"}
@@ -135,6 +135,53 @@ def test_a_report_stored_by_an_earlier_mlyard_still_shows(project: Path) -> None
     page = project / "old.html"
     assert mlyard("drift", "show", str(printed["report_id"]), "--html", str(page)).exit_code == 0
     assert "<svg" in page.read_text()
+
+
+def test_a_file_is_checked_as_ingest_would_read_it_without_ingesting_it(
+        project: Path) -> None:
+    june = project / "data" / "churn_2026_06.csv"
+    before = june.read_bytes()
+    stored = drift_json("--current", "churn:v6")
+    alerts_before = mlyard("alerts", "--json").stdout
+    for args in (["--file", str(june)], [str(june.relative_to(project))]):
+        checked = drift_json(*args)
+        assert checked["current"] == {"kind": "file", "label": f"file {args[-1]}",
+                                      "rows": stored["current"]["rows"]}
+        # The same rows as the ingested version, so the same figures.
+        assert checked["drifted"] == stored["drifted"] and checked["severity"] == "severe"
+        assert [c["statistic"] for c in checked["features"]] == \
+            [c["statistic"] for c in stored["features"]]
+    assert june.read_bytes() == before
+    # New customers whose churn is not known yet: no target column, no target drift.
+    shutil.copy(REPO / "sample_data" / "churn" / "new.csv", project / "new.csv")
+    unlabelled = drift_json("new.csv")
+    assert unlabelled["current"]["rows"] == 500 and unlabelled["target"] is None
+    assert unlabelled["prediction"] is not None
+    assert len(json.loads(mlyard("data", "list", "--json").stdout)) == 6  # nothing ingested
+    assert mlyard("alerts", "--json").stdout == alerts_before  # not the project's data yet
+    assert not (project / ".mlyard" / "quarantine").exists() or \
+        not any((project / ".mlyard" / "quarantine").iterdir())
+
+
+def test_a_file_drift_refuses_bad_rows_in_one_line_and_leaves_the_file_alone(
+        project: Path) -> None:
+    lines = (project / "data" / "churn_2026_06.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    column = header.index("tenure_months")
+    bad_row = lines[5].split(",")
+    bad_row[column] = "lots"
+    bad = project / "bad.csv"
+    bad.write_text("\n".join([lines[0], *lines[1:5], ",".join(bad_row), *lines[6:]]) + "\n")
+    before = bad.read_bytes()
+    result = mlyard("drift", "bad.csv")
+    assert result.exit_code != 0
+    assert "tenure_months" in result.stderr and "bad.csv" in result.stderr
+    assert bad.read_bytes() == before
+    assert len(json.loads(mlyard("data", "list", "--json").stdout)) == 6
+    both = mlyard("drift", "--file", "bad.csv", "--current", "churn:v6")
+    assert both.exit_code != 0 and "give one of --current, --served and --file" in both.stderr
+    missing = mlyard("drift", "nowhere.csv")
+    assert missing.exit_code != 0 and "nowhere.csv" in missing.stderr
 
 
 def test_the_html_report_is_self_contained(project: Path) -> None:

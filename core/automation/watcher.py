@@ -25,14 +25,13 @@ from watchdog.observers.polling import PollingObserver
 from mlyard.core.automation.jobs import job
 from mlyard.core.automation.pipeline import ingest_files
 from mlyard.core.data.scaffold import data_files
-from mlyard.core.data.sniff import CSV_SUFFIXES, PARQUET_SUFFIXES
+from mlyard.core.data.sniff import DATA_SUFFIXES
 from mlyard.core.errors import ConfigError
 from mlyard.core.workspace import Workspace
 
 log = logging.getLogger("mlyard.watch")
 
 IGNORED_NAMES = ("*.part", "*.tmp", "~*", ".*")
-DATA_SUFFIXES = CSV_SUFFIXES | PARQUET_SUFFIXES
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from mlyard.core.alerts import delivery
 from mlyard.core.automation.drift_check import drift_check
 from mlyard.core.cli import output
 from mlyard.core.cli.context import JSON_OPTION, Context
+from mlyard.core.data.sniff import DATA_SUFFIXES
 from mlyard.core.errors import UsageError
 from mlyard.core.humanize import counted
 from mlyard.core.monitoring import drift_reports, performance, shadow_report
@@ -20,10 +21,30 @@ from mlyard.core.tracking.evaluation import Interval
 SEVERITIES = ("none", "moderate", "severe")
 
 
-@click.group("drift", invoke_without_command=True)
+class DriftGroup(click.Group):
+    """`mlyard drift new.csv` reads as `mlyard drift --file new.csv`: checking a file
+    before ingesting it is what a user tries first."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        options_with_values = {"--current", "--served", "--reference", "--html", "--fail-on",
+                               "--file"}
+        for index, arg in enumerate(args):
+            before = args[index - 1] if index else ""
+            if arg in self.commands or before in options_with_values:
+                break
+            if not arg.startswith("-") and Path(arg).suffix.lower() in DATA_SUFFIXES:
+                args = [*args[:index], "--file", *args[index:]]
+                break
+        return super().parse_args(ctx, args)
+
+
+@click.group("drift", cls=DriftGroup, invoke_without_command=True)
 @click.option("--current", help="A dataset version to check (default: the newest).")
 @click.option("--served", metavar="WINDOW",
               help="Check the inputs the server logged over this window instead: 1h, 7d.")
+@click.option("--file", "file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Check a CSV or Parquet file instead, read as ingest would read it but "
+                   "not ingested (also: `mlyard drift FILE`).")
 @click.option("--reference", default="champion", show_default=True,
               help="The model whose training data is the reference (version or alias).")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -32,8 +53,9 @@ SEVERITIES = ("none", "moderate", "severe")
               help="Exit 1 when the severity reaches this level (for cron and CI).")
 @JSON_OPTION
 @click.pass_context
-def drift(ctx: click.Context, current: str | None, served: str | None, reference: str,
-          html_path: Path | None, fail_on: str | None, as_json: bool) -> None:
+def drift(ctx: click.Context, current: str | None, served: str | None, file: Path | None,
+          reference: str, html_path: Path | None, fail_on: str | None,
+          as_json: bool) -> None:
     """Per-feature drift of new data or served traffic against a model's training data.
 
     The report is stored in the catalog (`mlyard drift history`) and raises an alert when
@@ -41,10 +63,11 @@ def drift(ctx: click.Context, current: str | None, served: str | None, reference
     """
     if ctx.invoked_subcommand is not None:
         return
-    if current and served:
-        raise UsageError("give --current or --served, not both")
+    if sum(given is not None for given in (current, served, file)) > 1:
+        raise UsageError("give one of --current, --served and --file")
     obj: Context = ctx.obj
-    report = drift_check(obj.ws, current=current, served=served, reference=reference).report
+    report = drift_check(obj.ws, current=current, served=served, reference=reference,
+                         file=file).report
     detail = drift_reports.view(report)
     if html_path is not None:
         html_path.write_text(render(detail), encoding="utf-8")

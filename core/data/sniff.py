@@ -20,6 +20,7 @@ from mlyard.core.errors import IngestRefused
 
 CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
 PARQUET_SUFFIXES = {".parquet", ".pq"}
+DATA_SUFFIXES = CSV_SUFFIXES | PARQUET_SUFFIXES
 
 _MAGIC = {
     b"\x1f\x8b": "gzip-compressed",

@@ -14,6 +14,7 @@ import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -23,6 +24,7 @@ import polars as pl
 from mlyard.core.alerts.delivery import delivery_states
 from mlyard.core.alerts.message import describe
 from mlyard.core.data import versions
+from mlyard.core.data.checked_file import read_checked
 from mlyard.core.data.quality import check_quality
 from mlyard.core.durations import parse_every
 from mlyard.core.errors import MlyardError, UsageError
@@ -52,7 +54,7 @@ class DriftReport:
     model: str
     version: int
     reference_run: str
-    current_kind: str  # dataset | served
+    current_kind: str  # dataset | served | file
     current_label: str  # "churn:v6", or "served since 2026-11-27 02:00"
     rows: int
     columns: list[ColumnDrift]
@@ -148,18 +150,26 @@ def compare(reference: dict[str, Any], frame: pl.DataFrame, spec: FeatureSpec,
 
 
 def drift(ws: Workspace, current: str | None = None, served: str | None = None,
-          reference: str = "champion", store: bool = True) -> DriftReport:
-    """Compare a dataset version (default: the newest) or served traffic (`served` like
-    "24h": that long back from now) with the training data of model `reference`."""
+          reference: str = "champion", store: bool = True,
+          file: Path | None = None) -> DriftReport:
+    """Compare a dataset version (default: the newest), served traffic (`served` like
+    "24h": that long back from now) or a file not ingested (read as ingest would) with
+    the training data of model `reference`. A file's report is stored but raises no
+    alert: its data is not the project's yet."""
     version = registry.resolve(ws, reference)
     sketch = load_reference(ws, version)
     model = load_model(ws, str(version.version))
     spec = model.spec
     task = model.card.task
+    quality: list[str] = []
     if served is not None:
         frame, outputs, label = _served_frame(ws, version, spec, served)
         kind = "served"
         predicted = outputs
+    elif file is not None:
+        checked = read_checked(ws, file)
+        frame, label, kind, quality = checked.rows, f"file {file}", "file", checked.warnings
+        predicted = prediction_series(model.predict(frame), task)
     else:
         chosen_versions = versions.select_versions(ws, [current] if current else None)
         chosen = chosen_versions[-1]
@@ -179,11 +189,12 @@ def drift(ws: Workspace, current: str | None = None, served: str | None = None,
                                      target_series(frame, spec, task), min_rows=min_rows)
         if spec.classes is not None:
             report.target.unseen = unseen_levels(frame[spec.target], spec.classes)
-    report.quality = check_quality(frame, versions.current_contract(ws), spec.names,
-                                   ws.config.data.id_column)
+    report.quality = quality + check_quality(frame, versions.current_contract(ws), spec.names,
+                                             ws.config.data.id_column)
     if store:
         save(ws, report)
-        _alert(ws, report)
+        if kind != "file":
+            _alert(ws, report)
     return report
 
 

@@ -29,7 +29,7 @@ class ColumnView(msgspec.Struct, kw_only=True):
 
 
 class CurrentData(msgspec.Struct):
-    kind: str  # dataset | served
+    kind: str  # dataset | served | file
     label: str
     rows: int
 
