@@ -126,6 +126,15 @@ def finish_job(con: Connection, job_id: int, status: str, error: str | None,
         [status, time.time(), error, detail, run_id, job_id])
 
 
+def jobs_of_process(con: Connection, project: str, pid: int, host: str,
+                    since: float) -> list[JobRecord]:
+    """Oldest first."""
+    rows = con.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE project = ? AND pid = ? "
+                       "AND host = ? AND started_at >= ? ORDER BY job_id",
+                       [project, pid, host, since]).fetchall()
+    return [JobRecord(*row) for row in rows]
+
+
 def list_jobs(con: Connection, project: str, limit: int,
               status: str | None = None) -> list[JobRecord]:
     where, args = "project = ?", [project]

@@ -112,6 +112,26 @@ def test_a_schedule_fires_and_pausing_it_from_another_process_stops_it(
     assert status(project)["daemon"]["running"] is False
 
 
+def test_the_daemon_log_says_how_each_step_ended(
+        project: Path, start_daemon: Callable[[], subprocess.Popen[bytes]]) -> None:
+    """Not only that a retrain started: the version it trained, and the gate that stopped
+    its promotion, one line each."""
+    configure(project, FAST_TRAIN, '[[schedule]]\nname = "soon"\nevery = "2s"\n'
+              'pipeline = "promote"\n')
+    config = project / "mlyard.toml"
+    config.write_text(config.read_text().replace("min_auc = 0.7", "min_auc = 0.9999", 1))
+    daemon = start_daemon()
+    log = project / ".mlyard" / "logs" / "daemon.log"
+    wait_for(lambda: log.exists(), what="the daemon's log")
+    wait_for(lambda: "promote failed" in log.read_text(), what="the promote step's end logged")
+    lines = log.read_text().splitlines()
+    trained = next(line for line in lines if "train succeeded: trained churn/" in line)
+    assert "schedule:soon: job " in trained
+    refused = next(line for line in lines if "promote failed" in line)
+    assert "min_auc" in refused and "WARNING" in refused
+    assert stop(daemon) == 0
+
+
 def test_a_retrain_never_overlaps_another_whoever_triggers_it(
         project: Path, start_daemon: Callable[[], subprocess.Popen[bytes]]) -> None:
     configure(project, FAST_TRAIN, '[[schedule]]\nname = "busy"\nevery = "1s"\n')

@@ -199,6 +199,7 @@ class Daemon:
         command = mlyard_command("-C", str(self.ws.project_dir), "--workspace",
                                  str(self.ws.root), *args)
         log.info("%s: %s", trigger, " ".join(args))
+        started = time.time()
         child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.PIPE)
         with self._children_guard:
@@ -208,10 +209,26 @@ class Daemon:
         finally:
             with self._children_guard:
                 self._children.pop(child.pid, None)
-        if child.returncode != 0:
+        failure_told = self._log_outcomes(trigger, child.pid, started)
+        if child.returncode != 0 and not failure_told:
             log.warning("%s: exited %d: %s", trigger, child.returncode,
                         stderr.decode(errors="replace").strip()[-500:])
         return child.returncode
+
+    def _log_outcomes(self, trigger: str, pid: int, started: float) -> bool:
+        """One line per step the child recorded: how it ended (the version trained, the
+        gates and the champion, or the reason it failed), so the daemon's log tells the
+        story without `mlyard jobs show`. True when a failed step was told."""
+        try:
+            steps = jobs.jobs_of_process(self.ws, pid, started - 1.0)
+        except MlyardError as exc:
+            log.warning("%s: could not read how its steps ended: %s", trigger, exc.msg)
+            return False
+        for step in steps:
+            level = logging.WARNING if step.status in ("failed", jobs.PARTIAL) else logging.INFO
+            log.log(level, "%s: job %d %s %s%s", trigger, step.job_id, step.step, step.status,
+                    f": {step.outcome}" if step.outcome else "")
+        return any(step.status == "failed" for step in steps)
 
     def _tick(self) -> None:
         try:

@@ -203,6 +203,14 @@ def list_jobs(ws: Workspace, limit: int = 50, status: str | None = None) -> list
         return automation_store.list_jobs(con, ws.project, limit, status)
 
 
+def jobs_of_process(ws: Workspace, pid: int, since: float) -> list[JobRecord]:
+    """The steps process `pid` on this host recorded since `since`, oldest first: how a
+    daemon's child ended, step by step."""
+    with ws.catalog.session() as con:
+        return automation_store.jobs_of_process(con, ws.project, pid, socket.gethostname(),
+                                                since)
+
+
 def get_job(ws: Workspace, job_id: int) -> JobRecord:
     reconcile_dead(ws)
     with ws.catalog.session() as con:
