@@ -325,6 +325,29 @@ def test_bad_remotes_get_one_line_naming_them(
     assert run_ids() == []
 
 
+def test_a_folder_without_a_config_is_told_the_exact_command_that_brings_it(
+        box: tuple[Path, dict[str, Any]], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    folder, trained = box
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    monkeypatch.chdir(bare)
+    result = mlyard("sync", str(folder))
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    command = result.stderr.split("`")[1]
+    assert command == f"cp {folder / 'mlyard.toml'} ."
+    assert list(bare.iterdir()) == []  # nothing written: a remote's config is not trusted
+    subprocess.run(command, shell=True, cwd=bare, check=True)  # the user does as told
+    assert sync_json(str(folder))["new_runs"] == [trained["run_id"]]
+    for remote, copy in [
+            ("ssh://box/~/churn", "scp 'box:~/churn/mlyard.toml' ."),
+            ("ssh://me@box:2222/srv/churn/", "scp -P 2222 me@box:/srv/churn/mlyard.toml ."),
+            ("ssh://box/srv/my projects/churn", "scp 'box:/srv/my projects/churn/mlyard.toml' .")]:
+        (bare / "mlyard.toml").unlink(missing_ok=True)
+        told = mlyard("sync", remote)
+        assert told.exit_code == 2 and f"`{copy}`" in told.stderr, told.stderr
+
+
 def test_ssh_to_nothing_listening_says_what_ssh_said(laptop: Path) -> None:
     result = mlyard("sync", "ssh://127.0.0.1:1/srv/churn")
     assert result.exit_code == 1

@@ -13,10 +13,11 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, Trans
 
 from mlyard.core.cli import output
 from mlyard.core.cli.context import JSON_OPTION, QUIET_OPTION, Context
+from mlyard.core.errors import UsageError, WorkspaceNotFound
 from mlyard.core.sync import syncer
 from mlyard.core.sync.peer import LocalPeer
 from mlyard.core.sync.wire import serve
-from mlyard.core.workspace import open_workspace
+from mlyard.core.workspace import CONFIG_NAME, open_workspace
 
 
 @click.command()
@@ -44,10 +45,16 @@ def sync(obj: Context, remote: str, pull: bool, kinds: tuple[str, ...], aliases:
     system's ssh; options such as a key go in $MLYARD_SSH). A second sync moves nothing.
     Aliases never move unless --aliases is given.
     """
-    peer = syncer.connect(obj.ws, remote, remote_mlyard)
+    try:
+        ws = obj.ws
+    except WorkspaceNotFound:
+        raise UsageError(f"no {CONFIG_NAME} here or above to sync into: copy the project's "
+                         f"first with `{syncer.copy_config_command(remote)}`, then sync "
+                         "again") from None
+    peer = syncer.connect(ws, remote, remote_mlyard)
     try:
         with _progress(quiet or as_json) as report:
-            result = syncer.sync(obj.ws, peer, push=not pull, kinds=kinds or syncer.KINDS,
+            result = syncer.sync(ws, peer, push=not pull, kinds=kinds or syncer.KINDS,
                                  aliases=aliases, dry_run=dry_run, on_progress=report)
     finally:
         peer.close()

@@ -20,6 +20,7 @@ through the receiving side's gates.
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,7 @@ from urllib.parse import urlsplit
 from mlyard.core.errors import UsageError
 from mlyard.core.sync.peer import LocalPeer, Peer, SyncRefused
 from mlyard.core.sync.wire import SshPeer
-from mlyard.core.workspace import Workspace, open_workspace
+from mlyard.core.workspace import CONFIG_NAME, Workspace, open_workspace
 
 KINDS = ("runs", "models", "datasets")
 # Rows (params, metric points, log lines, ...) per transaction on the receiving side, at
@@ -90,6 +91,19 @@ def connect(ws: Workspace, remote: str, remote_command: str = "mlyard") -> Peer:
     if other.root.resolve() == ws.root.resolve():
         raise UsageError(f"remote {remote!r} is this project's own workspace")
     return LocalPeer(other, str(folder.resolve()))
+
+
+def copy_config_command(remote: str) -> str:
+    """The command that copies REMOTE's mlyard.toml here. Sync never writes a config it
+    was sent: a remote is a stranger, and a config names commands that alerts run."""
+    if remote.startswith("ssh://"):
+        parts = urlsplit(remote)
+        host = f"{parts.username}@{parts.hostname}" if parts.username else parts.hostname
+        path = (parts.path[1:] if parts.path.startswith("/~") else parts.path).rstrip("/")
+        port = f"-P {parts.port} " if parts.port else ""
+        return f"scp {port}{shlex.quote(f'{host}:{path}/{CONFIG_NAME}')} ."
+    source = Path(remote).expanduser() / CONFIG_NAME
+    return f"cp {shlex.quote(str(source))} ."
 
 
 def sync(ws: Workspace, remote: Peer, push: bool = False,
