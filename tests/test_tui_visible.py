@@ -14,6 +14,7 @@ import pytest
 from mlyard.core.data import versions
 from mlyard.core.tracking import run_queries
 from mlyard.core.workspace import open_workspace
+from tests.conftest import mlyard
 from tests.test_tui import SCREENS, keys_then_settle, make_app, project, template  # noqa: F401
 
 SIZES = [(80, 24), (100, 30)]
@@ -165,3 +166,20 @@ async def test_the_dashboard_counts_one_model_version_in_the_singular(churn: Pat
     train_json()
     text = "\n".join(await render(churn, "dashboard", (100, 30)))
     assert "1 model version, no aliases yet" in text and "1 model versions" not in text, text
+
+
+@pytest.mark.asyncio
+async def test_the_data_panel_keeps_versions_and_rows_whole_and_cuts_the_file_name(
+        churn: Path) -> None:
+    """A long dataset name and long file names at 80x24: the file name gives way."""
+    config = churn / "mlyard.toml"
+    config.write_text(config.read_text().replace("[data]", '[data]\ndataset = "labor_force_q"', 1))
+    long_name = churn / "data" / "labor_force_survey_2026_quarterly_extract_part_01.csv"
+    long_name.write_bytes((churn / "data" / "churn_2026_01.csv").read_bytes()[:20_000]
+                          .rsplit(b"\n", 1)[0] + b"\n")
+    assert mlyard("ingest", str(long_name)).exit_code == 0
+    ws = open_workspace(churn)
+    [version] = [v for v in versions.list_versions(ws) if v.dataset == "labor_force_q"]
+    text = "\n".join(await render(churn, "dashboard", (80, 24)))
+    assert version.ref in text and f"{version.rows:,}" in text, text
+    assert re.search(r"labor_f\w*…", text), text  # the file name's start, cut

@@ -108,10 +108,14 @@ def _data_table(overview: Overview) -> Table | str:
     if not overview.datasets:
         return "No dataset versions yet: `mlyard ingest FILE`."
     table = _grid()
-    for column in ("version", "rows", "source"):
-        table.add_column(column, no_wrap=True)
-    for version in overview.datasets:
-        table.add_row(version.ref, f"{version.rows:,}", Path(version.source_path).name)
+    # The version and its rows whole at any width; the file's name gives way first.
+    refs = [version.ref for version in overview.datasets]
+    rows = [f"{version.rows:,}" for version in overview.datasets]
+    table.add_column("version", no_wrap=True, min_width=max(map(len, ["version", *refs])))
+    table.add_column("rows", no_wrap=True, min_width=max(map(len, ["rows", *rows])))
+    table.add_column("source", no_wrap=True, overflow="ellipsis", ratio=1)
+    for ref, count, version in zip(refs, rows, overview.datasets, strict=True):
+        table.add_row(ref, count, Path(version.source_path).name)
     table.caption = counted(overview.dataset_versions, "version")
     return table
 
