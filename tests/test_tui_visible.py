@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -183,3 +184,56 @@ async def test_the_data_panel_keeps_versions_and_rows_whole_and_cuts_the_file_na
     text = "\n".join(await render(churn, "dashboard", (80, 24)))
     assert version.ref in text and f"{version.rows:,}" in text, text
     assert re.search(r"labor_f\w*…", text), text  # the file name's start, cut
+
+
+@pytest.mark.asyncio
+async def test_the_serving_screen_at_80x24_under_traffic(project: Path) -> None:  # noqa: F811
+    """Requests per second above zero while requests come, the latency on one line, and
+    logged requests told apart by their ids."""
+    import threading
+
+    import httpx
+
+    from mlyard.core.models.loading import load_model
+    from mlyard.core.serving import supervisor
+
+    app = make_app(project)
+    ws = open_workspace(project)
+    spec = load_model(ws, "champion").spec
+    records = versions.load_versions(ws).head(2).select(spec.names).to_dicts()
+    stop = threading.Event()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await keys_then_settle("5", "s")(pilot)
+        server = app.server_process  # type: ignore[attr-defined]
+        assert server is not None and server.alive
+
+        def traffic() -> None:
+            with httpx.Client() as client:
+                while not stop.is_set():
+                    client.post(f"{server.url}/invocations", json={"instances": records})
+                    stop.wait(0.02)
+
+        sender = threading.Thread(target=traffic)
+        sender.start()
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                text = screen_text(app.export_screenshot())
+                rate = next((line for line in text if "requests/s" in line), "")
+                found = re.search(r"requests/s\s+([\d,.]+)", rate)
+                if found and float(found.group(1).replace(",", "")) > 0 \
+                        and len(supervisor.recent_predictions(ws, 20)) >= 2:
+                    break
+                assert time.monotonic() < deadline, "\n".join(text)
+                await pilot.pause(0.2)
+        finally:
+            stop.set()
+            sender.join()
+        await pilot.pause(1.2)  # one more poll of the log
+        text = screen_text(app.export_screenshot())
+        [latency] = [line for line in text if "p50/p95/p99" in line]
+        assert re.search(r"p50/p95/p99\s+[\d.]+ / [\d.]+ / [\d.]+ ms", latency), latency
+        ids = [r.request_id[-8:] for r in supervisor.recent_predictions(ws, 20)]
+        shown = [i for i in ids if any(i in line for line in text)]
+        assert len(set(shown)) >= 2, "\n".join(text)
+        server.stop()

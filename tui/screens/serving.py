@@ -160,15 +160,17 @@ shadow with the champion on the same requests (`mlyard shadow report` for all of
                              ("requests/s", "-" if rate is None else f"{rate:,.1f}"),
                              ("errors", f"{stats.errors:,.0f}"),
                              ("rows scored", f"{stats.rows:,.0f}"),
-                             ("latency p50 / p95 / p99", " / ".join(
-                                 "-" if v is None else f"{v:.1f} ms"
-                                 for v in (stats.p50_ms, stats.p95_ms, stats.p99_ms)))):
+                             # Latency on one line of a half-width panel at 80 columns.
+                             ("p50/p95/p99", " / ".join(
+                                 "-" if v is None else f"{v:.1f}"
+                                 for v in (stats.p50_ms, stats.p95_ms, stats.p99_ms)) + " ms")):
             table.add_row(label, value)
         self.query_one("#serving-stats", Static).update(table)
         self.predictions = list(message.predictions)
         fill(self.query_one("#serving-predictions", DataTable),
              ["time", "request", "version", "rows", "outputs", "inputs"],
-             [(when(r.ts), r.request_id[:8], r.version, r.rows, r.outputs[:24], r.inputs[:60])
+             # An id's end tells requests apart (its start is the server's, the same for all).
+             [(when(r.ts), r.request_id[-8:], r.version, r.rows, r.outputs[:24], r.inputs[:60])
               for r in message.predictions])
 
     @on(DataTable.RowSelected, "#serving-predictions")
