@@ -237,3 +237,44 @@ async def test_the_serving_screen_at_80x24_under_traffic(project: Path) -> None:
         shown = [i for i in ids if any(i in line for line in text)]
         assert len(set(shown)) >= 2, "\n".join(text)
         server.stop()
+
+
+@pytest.mark.asyncio
+async def test_monitoring_at_80x24_dates_the_live_curve_and_draws_no_empty_frames(
+        project: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """No empty plot frame before there is anything to draw, only the line saying what
+    fills it; then the live metric over dates, with no stray axis label."""
+    import json as json_module
+
+    import pyarrow as pa
+
+    from mlyard.storage import prediction_files
+
+    empty = await render(project, "monitoring", (80, 24))
+    shown = "\n".join(empty)
+    assert "live performance: none yet" in shown and "(mlyard feedback LABELS)" in shown, shown
+    assert not any("┤" in line for line in empty[15:]), "\n".join(empty)  # no axes below
+    day = 86_400.0
+    start = 1_780_000_000.0 - 1_780_000_000.0 % day
+    requests, labels = [], ["customer_id,churned"]
+    for d in range(3):
+        for i in range(40):
+            customer = f"C{d}-{i}"
+            requests.append({"request_id": f"r{d}-{i}", "ts": start + d * day + i,
+                             "model": "churn", "version": 1, "rows": 1,
+                             "inputs": json_module.dumps([{"customer_id": customer}]),
+                             "outputs": json_module.dumps([(i % 10) / 10])})
+            labels.append(f"{customer},{int(i % 10 >= 5 if i % 4 else i % 10 < 5)}")
+    logged = pa.Table.from_pylist(requests, schema=prediction_files.PREDICTION_SCHEMA)
+    prediction_files.write(open_workspace(project).catalog.predictions_dir, logged)
+    (project / "late.csv").write_text("\n".join(labels) + "\n")
+    monkeypatch.chdir(project)
+    fed = mlyard("feedback", "late.csv")
+    assert fed.exit_code == 0, fed.stderr
+    lines = await render(project, "monitoring", (80, 24))
+    text = "\n".join(lines)
+    assert "live auc per window" in text, text
+    for d in (0, 2):
+        assert time.strftime("%m-%d", time.gmtime(start + d * day)) in text, text
+    assert not any(line.strip() == "step" or line.rstrip().endswith(" step")
+                   for line in lines), text

@@ -3,6 +3,7 @@ cell's reference and current distributions, the alerts, and live performance."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from rich.text import Text
@@ -101,9 +102,13 @@ quality alerts, and the live metric from `mlyard feedback` per time window.
         for window in overview.performance:
             curves.setdefault(f"v{window.version}", []).append(
                 (int(window.start // 86400), window.metrics.get(metric)))
+        days = sorted({day for points in curves.values() for day, _ in points})
+        ticks = [(float(day), time.strftime("%m-%d", time.gmtime(day * 86400)))
+                 for day in days[::max(1, len(days) // 4)]]
         self.query_one("#performance-plot", CurvesPlot).show(
-            f"live {metric} per window (day number)" if curves else
-            "live performance: none yet (mlyard feedback LABELS)", curves)
+            f"live {metric} per window" if curves else
+            "live performance: none yet (mlyard feedback LABELS)", curves,
+            xlabel="", xticks=ticks)
         self._show_chart()
 
     @on(DataTable.CellHighlighted, "#drift-table")
@@ -112,7 +117,7 @@ quality alerts, and the live metric from `mlyard feedback` per time window.
         plot = self.query_one("#drift-chart", HistogramsPlot)
         table = self.query_one("#drift-table", DataTable)
         if overview is None or not overview.rows or not overview.reports:
-            plot.show("no drift reports yet (mlyard drift)", None)
+            plot.show("drift charts: none yet (mlyard drift)", None)
             return
         row = min(table.cursor_row, len(overview.rows) - 1)
         column = max(table.cursor_column, 1) - 1

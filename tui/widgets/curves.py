@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from textual_plotext import PlotextPlot
-
 from mlyard.tui.format import downsample
+from mlyard.tui.widgets.noted_plot import NotedPlot
 
 
-class CurvesPlot(PlotextPlot):
+class CurvesPlot(NotedPlot):
     """Draws {label: [(step, value)]}; each curve is downsampled to the plot's width."""
 
     DEFAULT_CSS = """
@@ -19,8 +18,10 @@ class CurvesPlot(PlotextPlot):
     }
     """
 
-    def show(self, title: str,
-             curves: Mapping[str, Sequence[tuple[int, float | None]]]) -> None:
+    def show(self, title: str, curves: Mapping[str, Sequence[tuple[int, float | None]]],
+             xlabel: str = "step",
+             xticks: Sequence[tuple[float, str]] | None = None) -> None:
+        """With no curves, `title` is the one line shown (say what would fill it)."""
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
@@ -33,12 +34,16 @@ class CurvesPlot(PlotextPlot):
                 plt.plot([s for s, _ in kept], [v for _, v in kept], label=label, marker="braille")
                 drawn = True
         if not drawn:
-            plt.title(f"{title}: no points")
-        plt.xlabel("step")
-        self.refresh()
+            self.show_note(f"{title}: no points" if curves else title)
+            return
+        if xlabel:
+            plt.xlabel(xlabel)
+        if xticks:
+            plt.xticks([position for position, _ in xticks], [label for _, label in xticks])
+        self.drawn()
 
 
-class BarsPlot(PlotextPlot):
+class BarsPlot(NotedPlot):
     """Horizontal bars, largest first: feature importance."""
 
     DEFAULT_CSS = """
@@ -63,7 +68,9 @@ class BarsPlot(PlotextPlot):
         plt.clear_data()
         plt.clear_figure()
         plt.title(title)
-        if top:
-            plt.bar([name for name, _ in reversed(top)], [value for _, value in reversed(top)],
-                    orientation="horizontal", width=0.5)
-        self.refresh()
+        if not top:
+            self.show_note(f"{title}: none")
+            return
+        plt.bar([name for name, _ in reversed(top)], [value for _, value in reversed(top)],
+                orientation="horizontal", width=0.5)
+        self.drawn()

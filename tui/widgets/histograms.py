@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from textual_plotext import PlotextPlot
-
 from mlyard.core.monitoring.drift_stats import Chart
+from mlyard.tui.widgets.noted_plot import NotedPlot
 
 
-class HistogramsPlot(PlotextPlot):
+class HistogramsPlot(NotedPlot):
     """Bars of the reference's and the current data's shares per bin or category."""
 
     DEFAULT_CSS = """
@@ -20,6 +19,7 @@ class HistogramsPlot(PlotextPlot):
     shown: str = ""  # the title of what is drawn now
 
     def show(self, title: str, chart: Chart | None) -> None:
+        """With no chart, `title` is the one line shown (say what would fill it)."""
         self.shown = title
         plt = self.plt
         plt.clear_data()
@@ -34,6 +34,6 @@ class HistogramsPlot(PlotextPlot):
             # plot happens to have when it is first drawn.
             step = max(1, len(labels) // 5)
             plt.xticks([float(p) for p in positions[::step]], labels[::step])
+            self.drawn()
         else:
-            plt.title(f"{title}: no chart")
-        self.refresh()
+            self.show_note(f"{title}: no chart" if chart is not None else title)
