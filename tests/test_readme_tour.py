@@ -35,6 +35,14 @@ def test_the_readme_tour_runs_as_written(tmp_path: Path) -> None:
     copy, port = tmp_path / "churn", free_port()
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "COLUMNS": "120"}
+    # The README's first command, in this checkout, before the tour as a reader runs it:
+    # it must leave sample_data/ as shipped, since the tour copies it.
+    shipped = sorted(p.relative_to(REPO) for p in (REPO / "sample_data").rglob("*"))
+    made = subprocess.run(["make", "run"], cwd=REPO, env=env, stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=600)
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert "finished" in made.stdout  # ends showing the run it trained
+    assert sorted(p.relative_to(REPO) for p in (REPO / "sample_data").rglob("*")) == shipped
     cwd = REPO
     try:
         for command, promised in tour_lines():
