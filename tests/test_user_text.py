@@ -17,6 +17,7 @@ from mlyard.core.tracking import run_queries
 from mlyard.tui.app import MlyardApp
 from tests.conftest import mlyard as cli
 from tests.conftest import mlyard_process
+from tests.test_tui import settle
 
 
 def wide(*args: str, cwd: Path) -> str:
@@ -90,7 +91,7 @@ def test_the_runs_screen_and_a_run_show_hostile_names_as_written(
                 await pilot.pause(0.05)
                 if type(app.screen).__name__ == "RunDetailScreen":
                     break
-            await pilot.pause(0.5)
+            await settle(pilot)  # the run screen loads the hostile run without failing
             assert type(app.screen).__name__ == "RunDetailScreen"
         return names
 
