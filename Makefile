@@ -60,7 +60,7 @@ test: lint
 	$(MAKE) --no-print-directory wheel-smoke
 
 test-fast: $(VENV)/.installed-test
-	MLYARD_TEST_FAST=1 $(BIN)/python -m pytest -q -n 2 --dist load -m "not slow"
+	MLYARD_TEST_FAST=1 $(BIN)/python -m pytest -q -n 2 --dist worksteal -m "not slow"
 
 wheel-smoke: $(BIN)/python
 	PYTHON=$(BIN)/python scripts/wheel_smoke.sh

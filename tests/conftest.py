@@ -34,8 +34,21 @@ SLOW_MODULES = {
     "test_tui_visible", "test_tui_web", "test_tune", "test_user_text", "test_watch",
     "test_one_csv_reader", "test_one_parsing_path", "test_explain", "test_prediction_log",
     "test_single_row", "test_cli_tables", "test_alerts", "test_drift_reliability",
-    "test_sync_stranger", "test_alert_receivers", "test_serve_detach",
+    "test_sync_stranger", "test_alert_receivers", "test_serve_detach", "test_odd_entries",
 }
+FAST = bool(os.environ.get("MLYARD_TEST_FAST"))
+
+
+def examples(full: int) -> int:
+    """Hypothesis examples per property: all of them in `make test`, a quarter in
+    `make test-fast` (the loop a person waits on)."""
+    return max(5, full // 4) if FAST else full
+
+
+def pytest_ignore_collect(collection_path: Path) -> bool | None:
+    """`make test-fast` does not even import the slow modules (Textual, Dask, the browser
+    tests' helpers): seconds of every run of the loop."""
+    return True if FAST and collection_path.stem in SLOW_MODULES else None
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

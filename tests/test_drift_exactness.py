@@ -31,6 +31,7 @@ from mlyard.core.monitoring.drift_stats import (
     WASSERSTEIN_TOLERANCE,
     column_drift,
 )
+from tests.conftest import examples
 
 Shape = Callable[[np.random.Generator, int], np.ndarray]
 
@@ -75,7 +76,7 @@ def p_band(reference: np.ndarray, current: np.ndarray) -> tuple[float, float, fl
             float(stats.kstwo.sf(max(exact.statistic - KS_DISTANCE_TOLERANCE, 0.0), n)))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(shape=st.sampled_from(sorted(SHAPES)), change=st.sampled_from(sorted(CHANGES)),
        seed=st.integers(0, 10_000), current_rows=st.sampled_from([200, 2_000, 30_000]))
 def test_numeric_figures_match_the_exact_ones(shape: str, change: str, seed: int,
@@ -113,7 +114,7 @@ CATEGORY_SHAPES: dict[str, list[float]] = {
 }
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(30), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(shape=st.sampled_from(sorted(CATEGORY_SHAPES)), seed=st.integers(0, 10_000),
        tilt=st.sampled_from([0.0, 0.02, 0.2]), current_rows=st.sampled_from([300, 5_000]))
 def test_categorical_figures_match_scipy(shape: str, seed: int, tilt: float,
@@ -144,7 +145,7 @@ def test_all_missing_current_data_is_not_judged() -> None:
         assert not result.drifted and not result.reliable
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(values=st.lists(st.one_of(st.floats(-1e12, 1e12), st.sampled_from([0.0, -0.0, 1.5, 7.0])),
                        min_size=1, max_size=3000),
        extra=st.lists(st.floats(0.0, 1.0), max_size=20))

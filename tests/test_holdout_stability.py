@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from mlyard.core.errors import UsageError
 from mlyard.core.training.split import holdout_mask, split_rows
+from tests.conftest import examples
 
 values = st.one_of(st.none(), st.integers(-10**12, 10**12),
                    st.floats(allow_nan=False, allow_infinity=False, width=64))
@@ -42,7 +43,7 @@ def _identity(frame: pl.DataFrame, id_column: str | None) -> list[tuple[object, 
     return frame.select(id_column).rows() if id_column else frame.rows()
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=examples(80), deadline=None)
 @given(data=growing_data(), seeds=st.tuples(st.integers(0, 99), st.integers(0, 99)))
 def test_no_version_trains_on_rows_another_is_judged_on(
         data: tuple[pl.DataFrame, int, str | None], seeds: tuple[int, int]) -> None:
@@ -64,7 +65,7 @@ def test_no_version_trains_on_rows_another_is_judged_on(
     assert not trained_second & held_first
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(data=growing_data())
 def test_rows_read_back_through_pandas_are_held_out_the_same(
         data: tuple[pl.DataFrame, int, str | None]) -> None:

@@ -15,6 +15,7 @@ from mlyard.core.data import versions
 from mlyard.core.data.ingest import ingest_file
 from mlyard.core.errors import IngestRefused
 from mlyard.core.workspace import open_workspace
+from tests.conftest import examples
 
 CATEGORIES = ["red", "green", "blue"]
 
@@ -55,7 +56,7 @@ type = "int"
 """
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(30), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(frame=frames())
 def test_written_frames_ingest_back_unchanged(frame: pl.DataFrame) -> None:
     with tempfile.TemporaryDirectory() as tmp:
@@ -69,7 +70,7 @@ def test_written_frames_ingest_back_unchanged(frame: pl.DataFrame) -> None:
         assert versions.load_version(ws, result.version.ref).equals(frame)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(content=st.binary(min_size=0, max_size=300),
        header=st.sampled_from([b"", b"row_id,amount,count,colour,label\n"]))
 def test_arbitrary_bytes_are_ingested_or_refused_cleanly(content: bytes, header: bytes) -> None:
@@ -101,7 +102,7 @@ def test_a_column_of_one_huge_value_is_profiled() -> None:
 
 
 @given(frames())
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_a_small_version_is_profiled_as_a_large_one_would_be(frame: pl.DataFrame) -> None:
     """Small snapshots are profiled in memory, large ones streamed: the same profile."""
     from mlyard.core.data import profile

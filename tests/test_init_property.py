@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import os
 import random
 import tempfile
 from datetime import date, datetime, timedelta
@@ -16,7 +15,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import mlyard
+from tests.conftest import examples, mlyard
 
 NAMES = ["nr", "zip", "id", "customer_id", "temp", "log_wage", "month", "year", "t",
          "price", "label", "y", "region", "flag", "date", "when", "x", "Amount ($)",
@@ -110,7 +109,7 @@ def _write(folder: Path, header: list[str], files: list[list[list[str]]]) -> lis
     return paths
 
 
-@settings(max_examples=12 if os.environ.get("MLYARD_TEST_FAST") else 60, deadline=None,
+@settings(max_examples=examples(60), deadline=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(folder=folders())
 def test_init_never_crashes_and_never_refuses_its_own_files(

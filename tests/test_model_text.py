@@ -23,7 +23,7 @@ from mlyard.core.models.loading import load_model
 from mlyard.core.models.model_text import ModelRefused, check_model_text
 from mlyard.core.models.trial import TRIAL_ROWS, Candidate, check_loads, trial_rows
 from mlyard.core.workspace import open_workspace
-from tests.conftest import mlyard
+from tests.conftest import examples, mlyard
 
 ROWS = np.random.default_rng(3).normal(size=(300, 4))
 ROWS[:, 3] = np.random.default_rng(4).integers(0, 6, 300)  # a categorical feature
@@ -103,7 +103,7 @@ booster.predict(rows)
 
 
 @pytest.mark.slow
-@settings(max_examples=25, deadline=None,
+@settings(max_examples=examples(25), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(tree=st.integers(0, 7), field=st.sampled_from(
     ["split_feature", "left_child", "right_child", "threshold", "cat_boundaries",
@@ -143,6 +143,7 @@ def test_predict_with_a_tampered_model_is_one_line(churn: Path, tmp_path: Path) 
     assert "\n" not in message and "tree 1: node 0 splits on feature 77" in message
 
 
+@pytest.mark.slow  # trains several models in processes of their own
 def test_the_child_trial_scores_this_projects_newest_rows_and_the_edges(churn: Path) -> None:
     """A model from elsewhere is tried on the rows it will meet here, not one zero row:
     a bad node that only real values reach is reached in the child."""

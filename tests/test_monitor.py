@@ -234,6 +234,7 @@ def test_severe_drift_triggers_one_retrain(project: Path) -> None:
     assert [(j.trigger, j.status) for j in trains] == [("drift", "succeeded")]
 
 
+@pytest.mark.slow  # trains and checks in several processes
 def test_the_drift_gate_fails_a_candidate_whose_training_data_no_longer_matches(
         project: Path) -> None:
     config = project / "mlyard.toml"

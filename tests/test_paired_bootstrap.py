@@ -9,9 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlyard.core.tracking import evaluation
+from tests.conftest import examples
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(rows=st.integers(2, 60), seed=st.integers(0, 2**32 - 1), levels=st.integers(1, 8))
 def test_the_resampled_auc_is_the_auc_of_the_drawn_rows(rows: int, seed: int,
                                                         levels: int) -> None:

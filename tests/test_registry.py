@@ -6,6 +6,8 @@ import json
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from mlyard.core.models import registry
 from mlyard.core.workspace import open_workspace
 from tests.conftest import mlyard, python_process, train_json
@@ -48,6 +50,7 @@ def test_unknown_gate_is_a_config_error(churn: Path) -> None:
     assert result.exit_code == 1 and "[gates] has unknown key `minimum_auc`" in result.stderr
 
 
+@pytest.mark.slow  # trains several models in processes of their own
 def test_promote_runs_the_gates_and_rollback_restores_the_previous_champion(
     churn: Path,
 ) -> None:
@@ -111,6 +114,7 @@ PROMOTER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # trains and checks in several processes
 def test_concurrent_promotes_leave_one_consistent_champion(churn: Path) -> None:
     set_gates(churn, "min_auc = 0.5\n")
     train_json()

@@ -25,7 +25,14 @@ from mlyard.core.serving.scoring import SMALL_REQUEST
 from mlyard.core.serving.server import HeaderTimeoutHttp, create_app
 from mlyard.core.workspace import open_workspace
 from mlyard.storage import prediction_files
-from tests.conftest import mlyard, python_process, sample_project, train_json, wait_for
+from tests.conftest import (
+    examples,
+    mlyard,
+    python_process,
+    sample_project,
+    train_json,
+    wait_for,
+)
 
 
 @pytest.fixture(scope="module")
@@ -259,7 +266,7 @@ def test_predict_file_round_trip(trained: Path, tmp_path: Path,
     assert not (tmp_path / "x.parquet").exists()
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                   HealthCheck.function_scoped_fixture])
 @given(body=st.one_of(
     st.binary(max_size=200),

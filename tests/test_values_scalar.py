@@ -23,6 +23,7 @@ from mlyard.core.serving.request import (
     typed_features,
 )
 from mlyard.core.serving.row_reader import RowReader
+from tests.conftest import examples
 
 NUMBER_TEXT = st.sampled_from(["7", " 7 ", "7.0", "-2.5", "+5", "1e3", ".5", "5.", "1,000",
                                "1,234.50", "12,34", "9.7", "NaN", "NA", "null", "", "  ",
@@ -52,7 +53,7 @@ def same(a: Any, b: Any) -> bool:
     return a is b if a in (MISSING, FAILED) or b in (MISSING, FAILED) else a == b
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(kind=st.sampled_from(["int", "float", "bool", "category"]), value=VALUES,
        closed=st.booleans())
 def test_one_value_reads_as_its_column_would(kind: str, value: Any, closed: bool) -> None:
@@ -68,7 +69,7 @@ SPEC = FeatureSpec([Feature("n", "int"), Feature("x", "float"), Feature("b", "bo
                     Feature("c", "category", LEVELS, closed=False)], "y", "int", None, {})
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(columns=st.fixed_dictionaries({name: st.lists(VALUES, min_size=3, max_size=3)
                                       for name in ("n", "x", "b", "c")}))
 def test_a_small_request_reads_as_the_column_path_does(columns: dict[str, list[Any]]) -> None:
@@ -94,7 +95,7 @@ NUMERIC_SPEC = FeatureSpec([Feature("n", "int"), Feature("x", "float"),
                            "y", "int", None, {})
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(row=st.fixed_dictionaries({  # values the reader takes as often as any others
     "n": st.one_of(st.integers(-2**63, 2**63), st.none(), VALUES),
     "x": st.one_of(st.floats(), st.integers(-2**64, 2**64), st.none(), VALUES),
@@ -115,7 +116,7 @@ def test_the_one_row_reader_reads_as_the_rules_do(row: dict[str, Any], drop: str
     assert fast[1] == logged
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(row=st.fixed_dictionaries({
     "n": st.one_of(st.integers(-2**63 + 1, 2**63 - 1), st.none()),
     "x": st.one_of(st.floats(allow_infinity=False), st.integers(-2**63 + 1, 2**63 - 1),
@@ -147,7 +148,7 @@ DATE_TEXT = st.sampled_from(["2024-03-01", " 2024-03-01 ", "2024-03-01 10:00", "
                              "2024-02-30", "", "  ", "NA", "null", "x"])
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(kind=st.sampled_from(["int", "float", "bool", "category", "string", "date",
                              "datetime"]),
        values=st.lists(st.one_of(VALUES, DATE_TEXT), min_size=1, max_size=6),
