@@ -22,11 +22,9 @@ KNOWN = {
     "mlyard.core.humanize.describe_change:change",
     # fields: (module.Class, field)
     "mlyard.core.data.versions.VersionDiff:changes",
-    "mlyard.core.tracking.run_queries.RunDocuments:reproduce",
     "mlyard.storage.datasets_store.VersionRecord:profile",
     "mlyard.tui.messages.DiffLoaded:changes",
     "mlyard.tui.messages.ProfileLoaded:profile",
-    "mlyard.tui.messages.RunDetailLoaded:record",
 }
 
 

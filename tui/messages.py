@@ -22,6 +22,7 @@ from mlyard.core.serving.supervisor import (
     ServerStats,
 )
 from mlyard.core.tracking.compare import Comparison, CurvePoint
+from mlyard.core.tracking.record_summary import RecordSummary
 from mlyard.core.tracking.run_queries import LogLine, RunDetail, RunsPage
 
 
@@ -55,7 +56,7 @@ class CurvesLoaded(Message):
 @dataclass
 class RunDetailLoaded(Message):
     detail: RunDetail
-    record: dict[str, Any] | None  # reproduce.json, for training runs
+    record: RecordSummary | None  # reproduce.json, for training runs
     importance: dict[str, dict[str, float]] | None
     log: list[LogLine]
 

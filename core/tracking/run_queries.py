@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import re
 import socket
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import msgspec
 
@@ -17,6 +15,7 @@ from mlyard.core.errors import UsageError
 from mlyard.core.processes import pid_alive
 from mlyard.core.tracking import artifacts
 from mlyard.core.tracking.provenance import SYNCED_TAG
+from mlyard.core.tracking.record_summary import RecordSummary, read_summary
 from mlyard.core.workspace import Workspace
 from mlyard.storage import models_store, run_outcomes, runs_store
 from mlyard.storage.engine import Connection
@@ -214,7 +213,7 @@ def show_run(ws: Workspace, ref: str) -> RunDetail:
 class RunDocuments:
     """The JSON records a training or tuning run stores, as the run screen shows them."""
 
-    reproduce: dict[str, Any] | None  # what `mlyard reproduce` replays
+    record: RecordSummary | None  # what `mlyard reproduce` replays, as the screen shows it
     # kind (gain, split, contribution) -> feature -> share; {"params": ...} for a study
     importance: dict[str, dict[str, float]] | None
 
@@ -236,10 +235,6 @@ def run_view(ws: Workspace, ref: str, log_lines: int) -> RunView:
 def run_documents(ws: Workspace, detail: RunDetail) -> RunDocuments:
     """Read a run's reproducibility record and importance from the object store."""
     stored = {a.name: a.blake3 for a in detail.artifacts}
-
-    def read(name: str) -> Any:
-        return json.loads(ws.objects.read_bytes(stored[name])) if name in stored else None
-
     importance: dict[str, dict[str, float]] | None = None
     if artifacts.PARAM_IMPORTANCE in stored:
         importance = {"params": msgspec.json.decode(
@@ -247,7 +242,9 @@ def run_documents(ws: Workspace, detail: RunDetail) -> RunDocuments:
     elif artifacts.FEATURE_IMPORTANCE in stored:
         importance = msgspec.json.decode(ws.objects.read_bytes(
             stored[artifacts.FEATURE_IMPORTANCE]), type=dict[str, dict[str, float]])
-    return RunDocuments(read(artifacts.REPRODUCE), importance)
+    record = read_summary(ws.objects.read_bytes(stored[artifacts.REPRODUCE])) \
+        if artifacts.REPRODUCE in stored else None
+    return RunDocuments(record, importance)
 
 
 def metric_history(ws: Workspace, ref: str, key: str) -> list[tuple[int, float | None, float]]:

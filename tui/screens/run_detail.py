@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from rich.table import Table
 from textual import on, work
@@ -24,6 +23,7 @@ from textual.widgets.option_list import Option
 
 from mlyard.core.tracking import compare, run_queries
 from mlyard.core.tracking.provenance import SYNCED_TAG
+from mlyard.core.tracking.record_summary import RecordSummary
 from mlyard.core.training.device import DEVICE_TAG
 from mlyard.core.workspace import Workspace
 from mlyard.tui.format import duration, number, plain, when
@@ -99,7 +99,7 @@ every two seconds.
           description="Loading the run")
     def _load(self, ws: Workspace, run_id: str) -> None:
         view = run_queries.run_view(ws, run_id, LOG_LINES)
-        self.post_message(RunDetailLoaded(view.detail, view.documents.reproduce,
+        self.post_message(RunDetailLoaded(view.detail, view.documents.record,
                                           view.documents.importance, view.log))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="run-curves",
@@ -166,7 +166,7 @@ every two seconds.
             self.reload()
 
 
-def _record(inputs: list[str], record: dict[str, Any] | None) -> Table | str:
+def _record(inputs: list[str], record: RecordSummary | None) -> Table | str:
     table = PlainTable(show_header=False, box=None, expand=True)
     table.add_column(style="bold", no_wrap=True)
     table.add_column()
@@ -174,17 +174,17 @@ def _record(inputs: list[str], record: dict[str, Any] | None) -> Table | str:
     if record is None:
         table.add_row("record", "none (not a `mlyard train` run)")
         return table
-    split = record.get("split", {})
-    table.add_row("split", f"{split.get('method')} · rows {split.get('rows')}"
-                  + (f" · holdout from {split['holdout_from']}" if "holdout_from" in split
-                     else ""))
-    table.add_row("seed", str(record.get("seed")))
-    git = record.get("git") or {}
-    table.add_row("git", f"{git.get('commit', '-')[:12]}{' (dirty)' if git.get('dirty') else ''}"
+    split = record.split
+    rows = ", ".join(f"{side} {count:,}" for side, count in split.rows.items())
+    table.add_row("split", f"{split.how} · rows {rows or '-'}"
+                  + (f" · holdout from {split.holdout_from}" if split.holdout_from else ""))
+    table.add_row("seed", "-" if record.seed is None else str(record.seed))
+    git = record.git
+    table.add_row("git", f"{git.commit[:12] or '-'}{' (dirty)' if git.dirty else ''}"
                   if git else "not a git repository")
-    environment = record.get("environment", {})
-    packages = environment.get("packages", {})
-    table.add_row("python", str(environment.get("python")))
-    table.add_row("packages", ", ".join(f"{k} {v}" for k, v in packages.items() if v))
-    table.add_row("platform", str(environment.get("platform")))
+    environment = record.environment
+    table.add_row("python", environment.python or "-")
+    table.add_row("packages", ", ".join(f"{k} {v}" for k, v in environment.packages.items()
+                                        if v))
+    table.add_row("platform", environment.platform or "-")
     return table
