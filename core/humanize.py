@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
 
 
 def number(value: object) -> str:
@@ -45,31 +44,6 @@ def duration(start: float, end: float | None) -> str:
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
-
-
-def describe_change(change: dict[str, Any]) -> str:
-    """One line for a column's profile change: mean shift, biggest category move, new
-    and vanished values."""
-    parts = []
-    if "mean" in change and change["mean"][0] is not None:
-        before, after = change["mean"]
-        shift = change.get("mean_shift_in_std")
-        parts.append(f"mean {number(before)} -> {number(after)}"
-                     + (f" ({shift:+.2f} sd)" if shift is not None else ""))
-    if "largest_share_change" in change:
-        value, before, after = change["largest_share_change"]
-        if abs(after - before) >= 0.005:
-            parts.append(f"{value} {before:.1%} -> {after:.1%}")
-    for label in ("levels_added", "levels_removed"):
-        levels = change.get(label) or {}
-        if levels:
-            shown = ", ".join(f"{level} ({rows:,})" for level, rows in list(levels.items())[:5])
-            more = f" and {len(levels) - 5} more" if len(levels) > 5 else ""
-            parts.append(f"{label.split('_')[1]}: {shown}{more}")
-    if change.get("levels_compared") == "top values only" and \
-            (change.get("levels_added") or change.get("levels_removed")):
-        parts.append("(top values only: a version profiled before full level counts)")
-    return "; ".join(parts)
 
 
 _CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x00, 0x20), *range(0x7F, 0xA0))

@@ -8,6 +8,7 @@ from typing import Any
 
 from mlyard.storage.engine import Connection
 from mlyard.storage.errors import NotFound
+from mlyard.storage.profiles import Profile, decode_profile, encode_profile
 
 _VERSION_COLUMNS = (
     "dataset, seq, source_hash, source_path, snapshot_hash, rows, schema, profile, warnings, "
@@ -24,7 +25,7 @@ class VersionRecord:
     snapshot_hash: str
     rows: int
     schema: dict[str, str]  # column -> contract type
-    profile: dict[str, dict[str, Any]]  # column -> stats
+    profile: Profile  # column -> its profile
     warnings: list[str]
     created_at: float
     contract_hash: str | None = None  # None: checked before mlyard recorded contracts
@@ -101,8 +102,6 @@ def add_versions(con: Connection, records: list[VersionRecord]) -> list[VersionR
         if existing is None:
             seq += 1
             record.seq = seq
-            # As every later read returns it (dates as text).
-            record.profile = json.loads(json.dumps(record.profile, default=str))
             known.setdefault(record.source_hash, []).insert(0, record)
             fresh.append(record)
         added.append(existing or record)
@@ -116,7 +115,7 @@ def add_versions(con: Connection, records: list[VersionRecord]) -> list[VersionR
             [[r.dataset for r in fresh], [r.seq for r in fresh],
              [r.source_hash for r in fresh], [r.source_path for r in fresh],
              [r.snapshot_hash for r in fresh], [r.rows for r in fresh],
-             [json.dumps(r.schema) for r in fresh], [json.dumps(r.profile) for r in fresh],
+             [json.dumps(r.schema) for r in fresh], [encode_profile(r.profile) for r in fresh],
              [json.dumps(r.warnings) for r in fresh], [r.created_at for r in fresh],
              [r.contract_hash for r in fresh]])
     return added
@@ -152,5 +151,5 @@ def _record(row: tuple[Any, ...]) -> VersionRecord:
     dataset, seq, source_hash, source_path, snapshot_hash, rows, schema, profile, warnings, \
         created_at, contract_hash = row
     return VersionRecord(dataset, seq, source_hash, source_path, snapshot_hash, rows,
-                         json.loads(schema), json.loads(profile), json.loads(warnings),
+                         json.loads(schema), decode_profile(profile), json.loads(warnings),
                          created_at, contract_hash)

@@ -7,6 +7,7 @@ import math
 import tempfile
 from pathlib import Path
 
+import msgspec
 import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -134,6 +135,8 @@ def test_a_small_version_is_profiled_as_a_large_one_would_be(frame: pl.DataFrame
 
     for other in (read_back, streamed):
         for column, entry in in_memory.items():
-            scale = max(abs(entry.get("min") or 0.0), abs(entry.get("max") or 0.0)) \
-                if entry["type"] in {"int", "float"} else 0.0
-            assert same(entry, other[column], scale), (column, entry, other[column])
+            low, high = entry.min, entry.max
+            scale = max(abs(low or 0.0), abs(high or 0.0)) \
+                if isinstance(low, float) and isinstance(high, float) else 0.0
+            assert same(msgspec.to_builtins(entry), msgspec.to_builtins(other[column]), scale), \
+                (column, entry, other[column])

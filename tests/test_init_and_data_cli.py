@@ -84,6 +84,34 @@ def test_data_list_show_and_diff_reveal_the_drifted_batch(fresh: Path) -> None:
     assert bad.exit_code == 2 and "expected v3, 3 or DATASET:v3" in bad.stderr
 
 
+def test_profiles_an_earlier_mlyard_or_a_stranger_wrote_still_list_show_and_diff(
+        churn: Path) -> None:
+    """Earlier versions wrote NaN and Infinity into the JSON and fewer fields; a bundle
+    from elsewhere may carry anything. Neither stops `data list`, `show` or `diff`."""
+    from mlyard.core.workspace import open_workspace
+
+    older = {"tenure_months": {"type": "int", "rows": 3600, "nulls": 0, "null_rate": 0.0,
+                               "distinct": 72, "min": 0.0, "max": float("inf"),
+                               "mean": float("nan"), "std": None},
+             "contract": {"type": "category", "rows": 3600, "nulls": 0, "null_rate": 0.0,
+                          "distinct": 3, "top": [["monthly", 2000], ["yearly", 1600]]}}
+    ws = open_workspace(churn)
+    with ws.catalog.session() as con:
+        con.execute("UPDATE dataset_versions SET profile = ? WHERE seq = 1",
+                    [json.dumps(older)])  # json writes NaN and Infinity as such
+        con.execute("UPDATE dataset_versions SET profile = ? WHERE seq = 2",
+                    ['{"tenure_months": {"type": 7}}'])
+    assert mlyard("data", "list").exit_code == 0
+    shown = mlyard("data", "show", "v1", "--json")
+    assert shown.exit_code == 0, shown.stderr
+    profile = json.loads(shown.stdout)["profile"]
+    assert profile["tenure_months"]["distinct"] == 72 and "max" not in profile["tenure_months"]
+    assert profile["contract"]["top"] == [["monthly", 2000], ["yearly", 1600]]
+    assert json.loads(mlyard("data", "show", "v2", "--json").stdout)["profile"] == {}
+    diff = mlyard("data", "diff", "v1", "v2")
+    assert diff.exit_code == 0 and "churn:v1 -> churn:v2" in diff.stdout, diff.stderr
+
+
 def test_core_does_not_import_the_ui() -> None:
     code = ("import sys, mlyard.core.cli.main, mlyard.core.tracking.active_run, "
             "mlyard.core.data.ingest; print(sorted(m for m in sys.modules "

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from textual.message import Message
 
 from mlyard.core.automation.status import AutomationOverview
 from mlyard.core.dashboard import Overview
+from mlyard.core.data.profile import Profile, ProfileDiff
 from mlyard.core.data.quarantine import QuarantinedFile
 from mlyard.core.data.versions import VersionRecord
 from mlyard.core.models.gates import GateResult
@@ -70,7 +70,7 @@ class DatasetsLoaded(Message):
 @dataclass
 class ProfileLoaded(Message):
     ref: str
-    profile: dict[str, dict[str, Any]]
+    profile: Profile
     warnings: list[str]
 
 
@@ -78,7 +78,7 @@ class ProfileLoaded(Message):
 class DiffLoaded(Message):
     old: str
     new: str
-    changes: dict[str, Any]
+    changes: ProfileDiff
 
 
 @dataclass

@@ -15,7 +15,7 @@ from mlyard.core.data.ingest import ingest_files
 from mlyard.core.data.recheck import recheck_versions
 from mlyard.core.data.scaffold import data_files, init_project
 from mlyard.core.errors import IngestRefused
-from mlyard.core.humanize import counted, describe_change
+from mlyard.core.humanize import counted
 from mlyard.storage.datasets_store import VersionRecord
 
 
@@ -126,8 +126,8 @@ def data_show(obj: Context, version: str, as_json: bool) -> None:
         output.stdout.print(f"warning: {warning}", markup=False)
     output.print_table(
         ["column", "type", "missing", "distinct", "min", "mean", "max", "top"],
-        [(name, p["type"], f"{p['null_rate']:.1%}", p["distinct"], p.get("min"), p.get("mean"),
-          p.get("max"), ", ".join(f"{v}:{n}" for v, n in p.get("top", [])[:3]))
+        [(name, p.type, f"{p.null_rate:.1%}", p.distinct, p.min, p.mean, p.max,
+          ", ".join(f"{level.value}:{level.rows}" for level in (p.top or [])[:3]))
          for name, p in profile.items()],
     )
     _print_new_levels(record)
@@ -143,18 +143,20 @@ def data_diff(obj: Context, old: str, new: str, as_json: bool) -> None:
     diff = versions.diff_versions(obj.ws, old, new)
     changes = diff.changes
     if as_json:
-        output.print_json({"old": diff.old.ref, "new": diff.new.ref, **changes})
+        output.print_json({"old": diff.old.ref, "new": diff.new.ref,
+                           **output.jsonable(changes)})
         return
     output.stdout.print(output.bold(f"{diff.old.ref} -> {diff.new.ref}"), " rows "
-                        f"{changes['rows'][0]:,} -> {changes['rows'][1]:,}")
-    for label in ("added", "removed"):
-        if changes[label]:
-            output.stdout.print(f"columns {label}: {', '.join(changes[label])}", markup=False)
-    for name, (before, after) in changes["retyped"].items():
-        output.stdout.print(f"column {name}: type {before} -> {after}", markup=False)
+                        f"{changes.rows.before:,} -> {changes.rows.after:,}")
+    for label, names in (("added", changes.added), ("removed", changes.removed)):
+        if names:
+            output.stdout.print(f"columns {label}: {', '.join(names)}", markup=False)
+    for name, retyped in changes.retyped.items():
+        output.stdout.print(f"column {name}: type {retyped.before} -> {retyped.after}",
+                            markup=False)
     output.print_table(["column", "missing", "change"],
-                       [(name, f"{c['null_rate'][0]:.1%} -> {c['null_rate'][1]:.1%}",
-                         describe_change(c)) for name, c in changes["columns"].items()])
+                       [(name, f"{c.null_rate.before or 0:.1%} -> {c.null_rate.after or 0:.1%}",
+                         c.describe()) for name, c in changes.columns.items()])
     _print_new_levels(diff.new)
 
 
@@ -216,7 +218,7 @@ def _near(path: str, folder: Path) -> str:
 
 def _print_new_levels(record: VersionRecord) -> None:
     for name, entry in record.profile.items():
-        levels = entry.get("new_levels")
+        levels = entry.new_levels
         if levels:
             shown = ", ".join(f"{level!r} ({count:,})" for level, count in
                               list(levels.items())[:8])

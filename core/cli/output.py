@@ -55,10 +55,8 @@ def jsonable(value: Any) -> Any:
         return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, msgspec.Struct):
-        if value.__struct_config__.omit_defaults:  # as its own encoder writes it
-            return jsonable(msgspec.to_builtins(value))
-        return {name: jsonable(getattr(value, name)) for name in value.__struct_fields__}
+    if isinstance(value, msgspec.Struct):  # as msgspec writes it (arrays, omitted defaults)
+        return jsonable(msgspec.to_builtins(value, enc_hook=str))
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

@@ -38,6 +38,7 @@ from mlyard.storage import datasets_store, meta_store
 from mlyard.storage.datasets_store import VersionRecord
 from mlyard.storage.engine import Connection
 from mlyard.storage.objects import hash_file
+from mlyard.storage.profiles import Profile
 
 BATCH_FILES = 100  # files whose versions one unit of work records ...
 BATCH_SECONDS = 1.0  # ... or fewer, so that a slow stream of files still shows promptly
@@ -303,7 +304,7 @@ def _check_and_store(ws: Workspace, path: Path, dataset: str, source_hash: str,
                         "in the file; kept the last row for each id")
     profile = profile_parquet(ws.objects.path_for(snapshot), types, in_memory)
     for name, levels in checker.new_levels.items():
-        profile[name]["new_levels"] = dict(sorted(levels.items(), key=lambda kv: -kv[1]))
+        profile[name].new_levels = dict(sorted(levels.items(), key=lambda kv: -kv[1]))
     warnings += _constant_columns(profile, rows)
     record = VersionRecord(
         dataset=dataset, seq=0, source_hash=source_hash, source_path=str(path),
@@ -314,12 +315,12 @@ def _check_and_store(ws: Workspace, path: Path, dataset: str, source_hash: str,
     return IngestResult(path, record, created=True, warnings=warnings), inferred
 
 
-def _constant_columns(profile: dict[str, dict[str, object]], rows: int) -> list[str]:
+def _constant_columns(profile: Profile, rows: int) -> list[str]:
     """Columns with one value in every row: usually a broken export, never a feature."""
     if rows < MIN_ROWS_FOR_CONSTANT:
         return []
     return [f"column {name!r} has the same value in all {rows:,} rows" for name, entry in
-            profile.items() if entry.get("distinct") == 1 and entry.get("nulls") == 0]
+            profile.items() if entry.distinct == 1 and entry.nulls == 0]
 
 
 def _contract_in_force(ws: Workspace, stored: str | None) -> dict[str, ColumnContract] | None:

@@ -12,9 +12,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
+
+from mlyard.core.humanize import number
+from mlyard.storage.profiles import ColumnProfile as ColumnProfile  # the UI shows these
+from mlyard.storage.profiles import Profile as Profile
 
 TOP_VALUES = 10
 MAX_LEVELS = 10_000  # every level's count is kept up to this many levels
@@ -28,7 +33,7 @@ Frame = pl.DataFrame | pl.LazyFrame
 
 
 def profile_parquet(path: Path, types: Mapping[str, str], rows_in_memory: pl.DataFrame | None = None
-                    ) -> dict[str, dict[str, Any]]:
+                    ) -> Profile:
     """Counts, missing share, range, moments, quantiles or top values for every column.
 
     Past EXACT_DISTINCT_ROWS rows, distinct counts are HyperLogLog estimates; quantiles
@@ -58,13 +63,13 @@ def profile_parquet(path: Path, types: Mapping[str, str], rows_in_memory: pl.Dat
             step = max(1, math.ceil(rows / QUANTILE_SAMPLE))
             sample = _run((frame.gather_every(step) if step > 1 else frame).select(numeric))
             stats.update(sample.select(quantiles).row(0, named=True))
-    profile: dict[str, dict[str, Any]] = {
+    entries: dict[str, dict[str, Any]] = {
         name: {"type": kind, "rows": rows} for name, kind in types.items()}
     for key, value in stats.items():
         name, stat = key.split("\x00", 1)
-        profile[name][stat] = value
+        entries[name][stat] = value
     for name, kind in types.items():
-        entry = profile[name]
+        entry = entries[name]
         entry["null_rate"] = entry["nulls"] / rows if rows else 0.0
         if kind in {"category", "bool"}:
             counts = _level_counts(frame, name)
@@ -74,7 +79,7 @@ def profile_parquet(path: Path, types: Mapping[str, str], rows_in_memory: pl.Dat
         if sample is not None and name in numeric:  # nulls become NaN, left out
             entry["histogram"] = _histogram(
                 sample.get_column(name).cast(pl.Float64).to_numpy())
-    return profile
+    return {name: msgspec.convert(entry, ColumnProfile) for name, entry in entries.items()}
 
 
 @lru_cache(maxsize=32)
@@ -139,53 +144,136 @@ def _level_counts(frame: Frame, name: str) -> list[list[Any]]:
     return [[None if value is None else str(value), int(n)] for value, n in counts]
 
 
-def diff_profiles(
-    old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]
-) -> dict[str, Any]:
+class Shift(msgspec.Struct, array_like=True, frozen=True):
+    """A figure before and after, kept as `[before, after]`."""
+
+    before: int | float | None
+    after: int | float | None
+
+
+class Span(msgspec.Struct, array_like=True, frozen=True):
+    low: float | str | None
+    high: float | str | None
+
+
+class RangeShift(msgspec.Struct, array_like=True, frozen=True):
+    before: Span
+    after: Span
+
+
+class ShareMove(msgspec.Struct, array_like=True, frozen=True):
+    """The level whose share of rows moved most: `[level, share before, share after]`."""
+
+    level: str
+    before: float
+    after: float
+
+
+class TypeChange(msgspec.Struct, array_like=True, frozen=True):
+    before: str
+    after: str
+
+
+class ColumnChange(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """How one column shared by both versions moved."""
+
+    null_rate: Shift
+    distinct: Shift
+    mean: Shift | None = None  # numbers
+    mean_shift_in_std: float | None = None  # in the old version's standard deviations
+    range: RangeShift | None = None
+    levels_compared: str | None = None  # "all", or "top values only" for old profiles
+    levels_added: dict[str, int] | None = None  # level -> rows
+    levels_removed: dict[str, int] | None = None
+    largest_share_change: ShareMove | None = None
+
+    def describe(self) -> str:
+        """One line: mean shift, biggest level move, new and vanished levels."""
+        parts = []
+        if self.mean is not None and self.mean.before is not None:
+            shift = self.mean_shift_in_std
+            parts.append(f"mean {number(self.mean.before)} -> {number(self.mean.after)}"
+                         + (f" ({shift:+.2f} sd)" if shift is not None else ""))
+        moved = self.largest_share_change
+        if moved is not None and abs(moved.after - moved.before) >= 0.005:
+            parts.append(f"{moved.level} {moved.before:.1%} -> {moved.after:.1%}")
+        for label, levels in (("added", self.levels_added), ("removed", self.levels_removed)):
+            if levels:
+                shown = ", ".join(f"{level} ({rows:,})" for level, rows in list(levels.items())[:5])
+                more = f" and {len(levels) - 5} more" if len(levels) > 5 else ""
+                parts.append(f"{label}: {shown}{more}")
+        if self.levels_compared == "top values only" and \
+                (self.levels_added or self.levels_removed):
+            parts.append("(top values only: a version profiled before full level counts)")
+        return "; ".join(parts)
+
+    @property
+    def moved(self) -> float:
+        """How far the column moved, to order a diff by: its mean in standard deviations,
+        five times its biggest level share, 1 for new or vanished levels."""
+        shift = abs(self.mean_shift_in_std or 0.0)
+        if self.largest_share_change is not None:
+            change = self.largest_share_change
+            shift = max(shift, abs(change.after - change.before) * 5)
+        if self.levels_added or self.levels_removed:
+            shift = max(shift, 1.0)
+        return float(shift)
+
+
+class ProfileDiff(msgspec.Struct, kw_only=True):
+    """Two versions' schema and profile differences, as `data diff` and the UI show them."""
+
+    added: list[str]
+    removed: list[str]
+    retyped: dict[str, TypeChange]
+    columns: dict[str, ColumnChange]
+    rows: Shift
+
+
+def diff_profiles(old: Profile, new: Profile, rows: Shift) -> ProfileDiff:
     """Schema changes plus, for shared columns, the shifts a person would look at first."""
     added = [c for c in new if c not in old]
     removed = [c for c in old if c not in new]
-    retyped = {c: [old[c]["type"], new[c]["type"]] for c in old
-               if c in new and old[c]["type"] != new[c]["type"]}
-    columns: dict[str, dict[str, Any]] = {}
+    retyped = {c: TypeChange(old[c].type, new[c].type) for c in old
+               if c in new and old[c].type != new[c].type}
+    columns: dict[str, ColumnChange] = {}
     for name in (c for c in new if c in old and c not in retyped):
         before, after = old[name], new[name]
-        change: dict[str, Any] = {
-            "null_rate": [before["null_rate"], after["null_rate"]],
-            "distinct": [before["distinct"], after["distinct"]],
-        }
-        if before["type"] in {"int", "float"}:
-            change["mean"] = [before.get("mean"), after.get("mean")]
-            spread = before.get("std") or 0.0
-            if spread and before.get("mean") is not None and after.get("mean") is not None:
-                change["mean_shift_in_std"] = (after["mean"] - before["mean"]) / spread
-            change["range"] = [[before.get("min"), before.get("max")],
-                               [after.get("min"), after.get("max")]]
-        if "top" in before:
-            change.update(_share_change(before, after))
+        change = ColumnChange(null_rate=Shift(before.null_rate, after.null_rate),
+                              distinct=Shift(before.distinct, after.distinct))
+        if before.type in {"int", "float"}:
+            change.mean = Shift(before.mean, after.mean)
+            spread = before.std or 0.0
+            if spread and before.mean is not None and after.mean is not None:
+                change.mean_shift_in_std = (after.mean - before.mean) / spread
+            change.range = RangeShift(Span(before.min, before.max), Span(after.min, after.max))
+        if before.top is not None:
+            _share_change(before, after, change)
         columns[name] = change
-    return {"added": added, "removed": removed, "retyped": retyped, "columns": columns}
+    return ProfileDiff(added=added, removed=removed, retyped=retyped, columns=columns,
+                       rows=rows)
 
 
-def _share_change(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+def _share_change(before: ColumnProfile, after: ColumnProfile, change: ColumnChange) -> None:
     """Levels that appeared or vanished, with their rows, and the level whose share of
     rows moved most. Compares every level when both profiles have them (versions
     profiled before that: only their top values)."""
-    complete = "levels" in before and "levels" in after
-    old_counts = before["levels"] if complete else {v: n for v, n in before["top"]}
-    new_counts = after["levels"] if complete else {v: n for v, n in after.get("top", [])}
-    old_share = {v: n / max(1, before["rows"]) for v, n in old_counts.items()}
-    new_share = {v: n / max(1, after["rows"]) for v, n in new_counts.items()}
+    complete = before.levels is not None and after.levels is not None
+    old_counts: dict[str | None, int] = \
+        {v: n for v, n in (before.levels or {}).items()} if complete \
+        else {level.value: level.rows for level in before.top or []}
+    new_counts: dict[str | None, int] = \
+        {v: n for v, n in (after.levels or {}).items()} if complete \
+        else {level.value: level.rows for level in after.top or []}
+    old_share = {v: n / max(1, before.rows) for v, n in old_counts.items()}
+    new_share = {v: n / max(1, after.rows) for v, n in new_counts.items()}
     values = [v for v in {*old_share, *new_share} if v is not None]
-    change: dict[str, Any] = {
-        "levels_compared": "all" if complete else "top values only",
-        "levels_added": {v: new_counts[v] for v in sorted(new_counts, key=str)
-                         if v is not None and v not in old_counts},
-        "levels_removed": {v: old_counts[v] for v in sorted(old_counts, key=str)
-                           if v is not None and v not in new_counts},
-    }
+    change.levels_compared = "all" if complete else "top values only"
+    change.levels_added = {v: new_counts[v] for v in sorted(new_counts, key=str)
+                           if v is not None and v not in old_counts}
+    change.levels_removed = {v: old_counts[v] for v in sorted(old_counts, key=str)
+                             if v is not None and v not in new_counts}
     if values:
         moved = max(values, key=lambda v: abs(new_share.get(v, 0.0) - old_share.get(v, 0.0)))
-        change["largest_share_change"] = [moved, old_share.get(moved, 0.0),
-                                          new_share.get(moved, 0.0)]
-    return change
+        change.largest_share_change = ShareMove(moved, old_share.get(moved, 0.0),
+                                                new_share.get(moved, 0.0))

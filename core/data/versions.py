@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
 import polars as pl
 
 from mlyard.core.config import ColumnContract
 from mlyard.core.data.contract import contract_from_json
-from mlyard.core.data.profile import diff_profiles
+from mlyard.core.data.profile import ProfileDiff, Shift, diff_profiles
 from mlyard.core.errors import UsageError
 from mlyard.core.workspace import Workspace
 from mlyard.storage import datasets_store
@@ -23,7 +22,7 @@ _REF_RE = re.compile(r"^(?:(?P<dataset>[^:]+):)?v?(?P<seq>\d+)$")
 class VersionDiff:
     old: VersionRecord
     new: VersionRecord
-    changes: dict[str, Any]
+    changes: ProfileDiff
 
 
 def parse_version_ref(ws: Workspace, ref: str) -> tuple[str, int]:
@@ -48,9 +47,8 @@ def get_version(ws: Workspace, ref: str) -> VersionRecord:
 def diff_versions(ws: Workspace, old_ref: str, new_ref: str) -> VersionDiff:
     """Schema and profile differences from `old_ref` to `new_ref`."""
     old, new = get_version(ws, old_ref), get_version(ws, new_ref)
-    changes = diff_profiles(old.profile, new.profile)
-    changes["rows"] = [old.rows, new.rows]
-    return VersionDiff(old, new, changes)
+    return VersionDiff(old, new, diff_profiles(old.profile, new.profile,
+                                               Shift(old.rows, new.rows)))
 
 
 def load_version(ws: Workspace, ref: str) -> pl.DataFrame:

@@ -4,7 +4,6 @@ and the files in quarantine with their reasons."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from rich.table import Table
 from textual import on, work
@@ -14,7 +13,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
 from mlyard.core.data import quarantine, versions
-from mlyard.core.humanize import describe_change
+from mlyard.core.data.profile import ColumnProfile
 from mlyard.core.workspace import Workspace
 from mlyard.tui.format import number, plain, sparkline
 from mlyard.tui.messages import DatasetsLoaded, DiffLoaded, ProfileLoaded
@@ -120,8 +119,8 @@ the same file resolved them (`mlyard data quarantine --clear` removes those).
         self.query_one("#profile-title", Static).update(plain(f"{message.ref}{warnings}"))
         fill(self.query_one("#profile-table", DataTable),
              ["column", "type", "missing", "distinct", "min", "mean", "max", "shape"],
-             [(name, stats["type"], f"{stats['null_rate']:.1%}", stats["distinct"],
-               number(stats.get("min")), number(stats.get("mean")), number(stats.get("max")),
+             [(name, stats.type, f"{stats.null_rate:.1%}", stats.distinct,
+               number(stats.min), number(stats.mean), number(stats.max),
                _shape(stats)) for name, stats in message.profile.items()])
 
     def action_mark(self) -> None:
@@ -153,24 +152,12 @@ the same file resolved them (`mlyard data quarantine --clear` removes those).
         box.focus()  # arrows and page keys scroll through every column
 
 
-def _shape(stats: dict[str, Any]) -> str:
-    if stats.get("histogram"):
-        return sparkline(stats["histogram"])
-    if stats.get("top"):
-        return sparkline([count for _, count in stats["top"]])
+def _shape(stats: ColumnProfile) -> str:
+    if stats.histogram:
+        return sparkline(stats.histogram)
+    if stats.top:
+        return sparkline([level.rows for level in stats.top])
     return ""
-
-
-def _moved(change: dict[str, Any]) -> float:
-    """How far a column moved: its mean in standard deviations, its biggest level share,
-    new or vanished levels."""
-    shift = abs(change.get("mean_shift_in_std") or 0.0)
-    if "largest_share_change" in change:
-        _, before, after = change["largest_share_change"]
-        shift = max(shift, abs(after - before) * 5)
-    if change.get("levels_added") or change.get("levels_removed"):
-        shift = max(shift, 1.0)
-    return float(shift)
 
 
 def _diff_table(message: DiffLoaded) -> Table:
@@ -180,13 +167,14 @@ def _diff_table(message: DiffLoaded) -> Table:
     table.add_column("column", no_wrap=True)
     table.add_column("missing", no_wrap=True)
     table.add_column("change")
-    for label in ("added", "removed"):
-        for name in changes[label]:
+    for label, names in (("added", changes.added), ("removed", changes.removed)):
+        for name in names:
             table.add_row(name, "", f"column {label}")
-    for name, (before, after) in changes["retyped"].items():
-        table.add_row(name, "", f"type {before} -> {after}")
+    for name, retyped in changes.retyped.items():
+        table.add_row(name, "", f"type {retyped.before} -> {retyped.after}")
     # Columns that moved first, most first: what a diff is opened for.
-    for name, change in sorted(changes["columns"].items(), key=lambda kv: -_moved(kv[1])):
-        before_nulls, after_nulls = change["null_rate"]
-        table.add_row(name, f"{before_nulls:.1%} -> {after_nulls:.1%}", describe_change(change))
+    for name, change in sorted(changes.columns.items(), key=lambda kv: -kv[1].moved):
+        nulls = change.null_rate
+        table.add_row(name, f"{nulls.before or 0:.1%} -> {nulls.after or 0:.1%}",
+                      change.describe())
     return table
