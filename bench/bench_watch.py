@@ -7,6 +7,10 @@ and a 5 s debounce. The six churn sample batches (21,600 rows) are cut into 1,00
 files written as fast as Python can; each is written under a `.part` name and renamed,
 as uploaders do. Reported: the time until every file is a dataset version, files/s,
 how many retrains the burst caused (the point: one), and the time to the promoted model.
+
+Beside it, in the same run, the floor: a plain loop over the same files doing the least
+an ingest can (polars `read_csv`, `write_parquet`, one DuckDB insert per file into one
+open catalog), and the ratio of the daemon's files/s to it.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+import duckdb
+import polars as pl
 import psutil
 
 from mlyard.core.automation import jobs
@@ -58,6 +64,29 @@ def slices(count: int) -> list[str]:
     return ["\n".join([header, *rows[i * size:(i + 1) * size]]) + "\n" for i in range(count)]
 
 
+def plain_loop(texts: list[str]) -> float:
+    """Files/s of the minimum per file, on the same texts (written first, not timed)."""
+    folder = OUT / "plain"
+    shutil.rmtree(folder, ignore_errors=True)
+    (folder / "in").mkdir(parents=True)
+    (folder / "out").mkdir()
+    paths = []
+    for index, text in enumerate(texts):
+        path = folder / "in" / f"slice-{index:05d}.csv"
+        path.write_text(text)
+        paths.append(path)
+    con = duckdb.connect(str(folder / "catalog.duckdb"))
+    con.execute("CREATE TABLE versions (seq INTEGER, source VARCHAR, rows BIGINT)")
+    started = time.perf_counter()
+    for seq, path in enumerate(paths):
+        frame = pl.read_csv(path)
+        frame.write_parquet(folder / "out" / f"{seq}.parquet")
+        con.execute("INSERT INTO versions VALUES (?, ?, ?)", [seq, str(path), frame.height])
+    elapsed = time.perf_counter() - started
+    con.close()
+    return len(paths) / elapsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--files", type=int, default=1000)
@@ -89,6 +118,7 @@ def main() -> None:
     finally:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=60)
+    floor = plain_loop(texts)
     trains = [j for j in history if j.step == "train"]
     ingests = sorted((j for j in history if j.step == "ingest"), key=lambda j: j.started_at)
     ingesting = (ingests[-1].ended_at or 0.0) - ingests[0].started_at
@@ -108,6 +138,9 @@ def main() -> None:
         "retrains": len(trains), "retrain_status": [j.status for j in trains],
         "promoted_after_s": round(promoted, 1),
         "daemon_peak_rss_mb": round(peak_rss / 2**20),
+        "plain_loop_files_per_s": round(floor, 1),
+        "ratio_to_plain_loop": round(args.files / ingested / floor, 2),
+        "ratio_in_jobs_to_plain_loop": round(args.files / ingesting / floor, 2),
     }))
 
 
