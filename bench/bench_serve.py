@@ -1,6 +1,6 @@
 """Scoring server throughput and latency, against the in-process floor and MLflow.
 
-    .venv/bin/python -m bench.bench_serve
+    .venv/bin/python -m bench.bench_serve [--interleaved]
 
 A 100-tree LightGBM model on the churn sample. `mlyard serve` runs as its own process on
 127.0.0.1 (with and without its prediction log); Debian's `wrk` (compiled, so the client
@@ -142,6 +142,7 @@ def in_process_floor(project: Path) -> dict[str, float]:
 
 
 def main() -> None:
+    only_interleaved = "--interleaved" in sys.argv[1:]  # the target ratios alone
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
     project = build_project()
@@ -153,6 +154,9 @@ def main() -> None:
         records = frame.head(rows).select(spec.names).to_dicts()
         body.write_text(json.dumps({"dataframe_records": records}))
         bodies[rows] = body
+    if only_interleaved:
+        print(json.dumps({"benchmark": "serve", **interleaved(project, bodies)}))
+        return
     results: dict[str, object] = {"benchmark": "serve", **in_process_floor(project)}
     if importlib.util.find_spec("sklearn") is not None:
         # lightgbm imports scikit-learn whenever it is installed (the dask extra brings it)
@@ -214,24 +218,33 @@ def interleaved(project: Path, bodies: dict[int, Path]) -> dict[str, object]:
     the floor run side by side, and each round loads every one of them in turn (the order
     rotating), cell by cell; each figure is the median of ROUNDS rounds, each ratio the
     median of the per-round ratios."""
-    ports = {name: free_port() for name in ("mlyard", "mlyard_no_log", "floor")}
+    ports = {name: free_port() for name in ("mlyard", "mlyard_no_log", "floor", "raw_floor",
+                                             "http_only")}
+    raw = ["--http", "httptools", "--loop", "uvloop", "--log-level", "warning"]
     commands = {
         "mlyard": [sys.executable, "-m", "mlyard", "serve", "churn@champion", "--port",
                    str(ports["mlyard"])],
         "mlyard_no_log": [sys.executable, "-m", "mlyard", "serve", "churn@champion",
                           "--port", str(ports["mlyard_no_log"]), "--no-log"],
         "floor": [sys.executable, "-m", "uvicorn", "bench.bare_predict_app:app", "--port",
-                  str(ports["floor"]), "--log-level", "warning"]}
+                  str(ports["floor"]), "--log-level", "warning"],
+        # The raw floors (issue 34): no framework, LightGBM's single-row fast predict; and
+        # HTTP alone, answering a constant.
+        "raw_floor": [sys.executable, "-m", "uvicorn", "bench.raw_floor_app:app", "--port",
+                      str(ports["raw_floor"]), *raw],
+        "http_only": [sys.executable, "-m", "uvicorn", "bench.raw_floor_app:http_only",
+                      "--port", str(ports["http_only"]), *raw]}
     processes = []
     with bare_environment(project):
         try:
             for name, command in commands.items():
-                processes.append(start(command, REPO if name == "floor" else project,
+                processes.append(start(command, project if name.startswith("mlyard")
+                                       else REPO,
                                        f"http://127.0.0.1:{ports[name]}")[0])
             rounds: dict[str, dict[str, list[dict[str, float]]]] = {n: {} for n in commands}
             for index in range(ROUNDS):
                 names = list(commands)
-                names = names[index % 3:] + names[:index % 3]
+                names = names[index % len(names):] + names[:index % len(names)]
                 for rows, connections in ((1, 8), (100, 8)):
                     for name in names:
                         rounds[name].setdefault(f"{rows}_rows_c{connections}", []).append(
@@ -254,7 +267,14 @@ def interleaved(project: Path, bodies: dict[int, Path]) -> dict[str, object]:
                                              "requests_per_s"),
             "log_vs_no_log": _median_ratio(rounds["mlyard"][cell], rounds["mlyard_no_log"][cell],
                                            "requests_per_s"),
-            "p99_mlyard_vs_floor": _median_ratio(rounds["mlyard"][cell], floor, "p99_ms")}
+            "p99_mlyard_vs_floor": _median_ratio(rounds["mlyard"][cell], floor, "p99_ms"),
+            "mlyard_vs_raw_floor": _median_ratio(rounds["mlyard"][cell],
+                                                 rounds["raw_floor"][cell], "requests_per_s"),
+            "p99_mlyard_vs_raw_floor": _median_ratio(rounds["mlyard"][cell],
+                                                     rounds["raw_floor"][cell], "p99_ms"),
+            "raw_floor_vs_http_only": _median_ratio(rounds["raw_floor"][cell],
+                                                    rounds["http_only"][cell],
+                                                    "requests_per_s")}
     return {"interleaved": result}
 
 
