@@ -10,13 +10,18 @@ how many retrains the burst caused (the point: one), and the time to the promote
 
 Beside it, in the same run, the floor: a plain loop over the same files doing the least
 an ingest can (polars `read_csv`, `write_parquet`, one DuckDB insert per file into one
-open catalog), and the ratio of the daemon's files/s to it.
+open catalog), and the ratio of the daemon's files/s to it; and where a file's time goes
+inside mlyard, piece by piece: the same files ingested in this process on one thread
+under cProfile, each piece's cumulative milliseconds per file (cProfile's own overhead
+included, so read them as shares).
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
+import pstats
 import re
 import shutil
 import signal
@@ -30,7 +35,8 @@ import polars as pl
 import psutil
 
 from mlyard.core.automation import jobs
-from mlyard.core.data import versions
+from mlyard.core.data import lookahead, versions
+from mlyard.core.data.ingest import ingest_files
 from mlyard.core.workspace import open_workspace
 
 HERE = Path(__file__).parent
@@ -39,8 +45,8 @@ REPO = HERE.parent
 SAMPLE = REPO / "sample_data" / "churn"
 
 
-def build_project() -> Path:
-    project = OUT / "project"
+def build_project(name: str = "project") -> Path:
+    project = OUT / name
     shutil.rmtree(project, ignore_errors=True)
     (project / "incoming").mkdir(parents=True)
     config = (SAMPLE / "mlyard.toml").read_text()
@@ -87,6 +93,43 @@ def plain_loop(texts: list[str]) -> float:
     return len(paths) / elapsed
 
 
+# (label, file name ending, function name) of the pieces of a file's ingest
+PIECES = [("hash the source", "storage/objects.py", "hash_file"),
+          ("sniff the file", "core/data/sniff.py", "sniff"),
+          ("check against the contract", "core/data/contract.py", "check"),
+          ("check: the file's end", "core/data/contract.py", "finish"),
+          ("write the snapshot (with the check)", "core/data/ingest.py", "_write_snapshot"),
+          ("profile", "core/data/profile.py", "profile_parquet"),
+          ("catalog units of work", "storage/catalog.py", "session"),
+          ("check and store, whole", "core/data/ingest.py", "_check_and_store")]
+
+
+def pieces(texts: list[str]) -> dict[str, float]:
+    """Milliseconds per file of each piece, the same files ingested here on one thread."""
+    project = build_project("pieces")
+    for index, text in enumerate(texts):
+        (project / "incoming" / f"slice-{index:05d}.csv").write_text(text)
+    paths = sorted((project / "incoming").glob("*.csv"))
+    ws = open_workspace(project)
+    workers, lookahead.WORKERS = lookahead.WORKERS, 1  # every piece on this thread
+    profiler = cProfile.Profile()
+    started = time.perf_counter()
+    try:
+        profiler.enable()
+        outcomes = list(ingest_files(ws, paths))
+        profiler.disable()
+    finally:
+        lookahead.WORKERS = workers
+    elapsed = time.perf_counter() - started
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    per_file = {"whole ingest, under cProfile": elapsed * 1000 / len(outcomes)}
+    for label, ending, name in PIECES:
+        seconds = sum(entry[3] for (file, _, function), entry in stats.items()
+                      if file.endswith(ending) and function == name)
+        per_file[label] = seconds * 1000 / len(outcomes)
+    return {label: round(ms, 2) for label, ms in per_file.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--files", type=int, default=1000)
@@ -119,6 +162,7 @@ def main() -> None:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=60)
     floor = plain_loop(texts)
+    piece_ms = pieces(texts)
     trains = [j for j in history if j.step == "train"]
     ingests = sorted((j for j in history if j.step == "ingest"), key=lambda j: j.started_at)
     ingesting = (ingests[-1].ended_at or 0.0) - ingests[0].started_at
@@ -141,6 +185,8 @@ def main() -> None:
         "plain_loop_files_per_s": round(floor, 1),
         "ratio_to_plain_loop": round(args.files / ingested / floor, 2),
         "ratio_in_jobs_to_plain_loop": round(args.files / ingesting / floor, 2),
+        "plain_loop_ms_per_file": round(1000 / floor, 2),
+        "mlyard_ms_per_file_by_piece": piece_ms,
     }))
 
 
