@@ -28,8 +28,10 @@ def detach(project: Path, *args: str, env: dict[str, str] | None = None) -> \
 
 def test_detach_returns_once_the_server_answers_and_leaves_it_running(trained: Path) -> None:  # noqa: F811
     port = free_port()
+    # A proxy in the environment (where nothing listens) is not asked for our own server.
     done = detach(trained, "churn@champion", "--port", str(port),
-                  env={"MLYARD_SERVE_TOKEN": "s3cret"})
+                  env={"MLYARD_SERVE_TOKEN": "s3cret", "http_proxy": "http://127.0.0.1:9",
+                       "HTTP_PROXY": "http://127.0.0.1:9"})
     assert done.returncode == 0, done.stderr
     pid = int((trained / ".mlyard" / f"serve-{port}.pid").read_text())
     try:

@@ -17,6 +17,8 @@ from mlyard.core.processes import mlyard_command
 from mlyard.core.workspace import Workspace
 
 READY_TIMEOUT = 60.0  # loading a large model and its reference can take a while
+# Our own server is asked directly, never through an HTTP proxy from the environment.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ def wait_answering(url: str, exited: Callable[[], str | None],
         if last_words is not None:
             raise MlyardError(f"the server exited: {last_words or '?'}")
         try:
-            with urllib.request.urlopen(f"{url}/ping", timeout=1):
+            with _DIRECT.open(f"{url}/ping", timeout=1):
                 return
         except OSError:  # not listening yet (urllib's errors are OSErrors)
             time.sleep(0.05)
