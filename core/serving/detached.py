@@ -39,6 +39,14 @@ def local_url(host: str, port: int) -> str:
     return f"http://{f'[{address}]' if ':' in address else address}:{port}"
 
 
+def get_local(url: str, timeout: float) -> str:
+    """The body of a 200 answer from our own server (the standard library's client:
+    `mlyard` installs no HTTP client of its own), asked directly."""
+    with _DIRECT.open(url, timeout=timeout) as answer:
+        body: bytes = answer.read()
+    return body.decode()
+
+
 def wait_answering(url: str, exited: Callable[[], str | None],
                    timeout: float = READY_TIMEOUT) -> None:
     """Return once `url`/ping answers; raise with the server's last words if it exits
@@ -49,8 +57,8 @@ def wait_answering(url: str, exited: Callable[[], str | None],
         if last_words is not None:
             raise MlyardError(f"the server exited: {last_words or '?'}")
         try:
-            with _DIRECT.open(f"{url}/ping", timeout=1):
-                return
+            get_local(f"{url}/ping", timeout=1)
+            return
         except OSError:  # not listening yet (urllib's errors are OSErrors)
             time.sleep(0.05)
     raise MlyardError(f"the server did not answer {url}/ping within {timeout:g}s")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import urllib.request
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +21,7 @@ from mlyard.core.models.explain import explain_matrix
 from mlyard.core.models.features import encode
 from mlyard.core.models.loading import load_model
 from mlyard.core.processes import mlyard_command
-from mlyard.core.serving.detached import wait_answering
+from mlyard.core.serving.detached import get_local, wait_answering
 from mlyard.core.serving.request import rows_frame, typed_features
 from mlyard.core.workspace import Workspace
 from mlyard.storage import prediction_files
@@ -79,7 +78,7 @@ class ServerProcess:
 def fetch_stats(url: str) -> ServerStats:
     """Counts and latency percentiles from a server's Prometheus endpoint."""
     try:
-        text = _get(f"{url}/metrics", timeout=2)
+        text = get_local(f"{url}/metrics", timeout=2)
     except OSError as exc:
         raise MlyardError(f"{url}: no answer from /metrics ({exc})") from None
     requests = errors = rows = 0.0
@@ -187,11 +186,3 @@ def _percentile(buckets: dict[float, float], quantile: float) -> float | None:
             return (lower + (bound - lower) * share) * 1000
         lower, below = bound, count
     return lower * 1000
-
-
-def _get(url: str, timeout: float) -> str:
-    """The body of a 200 answer from our own server on 127.0.0.1 (the standard library's
-    client: `mlyard` installs no HTTP client of its own)."""
-    with urllib.request.urlopen(url, timeout=timeout) as answer:
-        body: bytes = answer.read()
-    return body.decode()
