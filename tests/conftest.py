@@ -152,6 +152,20 @@ def wait_for(condition: Callable[[], Any], timeout: float = 60.0, what: str = ""
         time.sleep(0.05)
 
 
+async def wait_until(pilot: Any, condition: Callable[[], Any], timeout: float = 60.0,
+                     what: str = "") -> Any:
+    """wait_for inside a Textual test: the app runs on while the pilot pauses between
+    tries."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met in {timeout:.0f} s: {what or condition}")
+        await pilot.pause(0.05)
+
+
 def levels_project(root: Path) -> Path:
     """A multiclass target with text labels, a category feature and some missing values."""
     rng = np.random.default_rng(5)

@@ -39,6 +39,7 @@ from mlyard.tui.screens.run_detail import RunDetailScreen
 from mlyard.tui.screens.runs import RunsScreen
 from mlyard.tui.screens.serving import ServingScreen
 from mlyard.tui.widgets.curves import BarsPlot
+from tests.conftest import wait_until
 from tests.tui_workspace import build, use_utc
 
 SIZES = [(100, 30), (80, 24)]
@@ -327,10 +328,8 @@ async def test_serving_screen_starts_watches_and_stops_a_server(project: Path) -
         records = versions.load_versions(ws).head(3).select(spec.names).to_dicts()
         answer = httpx.post(f"{server.url}/invocations", json={"instances": records})
         assert answer.status_code == 200
-        deadline = time.monotonic() + 60  # the server's log flushes about once a second
-        while not supervisor.recent_predictions(ws, 20):
-            assert time.monotonic() < deadline, "the request never reached the log"
-            await pilot.pause(0.05)
+        await wait_until(pilot, lambda: supervisor.recent_predictions(ws, 20),
+                         what="the request in the server's log")
         screen._poll(ws, server.url)
         await settle(pilot)
         stats = screen.latest_stats

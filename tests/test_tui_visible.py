@@ -15,7 +15,7 @@ import pytest
 from mlyard.core.data import versions
 from mlyard.core.tracking import run_queries
 from mlyard.core.workspace import open_workspace
-from tests.conftest import mlyard
+from tests.conftest import mlyard, wait_until
 from tests.test_tui import SCREENS, keys_then_settle, make_app, project, template  # noqa: F401
 
 SIZES = [(80, 24), (100, 30)]
@@ -215,28 +215,25 @@ async def test_the_serving_screen_at_80x24_under_traffic(project: Path) -> None:
 
         sender = threading.Thread(target=traffic)
         sender.start()
+        def rate_shown() -> bool:
+            text = "\n".join(screen_text(app.export_screenshot()))
+            found = re.search(r"requests/s\s+([\d,.]+)", text)
+            return bool(found and float(found.group(1).replace(",", "")) > 0
+                        and len(supervisor.recent_predictions(ws, 20)) >= 2)
+
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                text = screen_text(app.export_screenshot())
-                rate = next((line for line in text if "requests/s" in line), "")
-                found = re.search(r"requests/s\s+([\d,.]+)", rate)
-                if found and float(found.group(1).replace(",", "")) > 0 \
-                        and len(supervisor.recent_predictions(ws, 20)) >= 2:
-                    break
-                assert time.monotonic() < deadline, "\n".join(text)
-                await pilot.pause(0.2)
+            await wait_until(pilot, rate_shown, what="requests/s above zero")
         finally:
             stop.set()
             sender.join()
         ids = [r.request_id[-8:] for r in supervisor.recent_predictions(ws, 20)]
-        deadline = time.monotonic() + 60
-        while True:  # the screen reads the log once a second
-            text = screen_text(app.export_screenshot())
-            if len({i for i in ids if any(i in line for line in text)}) >= 2:
-                break
-            assert time.monotonic() < deadline, "\n".join(text)
-            await pilot.pause(0.2)
+
+        def ids_told_apart() -> list[str] | None:  # the screen reads the log once a second
+            lines = screen_text(app.export_screenshot())
+            return lines if len({i for i in ids if any(i in line for line in lines)}) >= 2 \
+                else None
+
+        text = await wait_until(pilot, ids_told_apart, what="two logged requests told apart")
         [latency] = [line for line in text if "p50/p95/p99" in line]
         assert re.search(r"p50/p95/p99\s+[\d.]+ / [\d.]+ / [\d.]+ ms", latency), latency
         server.stop()

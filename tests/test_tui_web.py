@@ -10,7 +10,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,12 +62,13 @@ def test_the_ui_in_a_browser_shows_the_runs_and_switches_screens(trained: Path) 
 
             # the heading comes first; the rows follow when the dashboard's worker has read
             # the catalog, which on a busy machine can be a while later
-            _until(lambda: newest["run_id"][:8] in shown(), "the newest run on the dashboard")
+            wait_for(lambda: newest["run_id"][:8] in shown(),
+                     what="the newest run on the dashboard")
             before = len(frames)
             page.mouse.click(600, 400)
             page.keyboard.press("2")
-            _until(lambda: newest["name"] in shown(before),  # the dashboard shows no names
-                   "the runs screen after pressing 2")
+            wait_for(lambda: newest["name"] in shown(before),  # the dashboard shows no names
+                     what="the runs screen after pressing 2")
             browser.close()
     finally:
         server.terminate()
@@ -234,8 +234,3 @@ def _status(url: str) -> int | None:
         return None
 
 
-def _until(condition, what: str, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
-    """wait_for for a browser page: the condition itself lets Playwright run."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"not seen in {timeout:.0f} s: {what}"
