@@ -49,13 +49,19 @@ def encode_profile(profile: Profile) -> str:
 
 
 def decode_profile(text: str) -> Profile:
-    """Read with the json module first, which also takes the `NaN` and `Infinity` that
-    earlier versions wrote; a profile that is not one (a stranger's bundle) reads as
+    """Strict JSON straight into the types (every listing decodes every version's
+    profile); only what earlier versions wrote with `NaN` or `Infinity` goes the slow way,
+    through the json module. A profile that is not one (a stranger's bundle) reads as
     empty rather than failing every listing."""
     try:
-        return msgspec.convert(_finite(json.loads(text)), Profile)
-    except (ValueError, msgspec.ValidationError):
+        return msgspec.json.decode(text, type=Profile)
+    except msgspec.ValidationError:
         return {}
+    except msgspec.DecodeError:  # not strict JSON
+        try:
+            return msgspec.convert(_finite(json.loads(text)), Profile)
+        except (ValueError, msgspec.ValidationError):
+            return {}
 
 
 def _finite(value: object) -> object:

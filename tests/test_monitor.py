@@ -143,7 +143,8 @@ def test_a_file_is_checked_as_ingest_would_read_it_without_ingesting_it(
     before = june.read_bytes()
     stored = drift_json("--current", "churn:v6")
     alerts_before = mlyard("alerts", "--json").stdout
-    for args in (["--file", str(june)], [str(june.relative_to(project))]):
+    for args in (["--file", str(june)], [str(june.relative_to(project))],
+                 ["--reference", "champion", str(june.relative_to(project))]):
         checked = drift_json(*args)
         assert checked["current"] == {"kind": "file", "label": f"file {args[-1]}",
                                       "rows": stored["current"]["rows"]}

@@ -26,11 +26,13 @@ class DriftGroup(click.Group):
     before ingesting it is what a user tries first."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        options_with_values = {"--current", "--served", "--reference", "--html", "--fail-on",
-                               "--file"}
+        options_with_values = {name for param in self.params if isinstance(param, click.Option)
+                               and not param.is_flag for name in param.opts}
         for index, arg in enumerate(args):
             before = args[index - 1] if index else ""
-            if arg in self.commands or before in options_with_values:
+            if before in options_with_values:
+                continue  # an option's value (`--html out.html`), not a file to check
+            if arg in self.commands:
                 break
             if not arg.startswith("-") and Path(arg).suffix.lower() in DATA_SUFFIXES:
                 args = [*args[:index], "--file", *args[index:]]
