@@ -15,6 +15,7 @@ from mlyard.core.automation import promotion
 from mlyard.core.models import registry
 from mlyard.core.serving.server import HeaderTimeoutHttp
 from mlyard.core.workspace import open_workspace
+from mlyard.storage import prediction_files
 from tests.conftest import wait_for
 from tests.test_serve import Server, features_of, rows, trained  # noqa: F401  (a fixture)
 
@@ -64,10 +65,36 @@ def test_a_slow_sender_is_cut_off_with_408(trained: Path) -> None:  # noqa: F811
 def test_a_foreign_host_header_is_refused(trained: Path) -> None:  # noqa: F811
     body = {"instances": features_of(rows(trained, 1), trained).to_dicts()}
     with Server(trained, "champion") as running:
-        assert score(running.url, body, host="attacker.example").status_code == 400
-        assert score(running.url, body, host="localhost").status_code == 200
-    with Server(trained, "champion", allowed_hosts=["models.internal"]) as running:
+        refused = score(running.url, body, host="attacker.example:80")
+        assert refused.status_code == 400
+        assert "'attacker.example:80'" in refused.json()["message"]
+        assert httpx.get(f"{running.url}/metadata",
+                         headers={"host": "attacker.example"}).status_code == 400
+        for name in ("localhost", "localhost:5005", "[::1]:5005", "127.0.0.1"):
+            assert score(running.url, body, host=name).status_code == 200, name
+    with Server(trained, "champion", allowed_hosts=["models.internal", "*.corp.example"]
+                ) as running:
         assert score(running.url, body, host="models.internal").status_code == 200
+        assert score(running.url, body, host="a.corp.example:443").status_code == 200
+        assert score(running.url, body, host="corp.example.evil").status_code == 400
+
+
+def test_a_client_that_leaves_mid_body_is_not_scored_and_others_are(
+        trained: Path) -> None:  # noqa: F811
+    body = {"instances": features_of(rows(trained, 1), trained).to_dicts()}
+    with Server(trained, "champion") as running:
+        port = int(running.url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+            sock.sendall(b"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                         b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+                         b'{"instances": [')
+        before = prediction_files.count_rows(running.ws.catalog.predictions_dir, "churn")
+        assert score(running.url, body).status_code == 200
+        wait_for(lambda: prediction_files.count_rows(running.ws.catalog.predictions_dir,
+                                                     "churn") > before)
+    # Stopped: the log is flushed; only the whole request is in it.
+    assert prediction_files.count_rows(running.ws.catalog.predictions_dir, "churn") == \
+        before + 1
 
 
 @pytest.mark.parametrize("header, status", [

@@ -1,4 +1,7 @@
-"""`mlyard serve`: a model behind MLflow's scoring protocol, on Starlette and uvicorn.
+"""`mlyard serve`: a model behind MLflow's scoring protocol, on uvicorn.
+
+Scoring has its own bare handler (`invocations`); the other paths are Starlette routes;
+the gate in front checks Host and token for all of them.
 
 The model being served is swapped atomically when its alias moves (from any process):
 a background thread notices the move, loads and verifies the new version, and replaces
@@ -13,14 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import hmac
 import ipaddress
-import itertools
 import logging
 import os
-import secrets
 import socket
-import time
 from collections.abc import AsyncIterator, Sequence
 from importlib import metadata
 from typing import Any
@@ -30,37 +29,29 @@ import msgspec
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.applications import Starlette
-from starlette.background import BackgroundTask
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from mlyard.core.errors import UsageError
+from mlyard.core.serving.gate import Gate
 from mlyard.core.serving.health_alarm import HealthAlarm
+from mlyard.core.serving.invocations import Invocations
 from mlyard.core.serving.model_holder import ModelHolder
 from mlyard.core.serving.prediction_log import PredictionLog
-from mlyard.core.serving.request import ScoringRejected
-from mlyard.core.serving.scoring import score_rows
-from mlyard.core.serving.shadow import Answered, Shadow
+from mlyard.core.serving.shadow import Shadow
 from mlyard.core.workspace import Workspace, open_workspace
 
 log = logging.getLogger("mlyard.serve")
 
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
-INLINE_BODY = 32_768  # bytes: a body this small (up to ~250 rows) is scored on the event loop
-OPEN_PATHS = {"/ping", "/health"}  # liveness probes answer without a token
 # Host headers answered by default: a web page on another site that resolves its own name
 # to 127.0.0.1 (DNS rebinding) gets 400 instead of reaching a tokenless local server.
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 SCORING_THREADS = 4  # requests scored at once, off the event loop
 MAX_QUEUED = 64  # requests waiting for a scoring thread before new ones get 503
 BODY_TIMEOUT = 30.0  # seconds to receive a whole body (a slow sender is cut off: 408)
-# Request ids: unique per process start plus a counter (uuid4 read the OS's random source
-# for every request, ~2% of a small one).
-_ID_PREFIX = secrets.token_hex(10)
-_request_numbers = itertools.count()
 HEADER_TIMEOUT = 10.0  # seconds to receive a request's headers (then the socket closes)
 
 
@@ -68,7 +59,7 @@ def create_app(ws: Workspace, ref: str, token: str | None = None,
                max_body: int = DEFAULT_MAX_BODY, poll_interval: float = 1.0,
                log_predictions: bool = True, allowed_hosts: Sequence[str] = (),
                body_timeout: float = BODY_TIMEOUT, scoring_threads: int = SCORING_THREADS,
-               max_queued: int = MAX_QUEUED, shadow_ref: str | None = None) -> Starlette:
+               max_queued: int = MAX_QUEUED, shadow_ref: str | None = None) -> Gate:
     """The scoring app for model `ref` (a version or an alias).
 
     Args:
@@ -81,7 +72,6 @@ def create_app(ws: Workspace, ref: str, token: str | None = None,
         max_queued: requests waiting for a thread beyond which new ones get 503.
     """
     holder = ModelHolder(ws, ref, poll_interval, ws.config.data.id_column)
-    scoring = _Scoring(anyio.CapacityLimiter(scoring_threads), max_queued)
     predictions = PredictionLog(ws.catalog, enabled=log_predictions,
                                 keep_seconds=ws.config.serve.keep_seconds)
     holder.also.append(HealthAlarm(ws, holder.ref, predictions).check)
@@ -89,14 +79,6 @@ def create_app(ws: Workspace, ref: str, token: str | None = None,
     if shadow_ref is not None:
         shadow = Shadow(ws, shadow_ref, poll_interval)
     stats = _Stats()
-
-    async def invocations(request: Request) -> Response:
-        started = time.perf_counter()
-        response = await _score(request, holder, predictions, max_body, body_timeout,
-                                scoring, shadow)
-        stats.observe(response.status_code, time.perf_counter() - started,
-                      int(response.headers.get("x-mlyard-rows", "0")))
-        return response
 
     async def ping(request: Request) -> Response:
         return PlainTextResponse("\n")
@@ -158,112 +140,19 @@ def create_app(ws: Workspace, ref: str, token: str | None = None,
                 await anyio.to_thread.run_sync(shadow.stop)
             predictions.close()
 
-    app = Starlette(routes=[
-        Route("/invocations", invocations, methods=["POST"]),
+    routes = Starlette(routes=[
         Route("/ping", ping, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
         Route("/version", version, methods=["GET"]),
         Route("/metadata", model_metadata, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ], lifespan=lifespan)
-    if token:
-        app.add_middleware(_BearerAuth, token=token)
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=[*LOOPBACK_HOSTS, *allowed_hosts])
-    app.state.holder = holder
-    app.state.predictions = predictions
-    app.state.shadow = shadow
-    return app
-
-
-class _Scoring:
-    """The scoring threads and how many requests wait for one."""
-
-    def __init__(self, limiter: anyio.CapacityLimiter, max_queued: int) -> None:
-        self.limiter = limiter
-        self.max_queued = max_queued
-        self.waiting = 0
-
-
-async def _score(request: Request, holder: ModelHolder, predictions: PredictionLog,
-                 max_body: int, body_timeout: float, scoring: _Scoring,
-                 shadow: Shadow | None) -> Response:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_body:
-        return _error(f"body of {declared} bytes is over the limit of {max_body}", 413)
-    body = bytearray()
-    try:
-        async with asyncio.timeout(body_timeout):
-            async for chunk in request.stream():
-                body.extend(chunk)
-                if len(body) > max_body:
-                    return _error(f"body is over the limit of {max_body} bytes", 413)
-    except TimeoutError:
-        return _error(f"the request body did not arrive within {body_timeout:g}s", 408,
-                      "REQUEST_TIMEOUT")
-    if scoring.waiting >= scoring.max_queued:
-        return _error("the server is busy scoring other requests; retry shortly", 503,
-                      "TEMPORARILY_UNAVAILABLE")
-    # One model for the whole request, even if a swap happens now.
-    model, reader = holder.serving
-    content_type = request.headers.get("content-type", "")
-    data = bytes(body)
-    started = time.perf_counter()
-    if len(data) <= INLINE_BODY:
-        # A few rows score in ~0.1 ms: less than handing them to a thread and back.
-        result = score_rows(data, content_type, model, reader)
-    else:
-        scoring.waiting += 1
-        try:
-            result = await anyio.to_thread.run_sync(
-                score_rows, data, content_type, model, reader,
-                limiter=scoring.limiter)
-        finally:
-            scoring.waiting -= 1
-    if isinstance(result, ScoringRejected):
-        return _error(result.msg, result.status, result.error_code)
-    seconds = time.perf_counter() - started
-    values = result.values
-    request_id = f"{_ID_PREFIX}{next(_request_numbers):012x}"
-    version = model.version
-    outputs = orjson.dumps(values)
-    text = outputs.decode()
-    now = time.time()
-    predictions.add([(request_id, now, version.model, version.version, len(values),
-                      result.inputs, text)])
-    answer = b'{"predictions":' + outputs + b"}" if result.explanations is None else \
-        orjson.dumps({"predictions": values, **result.explanations})
-    later = None
-    if shadow is not None:  # handed over once the answer is out, never before
-        later = BackgroundTask(_offer, shadow, Answered(
-            request_id, now, data, content_type, version.model, version.version, len(values),
-            text, seconds))
-    return Response(answer, media_type="application/json", background=later,
-                    headers={"x-request-id": request_id, "x-mlyard-rows": str(len(values)),
-                             "x-mlyard-model-version": str(version.version)})
-
-
-async def _offer(shadow: Shadow, answered: Answered) -> None:
-    shadow.offer(answered)
-
-
-class _BearerAuth:
-    """Every path but the liveness probes needs `Authorization: Bearer <token>`."""
-
-    def __init__(self, app: Any, token: str) -> None:
-        self.app = app
-        self.expected = token.encode()
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"] not in OPEN_PATHS:
-            scheme, _, given = dict(scope["headers"]).get(b"authorization", b"").partition(b" ")
-            # The scheme is case-insensitive (RFC 9110); the comparison takes the same time
-            # however much of the token is right.
-            if scheme.lower() != b"bearer" or not hmac.compare_digest(given.strip(),
-                                                                       self.expected):
-                response = _error("missing or wrong bearer token", 401, "UNAUTHENTICATED")
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+    routes.state.holder = holder
+    routes.state.predictions = predictions
+    routes.state.shadow = shadow
+    invocations = Invocations(holder, predictions, stats.observe, max_body, body_timeout,
+                              anyio.CapacityLimiter(scoring_threads), max_queued, shadow)
+    return Gate(routes, invocations, [*LOOPBACK_HOSTS, *allowed_hosts], token)
 
 
 class HeaderTimeoutHttp(HttpToolsProtocol):
@@ -362,10 +251,6 @@ def _json(value: Any, status: int = 200) -> Response:
                     media_type="application/json")
 
 
-def _error(message: str, status: int, code: str = "BAD_REQUEST") -> JSONResponse:
-    return JSONResponse({"error_code": code, "message": message}, status_code=status)
-
-
 def check_binding(host: str, token: str | None, insecure: bool) -> None:
     """Anything but loopback needs a token, or an explicit --insecure."""
     try:
@@ -378,7 +263,7 @@ def check_binding(host: str, token: str | None, insecure: bool) -> None:
                          "--insecure")
 
 
-def app_from_env() -> Starlette:
+def app_from_env() -> Gate:
     """For `uvicorn --factory` with several workers: the app configured by environment."""
     ws = open_workspace(config_path=None)
     hosts = os.environ.get("MLYARD_SERVE_ALLOWED_HOSTS", "")
