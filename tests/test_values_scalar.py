@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 from mlyard.core.data.values import FAILED, MISSING, parse_column, scalar_reader
 from mlyard.core.models.features import Feature, FeatureSpec, encode
 from mlyard.core.serving.request import (
+    JsonRows,
     ScoringRejected,
-    _json_column,
+    rows_frame,
     small_request,
     typed_features,
 )
@@ -38,7 +39,7 @@ LEVELS = ["a", "b", "1", "true"]
 
 
 def column_result(kind: str, value: Any, closed: bool) -> Any:
-    series = _json_column("x", [{"x": value}])
+    series = rows_frame(JsonRows.of([{"x": value}]), ["x"]).get_column("x")
     parsed = parse_column("x", kind, series.dtype, levels=LEVELS, closed=closed)
     typed, failed, missing = pl.DataFrame([series]).select(
         parsed.typed.alias("t"), parsed.failed().alias("f"), parsed.missing.alias("m")).row(0)
@@ -78,16 +79,19 @@ def test_a_small_request_reads_as_the_column_path_does(columns: dict[str, list[A
         for name, value in row.items():
             if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
                 row[name] = str(value)
+    by_column = JsonRows(columns={name: [row[name] for row in rows] for name in columns})
     try:
-        typed = typed_features(pl.DataFrame([_json_column(n, rows) for n in SPEC.names]), SPEC)
+        typed = typed_features(rows_frame(JsonRows.of(rows), SPEC.names), SPEC)
     except ScoringRejected as column_refusal:
-        with pytest.raises(ScoringRejected) as small_refusal:
-            small_request(rows, SPEC, None)
-        assert small_refusal.value.msg == column_refusal.msg
+        for sent in (JsonRows.of(rows), by_column):
+            with pytest.raises(ScoringRejected) as small_refusal:
+                small_request(sent, SPEC, None)
+            assert small_refusal.value.msg == column_refusal.msg
         return
-    matrix, logged = small_request(rows, SPEC, None)
-    assert np.array_equal(matrix, encode(typed, SPEC), equal_nan=True)
-    assert json.loads(logged) == json.loads(typed.write_json())
+    for sent in (JsonRows.of(rows), by_column):  # an object per row, or a list per column
+        matrix, logged = small_request(sent, SPEC, None)
+        assert np.array_equal(matrix, encode(typed, SPEC), equal_nan=True)
+        assert json.loads(logged) == json.loads(typed.write_json())
 
 
 NUMERIC_SPEC = FeatureSpec([Feature("n", "int"), Feature("x", "float"),
@@ -111,7 +115,7 @@ def test_the_one_row_reader_reads_as_the_rules_do(row: dict[str, Any], drop: str
     fast = RowReader(NUMERIC_SPEC, "id").read(row)
     if fast is None:
         return  # the server takes small_request itself
-    matrix, logged = small_request([row], NUMERIC_SPEC, "id")
+    matrix, logged = small_request(JsonRows.of([row]), NUMERIC_SPEC, "id")
     assert np.array_equal(fast[0], matrix, equal_nan=True)
     assert fast[1] == logged
 
@@ -125,7 +129,7 @@ def test_the_one_row_reader_reads_as_the_rules_do(row: dict[str, Any], drop: str
 def test_plain_rows_are_read_fast_and_as_the_rules_read_them(row: dict[str, Any]) -> None:
     fast = RowReader(NUMERIC_SPEC, "id").read(row)
     assert fast is not None
-    matrix, logged = small_request([row], NUMERIC_SPEC, "id")
+    matrix, logged = small_request(JsonRows.of([row]), NUMERIC_SPEC, "id")
     assert np.array_equal(fast[0], matrix, equal_nan=True)
     assert fast[1] == logged
 
@@ -159,7 +163,7 @@ def test_a_missing_cell_is_never_typed_and_staged_reading_reads_the_same(
     and reads numbers from text through working columns: both rest on this."""
     values = [str(v) if isinstance(v, int) and abs(v) >= 2**63 else v for v in values]
     series = pl.Series("x", [None if v is None else str(v) for v in values], pl.String) \
-        if as_text else _json_column("x", [{"x": v} for v in values])
+        if as_text else rows_frame(JsonRows.of([{"x": v} for v in values]), ["x"]).get_column("x")
     frame = pl.DataFrame([series])
     inline = parse_column("x", kind, series.dtype, levels=LEVELS, closed=closed)
     staged = parse_column("x", kind, series.dtype, levels=LEVELS, closed=closed, staged=True)

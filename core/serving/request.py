@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from operator import is_not, itemgetter
@@ -47,11 +48,13 @@ def parse_body(body: bytes, content_type: str, wanted: list[str]) -> pl.DataFram
     return _csv_frame(body) if request is None else rows_frame(request.rows, wanted)
 
 
-def rows_frame(rows: list[dict[str, Any]], wanted: list[str]) -> pl.DataFrame:
+def rows_frame(rows: JsonRows, wanted: list[str]) -> pl.DataFrame:
     """The columns named in `wanted` (those present) of parsed JSON rows."""
-    if not rows:
+    if not rows.height:
         raise ScoringRejected("no rows to score")
-    return pl.DataFrame([_json_column(name, rows) for name in wanted if name in rows[0]])
+    present = [name for name in wanted if name in rows.first_names()]
+    return pl.DataFrame([pl.Series(name, *_typed_json(name, values)) for name, values
+                         in zip(present, rows.values(present), strict=True)])
 
 
 def typed_features(frame: pl.DataFrame, spec: FeatureSpec, where: str = "",
@@ -95,36 +98,10 @@ def _json(body: bytes) -> Any:
         raise ScoringRejected(f"body is not valid JSON: {first_error}") from None
 
 
-def _json_column(name: str, rows: list[dict[str, Any]]) -> pl.Series:
-    values, dtype = _json_values(name, rows)
-    return pl.Series(name, values, dtype)
-
-
-def _json_values(name: str, rows: list[dict[str, Any]]) -> tuple[list[Any], pl.DataType]:
-    """One column from JSON rows and the type it reads as."""
-    try:
-        values = [row[name] for row in rows]
-    except KeyError:
-        raise _missing_in_row(name, rows) from None
-    return _typed_json(name, values)
-
-
-def _missing_in_row(name: str, rows: list[dict[str, Any]]) -> ScoringRejected:
-    index = next(i for i, row in enumerate(rows, start=1) if name not in row)
-    return ScoringRejected(f"row {index}: missing column {name!r}")
-
-
-def _json_columns(names: list[str], rows: list[dict[str, Any]]
-                  ) -> list[tuple[list[Any], pl.DataType]]:
-    """`_json_values` for several columns, gathered in one pass over the rows."""
-    try:
-        gathered = map(itemgetter(*names), rows) if len(names) > 1 else (
-            (row[names[0]],) for row in rows)
-        columns = list(zip(*gathered, strict=True))
-    except KeyError:
-        raise _missing_in_row(next(n for n in names if any(n not in r for r in rows)),
-                              rows) from None
-    return [_typed_json(name, list(values)) for name, values in zip(names, columns, strict=True)]
+def _json_columns(names: list[str], rows: JsonRows) -> list[tuple[list[Any], pl.DataType]]:
+    """Several columns' JSON values, each with the type it reads as."""
+    return [_typed_json(name, values) for name, values
+            in zip(names, rows.values(names), strict=True)]
 
 
 def _typed_json(name: str, values: list[Any]) -> tuple[list[Any], pl.DataType]:
@@ -181,10 +158,60 @@ def _number_block(columns: list[tuple[Feature, list[Any], pl.DataType]]
 
 
 @dataclass(frozen=True)
+class JsonRows:
+    """A request's rows as they were sent: an object per row (`dataframe_records`,
+    `instances`), or a list per column (`dataframe_split`, an object of columns), which
+    are read by column as they come, never turned into an object per row first."""
+
+    records: list[dict[str, Any]] | None = None
+    columns: dict[str, list[Any]] | None = None
+
+    @property
+    def height(self) -> int:
+        if self.records is not None:
+            return len(self.records)
+        return len(next(iter(self.columns.values()))) if self.columns else 0
+
+    def first_names(self) -> Collection[str]:
+        """The columns of the first row (every row of a column form has them all)."""
+        if self.records is not None:
+            return self.records[0].keys() if self.records else ()
+        return self.columns.keys() if self.columns else ()
+
+    def first(self) -> dict[str, Any]:
+        if self.records is not None:
+            return self.records[0]
+        return {name: values[0] for name, values in (self.columns or {}).items()}
+
+    def values(self, names: list[str]) -> list[list[Any]]:
+        """These columns' values, in one pass over the rows; a row without one of them
+        is refused by its number."""
+        if self.columns is not None:
+            missing = next((name for name in names if name not in self.columns), None)
+            if missing is not None:
+                raise ScoringRejected(f"row 1: missing column {missing!r}")
+            return [self.columns[name] for name in names]
+        rows = self.records or []
+        try:
+            gathered = map(itemgetter(*names), rows) if len(names) > 1 else (
+                (row[names[0]],) for row in rows)
+            return [list(column) for column in zip(*gathered, strict=True)] or \
+                [[] for _ in names]
+        except KeyError:
+            name = next(n for n in names if any(n not in r for r in rows))
+            index = next(i for i, row in enumerate(rows, start=1) if name not in row)
+            raise ScoringRejected(f"row {index}: missing column {name!r}") from None
+
+    @classmethod
+    def of(cls, records: list[dict[str, Any]]) -> JsonRows:
+        return cls(records=records)
+
+
+@dataclass(frozen=True)
 class JsonRequest:
     """A JSON scoring request: its rows and what its MLflow-style `params` ask for."""
 
-    rows: list[dict[str, Any]]
+    rows: JsonRows
     explain: bool = False
 
 
@@ -228,19 +255,19 @@ def _explain(params: Any) -> bool:
     return explain
 
 
-def small_request(rows: list[dict[str, Any]], spec: FeatureSpec,
+def small_request(rows: JsonRows, spec: FeatureSpec,
                   id_column: str | None) -> tuple[np.ndarray, str]:
     """The model's input matrix and its typed rows as JSON for the log, for a request of
     a few rows, one value at a time by the same rules as `typed_features` (no polars
     query)."""
-    if not rows:
+    if not rows.height:
         raise ScoringRejected("no rows to score")
-    missing = [name for name in spec.names if name not in rows[0]]
+    missing = [name for name in spec.names if name not in rows.first_names()]
     if missing:
         raise ScoringRejected(f"missing feature column{'s' if len(missing) > 1 else ''} "
                               f"{', '.join(map(repr, missing))}; the model needs "
                               f"{', '.join(spec.names)}")
-    matrix = np.empty((len(rows), len(spec.features)), dtype=np.float64)
+    matrix = np.empty((rows.height, len(spec.features)), dtype=np.float64)
     columns = [(feature, *typed) for feature, typed
                in zip(spec.features, _json_columns(spec.names, rows), strict=True)]
     numeric = [position for position, (feature, _, dtype) in enumerate(columns)
@@ -289,9 +316,9 @@ def small_request(rows: list[dict[str, Any]], spec: FeatureSpec,
             logged[feature.name] = [seen[key][0] for key in keys]
         codes_of = {key: code for key, (_, code) in seen.items()}
         matrix[:, position] = list(map(codes_of.__getitem__, keys))
-    if id_column is not None and id_column in rows[0]:
-        logged[id_column] = [None if v is None else json_text(v)
-                             for v in _json_values(id_column, rows)[0]]
+    if id_column is not None and id_column in rows.first_names():
+        [identifiers] = rows.values([id_column])
+        logged[id_column] = [None if v is None else json_text(v) for v in identifiers]
     # Rows as objects (what drift and feedback read back): a Struct per row, built in C
     # and encoded as the object a dict would be, a third of the time of 100 dicts.
     record = _record_type(tuple(logged))
@@ -323,35 +350,35 @@ def _logged_numbers(values: list[Any], dtype: pl.DataType, floats: bool, with_na
     return [None if v is None or v != v else int(v) for v in values]
 
 
-def _split_rows(data: Any) -> list[dict[str, Any]]:
+def _split_rows(data: Any) -> JsonRows:
     if not isinstance(data, dict) or "columns" not in data or "data" not in data:
         raise ScoringRejected("dataframe_split needs 'columns' and 'data'")
     columns, values = data["columns"], data["data"]
     if not isinstance(columns, list) or not isinstance(values, list):
         raise ScoringRejected("dataframe_split 'columns' and 'data' must be lists")
-    rows = []
+    width = len(columns)
     for index, row in enumerate(values, start=1):
-        if not isinstance(row, list) or len(row) != len(columns):
+        if type(row) is not list or len(row) != width:
             raise ScoringRejected(f"dataframe_split row {index}: expected a list of "
-                                  f"{len(columns)} values")
-        rows.append(dict(zip(map(str, columns), row, strict=True)))
-    return rows
+                                  f"{width} values")
+    by_column = [list(column) for column in zip(*values, strict=True)] if values else \
+        [[] for _ in columns]
+    return JsonRows(columns=dict(zip(map(str, columns), by_column, strict=True)))
 
 
-def _record_rows(data: Any, form: str) -> list[dict[str, Any]]:
+def _record_rows(data: Any, form: str) -> JsonRows:
     if isinstance(data, dict):
         lengths = {len(v) if isinstance(v, list) else -1 for v in data.values()}
         if len(lengths) != 1 or -1 in lengths:
             raise ScoringRejected(f"{form} as an object needs equally long lists per column")
-        count = lengths.pop()
-        return [{str(k): v[i] for k, v in data.items()} for i in range(count)]
+        return JsonRows(columns={str(k): v for k, v in data.items()})
     if not isinstance(data, list):
         raise ScoringRejected(f"{form} must be a list of rows or an object of columns")
     for index, row in enumerate(data, start=1):
         if not isinstance(row, dict):
             raise ScoringRejected(f"{form} row {index}: expected an object of "
                                   "column: value")
-    return data
+    return JsonRows(records=data)
 
 
 def _csv_frame(body: bytes) -> pl.DataFrame:

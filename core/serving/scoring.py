@@ -41,8 +41,8 @@ def score_rows(body: bytes, content_type: str, model: LoadedModel, reader: RowRe
         request = json_request(body, content_type)
         rows = request.rows if request is not None else None
         explain = may_explain and request is not None and request.explain
-        if rows is not None and 0 < len(rows) <= SMALL_REQUEST:
-            read = reader.read(rows[0]) if len(rows) == 1 and not explain else None
+        if rows is not None and 0 < rows.height <= SMALL_REQUEST:
+            read = reader.read(rows.first()) if rows.height == 1 and not explain else None
             matrix, logged = read or small_request(rows, model.spec, id_column)
             output = model.predict_matrix(matrix, threads=1)
             values = output.tolist() if isinstance(output, np.ndarray) else list(output)

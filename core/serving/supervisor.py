@@ -22,7 +22,7 @@ from mlyard.core.models.features import encode
 from mlyard.core.models.loading import load_model
 from mlyard.core.processes import mlyard_command
 from mlyard.core.serving.detached import get_local, wait_answering
-from mlyard.core.serving.request import rows_frame, typed_features
+from mlyard.core.serving.request import JsonRows, rows_frame, typed_features
 from mlyard.core.workspace import Workspace
 from mlyard.storage import prediction_files
 
@@ -152,7 +152,7 @@ def explain_logged(ws: Workspace, version: int, inputs: str) -> LoggedExplanatio
     if not isinstance(rows, list) or not rows or not isinstance(rows[0], dict):
         raise UsageError("this logged request's inputs are not rows of named values")
     model = load_model(ws, str(version))
-    frame = typed_features(rows_frame(rows[:1], model.spec.names), model.spec)
+    frame = typed_features(rows_frame(JsonRows.of(rows[:1]), model.spec.names), model.spec)
     explained = explain_matrix(model, encode(frame, model.spec))
     index = 0
     if explained.outputs is not None:
