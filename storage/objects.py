@@ -58,15 +58,42 @@ class ObjectStore:
         finally:
             tmp.unlink(missing_ok=True)
 
+    def put_all(self, blobs: list[bytes]) -> list[str]:
+        """Store several objects from memory, made durable together (`adopt_all`) and
+        hashed from memory rather than read back."""
+        tmps: list[Path] = []
+        try:
+            for data in blobs:
+                tmps.append(self._tmp_path())
+                with open(tmps[-1], "wb") as handle:
+                    handle.write(data)
+            return self.adopt_all(tmps, [blake3.blake3(data).hexdigest() for data in blobs])
+        finally:
+            for tmp in tmps:
+                tmp.unlink(missing_ok=True)
+
     def new_temp(self, suffix: str = "") -> Path:
         """A fresh path inside the store's temp area, on the same filesystem as the objects."""
         return self._tmp_path(suffix)
 
     def adopt(self, tmp: Path) -> str:
         """Move a finished temp file into place under its hash (fsynced, then renamed)."""
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        digest = hash_file(tmp)
+        return self.adopt_all([tmp])[0]
+
+    def adopt_all(self, tmps: list[Path], digests: list[str] | None = None) -> list[str]:
+        """`adopt` for several files (whose hashes may be known already): every one
+        fsynced before any is named. The first fsync commits the filesystem's journal for
+        them all, and the others find their bytes already on disk; fsyncing each before
+        writing the next waited on a commit per file (~1.6 ms of a small file's ~7 ms
+        ingest here)."""
+        for tmp in tmps:
+            with open(tmp, "rb") as handle:
+                os.fsync(handle.fileno())
+        known = digests or [hash_file(tmp) for tmp in tmps]
+        return [self._name(tmp, digest) for tmp, digest in zip(tmps, known, strict=True)]
+
+    def _name(self, tmp: Path, digest: str) -> str:
+        """Move a durable temp file into place under its hash."""
         final = self.path_for(digest)
         if final.exists():
             tmp.unlink()

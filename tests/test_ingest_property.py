@@ -97,9 +97,9 @@ def test_a_column_of_one_huge_value_is_profiled() -> None:
     twelve bins; the profile still comes out, everything in the first bin."""
     import numpy as np
 
-    from mlyard.core.data.profile import _histogram
+    from mlyard.core.data.histograms import histograms
 
-    assert _histogram(np.array([562949953421312.0])) == [1] + [0] * 11
+    assert histograms([np.array([562949953421312.0])]) == [[1] + [0] * 11]
 
 
 @given(frames())

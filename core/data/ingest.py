@@ -8,7 +8,6 @@ catalog. The source file is only ever read.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -16,9 +15,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 import polars as pl
-import pyarrow.parquet as pq
 
 from mlyard.core.config import ColumnContract
+from mlyard.core.data import small_files
 from mlyard.core.data.contract import (
     ContractChecker,
     contract_from_json,
@@ -26,12 +25,13 @@ from mlyard.core.data.contract import (
     contract_to_json,
 )
 from mlyard.core.data.inference import infer
-from mlyard.core.data.lookahead import Lookahead
-from mlyard.core.data.profile import profile_parquet
+from mlyard.core.data.profile import profile_frames, profile_parquet
 from mlyard.core.data.quality import MIN_ROWS_FOR_CONSTANT
 from mlyard.core.data.quarantine import quarantine_file
-from mlyard.core.data.reader import columns_of, read_batches
-from mlyard.core.data.sniff import SniffResult, sniff
+from mlyard.core.data.reader import columns_of
+from mlyard.core.data.runs_ahead import RunsAhead
+from mlyard.core.data.snapshot import Snapshot, store_all_held, write_snapshot
+from mlyard.core.data.sniff import sniff
 from mlyard.core.errors import IngestRefused
 from mlyard.core.workspace import Workspace
 from mlyard.storage import datasets_store, meta_store
@@ -55,6 +55,9 @@ class IngestResult:
 
 
 Outcome = IngestResult | IngestRefused
+# A checked file: what the catalog is to record, and the contract inferred from it
+# when there was none.
+Checked = tuple[IngestResult, dict[str, ColumnContract] | None]
 
 
 class FileOutcome(NamedTuple):
@@ -102,17 +105,29 @@ def ingest_files(ws: Workspace, paths: list[Path]) -> Iterator[FileOutcome]:
         stored = datasets_store.stored_contract(con, dataset)
     contract = _contract_in_force(ws, stored)
 
-    def check(index: int) -> tuple[IngestResult, dict[str, ColumnContract] | None]:
+    def check(index: int) -> Checked:
         source_hash = hashes[index]
         assert isinstance(source_hash, str)
         return _check_and_store(ws, resolved[index], dataset, source_hash, contract,
                                 earlier.get(source_hash, []))
 
-    ahead = Lookahead(check, workers=1 if len(paths) == 1 else None)
+    def check_run(run: list[int]) -> list[Checked | Exception]:
+        if len(run) == 1:
+            try:
+                return [check(run[0])]
+            except Exception as exc:  # raised at its turn
+                return [exc]
+        assert contract is not None  # runs are planned once a contract is in force
+        found = [h for h in (hashes[i] for i in run) if isinstance(h, str)]
+        assert len(found) == len(run)  # only readable files run early
+        return _check_and_store_many(ws, [resolved[i] for i in run], dataset, found, contract,
+                                     [earlier.get(h, []) for h in found])
+
+    ahead = RunsAhead(check, check_run, workers=1 if len(paths) == 1 else None)
     try:
         if contract is not None:
-            ahead.allow(_independent(resolved, hashes, earlier, contract_hash(
-                contract, ws.config.data), 0))
+            ahead.plan(_independent(resolved, hashes, earlier, contract_hash(
+                contract, ws.config.data), 0), resolved)
         batch = _Batch(dataset)
         for index, (path, source_hash) in enumerate(zip(paths, hashes, strict=True)):
             if isinstance(source_hash, IngestRefused):
@@ -139,8 +154,8 @@ def ingest_files(ws: Workspace, paths: list[Path]) -> Iterator[FileOutcome]:
                 batch.add(path, source_hash, result)
                 if inferred is not None:  # the first file of a dataset: its contract holds
                     contract, batch.contract_json = inferred, contract_to_json(inferred)
-                    ahead.allow(_independent(resolved, hashes, earlier, contract_hash(
-                        contract, ws.config.data), index + 1))
+                    ahead.plan(_independent(resolved, hashes, earlier, contract_hash(
+                        contract, ws.config.data), index + 1), resolved)
             if len(batch.outcomes) >= BATCH_FILES or batch.age() >= BATCH_SECONDS:
                 yield from batch.record(ws, earlier)
                 batch = _Batch(dataset)
@@ -278,8 +293,7 @@ def _events_of(result: IngestResult) -> list[meta_store.NewEvent]:
 
 def _check_and_store(ws: Workspace, path: Path, dataset: str, source_hash: str,
                      contract: dict[str, ColumnContract] | None,
-                     earlier: list[VersionRecord]
-                     ) -> tuple[IngestResult, dict[str, ColumnContract] | None]:
+                     earlier: list[VersionRecord]) -> Checked:
     """Check the file and store its snapshot; return what the catalog is to record,
     and the contract inferred from it when there was none."""
     sniffed = sniff(path)
@@ -289,30 +303,81 @@ def _check_and_store(ws: Workspace, path: Path, dataset: str, source_hash: str,
                                     detect_roles=False).contract
     checker = ContractChecker(contract, ws.config.data, ws.config.train.task, sniffed,
                               columns_of(sniffed))
-    snapshot, rows, repeats, found, in_memory = _write_snapshot(ws, sniffed, checker)
-    warnings = sniffed.warnings + found
+    snapshot = write_snapshot(ws, sniffed, checker)
+    return _version_of(ws, path, dataset, source_hash, contract, earlier, checker, snapshot,
+                       sniffed.warnings), inferred
+
+
+def _check_and_store_many(ws: Workspace, paths: list[Path], dataset: str,
+                          source_hashes: list[str], contract: dict[str, ColumnContract],
+                          earlier: list[list[VersionRecord]]) -> list[Checked | Exception]:
+    """`_check_and_store` for a run of small files, with those of one shape read, checked
+    and profiled together (core/data/small_files.py); each file's outcome is its own:
+    its result, or the exception its own check would raise."""
+    outcomes: list[Checked | Exception | None] = [None] * len(paths)
+    group = small_files.group(paths, ws.config.data, ws.config.train.task, contract)
+    passed: list[tuple[int, ContractChecker, pl.DataFrame, list[str]]] = []
+    for index, checked in group.checked.items():
+        try:
+            warnings = checked.checker.finish()  # raises naming every problem
+        except IngestRefused as refusal:  # the file's own outcome, raised at its turn
+            outcomes[index] = refusal
+            continue
+        assert checked.rows is not None  # a file without a problem has rows
+        passed.append((index, checked.checker, checked.rows, warnings))
+    stored: list[tuple[int, ContractChecker, Snapshot]] = []
+    snapshots = store_all_held(ws, [(rows, warnings) for _, _, rows, warnings in passed])
+    for (index, checker, _, _), snapshot in zip(passed, snapshots, strict=True):
+        if isinstance(snapshot, Exception):
+            outcomes[index] = snapshot
+        else:
+            stored.append((index, checker, snapshot))
+    types = {name: column.type for name, column in contract.items()}
+    held = [snapshot.held for _, _, snapshot in stored if snapshot.held is not None]
+    profiles = profile_frames(held, types) if held else []
+    for (index, checker, snapshot), profile in zip(stored, profiles, strict=True):
+        outcomes[index] = _version_of(ws, paths[index], dataset, source_hashes[index],
+                                      contract, earlier[index], checker, snapshot,
+                                      group.sniffed[index].warnings, profile), None
+    for index, outcome in enumerate(outcomes):
+        if outcome is None:  # not of the group's shape, or the group could not be read
+            try:
+                outcomes[index] = _check_and_store(ws, paths[index], dataset,
+                                                   source_hashes[index], contract,
+                                                   earlier[index])
+            except Exception as exc:
+                outcomes[index] = exc
+    return [outcome for outcome in outcomes if outcome is not None]
+
+
+def _version_of(ws: Workspace, path: Path, dataset: str, source_hash: str,
+                contract: dict[str, ColumnContract], earlier: list[VersionRecord],
+                checker: ContractChecker, snapshot: Snapshot, sniff_warnings: list[str],
+                profile: Profile | None = None) -> IngestResult:
+    """The version a checked and stored file becomes (or the one it re-checks)."""
+    warnings = sniff_warnings + snapshot.warnings
     checked = contract_hash(contract, ws.config.data)
     types = {name: column.type for name, column in contract.items()}
-    unchanged = next((v for v in earlier if v.snapshot_hash == snapshot and v.schema == types),
-                     None)
+    unchanged = next((v for v in earlier if v.snapshot_hash == snapshot.digest and
+                      v.schema == types), None)
     if unchanged is not None:
         rechecked = replace(unchanged, contract_hash=checked)
-        return IngestResult(path, rechecked, created=False, rechecked=True,
-                            warnings=warnings), inferred
-    if repeats:
-        warnings.append(f"{repeats} rows repeated an {ws.config.data.id_column!r} seen earlier "
-                        "in the file; kept the last row for each id")
-    profile = profile_parquet(ws.objects.path_for(snapshot), types, in_memory)
+        return IngestResult(path, rechecked, created=False, rechecked=True, warnings=warnings)
+    if snapshot.repeats:
+        warnings.append(f"{snapshot.repeats} rows repeated an {ws.config.data.id_column!r} "
+                        "seen earlier in the file; kept the last row for each id")
+    if profile is None:
+        profile = profile_parquet(ws.objects.path_for(snapshot.digest), types, snapshot.held)
     for name, levels in checker.new_levels.items():
         profile[name].new_levels = dict(sorted(levels.items(), key=lambda kv: -kv[1]))
-    warnings += _constant_columns(profile, rows)
+    warnings += _constant_columns(profile, snapshot.rows)
     record = VersionRecord(
         dataset=dataset, seq=0, source_hash=source_hash, source_path=str(path),
-        snapshot_hash=snapshot, rows=rows, schema=dict(types),
+        snapshot_hash=snapshot.digest, rows=snapshot.rows, schema=dict(types),
         profile=profile, warnings=list(warnings),
         created_at=time.time(), contract_hash=checked,
     )
-    return IngestResult(path, record, created=True, warnings=warnings), inferred
+    return IngestResult(path, record, created=True, warnings=warnings)
 
 
 def _constant_columns(profile: Profile, rows: int) -> list[str]:
@@ -329,87 +394,3 @@ def _contract_in_force(ws: Workspace, stored: str | None) -> dict[str, ColumnCon
     if ws.config.data.columns:
         return dict(ws.config.data.columns)
     return contract_from_json(stored) if stored is not None else None
-
-
-def _write_snapshot(ws: Workspace, sniffed: SniffResult, checker: ContractChecker
-                    ) -> tuple[str, int, int, list[str], pl.DataFrame | None]:
-    """Check and convert the file batch by batch into a Parquet object.
-
-    Returns the object's hash, its row count, how many rows were dropped as repeats of
-    an id, the checker's warnings, and the cleaned rows when the file was one batch
-    (they are then deduplicated and profiled in memory rather than read back). Batches
-    keep memory flat; a whole-file `sink_parquet` grows with the file.
-    """
-    tmp = ws.objects.new_temp(".parquet")
-    try:
-        writer: pq.ParquetWriter | None = None
-        held: pl.DataFrame | None = None  # the first batch, while it may be the only one
-        try:
-            for batch in read_batches(sniffed):
-                typed = checker.check(batch)
-                if typed is None:  # refused; read on so the refusal names every problem
-                    continue
-                if held is None and writer is None:
-                    held = typed
-                    continue
-                for part in (held, typed):
-                    if part is not None:
-                        writer = _write(tmp, writer, part)
-                held = None
-            warnings = checker.finish()  # raises naming every problem the file has
-            if writer is None and held is None:
-                raise IngestRefused(f"{sniffed.path}: has no data rows")
-            repeats = 0
-            if held is not None:
-                held, repeats = _dedupe_rows(ws, held)
-                if repeats:  # written as `_dedupe` rewrites a file: the same bytes
-                    held.write_parquet(tmp, compression="zstd")
-                else:  # the bytes `_write` gives, without a writer's set-up
-                    pq.write_table(held.to_arrow(), tmp, compression="zstd")
-        finally:
-            if writer is not None:
-                writer.close()
-        if held is not None:
-            return ws.objects.adopt(tmp), held.height, repeats, warnings, held
-        rows, repeats = _dedupe(ws, tmp, checker.rows)
-        return ws.objects.adopt(tmp), rows, repeats, warnings, None
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _write(path: Path, writer: pq.ParquetWriter | None, rows: pl.DataFrame
-           ) -> pq.ParquetWriter:
-    table = rows.to_arrow()
-    if writer is None:
-        writer = pq.ParquetWriter(path, table.schema, compression="zstd")
-    writer.write_table(table.cast(writer.schema))
-    return writer
-
-
-def _dedupe_rows(ws: Workspace, rows: pl.DataFrame) -> tuple[pl.DataFrame, int]:
-    """`_dedupe` for rows in memory."""
-    id_column = ws.config.data.id_column
-    if not (ws.config.data.dedupe and id_column) or \
-            rows.get_column(id_column).n_unique() == rows.height:
-        return rows, 0
-    unique = rows.unique(subset=[id_column], keep="last", maintain_order=True)
-    return unique, rows.height - unique.height
-
-
-def _dedupe(ws: Workspace, snapshot: Path, rows: int) -> tuple[int, int]:
-    """Keep the last row of each id; rewrite the snapshot only when an id repeats."""
-    id_column = ws.config.data.id_column
-    if not (ws.config.data.dedupe and id_column):
-        return rows, 0
-    scan = pl.scan_parquet(snapshot, glob=False)
-    unique = scan.select(pl.col(id_column).n_unique()).collect().item()
-    if unique == rows:
-        return rows, 0
-    deduped = ws.objects.new_temp(".parquet")
-    try:
-        scan.unique(subset=[id_column], keep="last", maintain_order=True) \
-            .sink_parquet(deduped, compression="zstd")
-        os.replace(deduped, snapshot)
-    finally:
-        deduped.unlink(missing_ok=True)
-    return unique, rows - unique
