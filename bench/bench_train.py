@@ -120,6 +120,9 @@ def main() -> None:
         "threads": training.params["num_threads"], "best_iteration": [mlyard_best, plain_best],
         "mlyard_train_s": round(ours, 2), "plain_lightgbm_s": round(theirs, 2),
         "overhead_s": round(ours - theirs, 2), "overhead_pct": round(100 * (ours / theirs - 1), 1),
+        # Every run, in order: a slow first run (cold caches) shows here, not in the medians.
+        "mlyard_runs_s": [round(s, 2) for s in mlyard_times],
+        "plain_runs_s": [round(s, 2) for s in plain_times],
         "check_head_to_head_s": round(check_s, 2),
     }))
 

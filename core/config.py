@@ -43,6 +43,10 @@ class ColumnContract(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=T
     spelling: for `bool` columns, how the sample wrote them ("yes/no", "1/0",
         "true/false", ...): a file written another way reads the same values, with a
         warning that the source changed its encoding.
+    role: "segment" keeps the column out of training while it is carried through ingest
+        and scoring, to break figures down by (`[monitor] segments`).
+    sensitive: figures for segments of this column include fairness figures
+        (demographic parity, equalized odds, the largest gap between groups).
     """
 
     type: ColumnType
@@ -54,6 +58,8 @@ class ColumnContract(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=T
     format: str | None = None
     strict: bool = True
     spelling: str | None = None
+    role: Literal["segment"] | None = None
+    sensitive: bool = False
 
 
 class ProjectConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -263,6 +269,8 @@ class MonitorConfig(msgspec.Struct, forbid_unknown_fields=True):
     columns: per-column overrides of the drift method and threshold.
     min_rows: per drift method, the fewest current values it judges; below, a column is
         "unreliable" and never counts (defaults in docs/monitoring.md).
+    segments: columns, or lists of columns taken together, to break model figures down
+        by: ["region", ["region", "plan"]].
     """
 
     drift_share: float = 0.5
@@ -270,6 +278,7 @@ class MonitorConfig(msgspec.Struct, forbid_unknown_fields=True):
     on_ingest: bool = True
     columns: dict[str, ColumnMonitorConfig] = msgspec.field(default_factory=dict)
     min_rows: dict[DriftMethod, int] = msgspec.field(default_factory=dict)
+    segments: list[str | list[str]] = msgspec.field(default_factory=list)
 
 
 AlertKind = Literal["drift", "quality", "refused", "job", "gate", "server", "spool",
@@ -426,8 +435,36 @@ def _describe(message: str, prefix: str = "") -> str:
     return f"key {where}: {what}" if where else what
 
 
+def segment_columns(config: Config) -> list[tuple[str, ...]]:
+    """`[monitor] segments` as column tuples, plus each `role = "segment"` column not
+    named there (marking a column a segment asks for its breakdown)."""
+    found = [(entry,) if isinstance(entry, str) else tuple(entry)
+             for entry in config.monitor.segments]
+    named = {name for columns in found for name in columns}
+    found += [(name,) for name, column in config.data.columns.items()
+              if column.role == "segment" and name not in named]
+    return found
+
+
+def _check_segments(config: Config, source: str) -> None:
+    roles = {config.data.target: "the target", config.data.id_column: "the id column "
+             "(unique per row: every group would be one row)"}
+    for columns in segment_columns(config):
+        if not columns or len(set(columns)) != len(columns):
+            raise ConfigError(f"{source}: key monitor.segments: {list(columns)} must name "
+                              "one or more different columns")
+        for name in columns:
+            if name in roles:
+                raise ConfigError(f"{source}: key monitor.segments: {name!r} is {roles[name]}"
+                                  "; segment by a column that groups rows")
+            if config.data.columns and name not in config.data.columns:
+                raise ConfigError(f"{source}: key monitor.segments: no column {name!r} in "
+                                  f"[data.columns] (known: {', '.join(config.data.columns)})")
+
+
 def _check_ranges(config: Config, source: str) -> None:
     _check_contract(config.data, source)
+    _check_segments(config, source)
     _check_automation(config, source)
     _check_monitor(config, source)
     _check_tune(config, source)

@@ -38,6 +38,12 @@ def init(from_dir: Path | None, target: str | None, name: str | None, force: boo
             output.stdout.print(output.bold("\nworth a look before the first ingest:"))
             for finding in result.inferred.findings:
                 output.stdout.print(f"  - {finding}")
+        if result.segment_candidates:
+            output.stdout.print("\nsegment candidates (columns of few levels to break model "
+                                "figures down by with [monitor] segments; none chosen): "
+                                + ", ".join(f"{c.name} ({c.levels} levels)"
+                                            for c in result.segment_candidates),
+                                markup=False)
     if dry_run:
         output.stdout.print(output.bold(f"\n--dry-run: {result.path} not written; it would "
                                         "hold:\n"))

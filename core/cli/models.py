@@ -48,12 +48,15 @@ def models_show(obj: Context, ref: str, as_json: bool) -> None:
     detail = registry.show(obj.ws, ref)
     if as_json:
         output.print_json({"version": output.jsonable(detail.version), "aliases": detail.aliases,
-                           "metrics": detail.metrics, "card": detail.card})
+                           "metrics": detail.metrics, "card": detail.card,
+                           "segments": output.jsonable(detail.segments)})
         return
     v = detail.version
     output.stdout.print(f"{v.model}/{v.version}  aliases: {', '.join(detail.aliases) or '-'}  "
                         f"run {v.run_id[:8]}  task {detail.card.task}", markup=False)
     output.print_table(["holdout metric", "value"], sorted(detail.metrics.items()))
+    if detail.segments is not None:
+        output.print_segments(detail.segments)
     gain = detail.card.feature_importance.get("gain", {})
     output.print_table(["feature", "type", "gain"],
                        [(f.name, f.type, gain.get(f.name)) for f in detail.card.spec.features])

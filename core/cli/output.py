@@ -17,6 +17,8 @@ from rich.table import Table
 from rich.text import Text
 
 from mlyard.core.humanize import duration, number, visible, when
+from mlyard.core.tracking.segments import MIN_ROWS as MIN_SEGMENT_ROWS
+from mlyard.core.tracking.segments import SegmentFigures
 
 __all__ = ["bold", "duration", "fmt", "jsonable", "print_json", "print_table", "when"]
 
@@ -117,3 +119,41 @@ def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: st
 
 
 fmt = number
+
+
+def print_segments(figures: SegmentFigures, shown: int = 12) -> None:
+    """A model's figures per group, worst first, with the rows each stands on, and the
+    fairness figures of sensitive segments."""
+    metric = figures.metric
+    rates = ["selection_rate", "true_positive_rate", "false_positive_rate"]
+    binary = any("selection_rate" in g.metrics for g in figures.groups)
+    extra = rates if binary else []
+    rows = []
+    for group in figures.groups[:shown]:
+        if group.too_few:
+            rows.append([group.segment, group.group, f"{group.rows:,}",
+                         f"too few rows (fewer than {MIN_SEGMENT_ROWS})", *["" for _ in extra]])
+        else:
+            rows.append([group.segment, group.group, f"{group.rows:,}",
+                         *[_figure(group.metrics.get(name)) for name in [metric, *extra]]])
+    more = len(figures.groups) - shown
+    print_table(["segment", "group", "rows", metric, *[r.replace("_", " ") for r in extra]],
+                rows, title="by segment, worst first"
+                + (f" ({more} more in --json)" if more > 0 else ""))
+    if figures.fairness:
+        print_table(["sensitive segment", "groups", "rows", f"{metric} gap",
+                     "demographic parity diff / ratio", "equalized odds diff / ratio"],
+                    [[f.segment, f.groups, f"{f.rows:,}", _figure(f.metric_gap),
+                      f"{_figure(f.demographic_parity_difference)} / "
+                      f"{_figure(f.demographic_parity_ratio)}",
+                      f"{_figure(f.equalized_odds_difference)} / "
+                      f"{_figure(f.equalized_odds_ratio)}"]
+                     for f in figures.fairness], title="fairness")
+    for note in figures.notes:
+        stdout.print(f"note: {note}", markup=False)
+
+
+def _figure(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return "n/a" if math.isnan(value) else f"{value:.4g}"

@@ -70,10 +70,13 @@ def runs_show(obj: Context, run: str, as_json: bool) -> None:
     params, metrics, artifacts."""
     detail = run_queries.show_run(obj.ws, registry.run_id_for(obj.ws, run))
     record = detail.run
+    segments = run_queries.stored_segments(obj.ws, {a.name: a.blake3
+                                                    for a in detail.artifacts})
     if as_json:
         output.print_json({**output.jsonable(record), "metric_points": detail.metric_points,
                            "artifacts": [{"name": a.name, "blake3": a.blake3, "size": a.size}
-                                         for a in detail.artifacts]})
+                                         for a in detail.artifacts],
+                           "segments": output.jsonable(segments)})
         return
     output.stdout.print(output.bold(f"run {record.run_id}"), record.name or "")
     output.stdout.print(f"status {record.status}  started {output.when(record.start_time)}  "
@@ -95,6 +98,8 @@ def runs_show(obj: Context, run: str, as_json: bool) -> None:
     output.print_table(["metric", "latest", "points"],
                        [(k, v, detail.metric_points.get(k, 0))
                         for k, v in sorted(record.metrics.items())])
+    if segments is not None:
+        output.print_segments(segments)
     if record.tags:
         output.print_table(["tag", "value"], sorted(record.tags.items()))
     if detail.artifacts:

@@ -10,7 +10,8 @@ import json
 import os
 import re
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
@@ -35,12 +36,25 @@ def data_files(folder: Path) -> list[Path]:
                   if p.is_file() and p.suffix.lower() in suffixes and not p.name.startswith("."))
 
 
+MAX_SEGMENT_LEVELS = 20  # a column with more levels is not offered as a segment
+
+
+@dataclass(frozen=True)
+class SegmentCandidate:
+    """A column of few levels a person may break model figures down by."""
+
+    name: str
+    levels: int
+
+
 @dataclass
 class InitResult:
     path: Path
     text: str  # the mlyard.toml written (or, with dry_run, that would be)
     written: bool
     inferred: Inferred | None  # None without a data folder
+    # Offered for `[monitor] segments`, never chosen for the person.
+    segment_candidates: list[SegmentCandidate] = field(default_factory=list)
 
 
 def init_project(project_dir: Path, data_dir: Path | None, target: str | None = None,
@@ -52,19 +66,21 @@ def init_project(project_dir: Path, data_dir: Path | None, target: str | None = 
         raise UsageError(f"{config_path} already exists; pass --force to overwrite it")
     project_name = name or _slug(project_dir.resolve().name)
     inferred: Inferred | None = None
+    candidates: list[SegmentCandidate] = []
     if data_dir is None:
         text = _render(project_name, ["data"], None, None)
     else:
         roles, inferred = _infer(data_dir, target)
+        candidates = _segment_candidates(roles["target"], inferred)
         text = _render(project_name, [os.path.relpath(data_dir.resolve(), project_dir.resolve())],
-                       roles, inferred)
+                       roles, inferred, candidates)
     parse_config(tomllib.loads(text), str(config_path))  # what we write must load
     if not dry_run:
         project_dir.mkdir(parents=True, exist_ok=True)
         tmp = config_path.with_name(config_path.name + ".tmp")
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, config_path)
-    return InitResult(config_path, text, not dry_run, inferred)
+    return InitResult(config_path, text, not dry_run, inferred, candidates)
 
 
 def _infer(data_dir: Path, target: str | None) -> tuple[dict[str, str], Inferred]:
@@ -128,8 +144,20 @@ def _values(sniffed: SniffResult, value: pl.Expr, limit: int) -> set[object]:
     return set(collect(frame, sniffed).to_series().to_list())
 
 
+def _segment_candidates(target: str, inferred: Inferred) -> list[SegmentCandidate]:
+    """Category and bool columns of 2 to MAX_SEGMENT_LEVELS levels that play no role."""
+    taken = {target, inferred.id_column, inferred.time_column, *inferred.exclude}
+    found = []
+    for name, column in inferred.contract.items():
+        levels = len(column.categories or []) if column.type == "category" else \
+            2 if column.type == "bool" else 0
+        if name not in taken and 2 <= levels <= MAX_SEGMENT_LEVELS:
+            found.append(SegmentCandidate(name, levels))
+    return found
+
+
 def _render(name: str, watch: list[str], roles: dict[str, str] | None,
-            inferred: Inferred | None) -> str:
+            inferred: Inferred | None, candidates: Sequence[SegmentCandidate] = ()) -> str:
     lines = [
         "# mlyard project file. Every key has a default; see docs/config.md.",
         "",
@@ -172,6 +200,11 @@ def _render(name: str, watch: list[str], roles: dict[str, str] | None,
         if not column.strict:
             lines.append("strict = false  # inferred: rows breaking these rules are warned "
                          "about; true refuses them")
+    if candidates:
+        lines += ["", "[monitor]", "# Figures per group of a column (or of columns together), "
+                  "and fairness figures for columns marked sensitive = true. Candidates "
+                  "(few levels): " + ", ".join(f"{c.name} ({c.levels})" for c in candidates),
+                  f"# segments = {json.dumps([candidates[0].name])}"]
     lines += ["", "[train]"]
     if roles:
         lines.append(f"task = {_q(roles['task'])}  # inferred from the target's values")

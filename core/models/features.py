@@ -82,6 +82,8 @@ def build_spec(config: Config, types: dict[str, str], contract: dict[str, Column
                          f"the dataset's columns ({', '.join(types)})")
     roles = {data.id_column: "id column", data.time_column: "time column", target: "target"}
     roles.update({name: "excluded in [data] exclude" for name in data.exclude})
+    roles.update({name: "a segment (role = \"segment\")" for name, column in contract.items()
+                  if column.role == "segment"})
     features: list[Feature] = []
     skipped: dict[str, str] = {}
     for name, kind in types.items():

@@ -18,6 +18,8 @@ from mlyard.core.models.gates import is_imported
 from mlyard.core.tracking import artifacts
 from mlyard.core.tracking.evaluation import DEFAULT_METRIC
 from mlyard.core.tracking.provenance import current_user
+from mlyard.core.tracking.run_queries import stored_segments
+from mlyard.core.tracking.segments import SegmentFigures
 from mlyard.core.workspace import Workspace
 from mlyard.storage import meta_store, models_store, runs_store
 from mlyard.storage.engine import Connection
@@ -34,6 +36,7 @@ class ModelDetail:
     aliases: list[str]
     metrics: dict[str, float | None]
     card: ModelCard
+    segments: SegmentFigures | None = None  # holdout figures per group of each segment
 
 
 def model_name(ws: Workspace) -> str:
@@ -84,9 +87,10 @@ def show(ws: Workspace, ref: str) -> ModelDetail:
         version = resolve_in(con, ws, ref)
         aliases = _aliases_by_version(con, version.model).get(version.version, [])
         metrics = _holdout_metrics(con, [version.run_id]).get(version.run_id, {})
+        stored = {a.name: a.blake3 for a in runs_store.list_artifacts(con, version.run_id)}
     card = read_card(ws.objects.read_bytes(version.card_hash),
                      f"{version.model}/{version.version}")
-    return ModelDetail(version, aliases, metrics, card)
+    return ModelDetail(version, aliases, metrics, card, stored_segments(ws, stored))
 
 
 def set_alias(ws: Workspace, alias: str, ref: str, reason: str | None = None) -> AliasMove:

@@ -9,3 +9,4 @@ REPRODUCE = "reproduce.json"  # everything `mlyard reproduce` needs
 FEATURE_IMPORTANCE = "feature_importance.json"
 PARAM_IMPORTANCE = "param_importance.json"  # a tuning study's parent run
 REFERENCE = "reference.json"  # the drift reference sketch
+SEGMENTS = "segments.json"  # holdout figures per group of each segment, and fairness

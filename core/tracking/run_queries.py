@@ -16,6 +16,7 @@ from mlyard.core.processes import pid_alive
 from mlyard.core.tracking import artifacts
 from mlyard.core.tracking.provenance import SYNCED_TAG
 from mlyard.core.tracking.record_summary import RecordSummary, read_summary
+from mlyard.core.tracking.segments import SegmentFigures, read_segments
 from mlyard.core.workspace import Workspace
 from mlyard.storage import models_store, run_outcomes, runs_store
 from mlyard.storage.engine import Connection
@@ -216,6 +217,7 @@ class RunDocuments:
     record: RecordSummary | None  # what `mlyard reproduce` replays, as the screen shows it
     # kind (gain, split, contribution) -> feature -> share; {"params": ...} for a study
     importance: dict[str, dict[str, float]] | None
+    segments: SegmentFigures | None = None  # holdout figures per group, with `[monitor] segments`
 
 
 @dataclass(frozen=True)
@@ -244,7 +246,14 @@ def run_documents(ws: Workspace, detail: RunDetail) -> RunDocuments:
             stored[artifacts.FEATURE_IMPORTANCE]), type=dict[str, dict[str, float]])
     record = read_summary(ws.objects.read_bytes(stored[artifacts.REPRODUCE])) \
         if artifacts.REPRODUCE in stored else None
-    return RunDocuments(record, importance)
+    return RunDocuments(record, importance, stored_segments(ws, stored))
+
+
+def stored_segments(ws: Workspace, stored: dict[str, str]) -> SegmentFigures | None:
+    """The segment figures among a run's artifacts (name -> blake3), if it has them."""
+    if artifacts.SEGMENTS not in stored:
+        return None
+    return read_segments(ws.objects.read_bytes(stored[artifacts.SEGMENTS]))
 
 
 def metric_history(ws: Workspace, ref: str, key: str) -> list[tuple[int, float | None, float]]:

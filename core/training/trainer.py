@@ -19,7 +19,7 @@ import msgspec
 import numpy as np
 import polars as pl
 
-from mlyard.core.config import Config, Device, ParamValue
+from mlyard.core.config import Config, Device, ParamValue, segment_columns
 from mlyard.core.data import versions
 from mlyard.core.data.contract import contract_hash
 from mlyard.core.data.inference import time_like_columns
@@ -30,8 +30,14 @@ from mlyard.core.models.explain import mean_abs_contributions
 from mlyard.core.models.features import FeatureSpec, build_spec, encode, encode_target
 from mlyard.core.models.reference import reference_sketch
 from mlyard.core.tracking import active_run, artifacts
-from mlyard.core.tracking.evaluation import DEFAULT_METRIC, LIGHTGBM_METRICS, evaluate
+from mlyard.core.tracking.evaluation import (
+    DEFAULT_METRIC,
+    LIGHTGBM_METRICS,
+    comparable_metric,
+    evaluate,
+)
 from mlyard.core.tracking.provenance import environment, git_state
+from mlyard.core.tracking.segments import SegmentFigures, segment_figures
 from mlyard.core.training.device import DEVICE_TAG, describe, device_params
 from mlyard.core.training.split import split_rows
 from mlyard.core.workspace import Workspace
@@ -158,12 +164,15 @@ def train(ws: Workspace, training: TrainPlan, name: str | None = None,
                        cfg.train.valid_fraction, training.seed, cfg.data.id_column)
     features = encode(frame, spec)
 
+    segments = _segment_rows(cfg, frame)
+
     def fit(run: active_run.Run) -> Fitted:
         booster = _fit(cfg, params, features, target, split, spec, run, on_iteration)
         best = booster.best_iteration or booster.current_iteration()
         predicted = np.asarray(booster.predict(features[split.holdout], num_iteration=best))
         return Fitted(booster, best, target[split.holdout], predicted, frame,
-                      features[split.holdout])
+                      features[split.holdout],
+                      segments[split.holdout] if segments is not None else None)
 
     result = record_training(ws, training, spec, params, split.record, fit,
                              name=name or f"{cfg.project.name}-train",
@@ -183,6 +192,19 @@ class Fitted:
     predicted: np.ndarray  # on the holdout rows, at the best iteration
     reference_rows: pl.DataFrame  # training data the drift reference is sketched from
     holdout_features: np.ndarray  # the encoded holdout rows, for global contributions
+    holdout_segments: pl.DataFrame | None = None  # their segment columns, when any
+
+
+def _segment_rows(cfg: Config, frame: pl.DataFrame) -> pl.DataFrame | None:
+    """The columns `[monitor] segments` breaks figures down by, checked to be there."""
+    wanted = list(dict.fromkeys(name for columns in segment_columns(cfg) for name in columns))
+    if not wanted:
+        return None
+    missing = [name for name in wanted if name not in frame.columns]
+    if missing:
+        raise UsageError(f"[monitor] segments: no column {missing[0]!r} in the dataset "
+                         f"(its columns: {', '.join(frame.columns)})")
+    return frame.select(wanted)
 
 
 def record_training(ws: Workspace, training: TrainPlan, spec: FeatureSpec,
@@ -230,6 +252,12 @@ def _store_model(ws: Workspace, run: active_run.Run, training: TrainPlan, spec: 
         booster, fitted.holdout_features[:rows], spec.names, num_iteration=best)
     stored[artifacts.FEATURE_IMPORTANCE] = run.log_bytes(artifacts.FEATURE_IMPORTANCE,
                                                          _dumps(importance))
+    if fitted.holdout_segments is not None:
+        found = _segments(cfg, fitted, predicted)
+        stored[artifacts.SEGMENTS] = run.log_bytes(artifacts.SEGMENTS,
+                                                   msgspec.json.encode(found))
+        for note in found.notes:
+            run.log_lines(note, "train")
     reference = reference_sketch(fitted.reference_rows, spec, predicted, cfg.train.task)
     stored[artifacts.REFERENCE] = run.log_bytes(artifacts.REFERENCE, _dumps(reference))
     card = _model_card(cfg, spec, params, metrics, best, training, run.run_id, importance)
@@ -238,6 +266,16 @@ def _store_model(ws: Workspace, run: active_run.Run, training: TrainPlan, spec: 
     stored[artifacts.MODEL_CARD] = run.log_bytes(artifacts.MODEL_CARD, card_bytes(card))
     return TrainResult(run.run_id, metrics, best, stored[artifacts.MODEL], card,
                        artifacts=stored)
+
+
+def _segments(cfg: Config, fitted: Fitted, predicted: np.ndarray) -> SegmentFigures:
+    """The holdout's figures per group of each segment, and the sensitive ones' fairness."""
+    assert fitted.holdout_segments is not None
+    task = cfg.train.task
+    metric = comparable_metric(task, cfg.train.metric or DEFAULT_METRIC[task])
+    sensitive = {name for name, column in cfg.data.columns.items() if column.sensitive}
+    return segment_figures(task, fitted.holdout_target, predicted, fitted.holdout_segments,
+                           segment_columns(cfg), sensitive, metric, cfg.train.threshold)
 
 
 def _fit(cfg: Config, params: dict[str, Any], features: np.ndarray, target: np.ndarray,

@@ -1,0 +1,245 @@
+"""Figures per segment: each group's metrics with its rows, fairness figures equal to
+Fairlearn's on the same rows, and training that finds the group a model fails."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from fairlearn.metrics import (
+    MetricFrame,
+    demographic_parity_difference,
+    demographic_parity_ratio,
+    equalized_odds_difference,
+    equalized_odds_ratio,
+    false_positive_rate,
+    selection_rate,
+    true_positive_rate,
+)
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.metrics import accuracy_score, roc_auc_score, root_mean_squared_error
+
+from mlyard.core.config import load_config
+from mlyard.core.tracking.segments import MIN_ROWS, segment_figures
+from tests.conftest import examples, mlyard
+
+LEVELS = ["north", "south", "east", "west", "centre"]
+
+
+@st.composite
+def labelled(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+    """Truth, scores and two group columns; each group has both classes and enough rows,
+    and one group's scores are noise (the model fails it)."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    groups = draw(st.integers(2, 5))
+    sizes = [draw(st.integers(MIN_ROWS + 2, 150)) for _ in range(groups)]
+    region = [LEVELS[g] for g, size in enumerate(sizes) for _ in range(size)]
+    n = len(region)
+    truth = rng.integers(0, 2, n)
+    for start in np.cumsum([0, *sizes[:-1]]):  # both classes in every group
+        truth[start], truth[start + 1] = 0, 1
+    scores = np.clip(truth * 0.6 + rng.normal(0.2, 0.2, n), 0, 1)
+    noisy = np.array(region) == LEVELS[draw(st.integers(0, groups - 1))]
+    scores[noisy] = rng.uniform(0, 1, int(noisy.sum()))
+    plan = list(rng.choice(["basic", "pro"], n))
+    return truth, scores, region, plan
+
+
+def by_group(found: object, segment: str) -> dict[str, dict[str, float]]:
+    return {g.group: g.metrics for g in found.groups if g.segment == segment}  # type: ignore[attr-defined]
+
+
+@settings(max_examples=examples(40), deadline=None)
+@given(data=labelled())
+def test_binary_figures_equal_fairlearns(data: tuple[np.ndarray, np.ndarray, list[str],
+                                                     list[str]]) -> None:
+    truth, scores, region, plan = data
+    labels = (scores >= 0.5).astype(int)
+    found = segment_figures("binary", truth, scores, pl.DataFrame({"region": region}),
+                            [("region",)], {"region"}, "auc")
+    frame = MetricFrame(metrics={"accuracy": accuracy_score, "selection_rate": selection_rate,
+                                 "true_positive_rate": true_positive_rate,
+                                 "false_positive_rate": false_positive_rate},
+                        y_true=truth, y_pred=labels, sensitive_features=np.array(region))
+    auc = MetricFrame(metrics=roc_auc_score, y_true=truth, y_pred=scores,
+                      sensitive_features=np.array(region))
+    ours = by_group(found, "region")
+    assert set(ours) == set(frame.by_group.index)
+    for group, metrics in ours.items():
+        for name in ("accuracy", "selection_rate", "true_positive_rate",
+                     "false_positive_rate"):
+            assert metrics[name] == pytest.approx(frame.by_group.loc[group, name], abs=1e-9)
+        assert metrics["auc"] == pytest.approx(auc.by_group.loc[group], abs=1e-9)
+    [fair] = found.fairness
+    assert fair.rows == len(truth) and fair.groups == len(ours)
+    assert fair.metric_gap == pytest.approx(auc.difference(), abs=1e-9)
+    sensitive = np.array(region)
+    for ours_value, theirs in (
+            (fair.demographic_parity_difference,
+             demographic_parity_difference(truth, labels, sensitive_features=sensitive)),
+            (fair.demographic_parity_ratio,
+             demographic_parity_ratio(truth, labels, sensitive_features=sensitive)),
+            (fair.equalized_odds_difference,
+             equalized_odds_difference(truth, labels, sensitive_features=sensitive)),
+            (fair.equalized_odds_ratio,
+             equalized_odds_ratio(truth, labels, sensitive_features=sensitive))):
+        assert ours_value == pytest.approx(theirs, abs=1e-9)
+    # Worst first: the first group has the lowest AUC of all.
+    assert found.groups[0].metrics["auc"] == min(m["auc"] for m in ours.values())
+
+
+@settings(max_examples=examples(20), deadline=None)
+@given(data=labelled())
+def test_columns_taken_together_and_regression_gaps_equal_fairlearns(
+        data: tuple[np.ndarray, np.ndarray, list[str], list[str]]) -> None:
+    truth, scores, region, plan = data
+    value = truth * 10.0 + scores
+    rows = pl.DataFrame({"region": region, "plan": plan})
+    found = segment_figures("regression", value, value + (scores - 0.5) * np.array(
+        [3.0 if r == region[0] else 1.0 for r in region]), rows, [("region", "plan")],
+        {"plan"}, "rmse")
+    predicted = value + (scores - 0.5) * np.array([3.0 if r == region[0] else 1.0
+                                                   for r in region])
+    frame = MetricFrame(metrics=root_mean_squared_error, y_true=value, y_pred=predicted,
+                        sensitive_features=rows.to_pandas())
+    measured = {f"{r}, {p}": v for (r, p), v in frame.by_group.items()
+                if ((rows["region"] == r) & (rows["plan"] == p)).sum() >= MIN_ROWS}
+    ours = {g.group: g.metrics["rmse"] for g in found.groups if not g.too_few}
+    assert ours.keys() == measured.keys()
+    for group, rmse in ours.items():
+        assert rmse == pytest.approx(measured[group], abs=1e-9)
+    if len(measured) > 1:
+        [fair] = found.fairness
+        assert fair.metric_gap == pytest.approx(max(measured.values()) - min(measured.values()),
+                                                abs=1e-9)
+        assert fair.demographic_parity_difference is None  # a regression has no selection
+    if ours:  # worst first for an error: the largest RMSE leads
+        assert found.groups[0].metrics["rmse"] == max(ours.values())
+
+
+def test_a_small_group_says_so_and_one_level_is_a_note() -> None:
+    truth = np.array([0, 1] * 40)
+    scores = np.linspace(0, 1, 80)
+    rows = pl.DataFrame({"region": ["north"] * 75 + ["south"] * 5, "plan": ["pro"] * 80})
+    found = segment_figures("binary", truth, scores, rows, [("region",), ("plan",)], set(),
+                            "auc")
+    south = next(g for g in found.groups if g.group == "south")
+    assert south.too_few and south.rows == 5 and south.metrics == {}
+    assert found.groups[-1] is south  # figures first, the groups too small to judge last
+    assert found.notes == ["segment 'plan' has one level ('pro') in these 80 rows: no "
+                           "groups to compare"]
+
+
+def churn_like(project: Path, rows: int = 3000) -> None:
+    """A binary dataset whose label follows x except in region 'south', where it is a
+    coin toss: the model is good overall and bad there."""
+    rng = np.random.default_rng(5)
+    region = rng.choice(["north", "south", "east", "west"], rows, p=[0.4, 0.2, 0.2, 0.2])
+    x = rng.normal(size=rows)
+    label = (x + rng.normal(0, 0.3, rows) > 0).astype(int)
+    south = region == "south"
+    label[south] = rng.integers(0, 2, int(south.sum()))
+    (project / "data").mkdir(parents=True)
+    pl.DataFrame({"row_id": np.arange(rows) - 500, "region": region, "x": x,
+                  "noise": rng.normal(size=rows), "label": label}).write_csv(
+        project / "data" / "batch.csv")
+    (project / "mlyard.toml").write_text("""
+[project]
+name = "fair"
+[data]
+target = "label"
+id_column = "row_id"
+[data.columns.row_id]
+type = "int"
+[data.columns.region]
+type = "category"
+categories = ["north", "south", "east", "west"]
+role = "segment"
+sensitive = true
+[data.columns.x]
+type = "float"
+[data.columns.noise]
+type = "float"
+[data.columns.label]
+type = "int"
+[train]
+task = "binary"
+num_boost_round = 60
+[monitor]
+segments = ["region"]
+""")
+
+
+def test_training_finds_the_group_the_model_fails(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    project = tmp_path / "fair"
+    churn_like(project)
+    monkeypatch.chdir(project)
+    assert mlyard("ingest", "data").exit_code == 0
+    assert mlyard("train", "-q").exit_code == 0
+    shown = json.loads(mlyard("models", "show", "latest", "--json").stdout)
+    features = [f["name"] for f in shown["card"]["spec"]["features"]]
+    assert "region" not in features and "x" in features  # a segment, never a feature
+    groups = shown["segments"]["groups"]
+    assert groups[0]["group"] == "south" and groups[0]["metrics"]["auc"] < 0.65
+    assert all(g["metrics"]["auc"] > 0.85 for g in groups[1:])
+    run = json.loads(mlyard("runs", "show", "latest", "--json").stdout)
+    assert sum(g["rows"] for g in groups) == run["metrics"]["rows.holdout"]  # every row once
+    [fair] = shown["segments"]["fairness"]
+    assert fair["segment"] == "region" and fair["metric_gap"] > 0.2
+    text = mlyard("runs", "show", "latest").stdout
+    assert "by segment, worst first" in text and "fairness" in text
+    lines = [line for line in text.splitlines() if "region" in line and "south" in line]
+    assert lines, text
+
+
+@pytest.mark.parametrize("segments, message", [
+    ('["row_id"]', "'row_id' is the id column"),
+    ('["label"]', "'label' is the target"),
+    ('["regoin"]', "no column 'regoin' in [data.columns]"),
+    ('[["region", "region"]]', "must name one or more different columns"),
+])
+def test_a_segment_that_cannot_group_rows_is_one_line(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch,
+                                                       segments: str, message: str) -> None:
+    project = tmp_path / "fair"
+    churn_like(project, rows=200)
+    config = project / "mlyard.toml"
+    config.write_text(config.read_text().replace('segments = ["region"]',
+                                                 f"segments = {segments}"))
+    monkeypatch.chdir(project)
+    result = mlyard("train", "-q")
+    assert result.exit_code != 0
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_fairness_ratios_are_undefined_not_invented_when_nobody_is_selected() -> None:
+    truth = np.array([0, 1] * 40)
+    found = segment_figures("binary", truth, np.zeros(80),
+                            pl.DataFrame({"g": ["a"] * 40 + ["b"] * 40}), [("g",)], {"g"},
+                            "accuracy")
+    [fair] = found.fairness
+    assert fair.demographic_parity_difference == 0.0
+    assert math.isnan(fair.demographic_parity_ratio or 0.0)
+
+
+def test_init_offers_segment_candidates_without_choosing(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    project = tmp_path / "fair"
+    churn_like(project, rows=300)
+    (project / "mlyard.toml").unlink()
+    monkeypatch.chdir(project)
+    result = mlyard("init", "--from", "data", "--target", "label", "--dry-run")
+    assert result.exit_code == 0
+    assert "segment candidates" in result.stdout and "region (4 levels)" in result.stdout
+    assert "row_id" not in result.stdout.split("segment candidates")[1].splitlines()[0]
+    assert mlyard("init", "--from", "data", "--target", "label").exit_code == 0
+    written = load_config(project / "mlyard.toml")
+    assert written.monitor.segments == []  # offered in a comment, never chosen
+    assert "# segments = " in (project / "mlyard.toml").read_text()
