@@ -243,3 +243,58 @@ def test_init_offers_segment_candidates_without_choosing(tmp_path: Path,
     written = load_config(project / "mlyard.toml")
     assert written.monitor.segments == []  # offered in a comment, never chosen
     assert "# segments = " in (project / "mlyard.toml").read_text()
+
+
+def with_gates(project: Path, gates: str) -> None:
+    config = project / "mlyard.toml"
+    config.write_text(config.read_text().split("[gates]")[0] + "[gates]\n" + gates + "\n")
+
+
+def test_segment_gates_refuse_the_model_that_fails_a_group_and_name_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = tmp_path / "fair"
+    churn_like(project)
+    monkeypatch.chdir(project)
+    assert mlyard("ingest", "data").exit_code == 0
+    assert mlyard("train", "-q").exit_code == 0
+    with_gates(project, "min_auc = 0.7")  # overall, the model is fine
+    assert mlyard("check").exit_code == 0
+    with_gates(project, "min_segment_auc = 0.7")
+    refused = mlyard("check", "--report", str(tmp_path / "gates.md"))
+    assert refused.exit_code == 1
+    markdown = (tmp_path / "gates.md").read_text()  # what CI posts: the group named
+    assert "min_segment_auc" in markdown and "region 'south' auc" in markdown
+    with_gates(project, "max_segment_gap = 0.2\nmax_demographic_parity_difference = 0.01")
+    refused = mlyard("check", "--json")
+    assert refused.exit_code == 1
+    results = {r["gate"]: r for r in json.loads(refused.stdout)["gates"]}
+    assert not results["max_segment_gap"]["passed"]
+    assert "region 'south'" in results["max_segment_gap"]["detail"]
+    assert not results["max_demographic_parity_difference"]["passed"]
+    assert "region" in results["max_demographic_parity_difference"]["detail"]
+    # Promotion is the same gates: refused, nothing moves; lenient limits let it through.
+    assert mlyard("models", "promote", "latest").exit_code != 0
+    with_gates(project, "min_segment_auc = 0.4\nmax_segment_gap = 0.9")
+    assert mlyard("models", "promote", "latest").exit_code == 0
+    # A second version is judged beside the champion on the same rows.
+    assert mlyard("train", "-q").exit_code == 0
+    with_gates(project, "min_segment_auc = 0.7")
+    second = json.loads(mlyard("check", "--json").stdout)
+    [gate] = [r for r in second["gates"] if r["gate"] == "min_segment_auc"]
+    assert "champion v1 on the same rows" in gate["detail"]
+
+
+def test_a_segment_gate_without_segments_fails_and_says_why(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    project = tmp_path / "fair"
+    churn_like(project, rows=400)
+    config = project / "mlyard.toml"
+    config.write_text(config.read_text().replace('segments = ["region"]', "")
+                      .replace('role = "segment"\n', ""))
+    monkeypatch.chdir(project)
+    assert mlyard("ingest", "data").exit_code == 0
+    assert mlyard("train", "-q").exit_code == 0
+    with_gates(project, "max_segment_gap = 0.5")
+    result = mlyard("check")
+    assert result.exit_code == 1 and "[monitor] segments" in result.stdout

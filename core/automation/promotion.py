@@ -14,11 +14,15 @@ from dataclasses import dataclass
 
 from mlyard.core.models import champion, registry
 from mlyard.core.models.champion import GatesFailed as GatesFailed  # what promote raises
-from mlyard.core.models.gates import Evidence, GateResult
+from mlyard.core.models.gates import Evidence, GateResult, is_segment_gate
 from mlyard.core.models.model_text import ModelRefused
 from mlyard.core.models.registry import AliasMove, ModelDetail, ModelVersion
 from mlyard.core.monitoring import drift_reports, shadow_report
-from mlyard.core.training.head_to_head import rescore_if_imported, versus_champion
+from mlyard.core.training.head_to_head import (
+    rescore_if_imported,
+    segments_on_evaluation_rows,
+    versus_champion,
+)
 from mlyard.core.workspace import Workspace
 
 
@@ -79,13 +83,15 @@ def gather_evidence(ws: Workspace, ref: str, force: bool = False) -> Evidence:
     """What the gates judge besides the catalog, for version `ref`. A model that cannot
     be loaded is refused (ModelRefused), unless `force`: then the gate that needed it
     fails, and is forced past like any other."""
-    versus = None
-    if "max_regression_vs_champion" in ws.config.gates:
-        try:
+    versus = segments = None
+    try:
+        if "max_regression_vs_champion" in ws.config.gates:
             versus = versus_champion(ws, ref)
-        except ModelRefused:
-            if not force:
-                raise
+        if any(is_segment_gate(gate) for gate in ws.config.gates):
+            segments = segments_on_evaluation_rows(ws, ref)
+    except ModelRefused:
+        if not force:
+            raise
     return Evidence(drift=drift_reports.gate_finding(ws, ref),
                     rescored=rescore_if_imported(ws, ref),
-                    shadow=shadow_report.finding(ws, ref), versus=versus)
+                    shadow=shadow_report.finding(ws, ref), versus=versus, segments=segments)

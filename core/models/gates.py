@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from mlyard.core.tracking.evaluation import PairedComparison
 from mlyard.core.tracking.provenance import SYNCED_TAG
+from mlyard.core.tracking.segments import MIN_ROWS, GroupFigures, SegmentFigures
 from mlyard.storage import datasets_store, models_store, runs_store
 from mlyard.storage.engine import Connection
 from mlyard.storage.models_store import ModelVersion
@@ -65,6 +66,25 @@ class HeadToHead:
 
 
 @dataclass(frozen=True)
+class SegmentEvidence:
+    """The candidate's figures per group of each segment, and the champion's beside them,
+    both on the same evaluation rows (training's `segments_on_evaluation_rows`)."""
+
+    candidate_version: int
+    candidate: SegmentFigures
+    champion_version: int | None
+    champion: SegmentFigures | None
+    datasets: list[str]
+
+
+SEGMENT_GATES = ("max_segment_gap", "max_demographic_parity_difference")
+
+
+def is_segment_gate(gate: str) -> bool:
+    return gate in SEGMENT_GATES or gate.startswith(("min_segment_", "max_segment_"))
+
+
+@dataclass(frozen=True)
 class Evidence:
     """What some gates judge besides the catalog, gathered by the caller before the
     catalog lock (reading data, scoring, reading logs): the newest data's drift, an
@@ -75,6 +95,7 @@ class Evidence:
     rescored: Rescored | None = None
     shadow: ShadowFinding | None = None
     versus: HeadToHead | None = None
+    segments: SegmentEvidence | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +144,8 @@ def evaluate_gates(con: Connection, gates: dict[str, float | bool], version: Mod
             results.append(_shadow(con, gate, version, evidence.shadow, float(threshold)))
         elif gate == "max_regression_vs_champion":
             results.append(_vs_champion(con, version, evidence.versus, float(threshold)))
+        elif is_segment_gate(gate):
+            results.append(_segment_gate(gate, version, evidence.segments, float(threshold)))
         else:
             results.append(_bound(gate, metrics, float(threshold)))
     return results
@@ -232,3 +255,97 @@ def _drift(drift: DriftFinding | None) -> GateResult:
     return GateResult("no_severe_drift", passed, drift.severity, "not severe",
                       f"{drift.current} against this model's training data: "
                       f"{drift.severity} drift{what}")
+
+
+def _segment_gate(gate: str, version: ModelVersion, found: SegmentEvidence | None,
+                  threshold: float) -> GateResult:
+    """A per-group or fairness limit, judged on the evaluation rows; the detail names
+    the segment and group that decide, the rows they stand on, and the champion's
+    figure on the same rows."""
+    if found is None or found.candidate_version != version.version:
+        return GateResult(gate, False, None, threshold,
+                          f"v{version.version} was not scored by segment on the evaluation "
+                          "rows (is [monitor] segments set?)")
+    figures = found.candidate
+    if gate == "max_demographic_parity_difference":
+        judged = [(f.demographic_parity_difference, f) for f in figures.fairness
+                  if f.demographic_parity_difference is not None and
+                  not math.isnan(f.demographic_parity_difference)]
+        if not judged:
+            return GateResult(gate, False, None, threshold, "no sensitive segment of a "
+                              f"classifier with two groups of {MIN_ROWS}+ rows to judge")
+        value, widest = max(judged, key=lambda pair: pair[0])
+        return GateResult(gate, value <= threshold, value, threshold,
+                          f"demographic parity difference between groups of "
+                          f"{widest.segment} = {value:.4g} on {widest.rows:,} rows, must be "
+                          f"at most {threshold:g}{_champion_fairness(found, widest.segment)}")
+    metric = figures.metric
+    if gate == "max_segment_gap":
+        gaps = [gap for gap in (_gap(figures, segment) for segment in _segments(figures))
+                if gap is not None]
+        if not gaps:
+            return GateResult(gate, False, None, threshold, f"no segment with two groups of "
+                              f"{MIN_ROWS}+ rows to judge")
+        value, low, high = max(gaps, key=lambda gap: gap[0])
+        return GateResult(gate, value <= threshold, value, threshold,
+                          f"{metric} gap in {low.segment} = {value:.4g}: {_shown(low, metric)}"
+                          f" against {_shown(high, metric)}, must be at most {threshold:g}"
+                          f"{_champion_gap(found, low.segment)}")
+    side, name = gate.split("_segment_", 1)
+    measured = [g for g in figures.groups if not g.too_few and name in g.metrics and
+                not math.isnan(g.metrics[name])]
+    if not measured:
+        return GateResult(gate, False, None, threshold, f"no group of {MIN_ROWS}+ rows has "
+                          f"{name} measured")
+    decisive = min(measured, key=lambda g: g.metrics[name]) if side == "min" else \
+        max(measured, key=lambda g: g.metrics[name])
+    value = decisive.metrics[name]
+    passed = value >= threshold if side == "min" else value <= threshold
+    word = "at least" if side == "min" else "at most"
+    return GateResult(gate, passed, value, threshold,
+                      f"worst group: {_shown(decisive, name)}, must be {word} {threshold:g}"
+                      f"{_champion_group(found, decisive, name)}")
+
+
+def _segments(figures: SegmentFigures) -> list[str]:
+    return list(dict.fromkeys(g.segment for g in figures.groups))
+
+
+def _gap(figures: SegmentFigures, segment: str
+         ) -> tuple[float, GroupFigures, GroupFigures] | None:
+    """The spread of the primary metric between a segment's groups: (gap, worst, best)."""
+    measured = [g for g in figures.worst(segment) if not g.too_few and
+                not math.isnan(g.metrics.get(figures.metric, math.nan))]
+    if len(measured) < 2:
+        return None
+    worst, best = measured[0], measured[-1]
+    return abs(best.metrics[figures.metric] - worst.metrics[figures.metric]), worst, best
+
+
+def _shown(group: GroupFigures, metric: str) -> str:
+    return f"{group.segment} {group.group!r} {metric} {group.metrics[metric]:.4g} on " \
+        f"{group.rows:,} rows"
+
+
+def _champion_gap(found: SegmentEvidence, segment: str) -> str:
+    gap = _gap(found.champion, segment) if found.champion is not None else None
+    return "" if gap is None else \
+        f" (champion v{found.champion_version} on the same rows: {gap[0]:.4g})"
+
+
+def _champion_fairness(found: SegmentEvidence, segment: str) -> str:
+    theirs = next((f for f in found.champion.fairness if f.segment == segment), None) \
+        if found.champion is not None else None
+    if theirs is None or theirs.demographic_parity_difference is None:
+        return ""
+    return (f" (champion v{found.champion_version} on the same rows: "
+            f"{theirs.demographic_parity_difference:.4g})")
+
+
+def _champion_group(found: SegmentEvidence, group: GroupFigures, metric: str) -> str:
+    theirs = next((g for g in found.champion.groups if g.segment == group.segment and
+                   g.group == group.group), None) if found.champion is not None else None
+    if theirs is None or metric not in theirs.metrics:
+        return ""
+    return (f" (champion v{found.champion_version} on the same rows: "
+            f"{theirs.metrics[metric]:.4g})")

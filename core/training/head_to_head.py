@@ -14,14 +14,16 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from mlyard.core.config import segment_columns
 from mlyard.core.data import versions
 from mlyard.core.errors import UsageError
 from mlyard.core.models import registry
 from mlyard.core.models.classes import aligned, class_names, union
-from mlyard.core.models.gates import HeadToHead, Rescored
+from mlyard.core.models.gates import HeadToHead, Rescored, SegmentEvidence
 from mlyard.core.models.loading import LoadedModel, load_model
 from mlyard.core.models.trial import Candidate, check_all_load
 from mlyard.core.tracking.evaluation import comparable_metric, evaluate, paired_bootstrap
+from mlyard.core.tracking.segments import segment_figures
 from mlyard.core.training import trainer
 from mlyard.core.training.split import split_rows
 from mlyard.core.workspace import Workspace
@@ -86,6 +88,37 @@ def versus_champion(ws: Workspace, ref: str) -> HeadToHead | None:
     comparison = paired_bootstrap(task, truth, theirs, ours, metric,
                                   ws.config.train.threshold)
     return HeadToHead(candidate.version, champion.version, comparison, rows.datasets)
+
+
+def segments_on_evaluation_rows(ws: Workspace, ref: str) -> SegmentEvidence | None:
+    """Version `ref`'s figures per group of each segment on the evaluation rows, and the
+    champion's on the same rows; None without `[monitor] segments`."""
+    segments = segment_columns(ws.config)
+    if not segments:
+        return None
+    candidate = registry.resolve(ws, ref)
+    champion = registry.champion(ws)
+    others = [champion] if champion is not None and champion.version != candidate.version \
+        else []
+    rows = evaluation_rows(ws)
+    missing = [name for columns in segments for name in columns
+               if name not in rows.frame.columns]
+    if missing:
+        raise UsageError(f"[monitor] segments: no column {missing[0]!r} in the evaluation "
+                         f"rows (their columns: {', '.join(rows.frame.columns)})")
+    check_all_load(ws, [Candidate(ws.objects.path_for(v.model_hash), f"{v.model}/{v.version}",
+                                  ws.objects.read_bytes(v.card_hash))
+                        for v in [*others, candidate]])
+    models = [load_model(ws, str(v.version)) for v in [*others, candidate]]
+    task = ws.config.train.task
+    truth, predictions = scored(task, models[-1].spec.target, rows.frame, models)
+    metric = comparable_metric(task, registry.primary_metric(ws))
+    sensitive = {name for name, column in ws.config.data.columns.items() if column.sensitive}
+    figures = [segment_figures(task, truth, predicted, rows.frame, segments, sensitive, metric,
+                               ws.config.train.threshold) for predicted in predictions]
+    return SegmentEvidence(candidate.version, figures[-1],
+                           others[0].version if others else None,
+                           figures[0] if others else None, rows.datasets)
 
 
 def rescore(ws: Workspace, ref: str) -> Rescored:
