@@ -271,6 +271,8 @@ class MonitorConfig(msgspec.Struct, forbid_unknown_fields=True):
         "unreliable" and never counts (defaults in docs/monitoring.md).
     segments: columns, or lists of columns taken together, to break model figures down
         by: ["region", ["region", "plan"]].
+    segment_drop: a group whose live primary metric is worse than its training figure
+        by more than this (in the metric's units) raises a `segment` alert.
     """
 
     drift_share: float = 0.5
@@ -279,10 +281,11 @@ class MonitorConfig(msgspec.Struct, forbid_unknown_fields=True):
     columns: dict[str, ColumnMonitorConfig] = msgspec.field(default_factory=dict)
     min_rows: dict[DriftMethod, int] = msgspec.field(default_factory=dict)
     segments: list[str | list[str]] = msgspec.field(default_factory=list)
+    segment_drop: float = 0.05
 
 
 AlertKind = Literal["drift", "quality", "refused", "job", "gate", "server", "spool",
-                    "workspace"]
+                    "workspace", "segment"]
 ALERT_KINDS: tuple[AlertKind, ...] = get_args(AlertKind)
 
 
@@ -296,7 +299,8 @@ class AlertsConfig(msgspec.Struct, forbid_unknown_fields=True):
     kinds: which alerts are sent: drift, quality (warnings), refused (quarantined
         files), job (failed jobs), gate (a failed gate on automated promotion), server
         (a degraded server), spool (an unreadable spool segment), workspace (an entry in
-        the workspace's logs or quarantine that is not a regular file, set aside).
+        the workspace's logs or quarantine that is not a regular file, set aside),
+        segment (a group's live figure below its gate or its training figure).
     drift_severity: the least drift severity sent, "moderate" or "severe".
     cooldown: after an alert of a kind is sent, others of that kind within this interval
         are recorded as suppressed instead of sent, so a flapping signal cannot flood.

@@ -342,6 +342,21 @@ MIGRATIONS: list[tuple[str, str]] = [
         INSERT INTO workspace_identity VALUES (1, uuid()::VARCHAR);
         """,
     ),
+    (
+        "segment performance",
+        # Live figures per group of each segment, per model version and window, beside
+        # the overall ones in `performance` (JSON: small, and read whole).
+        """
+        CREATE TABLE segment_performance (
+            project VARCHAR NOT NULL,
+            model VARCHAR NOT NULL,
+            version INTEGER NOT NULL,
+            window_start DOUBLE NOT NULL,
+            figures VARCHAR NOT NULL,
+            PRIMARY KEY (project, model, version, window_start)
+        );
+        """,
+    ),
 ]
 PREDICTIONS_OUT = 8  # the migration above, which needs the copy first
 

@@ -118,6 +118,23 @@ def list_performance(con: Connection, project: str,
         [project, model]).fetchall()
 
 
+def put_segment_performance(con: Connection, project: str, model: str, version: int,
+                            window_start: float, figures: str) -> None:
+    con.execute(
+        "INSERT INTO segment_performance VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (project, model, version, window_start) DO UPDATE SET "
+        "figures = excluded.figures", [project, model, version, window_start, figures])
+
+
+def list_segment_performance(con: Connection, project: str, model: str
+                             ) -> list[tuple[int, float, str]]:
+    """(version, window start, figures JSON), oldest first."""
+    return con.execute(
+        "SELECT version, window_start, figures FROM segment_performance "
+        "WHERE project = ? AND model = ? ORDER BY window_start, version",
+        [project, model]).fetchall()
+
+
 @dataclass(frozen=True)
 class Event:
     event_id: int

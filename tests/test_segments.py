@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+import httpx
 import numpy as np
 import polars as pl
 import pytest
@@ -27,6 +28,7 @@ from sklearn.metrics import accuracy_score, roc_auc_score, root_mean_squared_err
 from mlyard.core.config import load_config
 from mlyard.core.tracking.segments import MIN_ROWS, segment_figures
 from tests.conftest import examples, mlyard
+from tests.test_serve import Server
 
 LEVELS = ["north", "south", "east", "west", "centre"]
 
@@ -298,3 +300,48 @@ def test_a_segment_gate_without_segments_fails_and_says_why(tmp_path: Path,
     with_gates(project, "max_segment_gap = 0.5")
     result = mlyard("check")
     assert result.exit_code == 1 and "[monitor] segments" in result.stdout
+
+
+@pytest.mark.slow
+def test_live_feedback_is_broken_down_by_segment_and_a_failing_group_alerts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Served rows carry their segment (not a feature) into the log; late labels give
+    each group's figures per window, `performance --by` lists them, and the group the
+    model fails raises a `segment` alert against its gate."""
+    project = tmp_path / "fair"
+    churn_like(project)
+    monkeypatch.chdir(project)
+    assert mlyard("ingest", "data").exit_code == 0
+    assert mlyard("train", "-q").exit_code == 0
+    assert mlyard("models", "promote", "latest").exit_code == 0
+    with_gates(project, "min_segment_auc = 0.7")
+    rows = pl.read_csv(project / "data" / "batch.csv").head(800)
+    with Server(project, "champion") as server:
+        for start in range(0, rows.height, 50):
+            part = rows.slice(start, 50).select("row_id", "region", "x", "noise")
+            body = ({"dataframe_split": {"columns": part.columns, "data": part.rows()}}
+                    if start % 100 else {"dataframe_records": part.to_dicts()})
+            answer = httpx.post(f"{server.url}/invocations", json=body, timeout=30)
+            assert answer.status_code == 200, answer.text
+        one = rows.row(0, named=True)  # one row: the server's fast reader logs it too
+        answer = httpx.post(f"{server.url}/invocations", timeout=30, json={
+            "dataframe_records": [{k: one[k] for k in ("row_id", "region", "x", "noise")}]})
+        assert answer.status_code == 200
+    rows.select("row_id", "label").write_csv(project / "labels.csv")
+    result = mlyard("feedback", "labels.csv", "--json")
+    assert result.exit_code == 0, result.stderr
+    fed = json.loads(result.stdout)
+    [window] = fed["segments"]
+    groups = {g["group"]: g for g in window["figures"]["groups"]}
+    assert set(groups) == {"north", "south", "east", "west"}
+    assert sum(g["rows"] for g in groups.values()) == rows.height
+    assert groups["south"]["metrics"]["auc"] < 0.7 < groups["north"]["metrics"]["auc"]
+    assert any("region 'south'" in alert and "min_segment_auc" in alert
+               for alert in fed["alerts"])
+    alerts = json.loads(mlyard("alerts", "--json").stdout)
+    assert any(a["kind"] == "alert.segment" and "south" in a["what"] for a in alerts)
+    by = json.loads(mlyard("performance", "--by", "region", "--json").stdout)
+    assert by[0]["group"] == "south"  # worst first
+    assert {row["group"] for row in by} == set(groups)
+    wrong = mlyard("performance", "--by", "regoin")
+    assert wrong.exit_code != 0 and "not one of [monitor] segments" in wrong.stderr

@@ -104,18 +104,19 @@ NUMERIC_SPEC = FeatureSpec([Feature("n", "int"), Feature("x", "float"),
     "n": st.one_of(st.integers(-2**63, 2**63), st.none(), VALUES),
     "x": st.one_of(st.floats(), st.integers(-2**64, 2**64), st.none(), VALUES),
     "c": st.one_of(st.sampled_from(["a", "b", " ", "1", None]), VALUES),
-    "id": st.one_of(st.text(max_size=5), VALUES)}),
-    drop=st.sampled_from([None, "n", "x", "c", "id"]))
+    "id": st.one_of(st.text(max_size=5), VALUES),
+    "seg": st.one_of(st.text(max_size=5), VALUES)}),  # a segment, logged as sent
+    drop=st.sampled_from([None, "n", "x", "c", "id", "seg"]))
 def test_the_one_row_reader_reads_as_the_rules_do(row: dict[str, Any], drop: str | None) -> None:
     if drop is not None:
         del row[drop]
     for name, value in row.items():  # JSON integers past 64 bits travel as text
         if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
             row[name] = str(value)
-    fast = RowReader(NUMERIC_SPEC, "id").read(row)
+    fast = RowReader(NUMERIC_SPEC, "id", ("seg",)).read(row)
     if fast is None:
         return  # the server takes small_request itself
-    matrix, logged = small_request(JsonRows.of([row]), NUMERIC_SPEC, "id")
+    matrix, logged = small_request(JsonRows.of([row]), NUMERIC_SPEC, "id", ("seg",))
     assert np.array_equal(fast[0], matrix, equal_nan=True)
     assert fast[1] == logged
 

@@ -59,6 +59,9 @@ def describe(event: Event) -> str:
         what = f"unreadable spool segment {event.subject}: {detail.get('reason', '?')}"
     elif kind == "workspace":
         what = f"{detail.get('was', event.subject)} set aside: {detail.get('reason', '?')}"
+    elif kind == "segment":
+        what = f"model {event.subject} does worse for a group: " \
+               f"{_some(detail.get('findings', []), '; ')}"
     elif kind == "test":
         what = "test alert from `mlyard alerts test`: this receiver works"
     else:

@@ -207,18 +207,38 @@ def feedback(obj: Context, path: Path, window: str, as_json: bool) -> None:
         output.stderr.print(f"warning: labels of classes the model never saw, not scored: "
                             f"{shown}; retrain on data that has them", markup=False)
     _print_windows(result.windows)
+    for note in result.notes:
+        output.stderr.print(f"note: {note}", markup=False)
+    for alert in result.alerts:
+        output.stderr.print(f"alert (segment): {alert}", markup=False)
 
 
 @click.command("performance")
+@click.option("--by", "segment", metavar="SEGMENT",
+              help="Per group of a segment of [monitor] segments (region, or region+plan).")
 @JSON_OPTION
 @click.pass_obj
-def performance_cmd(obj: Context, as_json: bool) -> None:
+def performance_cmd(obj: Context, segment: str | None, as_json: bool) -> None:
     """Live metrics per window, from every `mlyard feedback` so far."""
+    if segment is not None:
+        _print_by_segment(performance.by_segment(obj.ws, segment), as_json)
+        return
     windows = performance.history(obj.ws)
     if as_json:
         output.print_json(windows)
         return
     _print_windows(windows)
+
+
+def _print_by_segment(rows: list[performance.SegmentRow], as_json: bool) -> None:
+    if as_json:
+        output.print_json(rows)
+        return
+    keys = sorted({k for row in rows for k in row.metrics})
+    output.print_table(["from", "version", "group", "rows", *keys],
+                       [(output.when(row.start), row.version, row.group, row.rows,
+                         *(row.metrics.get(k) if not row.too_few else "too few rows"
+                           if k == keys[0] else "" for k in keys)) for row in rows])
 
 
 def _print_windows(windows: list[performance.Window]) -> None:

@@ -4,20 +4,30 @@ server logged, give the model's real metrics per time window."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import polars as pl
 
+from mlyard.core.config import segment_columns
 from mlyard.core.data.values import parse_column
 from mlyard.core.durations import parse_every
 from mlyard.core.errors import MlyardError, UsageError
 from mlyard.core.models import registry
 from mlyard.core.models.features import FeatureSpec, encode_target, unseen_levels
-from mlyard.core.tracking.evaluation import evaluate
+from mlyard.core.tracking.evaluation import comparable_metric, evaluate, higher_is_better
+from mlyard.core.tracking.segments import (
+    GroupFigures,
+    SegmentFigures,
+    read_segments,
+    segment_figures,
+    segment_name,
+)
 from mlyard.core.workspace import Workspace
-from mlyard.storage import label_files, monitor_store, prediction_files
+from mlyard.storage import label_files, meta_store, monitor_store, prediction_files
 
 
 @dataclass(frozen=True)
@@ -30,11 +40,23 @@ class Window:
 
 
 @dataclass(frozen=True)
+class SegmentWindow:
+    """One window's figures per group of each segment (`[monitor] segments`)."""
+
+    version: int
+    start: float
+    figures: SegmentFigures
+
+
+@dataclass(frozen=True)
 class FeedbackResult:
     labels: int
     matched: int
     windows: list[Window]
     unseen: dict[str, int]  # labels of classes the model never saw: rows (not scored)
+    segments: list[SegmentWindow] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # why some figures could not be made
+    alerts: list[str] = field(default_factory=list)  # groups below their gate or training
 
 
 def read_labels(path: Path, id_column: str, spec: FeatureSpec) -> pl.DataFrame:
@@ -80,10 +102,13 @@ def all_labels(ws: Workspace, id_column: str, spec: FeatureSpec) -> pl.DataFrame
                                                             maintain_order=True)
 
 
-def logged_predictions(ws: Workspace, model: str, id_column: str) -> pl.DataFrame:
-    """Every logged row that carried an id: (ts, version, id, prediction index)."""
+def logged_predictions(ws: Workspace, model: str, id_column: str,
+                       carried: tuple[str, ...] = ()) -> pl.DataFrame:
+    """Every logged row that carried an id: (ts, version, id, prediction, and the
+    `carried` columns as logged, null where a request did not send one)."""
     requests = prediction_files.read(ws.catalog.predictions_dir, model)
     stamps, versions, ids, outputs = [], [], [], []
+    extra: dict[str, list[str | None]] = {name: [] for name in carried}
     for ts, version, inputs, output in requests:
         rows = json.loads(inputs)
         if not rows or id_column not in rows[0]:
@@ -94,11 +119,15 @@ def logged_predictions(ws: Workspace, model: str, id_column: str) -> pl.DataFram
             versions.append(version)
             ids.append(str(row[id_column]))
             outputs.append(value)
+            for name, column in extra.items():
+                sent = row.get(name)
+                column.append(None if sent is None else str(sent))
     return pl.DataFrame({"ts": stamps, "version": versions, id_column: ids,
                          "prediction": pl.Series(outputs, dtype=pl.Object)
-                         if outputs and isinstance(outputs[0], list) else outputs},
+                         if outputs and isinstance(outputs[0], list) else outputs, **extra},
                         schema_overrides={"ts": pl.Float64, "version": pl.Int64,
-                                          id_column: pl.String})
+                                          id_column: pl.String,
+                                          **dict.fromkeys(carried, pl.String)})
 
 
 def feedback(ws: Workspace, path: Path, window: str = "1d") -> FeedbackResult:
@@ -116,7 +145,9 @@ def feedback(ws: Workspace, path: Path, window: str = "1d") -> FeedbackResult:
     spec = detail.card.spec
     labels = read_labels(path, id_column, spec)
     label_files.keep(ws.catalog.labels_dir, labels.to_arrow())  # for shadow reports
-    logged = logged_predictions(ws, model_name, id_column)
+    segments = segment_columns(ws.config)
+    carried = tuple(dict.fromkeys(name for columns in segments for name in columns))
+    logged = logged_predictions(ws, model_name, id_column, carried)
     if logged.is_empty():
         scored = prediction_files.count_rows(ws.catalog.predictions_dir, model_name)
         if not scored:
@@ -138,8 +169,10 @@ def feedback(ws: Workspace, path: Path, window: str = "1d") -> FeedbackResult:
             .group_by(["version", "window"]).agg((~known).mean().alias("share"))
         joined = joined.filter(known)
     joined = joined.with_columns(((pl.col("ts") // seconds) * seconds).alias("window"))
-    windows = []
+    windows, by_segment = [], []
     task = detail.card.task
+    metric = comparable_metric(task, registry.primary_metric(ws))
+    sensitive = {name for name, column in ws.config.data.columns.items() if column.sensitive}
     for (version, start), group in joined.group_by(["version", "window"],
                                                    maintain_order=True):
         truth = encode_target(group, spec)
@@ -150,12 +183,78 @@ def feedback(ws: Workspace, path: Path, window: str = "1d") -> FeedbackResult:
                 (pl.col("version") == version) & (pl.col("window") == start))["share"].sum())
         windows.append(Window(int(version), float(start), float(start) + seconds,
                               group.height, metrics))
+        if segments:
+            by_segment.append(SegmentWindow(int(version), float(start), segment_figures(
+                task, truth, predicted, group.select(carried), segments, sensitive, metric,
+                ws.config.train.threshold)))
     windows.sort(key=lambda w: (w.start, w.version))
+    by_segment.sort(key=lambda w: (w.start, w.version))
+    notes = [f"no logged request carried {name!r}: send it with each request to see "
+             "figures by it" for name in carried if joined[name].null_count() == joined.height
+             and joined.height]
+    alerts = segment_alerts(ws, by_segment)
     with ws.catalog.session() as con:
         for w in windows:
             monitor_store.put_performance(con, ws.project, model_name, w.version, w.start,
                                           w.end, w.rows, json.dumps(w.metrics))
-    return FeedbackResult(labels.height, matched, windows, unseen)
+        for s in by_segment:
+            monitor_store.put_segment_performance(con, ws.project, model_name, s.version,
+                                                  s.start, msgspec.json.encode(
+                                                      s.figures).decode())
+        if alerts:
+            meta_store.add_event(con, "alert.segment", model_name, "mlyard feedback",
+                                 {"severity": "warning", "findings": alerts})
+    return FeedbackResult(labels.height, matched, windows, unseen, by_segment, notes, alerts)
+
+
+def segment_alerts(ws: Workspace, windows: list[SegmentWindow]) -> list[str]:
+    """Groups whose live figure is past its `[gates] min_segment_<metric>` /
+    `max_segment_<metric>`, or worse than the version's training figure for the group by
+    more than `[monitor] segment_drop`."""
+    limits = {gate.split("_segment_", 1)[1]: (gate.startswith("min"), float(value))
+              for gate, value in ws.config.gates.items()
+              if gate.startswith(("min_segment_", "max_segment_")) and gate != "max_segment_gap"}
+    trained: dict[int, dict[tuple[str, str], GroupFigures]] = {}
+    found = []
+    for window in windows:
+        if window.version not in trained:
+            stored = registry.show(ws, str(window.version)).segments
+            trained[window.version] = {(g.segment, g.group): g for g in
+                                       (stored.groups if stored is not None else [])}
+        metric = window.figures.metric
+        for group in window.figures.groups:
+            if group.too_few:
+                continue
+            where = (f"{group.segment} {group.group!r} on v{window.version} "
+                     f"({group.rows:,} rows from {_day(window.start)})")
+            for name, (at_least, limit) in limits.items():
+                value = group.metrics.get(name)
+                if value is not None and (value < limit if at_least else value > limit):
+                    found.append(f"{where}: {name} {value:.4g}, gate "
+                                 f"{'min' if at_least else 'max'}_segment_{name} = {limit:g}")
+            before = trained[window.version].get((group.segment, group.group))
+            now = group.metrics.get(metric)
+            if before is None or now is None or metric not in before.metrics:
+                continue
+            worse = (before.metrics[metric] - now) * (1 if higher_is_better(metric) else -1)
+            if worse > ws.config.monitor.segment_drop:
+                found.append(f"{where}: {metric} {now:.4g}, {before.metrics[metric]:.4g} at "
+                             f"training (worse by {worse:.4g}, more than [monitor] "
+                             f"segment_drop = {ws.config.monitor.segment_drop:g})")
+    return found
+
+
+def _day(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
+
+
+def segment_history(ws: Workspace) -> list[SegmentWindow]:
+    """Every stored window's figures by segment, oldest first."""
+    with ws.catalog.session() as con:
+        rows = monitor_store.list_segment_performance(con, ws.project,
+                                                      registry.model_name(ws))
+    return [SegmentWindow(version, start, read_segments(figures.encode()))
+            for version, start, figures in rows]
 
 
 def _has_champion(ws: Workspace) -> bool:
@@ -171,3 +270,26 @@ def history(ws: Workspace) -> list[Window]:
     with ws.catalog.session() as con:
         rows = monitor_store.list_performance(con, ws.project, registry.model_name(ws))
     return [Window(v, s, e, n, json.loads(m)) for v, s, e, n, m in rows]
+
+
+@dataclass(frozen=True)
+class SegmentRow:
+    """One group of one segment in one window, as `mlyard performance --by` lists it."""
+
+    start: float
+    version: int
+    group: str
+    rows: int
+    too_few: bool
+    metrics: dict[str, float]
+
+
+def by_segment(ws: Workspace, segment: str) -> list[SegmentRow]:
+    """Every stored window's figures for the groups of `segment` (worst first in each)."""
+    known = [segment_name(columns) for columns in segment_columns(ws.config)]
+    if segment not in known:
+        raise UsageError(f"--by {segment!r}: not one of [monitor] segments "
+                         f"({', '.join(known) or 'none set'})")
+    return [SegmentRow(window.start, window.version, group.group, group.rows, group.too_few,
+                       group.metrics)
+            for window in segment_history(ws) for group in window.figures.worst(segment)]

@@ -8,6 +8,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from mlyard.core.config import segment_columns
 from mlyard.core.errors import MlyardError, ObjectCorrupt
 from mlyard.core.models import registry
 from mlyard.core.models.loading import LoadedModel, load_model
@@ -29,6 +30,9 @@ class ModelHolder:
         self.ref = ref
         self.poll_interval = poll_interval
         self.id_column = id_column
+        # Segment columns are logged beside the features, for live figures per group.
+        self.carried = tuple(dict.fromkeys(name for columns in segment_columns(ws.config)
+                                           for name in columns))
         self.serving = self._ready(load_model(ws, ref))
         self.swaps = 0
         self.refused: set[int] = set()  # versions whose model failed its trial load
@@ -42,7 +46,7 @@ class ModelHolder:
         return self.serving[0]
 
     def _ready(self, model: LoadedModel) -> tuple[LoadedModel, RowReader]:
-        return model, RowReader(model.spec, self.id_column)
+        return model, RowReader(model.spec, self.id_column, self.carried)
 
     def start(self) -> None:
         self._thread.start()

@@ -255,8 +255,8 @@ def _explain(params: Any) -> bool:
     return explain
 
 
-def small_request(rows: JsonRows, spec: FeatureSpec,
-                  id_column: str | None) -> tuple[np.ndarray, str]:
+def small_request(rows: JsonRows, spec: FeatureSpec, id_column: str | None,
+                  carried: tuple[str, ...] = ()) -> tuple[np.ndarray, str]:
     """The model's input matrix and its typed rows as JSON for the log, for a request of
     a few rows, one value at a time by the same rules as `typed_features` (no polars
     query)."""
@@ -316,9 +316,10 @@ def small_request(rows: JsonRows, spec: FeatureSpec,
             logged[feature.name] = [seen[key][0] for key in keys]
         codes_of = {key: code for key, (_, code) in seen.items()}
         matrix[:, position] = list(map(codes_of.__getitem__, keys))
-    if id_column is not None and id_column in rows.first_names():
-        [identifiers] = rows.values([id_column])
-        logged[id_column] = [None if v is None else json_text(v) for v in identifiers]
+    for name in ([id_column] if id_column is not None else []) + list(carried):
+        if name in rows.first_names():  # logged as text, as sent (the id, segments)
+            [sent] = rows.values([name])
+            logged[name] = [None if v is None else json_text(v) for v in sent]
     # Rows as objects (what drift and feedback read back): a Struct per row, built in C
     # and encoded as the object a dict would be, a third of the time of 100 dicts.
     record = _record_type(tuple(logged))

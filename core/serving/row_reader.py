@@ -27,8 +27,13 @@ _INT64 = 2**63
 
 
 class RowReader:
-    def __init__(self, spec: FeatureSpec, id_column: str | None) -> None:
+    """`carried`: columns logged as sent without being features (segments), so live
+    figures can be broken down by them."""
+
+    def __init__(self, spec: FeatureSpec, id_column: str | None,
+                 carried: tuple[str, ...] = ()) -> None:
         self.id_column = id_column
+        self.carried = tuple(c for c in carried if c not in spec.names and c != id_column)
         self.readers: list[tuple[str, _Read]] = []
         for feature in spec.features:
             read = _reader(feature.type, spec.category_codes.get(feature.name))
@@ -58,6 +63,12 @@ class RowReader:
             if type(identifier) is not str:
                 return None
             logged[self.id_column] = identifier
+        for name in self.carried:
+            if name in row:
+                value = row[name]
+                if type(value) is not str:
+                    return None  # the rules say how a number or a null is logged
+                logged[name] = value
         return np.array(values, dtype=np.float64).reshape(1, -1), \
             LOG_ENCODER.encode([logged]).decode()
 

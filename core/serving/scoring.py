@@ -36,14 +36,16 @@ def score_rows(body: bytes, content_type: str, model: LoadedModel, reader: RowRe
     explanations asked for (unless `may_explain` is off, as for a shadow), or why the
     request cannot be scored (the server's 4xx answer)."""
     id_column = reader.id_column
-    wanted = model.spec.names + ([id_column] if id_column else [])
+    passed = ([id_column] if id_column else []) + list(reader.carried)  # logged, not scored
+    wanted = model.spec.names + passed
     try:
         request = json_request(body, content_type)
         rows = request.rows if request is not None else None
         explain = may_explain and request is not None and request.explain
         if rows is not None and 0 < rows.height <= SMALL_REQUEST:
             read = reader.read(rows.first()) if rows.height == 1 and not explain else None
-            matrix, logged = read or small_request(rows, model.spec, id_column)
+            matrix, logged = read or small_request(rows, model.spec, id_column,
+                                                   reader.carried)
             output = model.predict_matrix(matrix, threads=1)
             values = output.tolist() if isinstance(output, np.ndarray) else list(output)
             return Scored(logged, values, _explained(model, matrix) if explain else None)
@@ -62,9 +64,10 @@ def score_rows(body: bytes, content_type: str, model: LoadedModel, reader: RowRe
     except (ValueError, TypeError, pl.exceptions.PolarsError, lgb.basic.LightGBMError) as exc:
         return ScoringRejected(f"cannot score these rows: {exc}")
     values = output.tolist() if isinstance(output, np.ndarray) else list(output)
-    if id_column is not None and id_column in sent.columns:
-        # Logged (never scored) so that labels arriving later can be joined by id.
-        frame = frame.with_columns(sent.get_column(id_column).cast(pl.String))
+    # Logged (never scored): labels arriving later are joined by id, and figures broken
+    # down by segment.
+    frame = frame.with_columns([sent.get_column(name).cast(pl.String) for name in passed
+                                if name in sent.columns])
     return Scored(frame, values, extra)
 
 
