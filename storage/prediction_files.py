@@ -153,6 +153,14 @@ def read(root: Path, model: str, since: float = 0.0, until: float | None = None,
                       for c in ("ts", "version", "inputs", "outputs")), strict=True))
 
 
+def read_table(root: Path, model: str) -> pa.Table | None:
+    """Every request logged for `model` as one Arrow table (ts, version, inputs,
+    outputs), oldest first, for readers that decode it in bulk; None when there is none."""
+    tables = [pq.read_table(path, columns=["ts", "version", "inputs", "outputs"])
+              for path in files(root, model, 0.0)]
+    return pa.concat_tables(tables).sort_by("ts") if tables else None
+
+
 def recent(root: Path, model: str, limit: int) -> list[tuple[str, float, int, int, str, str]]:
     """The newest logged requests, newest first: (request id, ts, version, rows, inputs,
     outputs), for core/serving/supervisor.py's LoggedRequest."""

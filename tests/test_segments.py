@@ -345,3 +345,37 @@ def test_live_feedback_is_broken_down_by_segment_and_a_failing_group_alerts(
     assert {row["group"] for row in by} == set(groups)
     wrong = mlyard("performance", "--by", "regoin")
     assert wrong.exit_code != 0 and "not one of [monitor] segments" in wrong.stderr
+
+
+def test_drift_by_segment_finds_the_group_whose_data_moved(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    """Shift one region's feature: overall that region is a fifth of the rows, by region
+    it is the one that drifted, judged against its own training rows."""
+    project = tmp_path / "fair"
+    churn_like(project)
+    monkeypatch.chdir(project)
+    assert mlyard("ingest", "data").exit_code == 0
+    assert mlyard("train", "-q").exit_code == 0
+    assert mlyard("models", "promote", "latest").exit_code == 0
+    rows = pl.read_csv(project / "data" / "batch.csv")
+    moved = rows.with_columns(row_id=pl.col("row_id") + 100_000, x=pl.when(
+        pl.col("region") == "south").then(pl.col("x") + 1.5).otherwise(pl.col("x")))
+    moved.write_csv(project / "new.csv")
+    result = mlyard("drift", "new.csv", "--by", "region", "--json")
+    assert result.exit_code == 0, result.stderr
+    found = json.loads(result.stdout)
+    groups = {g["group"]: g for g in found["groups"]}
+    assert found["groups"][0]["group"] == "south" and "x" in groups["south"]["drifted"]
+    assert all("x" not in g["drifted"] for name, g in groups.items() if name != "south")
+    assert groups["south"]["current_rows"] == (rows["region"] == "south").sum()
+    text = mlyard("drift", "new.csv", "--by", "region").stdout
+    assert "most drifted first" in text and "south" in text
+    wrong = mlyard("drift", "new.csv", "--by", "plan")
+    assert wrong.exit_code != 0 and "not one of [monitor] segments" in wrong.stderr
+    # The HTML report has a section per segment, the moved group first.
+    assert mlyard("drift", "new.csv", "--html", str(tmp_path / "drift.html")).exit_code == 0
+    page = (tmp_path / "drift.html").read_text()
+    section = page[page.index("<h2>By region</h2>"):]
+    assert section.index("<td>south</td>") < min(section.index(f"<td>{other}</td>")
+                                                 for other in ("north", "east", "west"))

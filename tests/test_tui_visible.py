@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from mlyard.core.data import versions
+from mlyard.core.models.loading import load_model
 from mlyard.core.tracking import run_queries
 from mlyard.core.workspace import open_workspace
 from tests.conftest import mlyard, wait_until
@@ -278,3 +279,42 @@ async def test_monitoring_at_80x24_dates_the_live_curve_and_draws_no_empty_frame
         assert time.strftime("%m-%d", time.gmtime(start + d * day)) in text, text
     assert not any(line.strip() == "step" or line.rstrip().endswith(" step")
                    for line in lines), text
+
+
+@pytest.mark.asyncio
+async def test_monitoring_swaps_alerts_for_live_figures_by_segment_worst_first(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`g` shows the newest window's groups of each segment, worst first with their
+    rows, at 80x24."""
+    import json as json_module
+
+    import polars as pl
+    import pyarrow as pa
+
+    from mlyard.storage import prediction_files
+    from tests.test_segments import churn_like
+
+    fair = tmp_path / "fair"
+    churn_like(fair)
+    monkeypatch.chdir(fair)
+    assert mlyard("ingest", "data").exit_code == 0
+    assert mlyard("train", "-q").exit_code == 0
+    rows = pl.read_csv(fair / "data" / "batch.csv").head(600)
+    model = load_model(open_workspace(fair), "latest")
+    scores = model.predict(rows)
+    requests = [{"request_id": f"r{i}", "ts": 1_780_000_000.0 + i, "model": "fair",
+                 "version": 1, "rows": 1,
+                 "inputs": json_module.dumps([{"row_id": str(r["row_id"]),
+                                               "region": r["region"]}]),
+                 "outputs": json_module.dumps([float(scores[i])])}
+                for i, r in enumerate(rows.iter_rows(named=True))]
+    prediction_files.write(open_workspace(fair).catalog.predictions_dir,
+                           pa.Table.from_pylist(requests,
+                                                schema=prediction_files.PREDICTION_SCHEMA))
+    rows.select("row_id", "label").write_csv(fair / "labels.csv")
+    assert mlyard("feedback", "labels.csv").exit_code == 0
+    lines = await render(fair, "monitoring", (80, 24), "g")
+    text = "\n".join(lines)
+    assert "Live, by segment" in text, text
+    listed = [line for line in lines if re.search(r"region\s+(north|south|east|west)", line)]
+    assert len(listed) == 4 and "south" in listed[0], text

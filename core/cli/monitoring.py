@@ -10,13 +10,15 @@ from mlyard.core.alerts import delivery
 from mlyard.core.automation.drift_check import drift_check
 from mlyard.core.cli import output
 from mlyard.core.cli.context import JSON_OPTION, Context
+from mlyard.core.config import segment_columns
 from mlyard.core.data.sniff import DATA_SUFFIXES
 from mlyard.core.errors import UsageError
 from mlyard.core.humanize import counted
-from mlyard.core.monitoring import drift_reports, performance, shadow_report
+from mlyard.core.monitoring import drift_reports, performance, segment_drift, shadow_report
 from mlyard.core.monitoring.report_html import render
 from mlyard.core.monitoring.report_view import ColumnView, ReportView
 from mlyard.core.tracking.evaluation import Interval
+from mlyard.core.tracking.segments import segment_name
 
 SEVERITIES = ("none", "moderate", "severe")
 
@@ -53,10 +55,13 @@ class DriftGroup(click.Group):
               help="Also write the report as a self-contained HTML page.")
 @click.option("--fail-on", type=click.Choice(SEVERITIES[1:]),
               help="Exit 1 when the severity reaches this level (for cron and CI).")
+@click.option("--by", "segment", metavar="SEGMENT",
+              help="Each group of a segment of [monitor] segments against the same group's "
+                   "training data (not stored).")
 @JSON_OPTION
 @click.pass_context
 def drift(ctx: click.Context, current: str | None, served: str | None, file: Path | None,
-          reference: str, html_path: Path | None, fail_on: str | None,
+          reference: str, html_path: Path | None, fail_on: str | None, segment: str | None,
           as_json: bool) -> None:
     """Per-feature drift of new data or served traffic against a model's training data.
 
@@ -68,11 +73,21 @@ def drift(ctx: click.Context, current: str | None, served: str | None, file: Pat
     if sum(given is not None for given in (current, served, file)) > 1:
         raise UsageError("give one of --current, --served and --file")
     obj: Context = ctx.obj
+    if segment is not None:
+        if served is not None or html_path is not None or fail_on is not None:
+            raise UsageError("--by compares a dataset version or a file; it takes no "
+                             "--served, --html or --fail-on")
+        _print_segment_drift(segment_drift.drift_by(obj.ws, segment, current, file,
+                                                    reference), as_json)
+        return
     report = drift_check(obj.ws, current=current, served=served, reference=reference,
                          file=file).report
     detail = drift_reports.view(report)
     if html_path is not None:
-        html_path.write_text(render(detail), encoding="utf-8")
+        by = [] if served is not None else [
+            segment_drift.drift_by(obj.ws, segment_name(columns), current, file, reference)
+            for columns in segment_columns(obj.ws.config)]
+        html_path.write_text(render(detail, by), encoding="utf-8")
     if as_json:
         output.print_json(detail)
     else:
@@ -81,6 +96,19 @@ def drift(ctx: click.Context, current: str | None, served: str | None, file: Pat
             output.stdout.print(f"HTML report: {html_path}", markup=False)
     if fail_on and SEVERITIES.index(report.severity) >= SEVERITIES.index(fail_on):
         raise SystemExit(1)
+
+
+def _print_segment_drift(found: segment_drift.SegmentDrift, as_json: bool) -> None:
+    if as_json:
+        output.print_json(found)
+        return
+    output.print_table(
+        ["group", "training rows", "current rows", "drifted", "columns"],
+        [(g.group, f"{g.reference_rows:,}", f"{g.current_rows:,}",
+          "too few rows" if g.too_few else f"{len(g.drifted)}/{g.judged}",
+          ", ".join(g.drifted)) for g in found.groups],
+        title=f"{found.current} by {found.segment} against {found.model}/{found.version}'s "
+              "training data, most drifted first")
 
 
 @drift.command("history")

@@ -35,6 +35,7 @@ from mlyard.core.models.loading import LoadedModel, load_model
 from mlyard.core.models.reference import load_reference, prediction_series, target_series
 from mlyard.core.monitoring import performance, report_view
 from mlyard.core.monitoring.drift_stats import Chart, ColumnDrift, column_drift
+from mlyard.core.monitoring.performance import SegmentRow
 from mlyard.core.monitoring.report_view import ColumnView, CurrentData, ReportView
 from mlyard.core.workspace import Workspace
 from mlyard.storage import meta_store, monitor_store, prediction_files
@@ -417,6 +418,7 @@ class MonitoringOverview:
     alerts: list[AlertView]
     performance: list[performance.Window]  # oldest first
     metric: str  # the primary metric, for the live performance curve
+    segments: list[SegmentRow]  # the newest window's groups, worst first
 
 
 def overview(ws: Workspace, reports: int = 12, alert_limit: int = 30) -> MonitoringOverview:
@@ -437,4 +439,5 @@ def overview(ws: Workspace, reports: int = 12, alert_limit: int = 30) -> Monitor
     order = {"feature": 0, "prediction": 1, "target": 2}
     ordered = sorted(rows.values(), key=lambda row: (order.get(row.role, 3), row.column))
     return MonitoringOverview(records, ordered, charts, alerts(ws, alert_limit),
-                              performance.history(ws), registry.primary_metric(ws))
+                              performance.history(ws), registry.primary_metric(ws),
+                              performance.newest_by_segment(ws))

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import html
 import time
+from collections.abc import Sequence
 
 from mlyard.core.monitoring.report_view import ColumnView, ReportView
+from mlyard.core.monitoring.segment_drift import SegmentDrift
 
 BAR_WIDTH, CHART_HEIGHT = 14, 90
 STYLE = """
@@ -20,8 +22,8 @@ td, th { padding: 4px 10px; border-bottom: 1px solid #ddd; text-align: left; }
 """
 
 
-def render(report: ReportView) -> str:
-    """The page for one report."""
+def render(report: ReportView, segments: Sequence[SegmentDrift] = ()) -> str:
+    """The page for one report, with a section per segment (`drift --by` of each)."""
     current = report.current
     title = f"Drift of {current.label} against {report.model}/{report.version}"
     columns = report.columns
@@ -42,9 +44,24 @@ severity <b>{report.severity}</b></p>
 <table><tr><th>column</th><th>kind</th><th>method</th><th>statistic</th>
 <th>threshold</th><th>drift</th><th>PSI</th></tr>{rows}</table>
 {f'<h2>Data quality</h2><ul>{quality}</ul>' if quality else ''}
+{"".join(_segment_section(found) for found in segments)}
 <h2>Reference (grey) and current (orange)</h2>{charts}
 </body></html>
 """
+
+
+def _segment_section(found: SegmentDrift) -> str:
+    rows = "".join(
+        f"<tr><td>{html.escape(g.group)}</td><td>{g.reference_rows:,}</td>"
+        f"<td>{g.current_rows:,}</td><td>"
+        + ('<span class="few">too few rows</span>' if g.too_few else
+           f'<span class="{"drift" if g.drifted else "ok"}">{len(g.drifted)}/{g.judged}'
+           "</span>")
+        + f"</td><td>{html.escape(', '.join(g.drifted))}</td></tr>" for g in found.groups)
+    return (f"<h2>By {html.escape(found.segment)}</h2><p>Each group against the same "
+            "group's training rows, most drifted first.</p><table><tr><th>group</th>"
+            "<th>training rows</th><th>current rows</th><th>drifted</th><th>columns</th>"
+            f"</tr>{rows}</table>")
 
 
 def _row(column: ColumnView) -> str:

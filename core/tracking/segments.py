@@ -97,7 +97,7 @@ def segment_figures(task: str, truth: np.ndarray, predicted: np.ndarray,
     for columns in segments:
         name = segment_name(columns)
         found = [_figures(task, truth, predicted, name, label, index, metric, threshold)
-                 for label, index in _groups(rows, columns)]
+                 for label, index in groups_of(rows, columns)]
         if len(found) == 1:
             notes.append(f"segment {name!r} has one level ({found[0].group!r}) in these "
                          f"{found[0].rows:,} rows: no groups to compare")
@@ -109,14 +109,18 @@ def segment_figures(task: str, truth: np.ndarray, predicted: np.ndarray,
     return SegmentFigures(metric, _worst_first(groups, metric), fairness, notes)
 
 
-def _groups(rows: pl.DataFrame, columns: Sequence[str]) -> list[tuple[str, np.ndarray]]:
+def groups_of(rows: pl.DataFrame, columns: Sequence[str]) -> list[tuple[str, np.ndarray]]:
     """(label, row positions) of each combination of values present, in a stable order."""
     numbered = rows.select(columns).with_row_index("\x00row")
     found = numbered.group_by(list(columns)).agg(pl.col("\x00row")).sort(
         list(columns), nulls_last=True)
-    return [(", ".join(MISSING if v is None else str(v) for v in values[:-1]),
-             np.asarray(values[-1], dtype=np.int64))
-            for values in found.iter_rows()]
+    # Row positions as one flat array cut per group: no Python object per row.
+    positions = found.get_column("\x00row")
+    flat = positions.explode().to_numpy().astype(np.int64)
+    ends = np.cumsum(positions.list.len().to_numpy())
+    labels = [", ".join(MISSING if v is None else str(v) for v in values)
+              for values in found.select(columns).iter_rows()]
+    return list(zip(labels, np.split(flat, ends[:-1]), strict=True))
 
 
 def _figures(task: str, truth: np.ndarray, predicted: np.ndarray, segment: str,

@@ -38,11 +38,16 @@ Each row is a feature (then the model's predictions and the target), each column
 report (`mlyard drift`), oldest left. A cell holds the column's drift statistic: red when
 it drifted, yellow when its PSI is moderate or worse. The chart shows the highlighted
 cell's reference (training data) and current distributions. Below: drift and data
-quality alerts, and the live metric from `mlyard feedback` per time window.
+quality alerts, and the live metric from `mlyard feedback` per time window. `g` swaps
+the alerts for the newest window's live figures per group of each segment
+(`[monitor] segments`), worst first, with the rows each stands on.
 """
     BINDINGS = [
         Binding("r", "reload", "Refresh", tooltip="Load the reports again now.",
                 id="monitoring.reload"),
+        Binding("g", "toggle_segments", "Segments",
+                tooltip="Alerts, or the live figures per group of each segment.",
+                id="monitoring.segments"),
     ]
 
     def __init__(self) -> None:
@@ -56,12 +61,16 @@ quality alerts, and the live metric from `mlyard feedback` per time window.
             yield HistogramsPlot(id="drift-chart")
         with Horizontal(id="monitoring-bottom"):
             yield DataTable(id="alerts-table", cursor_type="row")
+            yield DataTable(id="segments-table", cursor_type="row")
             yield CurvesPlot(id="performance-plot")
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#drift-table", DataTable).border_title = "Drift by report"
         self.query_one("#alerts-table", DataTable).border_title = "Alerts"
+        segments = self.query_one("#segments-table", DataTable)
+        segments.border_title = "Live, by segment"
+        segments.display = False
         self.reload()
         self.set_interval(REFRESH_SECONDS, self.reload)
 
@@ -98,6 +107,13 @@ quality alerts, and the live metric from `mlyard feedback` per time window.
              [(when(a.ts), _severity(a.severity), _delivery(a.delivery), a.what)
               for a in overview.alerts])
         metric = overview.metric
+        segments = self.query_one("#segments-table", DataTable)
+        segments.border_subtitle = "" if overview.segments else \
+            "none yet: [monitor] segments, then mlyard feedback"
+        fill(segments, ["segment", "group", "rows", metric],
+             [(row.segment, row.group, f"{row.rows:,}",
+               "too few rows" if row.too_few else _figure(row.metrics.get(metric)))
+              for row in overview.segments])
         curves: dict[str, list[tuple[int, float | None]]] = {}
         for window in overview.performance:
             curves.setdefault(f"v{window.version}", []).append(
@@ -110,6 +126,12 @@ quality alerts, and the live metric from `mlyard feedback` per time window.
             "live performance: none yet (mlyard feedback LABELS)", curves,
             xlabel="", xticks=ticks)
         self._show_chart()
+
+    def action_toggle_segments(self) -> None:
+        alerts = self.query_one("#alerts-table", DataTable)
+        segments = self.query_one("#segments-table", DataTable)
+        segments.display, alerts.display = alerts.display, segments.display
+        (segments if segments.display else alerts).focus()
 
     @on(DataTable.CellHighlighted, "#drift-table")
     def _show_chart(self) -> None:
@@ -144,3 +166,7 @@ def _delivery(state: str) -> Text:
 
 def _severity(value: str) -> Text:
     return Text(value, style={"severe": "bold red", "moderate": "yellow"}.get(value, ""))
+
+
+def _figure(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
