@@ -318,3 +318,20 @@ async def test_monitoring_swaps_alerts_for_live_figures_by_segment_worst_first(
     assert "Live, by segment" in text, text
     listed = [line for line in lines if re.search(r"region\s+(north|south|east|west)", line)]
     assert len(listed) == 4 and "south" in listed[0], text
+
+
+@pytest.mark.asyncio
+async def test_the_run_screen_lists_segments_worst_first_with_their_rows(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.test_segments import churn_like
+
+    fair = tmp_path / "fair"
+    churn_like(fair)
+    monkeypatch.chdir(fair)
+    assert mlyard("ingest", "data").exit_code == 0
+    assert mlyard("train", "-q").exit_code == 0
+    lines = await render(fair, "run_detail", (100, 30))
+    text = "\n".join(lines)
+    assert "By segment, worst first" in text and "auc gap" in text, text
+    listed = [line for line in lines if re.search(r"region\s+(north|south|east|west)", line)]
+    assert len(listed) == 4 and "south" in listed[0], text

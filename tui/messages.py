@@ -24,6 +24,7 @@ from mlyard.core.serving.supervisor import (
 from mlyard.core.tracking.compare import Comparison, CurvePoint
 from mlyard.core.tracking.record_summary import RecordSummary
 from mlyard.core.tracking.run_queries import LogLine, RunDetail, RunsPage
+from mlyard.core.tracking.segments import SegmentFigures
 
 
 @dataclass
@@ -59,6 +60,7 @@ class RunDetailLoaded(Message):
     record: RecordSummary | None  # reproduce.json, for training runs
     importance: dict[str, dict[str, float]] | None
     log: list[LogLine]
+    segments: SegmentFigures | None = None  # holdout figures per group, worst first
 
 
 @dataclass

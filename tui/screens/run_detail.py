@@ -72,6 +72,7 @@ every two seconds.
                 with Horizontal():
                     yield DataTable(id="run-params", cursor_type="row")
                     yield DataTable(id="run-metrics", cursor_type="row")
+                yield DataTable(id="run-segments", cursor_type="row")
             with TabPane("Curves", id="tab-curves"):
                 with Horizontal():
                     yield OptionList(id="run-metric-list")
@@ -100,7 +101,8 @@ every two seconds.
     def _load(self, ws: Workspace, run_id: str) -> None:
         view = run_queries.run_view(ws, run_id, LOG_LINES)
         self.post_message(RunDetailLoaded(view.detail, view.documents.record,
-                                          view.documents.importance, view.log))
+                                          view.documents.importance, view.log,
+                                          view.documents.segments))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="run-curves",
           description="Loading curves")
@@ -123,6 +125,20 @@ every two seconds.
         fill(self.query_one("#run-metrics", DataTable), ["metric", "latest", "points"],
               [(k, number(v), detail.metric_points.get(k, 0))
                for k, v in sorted(run.metrics.items())])
+        segments = self.query_one("#run-segments", DataTable)
+        segments.display = message.segments is not None
+        if message.segments is not None:
+            figures = message.segments
+            segments.border_title = "By segment, worst first"
+            segments.border_subtitle = "; ".join(
+                f"{f.segment}: {figures.metric} gap {number(f.metric_gap)}"
+                + (f", parity diff {number(f.demographic_parity_difference)}"
+                   if f.demographic_parity_difference is not None else "")
+                for f in figures.fairness)
+            fill(segments, ["segment", "group", "rows", figures.metric],
+                 [(g.segment, g.group, f"{g.rows:,}",
+                   "too few rows" if g.too_few else number(g.metrics.get(figures.metric)))
+                  for g in figures.groups])
         fill(self.query_one("#run-artifacts", DataTable), ["artifact", "bytes", "blake3"],
               [(a.name, f"{a.size:,}", a.blake3[:16]) for a in detail.artifacts])
         self.query_one("#run-record", Static).update(_record(detail.inputs, message.record))
