@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import polars as pl
+import pyarrow as pa
 import pytest
 from fairlearn.metrics import (
     MetricFrame,
@@ -26,7 +27,10 @@ from hypothesis import strategies as st
 from sklearn.metrics import accuracy_score, roc_auc_score, root_mean_squared_error
 
 from mlyard.core.config import load_config
+from mlyard.core.models.loading import load_model
 from mlyard.core.tracking.segments import MIN_ROWS, segment_figures
+from mlyard.core.workspace import open_workspace
+from mlyard.storage import prediction_files
 from tests.conftest import examples, mlyard
 from tests.test_serve import Server
 
@@ -379,3 +383,28 @@ def test_drift_by_segment_finds_the_group_whose_data_moved(tmp_path: Path,
     section = page[page.index("<h2>By region</h2>"):]
     assert section.index("<td>south</td>") < min(section.index(f"<td>{other}</td>")
                                                  for other in ("north", "east", "west"))
+
+
+def test_served_rows_without_the_segment_column_are_a_note_not_a_failure(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = tmp_path / "fair"
+    churn_like(project, rows=600)
+    monkeypatch.chdir(project)
+    assert mlyard("ingest", "data").exit_code == 0
+    assert mlyard("train", "-q").exit_code == 0
+    rows = pl.read_csv(project / "data" / "batch.csv").head(200)
+    scores = load_model(open_workspace(project), "latest").predict(rows)
+    requests = [{"request_id": f"r{i}", "ts": 1_780_000_000.0 + i, "model": "fair",
+                 "version": 1, "rows": 1,
+                 "inputs": json.dumps([{"row_id": str(r["row_id"]), "x": r["x"]}]),
+                 "outputs": json.dumps([float(scores[i])])}
+                for i, r in enumerate(rows.iter_rows(named=True))]
+    prediction_files.write(open_workspace(project).catalog.predictions_dir,
+                           pa.Table.from_pylist(requests,
+                                                schema=prediction_files.PREDICTION_SCHEMA))
+    rows.select("row_id", "label").write_csv(project / "labels.csv")
+    result = mlyard("feedback", "labels.csv")
+    assert result.exit_code == 0, result.stderr
+    assert "no logged request carried 'region': send it with each request" in result.stderr
+    by = json.loads(mlyard("performance", "--by", "region", "--json").stdout)
+    assert [row["group"] for row in by] == ["(missing)"] and by[0]["rows"] == 200
