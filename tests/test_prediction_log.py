@@ -182,7 +182,8 @@ def test_predictions_an_older_mlyard_kept_in_the_catalog_move_to_the_files(
                         requests(25_000, time.time() - 100))
         con.execute("DELETE FROM schema_migrations WHERE version >= 8")
         con.execute("DROP TABLE alert_deliveries; DROP TABLE alert_cursor; "  # from 10
-                    "DROP TABLE workspace_identity")  # from 11
+                    "DROP TABLE workspace_identity; "  # from 11
+                    "DROP TABLE segment_performance")  # from 12
     with catalog.session() as con:
         tables = {t for (t,) in con.execute(
             "SELECT table_name FROM information_schema.tables").fetchall()}
