@@ -181,13 +181,22 @@ segments = ["region"]
 """)
 
 
-def test_training_finds_the_group_the_model_fails(tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def trained_fair(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rows: int = 3000,
+                 promote: bool = False) -> Path:
+    """`churn_like` ingested and trained (and promoted), as cwd."""
     project = tmp_path / "fair"
-    churn_like(project)
+    churn_like(project, rows=rows)
     monkeypatch.chdir(project)
     assert mlyard("ingest", "data").exit_code == 0
     assert mlyard("train", "-q").exit_code == 0
+    if promote:
+        assert mlyard("models", "promote", "latest").exit_code == 0
+    return project
+
+
+def test_training_finds_the_group_the_model_fails(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    trained_fair(tmp_path, monkeypatch)
     shown = json.loads(mlyard("models", "show", "latest", "--json").stdout)
     features = [f["name"] for f in shown["card"]["spec"]["features"]]
     assert "region" not in features and "x" in features  # a segment, never a feature
@@ -258,11 +267,7 @@ def with_gates(project: Path, gates: str) -> None:
 
 def test_segment_gates_refuse_the_model_that_fails_a_group_and_name_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    project = tmp_path / "fair"
-    churn_like(project)
-    monkeypatch.chdir(project)
-    assert mlyard("ingest", "data").exit_code == 0
-    assert mlyard("train", "-q").exit_code == 0
+    project = trained_fair(tmp_path, monkeypatch)
     with_gates(project, "min_auc = 0.7")  # overall, the model is fine
     assert mlyard("check").exit_code == 0
     with_gates(project, "min_segment_auc = 0.7")
@@ -312,12 +317,7 @@ def test_live_feedback_is_broken_down_by_segment_and_a_failing_group_alerts(
     """Served rows carry their segment (not a feature) into the log; late labels give
     each group's figures per window, `performance --by` lists them, and the group the
     model fails raises a `segment` alert against its gate."""
-    project = tmp_path / "fair"
-    churn_like(project)
-    monkeypatch.chdir(project)
-    assert mlyard("ingest", "data").exit_code == 0
-    assert mlyard("train", "-q").exit_code == 0
-    assert mlyard("models", "promote", "latest").exit_code == 0
+    project = trained_fair(tmp_path, monkeypatch, promote=True)
     with_gates(project, "min_segment_auc = 0.7")
     rows = pl.read_csv(project / "data" / "batch.csv").head(800)
     with Server(project, "champion") as server:
@@ -356,12 +356,7 @@ def test_drift_by_segment_finds_the_group_whose_data_moved(tmp_path: Path,
                                                            ) -> None:
     """Shift one region's feature: overall that region is a fifth of the rows, by region
     it is the one that drifted, judged against its own training rows."""
-    project = tmp_path / "fair"
-    churn_like(project)
-    monkeypatch.chdir(project)
-    assert mlyard("ingest", "data").exit_code == 0
-    assert mlyard("train", "-q").exit_code == 0
-    assert mlyard("models", "promote", "latest").exit_code == 0
+    project = trained_fair(tmp_path, monkeypatch, promote=True)
     rows = pl.read_csv(project / "data" / "batch.csv")
     moved = rows.with_columns(row_id=pl.col("row_id") + 100_000, x=pl.when(
         pl.col("region") == "south").then(pl.col("x") + 1.5).otherwise(pl.col("x")))
@@ -387,11 +382,7 @@ def test_drift_by_segment_finds_the_group_whose_data_moved(tmp_path: Path,
 
 def test_served_rows_without_the_segment_column_are_a_note_not_a_failure(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    project = tmp_path / "fair"
-    churn_like(project, rows=600)
-    monkeypatch.chdir(project)
-    assert mlyard("ingest", "data").exit_code == 0
-    assert mlyard("train", "-q").exit_code == 0
+    project = trained_fair(tmp_path, monkeypatch, rows=600)
     rows = pl.read_csv(project / "data" / "batch.csv").head(200)
     scores = load_model(open_workspace(project), "latest").predict(rows)
     requests = [{"request_id": f"r{i}", "ts": 1_780_000_000.0 + i, "model": "fair",

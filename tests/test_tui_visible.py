@@ -292,13 +292,9 @@ async def test_monitoring_swaps_alerts_for_live_figures_by_segment_worst_first(
     import pyarrow as pa
 
     from mlyard.storage import prediction_files
-    from tests.test_segments import churn_like
+    from tests.test_segments import trained_fair
 
-    fair = tmp_path / "fair"
-    churn_like(fair)
-    monkeypatch.chdir(fair)
-    assert mlyard("ingest", "data").exit_code == 0
-    assert mlyard("train", "-q").exit_code == 0
+    fair = trained_fair(tmp_path, monkeypatch)
     rows = pl.read_csv(fair / "data" / "batch.csv").head(600)
     model = load_model(open_workspace(fair), "latest")
     scores = model.predict(rows)
@@ -323,13 +319,9 @@ async def test_monitoring_swaps_alerts_for_live_figures_by_segment_worst_first(
 @pytest.mark.asyncio
 async def test_the_run_screen_lists_segments_worst_first_with_their_rows(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.test_segments import churn_like
+    from tests.test_segments import trained_fair
 
-    fair = tmp_path / "fair"
-    churn_like(fair)
-    monkeypatch.chdir(fair)
-    assert mlyard("ingest", "data").exit_code == 0
-    assert mlyard("train", "-q").exit_code == 0
+    fair = trained_fair(tmp_path, monkeypatch)
     lines = await render(fair, "run_detail", (100, 30))
     text = "\n".join(lines)
     assert "By segment, worst first" in text and "auc gap" in text, text
