@@ -194,6 +194,22 @@ def trained_fair(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rows: int = 30
     return project
 
 
+def serve_logged(project: Path, rows: pl.DataFrame, sent: list[str]) -> None:
+    """The latest model's scores for `rows` as the server logs them, one request a row
+    with the columns `sent`, and the rows' labels in labels.csv (no server: fast)."""
+    scores = load_model(open_workspace(project), "latest").predict(rows)
+    requests = [{"request_id": f"r{i}", "ts": 1_780_000_000.0 + i, "model": "fair",
+                 "version": 1, "rows": 1,
+                 "inputs": json.dumps([{name: str(r[name]) if name == "row_id" else r[name]
+                                        for name in sent}]),
+                 "outputs": json.dumps([float(scores[i])])}
+                for i, r in enumerate(rows.iter_rows(named=True))]
+    prediction_files.write(open_workspace(project).catalog.predictions_dir,
+                           pa.Table.from_pylist(requests,
+                                                schema=prediction_files.PREDICTION_SCHEMA))
+    rows.select("row_id", "label").write_csv(project / "labels.csv")
+
+
 def test_training_finds_the_group_the_model_fails(tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     trained_fair(tmp_path, monkeypatch)
@@ -383,17 +399,8 @@ def test_drift_by_segment_finds_the_group_whose_data_moved(tmp_path: Path,
 def test_served_rows_without_the_segment_column_are_a_note_not_a_failure(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     project = trained_fair(tmp_path, monkeypatch, rows=600)
-    rows = pl.read_csv(project / "data" / "batch.csv").head(200)
-    scores = load_model(open_workspace(project), "latest").predict(rows)
-    requests = [{"request_id": f"r{i}", "ts": 1_780_000_000.0 + i, "model": "fair",
-                 "version": 1, "rows": 1,
-                 "inputs": json.dumps([{"row_id": str(r["row_id"]), "x": r["x"]}]),
-                 "outputs": json.dumps([float(scores[i])])}
-                for i, r in enumerate(rows.iter_rows(named=True))]
-    prediction_files.write(open_workspace(project).catalog.predictions_dir,
-                           pa.Table.from_pylist(requests,
-                                                schema=prediction_files.PREDICTION_SCHEMA))
-    rows.select("row_id", "label").write_csv(project / "labels.csv")
+    serve_logged(project, pl.read_csv(project / "data" / "batch.csv").head(200),
+                 ["row_id", "x"])
     result = mlyard("feedback", "labels.csv")
     assert result.exit_code == 0, result.stderr
     assert "no logged request carried 'region': send it with each request" in result.stderr

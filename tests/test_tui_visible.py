@@ -195,7 +195,6 @@ async def test_the_serving_screen_at_80x24_under_traffic(project: Path) -> None:
 
     import httpx
 
-    from mlyard.core.models.loading import load_model
     from mlyard.core.serving import supervisor
 
     app = make_app(project)
@@ -286,28 +285,14 @@ async def test_monitoring_swaps_alerts_for_live_figures_by_segment_worst_first(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`g` shows the newest window's groups of each segment, worst first with their
     rows, at 80x24."""
-    import json as json_module
 
     import polars as pl
-    import pyarrow as pa
 
-    from mlyard.storage import prediction_files
-    from tests.test_segments import trained_fair
+    from tests.test_segments import serve_logged, trained_fair
 
     fair = trained_fair(tmp_path, monkeypatch)
-    rows = pl.read_csv(fair / "data" / "batch.csv").head(600)
-    model = load_model(open_workspace(fair), "latest")
-    scores = model.predict(rows)
-    requests = [{"request_id": f"r{i}", "ts": 1_780_000_000.0 + i, "model": "fair",
-                 "version": 1, "rows": 1,
-                 "inputs": json_module.dumps([{"row_id": str(r["row_id"]),
-                                               "region": r["region"]}]),
-                 "outputs": json_module.dumps([float(scores[i])])}
-                for i, r in enumerate(rows.iter_rows(named=True))]
-    prediction_files.write(open_workspace(fair).catalog.predictions_dir,
-                           pa.Table.from_pylist(requests,
-                                                schema=prediction_files.PREDICTION_SCHEMA))
-    rows.select("row_id", "label").write_csv(fair / "labels.csv")
+    serve_logged(fair, pl.read_csv(fair / "data" / "batch.csv").head(600),
+                 ["row_id", "region"])
     assert mlyard("feedback", "labels.csv").exit_code == 0
     lines = await render(fair, "monitoring", (80, 24), "g")
     text = "\n".join(lines)
