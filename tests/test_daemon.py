@@ -88,9 +88,10 @@ def test_a_schedule_fires_and_pausing_it_from_another_process_stops_it(
                       if j["step"] == "train" and j["trigger"] == "schedule:quick"]
     wait_for(lambda: len([j for j in trains() if j["status"] == "succeeded"]) >= 2)
     state = status(project)
-    assert state["daemon"]["running"] is True
-    # the next fire as of the last heartbeat (every 2 s) of a 2 s interval
-    assert abs(state["daemon"]["detail"]["schedules"]["quick"] - time.time()) < 6
+    assert state["daemon"]["running"] is True  # even if trainings made a heartbeat late
+    # the next fire of a 2 s interval, as of the last heartbeat
+    beat = state["daemon"]["record"]["heartbeat"]
+    assert -1 <= state["daemon"]["detail"]["schedules"]["quick"] - beat <= 3
     assert state["schedules"][0]["last_fire"] is not None
 
     assert mlyard("schedule", "pause", "quick").exit_code == 0
