@@ -57,6 +57,34 @@ def test_a_dask_trained_model_matches_the_local_one_in_quality(
     assert detail.metric_points["valid.auc"] == 150  # every iteration tracked
 
 
+def test_a_dask_trained_model_has_the_holdouts_figures_per_segment(
+        project: Path, cluster: distributed.LocalCluster) -> None:
+    """Segment columns travel beside the encoded features on the workers: the model's
+    holdout figures per group, each holdout row in one group, as local training's."""
+    config = project / "mlyard.toml"
+    config.write_text(config.read_text() + '\n[monitor]\nsegments = ["region", '
+                      '["contract", "has_partner"]]\n')
+    local = train_json()
+    result = mlyard("train", "--json", "--cluster", cluster.scheduler_address)
+    assert result.exit_code == 0, result.stderr
+    remote = json.loads(result.stdout)
+    shown = {version: json.loads(mlyard("models", "show", str(version), "--json").stdout)
+             for version in (local["model_version"], remote["model_version"])}
+    groups = {version: {(g["segment"], g["group"]): g for g in detail["segments"]["groups"]}
+              for version, detail in shown.items()}
+    ours, theirs = groups[local["model_version"]], groups[remote["model_version"]]
+    assert set(theirs) == set(ours)
+    assert {key for key in theirs if key[0] == "region"} == {
+        ("region", name) for name in ("east", "north", "south", "west")}
+    assert ("contract+has_partner", "month-to-month, yes") in theirs
+    for segment in ("region", "contract+has_partner"):  # the same holdout rows
+        counted = sum(g["rows"] for key, g in theirs.items() if key[0] == segment)
+        assert counted == sum(g["rows"] for key, g in ours.items() if key[0] == segment)
+    for key, group in theirs.items():  # two fits of one model: close, group by group
+        if group["rows"] >= 200:  # AUC on fewer rows moves more between two fits
+            assert abs(group["metrics"]["auc"] - ours[key]["metrics"]["auc"]) < 0.1, key
+
+
 def test_dask_predict_equals_local_predict(project: Path,
                                            cluster: distributed.LocalCluster) -> None:
     train_json()

@@ -34,11 +34,15 @@ if TYPE_CHECKING:  # the optional dask extra: imported only where it is used
     from distributed import Client
 
 
+SEGMENT = "__segment:"  # a segment column carried beside the features, as it was read
+
+
 def _encoded_partition(frame: Any, spec_json: str, time_column: str | None,
                        holdout_from: str | None, fractions: tuple[float, float],
-                       seed: int, id_column: str | None,
+                       seed: int, id_column: str | None, segments: list[str],
                        partition_info: dict[str, Any] | None = None) -> Any:
-    """One partition as float features, the target and its split; runs on a worker."""
+    """One partition as float features, the target, its split and its segment columns
+    (for the holdout's figures per group); runs on a worker."""
     import pandas as pd  # the optional dask extra brings it; only workers run this
 
     spec = FeatureSpec.from_json(json.loads(spec_json))
@@ -65,6 +69,8 @@ def _encoded_partition(frame: Any, spec_json: str, time_column: str | None,
     out = pd.DataFrame(features, columns=spec.names, index=frame.index)
     out["__target"] = target
     out["__split"] = split
+    for name in segments:
+        out[SEGMENT + name] = frame[name]
     return out[~np.isnan(target)]
 
 
@@ -94,10 +100,13 @@ def train_on_cluster(ws: Workspace, training: trainer.TrainPlan, client: Client,
     if time_column:  # the newest rows are the holdout, as in local training
         holdout_from = _holdout_from(frame[time_column], cfg.train.holdout_fraction)
     spec_json = json.dumps(spec.to_json())
-    meta = {**{n: "f8" for n in spec.names}, "__target": "f8", "__split": "i8"}
+    segments = trainer.segment_names(cfg, list(frame.columns))
+    meta = {**{n: "f8" for n in spec.names}, "__target": "f8", "__split": "i8",
+            **{SEGMENT + name: frame[name].dtype for name in segments}}
     encoded = frame.map_partitions(_encoded_partition, spec_json, time_column, holdout_from,
                                    (cfg.train.holdout_fraction, cfg.train.valid_fraction),
-                                   training.seed, cfg.data.id_column, meta=meta).persist()
+                                   training.seed, cfg.data.id_column, segments,
+                                   meta=meta).persist()
     parts = {which: encoded[encoded["__split"] == which] for which in (TRAIN, VALID, HOLDOUT)}
     arrays = {which: _non_empty(part[spec.names].to_dask_array(lengths=True),
                                 part["__target"].to_dask_array(lengths=True))
@@ -128,9 +137,12 @@ def train_on_cluster(ws: Workspace, training: trainer.TrainPlan, client: Client,
         booster = model.booster_
         best = _best_iteration(curves, booster.current_iteration())
         holdout_x, holdout_y = arrays[HOLDOUT]
-        features, truth = client.compute([holdout_x, holdout_y], sync=True)
+        carried = parts[HOLDOUT][[SEGMENT + name for name in segments]]
+        features, truth, groups = client.compute([holdout_x, holdout_y, carried], sync=True)
         predicted = np.asarray(booster.predict(features))
-        return trainer.Fitted(booster, best, truth, predicted, sample, features)
+        held = pl.from_pandas(groups).rename(lambda column: column.removeprefix(SEGMENT))
+        return trainer.Fitted(booster, best, truth, predicted, sample, features,
+                              held if segments else None)
 
     return trainer.record_training(ws, training, spec, params, split, fit,
                                      name=name or f"{cfg.project.name}-train-dask",
@@ -147,12 +159,13 @@ def _best_iteration(curves: dict[str, list[float]], trained: int) -> int:
 
 
 def _holdout_from(times: Any, fraction: float) -> str:
-    """The earliest time such that rows at or after it are about `fraction` of all rows,
-    from per-time counts (small) computed on the cluster; equal times stay together."""
+    """The time local training cuts at (`split._cut`: the one at the sorted position
+    where `fraction` of the rows remain), from per-time counts (small) computed on the
+    cluster; equal times stay together."""
     counts = times.value_counts().compute().sort_index()
-    after = counts[::-1].cumsum()[::-1] / counts.sum()  # share of rows at or after each
-    eligible = after[after <= fraction]
-    cutoff = eligible.index[0] if len(eligible) else counts.index[-1]
+    total = int(counts.sum())
+    position = min(total - 1, max(1, int(round(total * (1 - fraction)))))
+    cutoff = counts.index[int((counts.cumsum() > position).to_numpy().argmax())]
     return cutoff.isoformat() if hasattr(cutoff, "isoformat") else str(cutoff)
 
 

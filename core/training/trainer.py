@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -164,7 +164,8 @@ def train(ws: Workspace, training: TrainPlan, name: str | None = None,
                        cfg.train.valid_fraction, training.seed, cfg.data.id_column)
     features = encode(frame, spec)
 
-    segments = _segment_rows(cfg, frame)
+    named = segment_names(cfg, frame.columns)
+    segments = frame.select(named) if named else None
 
     def fit(run: active_run.Run) -> Fitted:
         booster = _fit(cfg, params, features, target, split, spec, run, on_iteration)
@@ -195,16 +196,15 @@ class Fitted:
     holdout_segments: pl.DataFrame | None = None  # their segment columns, when any
 
 
-def _segment_rows(cfg: Config, frame: pl.DataFrame) -> pl.DataFrame | None:
-    """The columns `[monitor] segments` breaks figures down by, checked to be there."""
-    wanted = list(dict.fromkeys(name for columns in segment_columns(cfg) for name in columns))
-    if not wanted:
-        return None
-    missing = [name for name in wanted if name not in frame.columns]
+def segment_names(cfg: Config, columns: Sequence[str]) -> list[str]:
+    """The columns `[monitor] segments` breaks figures down by, checked to be among the
+    dataset's `columns`."""
+    wanted = list(dict.fromkeys(name for names in segment_columns(cfg) for name in names))
+    missing = [name for name in wanted if name not in columns]
     if missing:
         raise UsageError(f"[monitor] segments: no column {missing[0]!r} in the dataset "
-                         f"(its columns: {', '.join(frame.columns)})")
-    return frame.select(wanted)
+                         f"(its columns: {', '.join(columns)})")
+    return wanted
 
 
 def record_training(ws: Workspace, training: TrainPlan, spec: FeatureSpec,
