@@ -296,5 +296,3 @@ def _print_jobs(listed: list[JobRecord]) -> None:
           output.duration(j.started_at, j.ended_at),
           (j.run_id or "")[:8], j.outcome) for j in listed], drop_first=["trigger", "took"])
 
-
-COMMANDS = (watch, daemon_cmd, status, schedule_group, pipeline_group, jobs_group)

@@ -1,4 +1,4 @@
-"""`mlyard drift`, `alerts`, `feedback`, `performance` and `shadow`."""
+"""`mlyard drift`, `alerts` and `shadow`."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from mlyard.core.config import segment_columns
 from mlyard.core.data.sniff import DATA_SUFFIXES
 from mlyard.core.errors import UsageError
 from mlyard.core.humanize import counted
-from mlyard.core.monitoring import drift_reports, performance, segment_drift, shadow_report
+from mlyard.core.monitoring import drift_reports, segment_drift, shadow_report
 from mlyard.core.monitoring.report_html import render
 from mlyard.core.monitoring.report_view import ColumnView, ReportView
 from mlyard.core.tracking.evaluation import Interval
@@ -213,69 +213,6 @@ def alerts_test(obj: Context) -> None:
         raise SystemExit(1)
 
 
-@click.command()
-@click.argument("path", type=click.Path(path_type=Path))
-@click.option("--window", default="1d", show_default=True,
-              help="The time window metrics are computed over: 1h, 1d, 7d.")
-@JSON_OPTION
-@click.pass_obj
-def feedback(obj: Context, path: Path, window: str, as_json: bool) -> None:
-    """Join late labels to served predictions; the model's real metrics per window.
-
-    FILE has the id and target columns; rows join by id to logged predictions."""
-    result = performance.feedback(obj.ws, path, window)
-    if as_json:
-        output.print_json(result)
-        return
-    output.stdout.print(f"{result.matched:,} of {result.labels:,} labels matched a logged "
-                        "prediction", markup=False)
-    if result.unseen:
-        shown = ", ".join(f"{label!r} ({rows:,} rows)" for label, rows in
-                          list(result.unseen.items())[:8])
-        output.stderr.print(f"warning: labels of classes the model never saw, not scored: "
-                            f"{shown}; retrain on data that has them", markup=False)
-    _print_windows(result.windows)
-    for note in result.notes:
-        output.stderr.print(f"note: {note}", markup=False)
-    for alert in result.alerts:
-        output.stderr.print(f"alert (segment): {alert}", markup=False)
-
-
-@click.command("performance")
-@click.option("--by", "segment", metavar="SEGMENT",
-              help="Per group of a segment of [monitor] segments (region, or region+plan).")
-@JSON_OPTION
-@click.pass_obj
-def performance_cmd(obj: Context, segment: str | None, as_json: bool) -> None:
-    """Live metrics per window, from every `mlyard feedback` so far."""
-    if segment is not None:
-        _print_by_segment(performance.by_segment(obj.ws, segment), as_json)
-        return
-    windows = performance.history(obj.ws)
-    if as_json:
-        output.print_json(windows)
-        return
-    _print_windows(windows)
-
-
-def _print_by_segment(rows: list[performance.SegmentRow], as_json: bool) -> None:
-    if as_json:
-        output.print_json(rows)
-        return
-    keys = sorted({k for row in rows for k in row.metrics})
-    output.print_table(["from", "version", "group", "rows", *keys],
-                       [(output.when(row.start), row.version, row.group, row.rows,
-                         *(row.metrics.get(k) if not row.too_few else "too few rows"
-                           if k == keys[0] else "" for k in keys)) for row in rows])
-
-
-def _print_windows(windows: list[performance.Window]) -> None:
-    keys = sorted({k for w in windows for k in w.metrics})
-    output.print_table(["from", "to", "version", "rows", *keys],
-                       [(output.when(w.start), output.when(w.end), w.version, w.rows,
-                         *(w.metrics.get(k) for k in keys)) for w in windows])
-
-
 @click.group("shadow")
 def shadow_group() -> None:
     """How a shadow model (`mlyard serve --shadow`) compares with the champion."""
@@ -346,5 +283,3 @@ def _print_comparison(pair: shadow_report.ShadowComparison) -> None:
 def _interval(value: Interval) -> str:
     return f"{value.value:.4g} ({value.low:.3g} to {value.high:.3g})"
 
-
-COMMANDS = (drift, alerts, feedback, performance_cmd, shadow_group)
