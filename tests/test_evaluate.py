@@ -1,4 +1,5 @@
-"""Holdout metrics on cases small enough to work out by hand."""
+"""Holdout metrics on cases small enough to work out by hand, and AUC against
+scikit-learn's on generated ones."""
 
 from __future__ import annotations
 
@@ -6,8 +7,12 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from sklearn.metrics import roc_auc_score
 
 from mlyard.core.tracking.evaluation import evaluate
+from tests.conftest import examples
 
 
 def test_binary_metrics_match_hand_computed_values() -> None:
@@ -28,6 +33,22 @@ def test_binary_metrics_match_hand_computed_values() -> None:
 def test_auc_counts_ties_as_half_and_is_nan_with_one_class() -> None:
     assert evaluate("binary", np.array([0, 1]), np.array([0.5, 0.5]))["auc"] == 0.5
     assert math.isnan(evaluate("binary", np.array([1, 1]), np.array([0.2, 0.9]))["auc"])
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(rows=st.lists(st.tuples(st.booleans(), st.one_of(
+    st.sampled_from([0.0, 0.25, 0.5, 1.0]), st.floats(0, 1))), min_size=2, max_size=300))
+def test_auc_equals_sklearns_with_ties_in_any_row_order(rows: list[tuple[bool, float]]) -> None:
+    """Rows in score order skip the sort (segment figures hand them over so): both ways
+    give scikit-learn's AUC, tied scores counting a half."""
+    truth = np.array([label for label, _ in rows], dtype=np.int64)
+    scores = np.array([score for _, score in rows])
+    assume(0 < truth.sum() < len(truth))
+    want = roc_auc_score(truth, scores)
+    order = np.argsort(scores)
+    assert evaluate("binary", truth, scores)["auc"] == pytest.approx(want, abs=1e-12)
+    assert evaluate("binary", truth[order], scores[order])["auc"] == pytest.approx(want,
+                                                                                   abs=1e-12)
 
 
 def test_certain_wrong_answers_give_a_finite_log_loss() -> None:

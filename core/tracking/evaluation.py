@@ -77,9 +77,15 @@ def _auc(positive: np.ndarray, scores: np.ndarray) -> float:
     n_neg = len(positive) - n_pos
     if n_pos == 0 or n_neg == 0:
         return float("nan")
-    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    # Rows already in score order (segment_figures) need no sort; ties share a rank,
+    # so their order does not matter.
+    if not (scores[1:] >= scores[:-1]).all():
+        order = np.argsort(scores)
+        scores, positive = scores[order], positive[order]
+    starts = np.flatnonzero(np.concatenate(([True], scores[1:] != scores[:-1])))
+    counts = np.diff(np.append(starts, len(scores)))
     ends = np.cumsum(counts)
-    ranks = (ends - (counts - 1) / 2)[inverse]  # tied scores share their average rank
+    ranks = np.repeat(ends - (counts - 1) / 2, counts)  # tied scores share their average
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
