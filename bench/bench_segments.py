@@ -5,9 +5,9 @@ against Fairlearn's `MetricFrame` on the same rows in the same run.
 
 Three measurements, mlyard's the median of 3 and Fairlearn's one run (it takes minutes):
 - the user's path: `mlyard feedback labels.csv` as its own process, over a prediction
-  log of ROWS served rows (each carrying its id and the three segments), written through
-  the server's own log writer first (not timed); the windows' figures overall and per
-  group of each segment, stored;
+  log of ROWS served rows written through the server's own log writer first (not
+  timed), each row's id and three segments in the log's key columns as `mlyard serve`
+  keeps them; the windows' figures overall and per group of each segment, stored;
 - inside it, labelled as such: `segment_figures` on the rows in memory (AUC, log loss,
   accuracy, F1, precision, recall, selection rate, TPR and FPR per group, the fairness
   figures of the sensitive segment);
@@ -40,6 +40,7 @@ from fairlearn.metrics import (
 )
 from sklearn.metrics import accuracy_score, roc_auc_score
 
+from mlyard.core.config import logged_keys
 from mlyard.core.serving.prediction_log import PredictionLog
 from mlyard.core.tracking.segments import segment_figures
 from mlyard.core.workspace import open_workspace
@@ -83,18 +84,19 @@ def project(truth: np.ndarray, scores: np.ndarray, groups: pl.DataFrame) -> Path
         subprocess.run([sys.executable, "-m", "mlyard", *command], cwd=root, check=True,
                        capture_output=True)
     ws = open_workspace(root)
-    log = PredictionLog(ws.catalog)
+    keys = logged_keys(ws.config)  # as `mlyard serve` logs: the id, then the segments
+    log = PredictionLog(ws.catalog, keys=keys)
     log.start()
     ids = [str(i) for i in range(len(truth))]
-    columns = {name: groups[name].to_list() for name in SEGMENTS}
+    columns = {"row_id": ids, **{name: groups[name].to_list() for name in SEGMENTS}}
     now = time.time()
     for start in range(0, len(truth), REQUEST_ROWS):
         end = min(start + REQUEST_ROWS, len(truth))
-        inputs = orjson.dumps([{"x": 0.0, "row_id": ids[i],
-                                **{name: columns[name][i] for name in SEGMENTS}}
+        inputs = orjson.dumps([{"x": 0.0, **{name: columns[name][i] for name in keys}}
                                for i in range(start, end)]).decode()
         log.add([(f"r{start}", now, "seg", 1, end - start, inputs,
-                  orjson.dumps(scores[start:end].tolist()).decode())])
+                  orjson.dumps(scores[start:end].tolist()).decode(),
+                  tuple(columns[name][start:end] for name in keys))])
     log.close()
     pl.DataFrame({"row_id": ids, "label": truth}).write_csv(root / "labels.csv")
     return root

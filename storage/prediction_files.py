@@ -16,6 +16,7 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Sequence
 from itertools import accumulate
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,22 @@ PREDICTION_SCHEMA = pa.schema(
         ("outputs", pa.string()),
     ]
 )
+# Then a column per key the server keeps (`key_column`): one text per scored row, so
+# feedback joins labels by id and breaks figures down by segment without decoding the
+# rows' JSON (1,000,000 logged rows took 2.4 s to decode, bench/bench_segments.py).
+KEY_PREFIX = "key:"
+
+
+def key_column(name: str) -> str:
+    return KEY_PREFIX + name
+
+
+def log_schema(keys: Sequence[str]) -> pa.Schema:
+    """The log's columns for a server keeping `keys` (the id, then segment columns)."""
+    schema = PREDICTION_SCHEMA
+    for name in keys:
+        schema = schema.append(pa.field(key_column(name), pa.list_(pa.string())))
+    return schema
 
 
 def model_dir(root: Path, model: str) -> Path:
@@ -153,12 +170,32 @@ def read(root: Path, model: str, since: float = 0.0, until: float | None = None,
                       for c in ("ts", "version", "inputs", "outputs")), strict=True))
 
 
-def read_table(root: Path, model: str) -> pa.Table | None:
-    """Every request logged for `model` as one Arrow table (ts, version, inputs,
-    outputs), oldest first, for readers that decode it in bulk; None when there is none."""
-    tables = [pq.read_table(path, columns=["ts", "version", "inputs", "outputs"])
-              for path in files(root, model, 0.0)]
-    return pa.concat_tables(tables).sort_by("ts") if tables else None
+def read_keyed(root: Path, model: str, id_column: str, keys: Sequence[str]
+               ) -> tuple[pa.Table | None, pa.Table | None]:
+    """Every request logged for `model`, for joining labels by `id_column`: (ts,
+    version, outputs and the key columns among `id_column` and `keys`) from files that
+    kept the id beside the rows, and (ts, version, inputs, outputs) from files that did
+    not (written before mlyard kept keys, or by a server without an id column)."""
+    keyed, unkeyed = [], []
+    plain = ["ts", "version", "inputs", "outputs"]
+    for path in files(root, model, 0.0):
+        # ParquetFile, not read_table: that loads pyarrow.dataset and pandas (0.3 s).
+        file = pq.ParquetFile(path)
+        names = set(file.schema_arrow.names)
+        if key_column(id_column) not in names:
+            unkeyed.append(file.read(columns=plain))
+            continue
+        kept = [key_column(name) for name in dict.fromkeys([id_column, *keys])
+                if key_column(name) in names]
+        table = file.read(columns=["ts", "version", "outputs", *kept])
+        without = pc.is_null(table.column(key_column(id_column)))
+        if pc.any(without).as_py():  # a compacted day that began before keys were kept
+            unkeyed.append(file.read(columns=plain).filter(without))
+            table = table.filter(pc.invert(without))
+        keyed.append(table)
+    # Files of servers keeping different segments: a key one did not keep is null there.
+    return tuple(pa.concat_tables(tables, promote_options="default") if tables else None
+                 for tables in (keyed, unkeyed))  # type: ignore[return-value]
 
 
 def recent(root: Path, model: str, limit: int) -> list[tuple[str, float, int, int, str, str]]:
@@ -213,15 +250,25 @@ def _merge(sources: list[Path], day: Path, name: str) -> Path:
     when it was written), streamed a batch at a time under the first one's schema. Read
     whole, one day of 2.65 M logged rows held 2.15 GB in the server that compacted it."""
     pending, final = day / (name + PENDING), day / (name + SUFFIX)
-    schema = pq.read_schema(sources[0])
+    # Every source's columns: servers keeping different keys may have written the day.
+    schema = pa.unify_schemas([pq.read_schema(source) for source in sources],
+                              promote_options="permissive")
     with pq.ParquetWriter(pending, schema, compression="zstd") as writer:
         for source in sources:
             for batch in pq.ParquetFile(source).iter_batches(batch_size=MERGE_BATCH_ROWS):
-                writer.write_batch(batch.cast(schema) if batch.schema != schema else batch)
+                writer.write_batch(batch if batch.schema == schema else _conformed(batch,
+                                                                                  schema))
     with open(pending, "rb") as handle:
         os.fsync(handle.fileno())
     os.replace(pending, final)
     return final
+
+
+def _conformed(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """`batch` in `schema`'s columns and types, nulls for the columns it lacks."""
+    return pa.RecordBatch.from_arrays(
+        [batch.column(field.name).cast(field.type) if field.name in batch.schema.names
+         else pa.nulls(batch.num_rows, field.type) for field in schema], schema=schema)
 
 
 def _finish_interrupted(day: Path) -> None:

@@ -11,11 +11,14 @@ from pathlib import Path
 import httpx
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mlyard.core.models.loading import load_model
+from mlyard.core.monitoring.by_id import join_on, last_of_each
 from mlyard.core.tracking.evaluation import evaluate
 from mlyard.core.workspace import open_workspace
-from tests.conftest import mlyard, train_json, wait_for
+from tests.conftest import examples, mlyard, train_json, wait_for
 from tests.test_evolving_data import init, month_file, panel  # noqa: F401  (a fixture)
 from tests.test_serve import Server
 
@@ -137,3 +140,25 @@ def test_drift_over_served_rows_with_and_without_the_id(panel: Path) -> None:  #
     drift = mlyard("drift", "--served", "1h", "--json")
     assert drift.exit_code == 0, drift.stderr
     assert json.loads(drift.stdout)["current"]["rows"] == 360
+
+
+IDS = st.lists(st.one_of(st.text(max_size=3), st.sampled_from(["7", "07", "7.0", "é"])),
+               max_size=40)
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(logged=IDS, labelled=IDS)
+def test_newest_per_id_and_the_join_are_exactly_the_texts(logged: list[str],
+                                                          labelled: list[str]) -> None:
+    """Feedback keys on a hash of the ids and checks the text: the same rows, in the
+    same order, as keying on the text itself (ids that differ only in spelling, such as
+    7 and 07, stay apart)."""
+    left = pl.DataFrame({"id": logged, "at": range(len(logged))},
+                        schema={"id": pl.String, "at": pl.Int64})
+    right = pl.DataFrame({"id": labelled, "label": range(len(labelled))},
+                         schema={"id": pl.String, "label": pl.Int64})
+    newest = left.unique("id", keep="last", maintain_order=True)
+    assert last_of_each(left, "id").equals(newest)
+    labels = right.unique("id", keep="last", maintain_order=True)
+    assert join_on(newest, last_of_each(right, "id"), "id").equals(
+        newest.join(labels, on="id", how="inner", maintain_order="left"))

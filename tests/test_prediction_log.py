@@ -31,7 +31,7 @@ def requests(count: int, ts: float, model: str = "churn") -> list[tuple[object, 
 def predictions(count: int, ts: float) -> list[Prediction]:
     """Requests as the server logs them: each with its two typed rows and outputs."""
     frame = pl.DataFrame({"a": [1.0, 2.0]})
-    return [(f"r{i}-{ts}", ts + i * 0.001, "churn", 1, 2, frame, "[0.1,0.9]")
+    return [(f"r{i}-{ts}", ts + i * 0.001, "churn", 1, 2, frame, "[0.1,0.9]", ())
             for i in range(count)]
 
 
@@ -214,7 +214,8 @@ def test_a_client_resending_one_large_body_costs_the_disk_about_one_copy(
     body = orjson.dumps([{"amount": index * 0.37, "plan": f"plan-{index % 7}", "age": index}
                          for index in range(30_000)]).decode()  # ~1.4 MB of rows as logged
     now = time.time()
-    log.add([(f"r{i}", now + i * 0.001, "churn", 1, 30_000, body, "[0.5]") for i in range(10)])
+    log.add([(f"r{i}", now + i * 0.001, "churn", 1, 30_000, body, "[0.5]", ())
+             for i in range(10)])
     log.flush()
     written = sum(f.stat().st_size for f in (tmp_path / "logs").rglob("*.parquet"))
     single = len(body)
@@ -233,8 +234,39 @@ def test_a_large_request_is_logged_as_sent_whatever_its_text(tmp_path: Path) -> 
     bodies = [orjson.dumps([{"plan": f"plän-{i}-€-{'x' * (i % 5)}", "age": i}
                             for i in range(200 + size)]).decode() for size in range(3)]
     now = time.time()
-    log.add([(f"r{i}", now + i * 0.001, "churn", 1, 200 + i, body, "[0.5]")
+    log.add([(f"r{i}", now + i * 0.001, "churn", 1, 200 + i, body, "[0.5]", ())
              for i, body in enumerate([*bodies, '[{"a":1}]'])])
     log.flush()
     read = prediction_files.read(tmp_path / "logs" / "predictions", "churn")
     assert [inputs for _, _, inputs, _ in read] == [*bodies, '[{"a":1}]']
+
+
+def test_each_rows_id_and_segments_are_kept_beside_it_through_compaction(
+        tmp_path: Path) -> None:
+    """The server keeps each row's keys (id, segments) in their own columns: read back
+    as sent whether a request's were logged as lists (a few rows) or converted to Arrow
+    (a large request), and a day written by servers keeping different keys compacts
+    into one file that loses none (a key one server did not keep is null there)."""
+    catalog = Catalog(tmp_path)
+    start = (time.time() // DAY - 1) * DAY + 60  # yesterday: a day compaction takes
+    ids = [f"k{i}" for i in range(100)]
+    log = PredictionLog(catalog, keys=("id", "region"), housekeeping_interval=None)
+    log.add([("r0", start, "churn", 1, 1, '[{"a":1}]', "[0.5]", (["k"], ["north"])),
+             ("r1", start + 1, "churn", 1, 100, "[]", "[0.1]", (ids, [None] * 100)),
+             ("r2", start + 2, "churn", 1, 2, "[]", "[0.2,0.3]", (["a", None], ["é", "s"]))])
+    log.flush()
+    other = PredictionLog(catalog, keys=("id",), housekeeping_interval=None)
+    other.add([("r3", start + 3, "churn", 1, 1, "[]", "[0.4]", (["z"],))])
+    other.flush()
+    root = catalog.predictions_dir
+
+    def kept() -> tuple[list[object], list[object]]:
+        keyed, unkeyed = prediction_files.read_keyed(root, "churn", "id", ("region",))
+        assert unkeyed is None and keyed is not None
+        keyed = keyed.sort_by("ts")
+        return keyed.column("key:id").to_pylist(), keyed.column("key:region").to_pylist()
+
+    want = ([["k"], ids, ["a", None], ["z"]], [["north"], [None] * 100, ["é", "s"], None])
+    assert len(prediction_files.files(root, "churn")) == 2 and kept() == want
+    assert prediction_files.compact(root, "churn", prediction_files.day_of(time.time())) == 1
+    assert len(prediction_files.files(root, "churn")) == 1 and kept() == want

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -26,8 +28,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import accuracy_score, roc_auc_score, root_mean_squared_error
 
-from mlyard.core.config import load_config
+from mlyard.core.config import load_config, logged_keys
 from mlyard.core.models.loading import load_model
+from mlyard.core.serving.prediction_log import PredictionLog
 from mlyard.core.tracking.segments import MIN_ROWS, segment_figures
 from mlyard.core.workspace import open_workspace
 from mlyard.storage import prediction_files
@@ -194,19 +197,30 @@ def trained_fair(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rows: int = 30
     return project
 
 
-def serve_logged(project: Path, rows: pl.DataFrame, sent: list[str]) -> None:
+def serve_logged(project: Path, rows: pl.DataFrame, sent: list[str],
+                 keyed: bool = False, first: int = 0) -> None:
     """The latest model's scores for `rows` as the server logs them, one request a row
-    with the columns `sent`, and the rows' labels in labels.csv (no server: fast)."""
-    scores = load_model(open_workspace(project), "latest").predict(rows)
-    requests = [{"request_id": f"r{i}", "ts": 1_780_000_000.0 + i, "model": "fair",
-                 "version": 1, "rows": 1,
-                 "inputs": json.dumps([{name: str(r[name]) if name == "row_id" else r[name]
-                                        for name in sent}]),
-                 "outputs": json.dumps([float(scores[i])])}
+    with the columns `sent`, and the rows' labels in labels.csv (no server: fast).
+    `keyed`: as the log is written now, with the id and segments in their own columns;
+    otherwise as mlyard wrote it before it kept them (only in the rows' JSON). `first`:
+    the first request's second (they are a second apart)."""
+    ws = open_workspace(project)
+    scores = load_model(ws, "latest").predict(rows)
+    requests = [(f"r{i}", 1_780_000_000.0 + first + i, "fair", 1, 1,
+                 json.dumps([{name: str(r[name]) if name == "row_id" else r[name]
+                              for name in sent}]),
+                 json.dumps([float(scores[i])]),
+                 tuple([str(r[name]) if name in sent else None]
+                       for name in logged_keys(ws.config)))
                 for i, r in enumerate(rows.iter_rows(named=True))]
-    prediction_files.write(open_workspace(project).catalog.predictions_dir,
-                           pa.Table.from_pylist(requests,
-                                                schema=prediction_files.PREDICTION_SCHEMA))
+    if keyed:
+        log = PredictionLog(ws.catalog, keys=logged_keys(ws.config))
+        log.add(requests)
+        log.flush()
+    else:
+        prediction_files.write(ws.catalog.predictions_dir, pa.Table.from_pylist(
+            [dict(zip(prediction_files.PREDICTION_SCHEMA.names, request[:7], strict=True))
+             for request in requests], schema=prediction_files.PREDICTION_SCHEMA))
     rows.select("row_id", "label").write_csv(project / "labels.csv")
 
 
@@ -339,9 +353,13 @@ def test_live_feedback_is_broken_down_by_segment_and_a_failing_group_alerts(
     with Server(project, "champion") as server:
         for start in range(0, rows.height, 50):
             part = rows.slice(start, 50).select("row_id", "region", "x", "noise")
-            body = ({"dataframe_split": {"columns": part.columns, "data": part.rows()}}
-                    if start % 100 else {"dataframe_records": part.to_dicts()})
-            answer = httpx.post(f"{server.url}/invocations", json=body, timeout=30)
+            if start % 150 == 0:  # CSV: read as a frame, the large requests' path
+                answer = httpx.post(f"{server.url}/invocations", content=part.write_csv(),
+                                    headers={"content-type": "text/csv"}, timeout=30)
+            else:
+                body = ({"dataframe_split": {"columns": part.columns, "data": part.rows()}}
+                        if start % 100 else {"dataframe_records": part.to_dicts()})
+                answer = httpx.post(f"{server.url}/invocations", json=body, timeout=30)
             assert answer.status_code == 200, answer.text
         one = rows.row(0, named=True)  # one row: the server's fast reader logs it too
         answer = httpx.post(f"{server.url}/invocations", timeout=30, json={
@@ -406,3 +424,37 @@ def test_served_rows_without_the_segment_column_are_a_note_not_a_failure(
     assert "no logged request carried 'region': send it with each request" in result.stderr
     by = json.loads(mlyard("performance", "--by", "region", "--json").stdout)
     assert [row["group"] for row in by] == ["(missing)"] and by[0]["rows"] == 200
+
+
+def test_labels_join_the_same_whether_the_log_kept_keys_or_only_the_rows(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Feedback reads the id and segments from their own columns, and from the rows'
+    JSON in logs written before the server kept them: the same rows give the same
+    figures either way, and a log holding both (in two files, or compacted into one)
+    counts each row once."""
+    project = trained_fair(tmp_path, monkeypatch, rows=600)
+    rows = pl.read_csv(project / "data" / "batch.csv").head(300)
+    sent = ["row_id", "region", "x"]
+    logs = open_workspace(project).catalog.predictions_dir
+
+    def fed() -> dict[str, Any]:
+        result = mlyard("feedback", "labels.csv", "--json")
+        assert result.exit_code == 0, result.stderr
+        found = json.loads(result.stdout)
+        return {key: found[key] for key in ("matched", "windows", "segments")}
+
+    serve_logged(project, rows, sent)
+    before = fed()
+    assert before["matched"] == 300 and before["segments"]
+    shutil.rmtree(logs)
+    serve_logged(project, rows, sent, keyed=True)
+    assert fed() == before
+    shutil.rmtree(logs)
+    serve_logged(project, rows.tail(200), sent, keyed=True, first=100)
+    serve_logged(project, rows.head(100), sent)
+    rows.select("row_id", "label").write_csv(project / "labels.csv")
+    assert len(prediction_files.files(logs, "fair")) == 2
+    assert fed() == before
+    # A finished day is compacted into one file, keys null for the rows logged before.
+    assert prediction_files.compact(logs, "fair", before_day="2100-01-01") == 1
+    assert fed() == before

@@ -227,7 +227,7 @@ def test_a_shadow_that_dies_leaves_the_champion_answering(project: Path) -> None
 
 def test_a_request_the_shadow_cannot_score_is_recorded_with_why(project: Path) -> None:
     ws = open_workspace(project)
-    scorer = ShadowScorer(ModelHolder(ws, "challenger", id_column="customer_id"))
+    scorer = ShadowScorer(ModelHolder(ws, "challenger"))
     # A champion that needs fewer columns would answer this; the shadow needs them all.
     rows = requests_of(project, [2])[0]
     for row in rows:

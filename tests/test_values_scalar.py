@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlyard.core.data.values import FAILED, MISSING, parse_column, scalar_reader
+from mlyard.core.data.values import FAILED, MISSING, parse_column, plain_numbers, scalar_reader
 from mlyard.core.models.features import Feature, FeatureSpec, encode
 from mlyard.core.serving.request import (
     JsonRows,
@@ -85,13 +85,17 @@ def test_a_small_request_reads_as_the_column_path_does(columns: dict[str, list[A
     except ScoringRejected as column_refusal:
         for sent in (JsonRows.of(rows), by_column):
             with pytest.raises(ScoringRejected) as small_refusal:
-                small_request(sent, SPEC, None)
+                small_request(sent, SPEC)
             assert small_refusal.value.msg == column_refusal.msg
         return
     for sent in (JsonRows.of(rows), by_column):  # an object per row, or a list per column
-        matrix, logged = small_request(sent, SPEC, None)
+        # Every feature a key (a segment): kept as the text the larger requests' frame
+        # path keeps for it.
+        matrix, logged, keys = small_request(sent, SPEC, tuple(SPEC.names))
         assert np.array_equal(matrix, encode(typed, SPEC), equal_nan=True)
         assert json.loads(logged) == json.loads(typed.write_json())
+        assert list(keys) == [typed.get_column(name).cast(pl.String).to_list()
+                              for name in SPEC.names]
 
 
 NUMERIC_SPEC = FeatureSpec([Feature("n", "int"), Feature("x", "float"),
@@ -113,12 +117,14 @@ def test_the_one_row_reader_reads_as_the_rules_do(row: dict[str, Any], drop: str
     for name, value in row.items():  # JSON integers past 64 bits travel as text
         if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
             row[name] = str(value)
-    fast = RowReader(NUMERIC_SPEC, "id", ("seg",)).read(row)
+    keys = ("id", "seg", "c", "x")  # the id, a segment, two features that are segments
+    fast = RowReader(NUMERIC_SPEC, keys).read(row)
     if fast is None:
         return  # the server takes small_request itself
-    matrix, logged = small_request(JsonRows.of([row]), NUMERIC_SPEC, "id", ("seg",))
-    assert np.array_equal(fast[0], matrix, equal_nan=True)
-    assert fast[1] == logged
+    matrix, logged, kept = small_request(JsonRows.of([row]), NUMERIC_SPEC, keys)
+    assert np.array_equal(fast.matrix, matrix, equal_nan=True)
+    assert fast.logged == logged
+    assert fast.keys == kept
 
 
 @settings(max_examples=examples(300), deadline=None)
@@ -128,15 +134,16 @@ def test_the_one_row_reader_reads_as_the_rules_do(row: dict[str, Any], drop: str
                    st.none()),
     "c": st.sampled_from(["a", "b", "1", None]), "id": st.text(max_size=5)}))
 def test_plain_rows_are_read_fast_and_as_the_rules_read_them(row: dict[str, Any]) -> None:
-    fast = RowReader(NUMERIC_SPEC, "id").read(row)
+    fast = RowReader(NUMERIC_SPEC, ("id",)).read(row)
     assert fast is not None
-    matrix, logged = small_request(JsonRows.of([row]), NUMERIC_SPEC, "id")
-    assert np.array_equal(fast[0], matrix, equal_nan=True)
-    assert fast[1] == logged
+    assert fast.keys == ([row["id"]],)
+    matrix, logged, keys = small_request(JsonRows.of([row]), NUMERIC_SPEC, ("id",))
+    assert np.array_equal(fast.matrix, matrix, equal_nan=True)
+    assert (fast.logged, fast.keys) == (logged, keys)
 
 
 def test_plain_rows_take_the_one_row_reader() -> None:
-    reader = RowReader(NUMERIC_SPEC, "id")
+    reader = RowReader(NUMERIC_SPEC, ("id",))
     for row in ({"n": 3, "x": 1.5, "c": "a", "id": "k1"}, {"n": None, "x": 2, "c": None},
                 {"n": -7, "x": float("nan"), "c": "b", "extra": [1]}):
         assert reader.read(row) is not None, row
@@ -146,7 +153,7 @@ def test_plain_rows_take_the_one_row_reader() -> None:
         assert reader.read(row) is None, row  # the rules read these, or refuse them
     with_bool = FeatureSpec([*NUMERIC_SPEC.features, Feature("b", "bool")], "y", "int", None,
                             {})
-    assert RowReader(with_bool, None).read({"n": 3, "x": 1.5, "c": "a", "b": True}) is None
+    assert RowReader(with_bool).read({"n": 3, "x": 1.5, "c": "a", "b": True}) is None
 
 
 DATE_TEXT = st.sampled_from(["2024-03-01", " 2024-03-01 ", "2024-03-01 10:00", "01/03/2024",
@@ -181,3 +188,22 @@ def test_a_missing_cell_is_never_typed_and_staged_reading_reads_the_same(
     assert once.equals(twice), (kind, values, once, twice)
     assert not once.filter(pl.col("missing") & pl.col("typed").is_not_null()).height, \
         (kind, values, once)
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(texts=st.lists(st.one_of(
+    st.integers(-2**70, 2**70).map(str), st.floats().map(str),
+    st.sampled_from(["", " 7", "3.0", "1,234", "+5", "NA", "nan", "inf", "-0", "1e3",
+                     "0x10", "٣", "1_000"]), st.none()), min_size=1, max_size=12),
+    kind=st.sampled_from(["int", "float"]))
+def test_plain_numbers_read_as_the_rules_do(texts: list[str | None], kind: str) -> None:
+    """Labels of plain numbers skip the rules (a tenth of the time); whenever they do,
+    every value reads exactly as the rules read it."""
+    values = pl.Series("label", texts, dtype=pl.String)
+    plain = plain_numbers(values, kind)
+    if plain is None:
+        return
+    parsed = parse_column("label", kind, pl.String)
+    ruled = values.to_frame().select(parsed.typed, parsed.failed().alias("failed"))
+    assert not ruled.get_column("failed").any()
+    assert plain.to_list() == ruled.get_column("label").to_list()

@@ -6,21 +6,20 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from operator import itemgetter
 from pathlib import Path
-from typing import Any
 
 import msgspec
 import numpy as np
-import orjson
 import polars as pl
 
 from mlyard.core.config import segment_columns
-from mlyard.core.data.values import parse_column
+from mlyard.core.data.values import parse_column, plain_numbers
 from mlyard.core.durations import parse_every
 from mlyard.core.errors import MlyardError, UsageError
 from mlyard.core.models import registry
 from mlyard.core.models.features import FeatureSpec, encode_target, unseen_levels
+from mlyard.core.monitoring.by_id import join_on, last_of_each
+from mlyard.core.monitoring.logged import logged_predictions
 from mlyard.core.tracking.evaluation import comparable_metric, evaluate, higher_is_better
 from mlyard.core.tracking.segments import (
     GroupFigures,
@@ -78,6 +77,9 @@ def read_labels(path: Path, id_column: str, spec: FeatureSpec) -> pl.DataFrame:
             raise UsageError(f"{path}: no column {column!r}; expected the id column and the "
                              f"label ({id_column}, {spec.target})")
     labels = frame.select(pl.col(id_column).cast(pl.String), spec.target)
+    plain = plain_numbers(labels.get_column(spec.target), spec.target_type)
+    if plain is not None:  # all plain numbers: the rules would read them the same
+        return labels.with_columns(plain.alias(spec.target)).drop_nulls()
     parsed = parse_column(spec.target, spec.target_type, labels.schema[spec.target])
     bad = labels.with_row_index("__row", offset=1).filter(parsed.failed())
     if bad.height:
@@ -94,84 +96,25 @@ def typed_labels(labels: pl.DataFrame, spec: FeatureSpec) -> pl.DataFrame:
     return labels.with_columns(parsed.typed.alias(spec.target)).drop_nulls()
 
 
-def all_labels(ws: Workspace, id_column: str, spec: FeatureSpec) -> pl.DataFrame:
-    """Every delivery of labels kept so far, the newest label for each id."""
+NEWEST = "__newest"  # feedback's mark for labels the file it was given holds
+
+
+def all_labels(ws: Workspace, id_column: str, spec: FeatureSpec,
+               newest: tuple[Path, pl.DataFrame] | None = None) -> pl.DataFrame:
+    """Every delivery of labels kept so far, the newest label for each id. `newest`: the
+    delivery just kept (its file, and its labels as read, so they are not read back);
+    then a column NEWEST says which labels came from it."""
     frames = [typed_labels(frame.select(pl.col(id_column).cast(pl.String), spec.target), spec)
-              for frame in map(pl.from_arrow, label_files.deliveries(ws.catalog.labels_dir))
+              for frame in map(pl.from_arrow, label_files.deliveries(
+                  ws.catalog.labels_dir, skip=newest[0] if newest else None))
               if isinstance(frame, pl.DataFrame) and {id_column, spec.target} <= set(frame.columns)]
+    if newest is not None:
+        frames = [frame.with_columns(pl.lit(False).alias(NEWEST)) for frame in frames]
+        frames.append(newest[1].with_columns(pl.lit(True).alias(NEWEST)))
     if not frames:
         return pl.DataFrame(schema={id_column: pl.String, spec.target: pl.String})
-    return pl.concat(frames, how="vertical_relaxed").unique(subset=[id_column], keep="last",
-                                                            maintain_order=True)
-
-
-def logged_predictions(ws: Workspace, model: str, id_column: str,
-                       carried: tuple[str, ...] = ()) -> pl.DataFrame:
-    """Every logged row that carried an id: (ts, version, id, prediction, and the
-    `carried` columns as logged, null where a request did not send one)."""
-    table = prediction_files.read_table(ws.catalog.predictions_dir, model)
-    if table is not None:
-        try:  # the log's JSON decoded by polars, in bulk
-            return _decoded(pl.DataFrame(pl.from_arrow(table)), id_column, carried)
-        except pl.exceptions.PolarsError:
-            pass  # NaN in an old log, or class probabilities: read request by request
-    return _read_by_request(ws, model, id_column, carried)
-
-
-def _decoded(requests: pl.DataFrame, id_column: str, carried: tuple[str, ...]
-             ) -> pl.DataFrame:
-    """`logged_predictions` from the log's table: 1,000,000 logged rows took 10 s read
-    request by request in Python, ~1 s so (bench/bench_segments.py)."""
-    fields = {id_column: pl.String(), **{name: pl.String() for name in carried}}
-    rows = requests.select(
-        "ts", "version",
-        pl.col("inputs").str.json_decode(pl.List(pl.Struct(fields))),
-        pl.col("outputs").str.json_decode(pl.List(pl.Float64())))
-    # As before: a request whose first row has no id is left out; rows beyond the
-    # shorter of inputs and outputs too.
-    count = pl.min_horizontal(pl.col("inputs").list.len(), pl.col("outputs").list.len())
-    rows = rows.filter(pl.col("inputs").list.first().struct.field(id_column).is_not_null()) \
-        .with_columns(pl.col("inputs").list.head(count), pl.col("outputs").list.head(count)) \
-        .explode(["inputs", "outputs"]).unnest("inputs").rename({"outputs": "prediction"})
-    return rows.select(pl.col("ts").cast(pl.Float64), pl.col("version").cast(pl.Int64),
-                       id_column, "prediction", *carried).filter(
-        pl.col(id_column).is_not_null())
-
-
-def _read_by_request(ws: Workspace, model: str, id_column: str,
-                     carried: tuple[str, ...]) -> pl.DataFrame:
-    requests = prediction_files.read(ws.catalog.predictions_dir, model)
-    stamps, versions, ids, outputs = [], [], [], []
-    extra: dict[str, list[str | None]] = {name: [] for name in carried}
-    for ts, version, inputs, output in requests:
-        rows = _json(inputs)
-        if not rows or id_column not in rows[0]:
-            continue
-        values = _json(output)
-        count = min(len(rows), len(values))
-        rows = rows[:count]
-        stamps.extend([ts] * count)
-        versions.extend([version] * count)
-        ids.extend([value if type(value) is str else str(value)
-                    for value in map(itemgetter(id_column), rows)])
-        outputs.extend(values[:count])
-        for name, column in extra.items():
-            column.extend([None if sent is None else sent if type(sent) is str else str(sent)
-                           for sent in (row.get(name) for row in rows)])
-    return pl.DataFrame({"ts": stamps, "version": versions, id_column: ids,
-                         "prediction": pl.Series(outputs, dtype=pl.Object)
-                         if outputs and isinstance(outputs[0], list) else outputs, **extra},
-                        schema_overrides={"ts": pl.Float64, "version": pl.Int64,
-                                          id_column: pl.String,
-                                          **dict.fromkeys(carried, pl.String)})
-
-
-def _json(text: str) -> Any:
-    """orjson for what the log wrote; the json module for NaN in logs of old versions."""
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return json.loads(text)
+    every = pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
+    return last_of_each(every, id_column)
 
 
 def feedback(ws: Workspace, path: Path, window: str = "1d") -> FeedbackResult:
@@ -188,7 +131,7 @@ def feedback(ws: Workspace, path: Path, window: str = "1d") -> FeedbackResult:
     detail = registry.show(ws, "champion" if _has_champion(ws) else "latest")
     spec = detail.card.spec
     labels = read_labels(path, id_column, spec)
-    label_files.keep(ws.catalog.labels_dir, labels.to_arrow())  # for shadow reports
+    kept = label_files.keep(ws.catalog.labels_dir, labels.to_arrow())  # for later deliveries
     segments = segment_columns(ws.config)
     carried = tuple(dict.fromkeys(name for columns in segments for name in columns))
     logged = logged_predictions(ws, model_name, id_column, carried)
@@ -201,10 +144,16 @@ def feedback(ws: Workspace, path: Path, window: str = "1d") -> FeedbackResult:
         raise UsageError(f"none of the {scored:,} logged rows of {model_name} carries "
                          f"{id_column!r}: send the id column with each request so labels "
                          "can be joined later")
-    latest = logged.sort("ts").unique(subset=[id_column], keep="last")
-    matched = latest.join(labels, on=id_column, how="semi").height
-    # Every delivery so far: a later file for the same window adds its rows to it.
-    joined = latest.join(all_labels(ws, id_column, spec), on=id_column, how="inner")
+    # The newest prediction for each id, and its newest label from any delivery so far
+    # (a later file for the same window adds its rows to it); in a fixed order, so the
+    # same rows always sum to the same figures.
+    in_time = logged if logged.get_column("ts").is_sorted() else logged.sort(
+        "ts", maintain_order=True)
+    latest = last_of_each(in_time, id_column)
+    joined = join_on(latest, all_labels(ws, id_column, spec, newest=(kept, labels)),
+                     id_column)
+    matched = int(joined.get_column(NEWEST).sum())
+    joined = joined.drop(NEWEST)
     unseen: dict[str, int] = {}
     if spec.classes is not None:  # a class the model cannot predict is counted, not scored
         unseen = unseen_levels(joined[spec.target], spec.classes)
@@ -220,7 +169,7 @@ def feedback(ws: Workspace, path: Path, window: str = "1d") -> FeedbackResult:
     for (version, start), group in joined.group_by(["version", "window"],
                                                    maintain_order=True):
         truth = encode_target(group, spec)
-        predicted = np.asarray(group["prediction"].to_list(), dtype=np.float64)
+        predicted = _predicted(group.get_column("prediction"))
         metrics = evaluate(task, truth, predicted)
         if unseen:
             metrics["unseen_class_share"] = float(shares.filter(
@@ -249,6 +198,13 @@ def feedback(ws: Workspace, path: Path, window: str = "1d") -> FeedbackResult:
             meta_store.add_event(con, "alert.segment", model_name, "mlyard feedback",
                                  {"severity": "warning", "findings": alerts})
     return FeedbackResult(labels.height, matched, windows, unseen, by_segment, notes, alerts)
+
+
+def _predicted(values: pl.Series) -> np.ndarray:
+    """Scores as floats, or class probabilities as one row per prediction."""
+    if values.dtype == pl.List:
+        return np.asarray(values.to_list(), dtype=np.float64)
+    return values.cast(pl.Float64).to_numpy()
 
 
 def segment_alerts(ws: Workspace, windows: list[SegmentWindow]) -> list[str]:

@@ -125,7 +125,7 @@ class Invocations:
         now = time.time()
         rows = len(result.values)
         self.predictions.add([(request_id, now, version.model, version.version, rows,
-                               result.inputs, text)])
+                               result.inputs, text, result.keys)])
         await respond(send, 200, _answer(outputs, result), [
             (b"x-request-id", request_id.encode()), (b"x-mlyard-rows", str(rows).encode()),
             (b"x-mlyard-model-version", str(version.version).encode())])

@@ -8,7 +8,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from mlyard.core.config import segment_columns
+from mlyard.core.config import logged_keys
 from mlyard.core.errors import MlyardError, ObjectCorrupt
 from mlyard.core.models import registry
 from mlyard.core.models.loading import LoadedModel, load_model
@@ -24,15 +24,13 @@ class ModelHolder:
     """The served model; `serving` (the model and its row reader) is replaced in one
     assignment when the alias moves."""
 
-    def __init__(self, ws: Workspace, ref: str, poll_interval: float = 1.0,
-                 id_column: str | None = None) -> None:
+    def __init__(self, ws: Workspace, ref: str, poll_interval: float = 1.0) -> None:
         self.ws = ws
         self.ref = ref
         self.poll_interval = poll_interval
-        self.id_column = id_column
-        # Segment columns are logged beside the features, for live figures per group.
-        self.carried = tuple(dict.fromkeys(name for columns in segment_columns(ws.config)
-                                           for name in columns))
+        # The id and segment columns are logged beside the rows, so labels join by id
+        # and live figures break down by group.
+        self.keys = logged_keys(ws.config)
         self.serving = self._ready(load_model(ws, ref))
         self.swaps = 0
         self.refused: set[int] = set()  # versions whose model failed its trial load
@@ -46,7 +44,7 @@ class ModelHolder:
         return self.serving[0]
 
     def _ready(self, model: LoadedModel) -> tuple[LoadedModel, RowReader]:
-        return model, RowReader(model.spec, self.id_column, self.carried)
+        return model, RowReader(model.spec, self.keys)
 
     def start(self) -> None:
         self._thread.start()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
+from itertools import accumulate, chain
 
 import polars as pl
 import pyarrow as pa
@@ -32,21 +33,31 @@ from mlyard.storage.prediction_files import PREDICTION_SCHEMA
 # milliseconds once a second).
 Inputs = pl.DataFrame | str
 ARROW_NOW = 4096  # characters of a request's JSON past which it is converted when logged
-# One scored request: request id, timestamp, model, version, rows, its inputs, and its
+# A request's value of each key column the log keeps (the id, then segment columns), one
+# text or None per row: a list, or an Arrow array (converted where scored: see `add`).
+Keys = tuple[list[str | None] | pa.Array, ...]
+KEYS_NOW = 32  # rows past which a request's keys are converted when logged
+# One scored request: request id, timestamp, model, version, rows, its inputs, its
 # outputs as JSON (encoded with the response: at flush time a second's worth of requests
-# would hold the GIL for milliseconds). Buffered, the inputs are Arrow (see `add`).
-Prediction = tuple[str, float, str, int, int, Inputs | pa.Array, str]
+# would hold the GIL for milliseconds), and its keys. Buffered, the inputs are Arrow
+# (see `add`).
+Prediction = tuple[str, float, str, int, int, Inputs | pa.Array, str, Keys]
 # One request as a shadow saw it, in the columns of `shadow_files.SHADOW_SCHEMA`.
 ShadowRecord = tuple[str, float, str, int, int, int, str | None, str, str | None, float,
                      float, str | None]
 
 
 class PredictionLog(BufferedWriter):
+    """`keys`: the columns kept beside each row, in each request's `Keys` order
+    (`mlyard.core.config.logged_keys`)."""
+
     def __init__(self, catalog: Catalog, flush_interval: float = 1.0,
                  enabled: bool = True, keep_seconds: float | None = None,
-                 housekeeping_interval: float | None = 3600.0) -> None:
+                 housekeeping_interval: float | None = 3600.0,
+                 keys: tuple[str, ...] = ()) -> None:
+        self.schema = prediction_files.log_schema(keys)
         super().__init__(catalog, "mlyard-prediction-log",
-                         {"predictions": _table, "shadow": _shadow_table},
+                         {"predictions": self._table, "shadow": _shadow_table},
                          flush_interval=flush_interval, max_pending=1_000_000)
         self.enabled = enabled
         self.root = catalog.predictions_dir
@@ -73,9 +84,14 @@ class PredictionLog(BufferedWriter):
             # than all of a second's requests at flush time: that conversion holds the GIL,
             # and for 100-row requests (~28 MB a second) it stalled every request ~30 ms a
             # second. A few rows' JSON is cheaper converted in bulk.
+            # Likewise a large request's keys: ~10 µs for 100 ids now, against a
+            # flush that held the GIL ~3 ms for a second of 100-row requests.
             self.add_rows("predictions", [
                 (*row[:5], _arrow_text(row[5])
-                 if isinstance(row[5], str) and len(row[5]) > ARROW_NOW else row[5], row[6])
+                 if isinstance(row[5], str) and len(row[5]) > ARROW_NOW else row[5], row[6],
+                 row[7] if row[4] <= KEYS_NOW else tuple(
+                     values if isinstance(values, pa.Array) else pa.array(values, pa.string())
+                     for values in row[7]))
                 for row in rows])
 
     def add_shadow(self, record: ShadowRecord) -> None:
@@ -85,7 +101,7 @@ class PredictionLog(BufferedWriter):
 
     def store(self, batches: Batches, now: float) -> bool:
         if "predictions" in batches:
-            prediction_files.write(self.root, batches["predictions"])
+            prediction_files.write(self.root, batches["predictions"], schema=self.schema)
         if "shadow" in batches:
             shadow_files.write(self.shadow_root, batches["shadow"])
         if self.housekeeping_interval is not None and now >= self._next_housekeeping:
@@ -103,6 +119,21 @@ class PredictionLog(BufferedWriter):
                     prediction_files.drop_before(
                         root, model, prediction_files.day_of(now - self.keep_seconds))
 
+    def _table(self, rows: Sequence[Prediction]) -> pa.Table:
+        request_ids, stamps, models, versions, counts, inputs, outputs, keys = zip(
+            *rows, strict=True)
+        return pa.table([
+            pa.array(request_ids, pa.string()), pa.array(stamps, pa.float64()),
+            pa.array(models, pa.string()), pa.array(versions, pa.int32()),
+            pa.array(counts, pa.int32()),
+            _inputs_column(inputs),
+            pa.array(outputs, pa.string()),
+            *(_key_column([request[at] for request in keys])
+              for at in range(len(self.schema) - len(PREDICTION_SCHEMA))),
+        ], schema=self.schema).combine_chunks()  # one piece: compression then sees
+        # repeats across requests (written a request per chunk, each chunk was compressed
+        # alone: 100 identical 4 MB bodies took 47 MB instead of 7)
+
 
 def _arrow_text(text: str) -> pa.Array:
     """One string as an Arrow array, from its UTF-8 bytes and two offsets: ~5 µs for a
@@ -114,23 +145,36 @@ def _arrow_text(text: str) -> pa.Array:
                                                   pa.py_buffer(data)])
 
 
-def _table(rows: Sequence[Prediction]) -> pa.Table:
-    request_ids, stamps, models, versions, counts, inputs, outputs = zip(*rows, strict=True)
-    return pa.table([
-        pa.array(request_ids, pa.string()), pa.array(stamps, pa.float64()),
-        pa.array(models, pa.string()), pa.array(versions, pa.int32()),
-        pa.array(counts, pa.int32()),
-        _inputs_column(inputs),
-        pa.array(outputs, pa.string()),
-    ], schema=PREDICTION_SCHEMA).combine_chunks()  # one piece: compression then sees
-    # repeats across requests (written a request per chunk, each chunk was compressed
-    # alone: 100 identical 4 MB bodies took 47 MB instead of 7)
-
-
 def _shadow_table(records: Sequence[ShadowRecord]) -> pa.Table:
     return pa.Table.from_pylist(
         [dict(zip(shadow_files.SHADOW_SCHEMA.names, record, strict=True))
          for record in records], schema=shadow_files.SHADOW_SCHEMA)
+
+
+def _key_column(values: Sequence[list[str | None] | pa.Array]) -> pa.ChunkedArray:
+    """One key's values as a list per request: runs of requests' lists flattened into
+    one chunk (a few rows each), each converted request its own."""
+    chunks: list[pa.Array] = []
+    run: list[list[str | None]] = []
+
+    def close_run() -> None:
+        offsets = pa.array(list(accumulate((len(items) for items in run), initial=0)),
+                           pa.int32())
+        chunks.append(pa.ListArray.from_arrays(offsets, pa.array(
+            list(chain.from_iterable(run)), pa.string())))
+        run.clear()
+
+    for items in values:
+        if isinstance(items, pa.Array):
+            if run:
+                close_run()
+            chunks.append(pa.ListArray.from_arrays(pa.array([0, len(items)], pa.int32()),
+                                                   items))
+        else:
+            run.append(items)
+    if run:
+        close_run()
+    return pa.chunked_array(chunks, pa.list_(pa.string()))
 
 
 def _inputs_column(inputs: Sequence[Inputs | pa.Array]) -> pa.ChunkedArray:

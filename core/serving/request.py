@@ -16,7 +16,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from operator import is_not, itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import numpy as np
@@ -27,6 +27,7 @@ from mlyard.core.data.reader import read_csv_body
 from mlyard.core.data.values import FAILED, MISSING, json_text, parse_column, scalar_reader
 from mlyard.core.errors import IngestRefused, MlyardError
 from mlyard.core.models.features import Feature, FeatureSpec
+from mlyard.core.serving.prediction_log import Keys
 
 
 class ScoringRejected(MlyardError):
@@ -255,11 +256,25 @@ def _explain(params: Any) -> bool:
     return explain
 
 
-def small_request(rows: JsonRows, spec: FeatureSpec, id_column: str | None,
-                  carried: tuple[str, ...] = ()) -> tuple[np.ndarray, str]:
-    """The model's input matrix and its typed rows as JSON for the log, for a request of
-    a few rows, one value at a time by the same rules as `typed_features` (no polars
-    query)."""
+class ReadRows(NamedTuple):
+    """A request read for scoring: the model's input matrix, its typed rows as JSON for
+    the log, and its values of each key column the log keeps (the id, then segment
+    columns), as text."""
+
+    matrix: np.ndarray
+    logged: str
+    keys: Keys
+
+
+def key_text(value: Any) -> str | None:
+    """A key's value as the log keeps it: text as sent, a number or bool as a CSV cell
+    would hold it."""
+    return value if value is None or type(value) is str else json_text(value)
+
+
+def small_request(rows: JsonRows, spec: FeatureSpec, keys: tuple[str, ...] = ()) -> ReadRows:
+    """A request of a few rows read one value at a time by the same rules as
+    `typed_features` (no polars query); `keys` as `RowReader.keys`."""
     if not rows.height:
         raise ScoringRejected("no rows to score")
     missing = [name for name in spec.names if name not in rows.first_names()]
@@ -296,34 +311,42 @@ def small_request(rows: JsonRows, spec: FeatureSpec, id_column: str | None,
         assert read is not None  # every feature type has a scalar reader
         # Levels repeat: each distinct value is read once. Text (or null) is its own key;
         # other values are keyed by type too, as 1 == True == 1.0 in a dict.
-        keys: list[Any] = values if dtype == pl.String else list(
+        levels: list[Any] = values if dtype == pl.String else list(
             zip(map(type, values), values, strict=True))
         seen: dict[Any, tuple[Any, float]] = {}
-        for key in dict.fromkeys(keys):
+        for key in dict.fromkeys(levels):
             value = key if dtype == pl.String else key[1]
             typed = read(value)
             if typed is FAILED:
                 expected = parse_column(feature.name, feature.type, dtype,
                                         levels=feature.categories,
                                         closed=feature.closed).expected
-                raise ScoringRejected(f"row {keys.index(key) + 1}, column {feature.name!r}: "
+                raise ScoringRejected(f"row {levels.index(key) + 1}, column {feature.name!r}: "
                                       f"{_shown(value)} is not {expected}")
             seen[key] = (None, np.nan) if typed is MISSING else (typed, codes.get(
                 typed, np.nan) if codes is not None else float(typed))
         if all(key == typed for key, (typed, _) in seen.items()):
             logged[feature.name] = values  # every value reads as itself (known text)
         else:
-            logged[feature.name] = [seen[key][0] for key in keys]
+            logged[feature.name] = [seen[key][0] for key in levels]
         codes_of = {key: code for key, (_, code) in seen.items()}
-        matrix[:, position] = list(map(codes_of.__getitem__, keys))
-    for name in ([id_column] if id_column is not None else []) + list(carried):
-        if name in rows.first_names():  # logged as text, as sent (the id, segments)
-            [sent] = rows.values([name])
+        matrix[:, position] = list(map(codes_of.__getitem__, levels))
+    for name in keys:
+        if name not in spec.names and name in rows.first_names():
+            [sent] = rows.values([name])  # logged as text, as sent (the id, segments)
             logged[name] = [None if v is None else json_text(v) for v in sent]
-    # Rows as objects (what drift and feedback read back): a Struct per row, built in C
-    # and encoded as the object a dict would be, a third of the time of 100 dicts.
+    # Rows as objects (what drift reads back): a Struct per row, built in C and encoded
+    # as the object a dict would be, a third of the time of 100 dicts.
     record = _record_type(tuple(logged))
-    return matrix, LOG_ENCODER.encode(list(map(record, *logged.values()))).decode()
+    return ReadRows(matrix, LOG_ENCODER.encode(list(map(record, *logged.values()))).decode(),
+                    tuple(_key_texts(logged.get(name), rows.height) for name in keys))
+
+
+def _key_texts(values: list[Any] | None, height: int) -> list[str | None]:
+    if values is None:
+        return [None] * height
+    return values if all(value is None or type(value) is str for value in values) else \
+        list(map(key_text, values))
 
 
 LOG_ENCODER = msgspec.json.Encoder()  # the log's rows, both readers; NaN as null

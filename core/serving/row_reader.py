@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from mlyard.core.models.features import FeatureSpec
-from mlyard.core.serving.request import LOG_ENCODER
+from mlyard.core.serving.request import LOG_ENCODER, ReadRows, key_text
 
 # A value's log entry and its matrix value, or None: not a value this reader takes.
 _Read = Callable[[Any], tuple[Any, float] | None]
@@ -27,13 +27,13 @@ _INT64 = 2**63
 
 
 class RowReader:
-    """`carried`: columns logged as sent without being features (segments), so live
-    figures can be broken down by them."""
+    """`keys`: the columns the log keeps beside each row (the id, then segment columns,
+    `mlyard.core.config.logged_keys`); those that are not features are logged as sent
+    (`passed`), never scored."""
 
-    def __init__(self, spec: FeatureSpec, id_column: str | None,
-                 carried: tuple[str, ...] = ()) -> None:
-        self.id_column = id_column
-        self.carried = tuple(c for c in carried if c not in spec.names and c != id_column)
+    def __init__(self, spec: FeatureSpec, keys: tuple[str, ...] = ()) -> None:
+        self.keys = keys
+        self.passed = tuple(name for name in keys if name not in spec.names)
         self.readers: list[tuple[str, _Read]] = []
         for feature in spec.features:
             read = _reader(feature.type, spec.category_codes.get(feature.name))
@@ -42,9 +42,8 @@ class RowReader:
                 return
             self.readers.append((feature.name, read))
 
-    def read(self, row: dict[str, Any]) -> tuple[np.ndarray, str] | None:
-        """The one-row matrix and the row's typed values as JSON for the log, as
-        `small_request([row], ...)` gives them, or None to use that."""
+    def read(self, row: dict[str, Any]) -> ReadRows | None:
+        """The row as `small_request([row], ...)` reads it, or None to use that."""
         if not self.readers:
             return None
         logged: dict[str, Any] = {}
@@ -58,19 +57,15 @@ class RowReader:
                 values.append(result[1])
         except KeyError:  # a missing column: refused by the rules, which name them all
             return None
-        if self.id_column is not None and self.id_column in row:
-            identifier = row[self.id_column]
-            if type(identifier) is not str:
-                return None
-            logged[self.id_column] = identifier
-        for name in self.carried:
+        for name in self.passed:
             if name in row:
                 value = row[name]
                 if type(value) is not str:
                     return None  # the rules say how a number or a null is logged
                 logged[name] = value
-        return np.array(values, dtype=np.float64).reshape(1, -1), \
-            LOG_ENCODER.encode([logged]).decode()
+        return ReadRows(np.array(values, dtype=np.float64).reshape(1, -1),
+                        LOG_ENCODER.encode([logged]).decode(),
+                        tuple([key_text(logged.get(name))] for name in self.keys))
 
 
 def _reader(kind: str, codes: dict[str, float] | None) -> _Read | None:

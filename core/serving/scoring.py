@@ -9,11 +9,12 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from mlyard.core.models.explain import explain_matrix
 from mlyard.core.models.features import encode
 from mlyard.core.models.loading import LoadedModel
-from mlyard.core.serving.prediction_log import Inputs
+from mlyard.core.serving.prediction_log import Inputs, Keys
 from mlyard.core.serving.request import (
     ScoringRejected,
     json_request,
@@ -35,20 +36,18 @@ def score_rows(body: bytes, content_type: str, model: LoadedModel, reader: RowRe
     """Parse, check and score one request: the rows to log, the predictions and any
     explanations asked for (unless `may_explain` is off, as for a shadow), or why the
     request cannot be scored (the server's 4xx answer)."""
-    id_column = reader.id_column
-    passed = ([id_column] if id_column else []) + list(reader.carried)  # logged, not scored
-    wanted = model.spec.names + passed
+    wanted = model.spec.names + list(reader.passed)
     try:
         request = json_request(body, content_type)
         rows = request.rows if request is not None else None
         explain = may_explain and request is not None and request.explain
         if rows is not None and 0 < rows.height <= SMALL_REQUEST:
             read = reader.read(rows.first()) if rows.height == 1 and not explain else None
-            matrix, logged = read or small_request(rows, model.spec, id_column,
-                                                   reader.carried)
+            matrix, logged, keys = read or small_request(rows, model.spec, reader.keys)
             output = model.predict_matrix(matrix, threads=1)
             values = output.tolist() if isinstance(output, np.ndarray) else list(output)
-            return Scored(logged, values, _explained(model, matrix) if explain else None)
+            return Scored(logged, values, keys,
+                          _explained(model, matrix) if explain else None)
         # JSON parsed above is not parsed again; CSV is read as a frame.
         sent = rows_frame(rows, wanted) if rows is not None else parse_body(body, content_type,
                                                                           wanted)
@@ -66,18 +65,22 @@ def score_rows(body: bytes, content_type: str, model: LoadedModel, reader: RowRe
     values = output.tolist() if isinstance(output, np.ndarray) else list(output)
     # Logged (never scored): labels arriving later are joined by id, and figures broken
     # down by segment.
-    frame = frame.with_columns([sent.get_column(name).cast(pl.String) for name in passed
-                                if name in sent.columns])
-    return Scored(frame, values, extra)
+    frame = frame.with_columns([sent.get_column(name).cast(pl.String)
+                                for name in reader.passed if name in sent.columns])
+    keys = tuple(frame.get_column(name).cast(pl.String).to_arrow().cast(pa.string())
+                 if name in frame.columns else [None] * frame.height for name in reader.keys)
+    return Scored(frame, values, keys, extra)
 
 
 @dataclass(frozen=True)
 class Scored:
-    """A scored request: its typed rows for the log, the predictions, and the
-    explanations when the request asked for them (`params.explain`)."""
+    """A scored request: its typed rows for the log, the predictions, its key columns
+    for the log (`RowReader.keys`), and the explanations when the request asked for
+    them (`params.explain`)."""
 
     inputs: Inputs
     values: list[Any]
+    keys: Keys
     explanations: dict[str, Any] | None = None
 
 

@@ -71,9 +71,9 @@ def create_app(ws: Workspace, ref: str, token: str | None = None,
             holds up the event loop that small ones are answered on.
         max_queued: requests waiting for a thread beyond which new ones get 503.
     """
-    holder = ModelHolder(ws, ref, poll_interval, ws.config.data.id_column)
+    holder = ModelHolder(ws, ref, poll_interval)
     predictions = PredictionLog(ws.catalog, enabled=log_predictions,
-                                keep_seconds=ws.config.serve.keep_seconds)
+                                keep_seconds=ws.config.serve.keep_seconds, keys=holder.keys)
     holder.also.append(HealthAlarm(ws, holder.ref, predictions).check)
     shadow = None
     if shadow_ref is not None:

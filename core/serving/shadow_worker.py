@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import IO
 
 import orjson
-import polars as pl
+import pyarrow as pa
 
 from mlyard.core.serving.model_holder import ModelHolder
 from mlyard.core.serving.prediction_log import PredictionLog, ShadowRecord
 from mlyard.core.serving.request import ScoringRejected
-from mlyard.core.serving.row_reader import RowReader
 from mlyard.core.serving.scoring import Scored, score_rows
 from mlyard.core.serving.shadow import read_frame
 from mlyard.core.workspace import open_workspace
@@ -54,7 +53,7 @@ class ShadowScorer:
         else:
             self.scored += 1
             outputs, error = orjson.dumps(result.values).decode(), None
-            ids = _ids(result, reader)
+            ids = _ids(result, self.holder.ws.config.data.id_column)
         return (str(header["request_id"]), float(header["ts"]),  # type: ignore[arg-type]
                 str(header["model"]), int(header["champion_version"]),  # type: ignore[call-overload]
                 model.version.version, int(header["rows"]),  # type: ignore[call-overload]
@@ -62,22 +61,16 @@ class ShadowScorer:
                 float(header["champion_seconds"]), seconds, error)  # type: ignore[arg-type]
 
 
-def _ids(scored: Scored, reader: RowReader) -> str | None:
-    """The request's row ids as a JSON array, when it sent the id column."""
-    id_column = reader.id_column
+def _ids(scored: Scored, id_column: str | None) -> str | None:
+    """The request's row ids as a JSON array, when it sent the id column (the first of
+    the keys the log keeps, when there is one)."""
     if id_column is None:
         return None
-    inputs = scored.inputs
-    if isinstance(inputs, pl.DataFrame):
-        if id_column not in inputs.columns:
-            return None
-        values = inputs.get_column(id_column).to_list()
-    else:
-        rows = orjson.loads(inputs)
-        if not rows or id_column not in rows[0]:
-            return None
-        values = [row.get(id_column) for row in rows]
-    return orjson.dumps([None if v is None else str(v) for v in values]).decode()
+    values = scored.keys[0]
+    sent = values.to_pylist() if isinstance(values, pa.Array) else values
+    if all(value is None for value in sent):
+        return None
+    return orjson.dumps(sent).decode()
 
 
 def serve_shadow(scorer: ShadowScorer, log_to: PredictionLog, requests: IO[bytes],
@@ -125,7 +118,7 @@ def main() -> None:
     os.nice(NICENESS)
     root, config, ref, poll, report_fd = sys.argv[1:6]
     ws = open_workspace(workspace=Path(root), config_path=Path(config), register=False)
-    holder = ModelHolder(ws, ref, float(poll), ws.config.data.id_column)
+    holder = ModelHolder(ws, ref, float(poll))
     holder.start()
     # The server's own log compacts and drops old days; two processes doing it at once
     # would race, so this one only writes.
