@@ -18,7 +18,9 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 from itertools import accumulate, chain
+from operator import itemgetter
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 
@@ -33,9 +35,10 @@ from mlyard.storage.prediction_files import PREDICTION_SCHEMA
 # milliseconds once a second).
 Inputs = pl.DataFrame | str
 ARROW_NOW = 4096  # characters of a request's JSON past which it is converted when logged
-# A request's value of each key column the log keeps (the id, then segment columns), one
-# text or None per row: a list, or an Arrow array (converted where scored: see `add`).
-Keys = tuple[list[str | None] | pa.Array, ...]
+# A request's values of each key column the log keeps (the id, then segment columns), one
+# text or None per row: a tuple or list, or for a large request an Arrow array (made
+# where it was scored, or in `add`).
+Keys = tuple[Sequence[str | None] | pa.Array, ...]
 KEYS_NOW = 32  # rows past which a request's keys are converted when logged
 # One scored request: request id, timestamp, model, version, rows, its inputs, its
 # outputs as JSON (encoded with the response: at flush time a second's worth of requests
@@ -128,7 +131,7 @@ class PredictionLog(BufferedWriter):
             pa.array(counts, pa.int32()),
             _inputs_column(inputs),
             pa.array(outputs, pa.string()),
-            *(_key_column([request[at] for request in keys])
+            *(_key_column([request[at] for request in keys], counts)
               for at in range(len(self.schema) - len(PREDICTION_SCHEMA))),
         ], schema=self.schema).combine_chunks()  # one piece: compression then sees
         # repeats across requests (written a request per chunk, each chunk was compressed
@@ -151,11 +154,17 @@ def _shadow_table(records: Sequence[ShadowRecord]) -> pa.Table:
          for record in records], schema=shadow_files.SHADOW_SCHEMA)
 
 
-def _key_column(values: Sequence[list[str | None] | pa.Array]) -> pa.ChunkedArray:
-    """One key's values as a list per request: runs of requests' lists flattened into
+def _key_column(values: Sequence[Sequence[str | None] | pa.Array], counts: Sequence[int]
+                ) -> pa.ChunkedArray | pa.Array:
+    """One key's values as a list per request: runs of requests' values flattened into
     one chunk (a few rows each), each converted request its own."""
+    if max(counts) == 1:  # one-row requests, the busiest traffic: no Python loop (the
+        # flush holds the GIL, which every request in flight waits for)
+        return pa.ListArray.from_arrays(
+            pa.array(np.arange(len(values) + 1, dtype=np.int32)),
+            pa.array(list(map(itemgetter(0), values)), pa.string()))
     chunks: list[pa.Array] = []
-    run: list[list[str | None]] = []
+    run: list[Sequence[str | None]] = []
 
     def close_run() -> None:
         offsets = pa.array(list(accumulate((len(items) for items in run), initial=0)),

@@ -16,7 +16,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from operator import is_not, itemgetter
-from typing import Any, NamedTuple
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -256,14 +256,10 @@ def _explain(params: Any) -> bool:
     return explain
 
 
-class ReadRows(NamedTuple):
-    """A request read for scoring: the model's input matrix, its typed rows as JSON for
-    the log, and its values of each key column the log keeps (the id, then segment
-    columns), as text."""
-
-    matrix: np.ndarray
-    logged: str
-    keys: Keys
+# A request read for scoring: the model's input matrix, its typed rows as JSON for the
+# log, and its values of each key column the log keeps (the id, then segment columns) as
+# text. A plain tuple: a NamedTuple's constructor cost a one-row request 0.3 µs.
+ReadRows = tuple[np.ndarray, str, Keys]
 
 
 def key_text(value: Any) -> str | None:
@@ -338,8 +334,8 @@ def small_request(rows: JsonRows, spec: FeatureSpec, keys: tuple[str, ...] = ())
     # Rows as objects (what drift reads back): a Struct per row, built in C and encoded
     # as the object a dict would be, a third of the time of 100 dicts.
     record = _record_type(tuple(logged))
-    return ReadRows(matrix, LOG_ENCODER.encode(list(map(record, *logged.values()))).decode(),
-                    tuple(_key_texts(logged.get(name), rows.height) for name in keys))
+    return (matrix, LOG_ENCODER.encode(list(map(record, *logged.values()))).decode(),
+            tuple(_key_texts(logged.get(name), rows.height) for name in keys))
 
 
 def _key_texts(values: list[Any] | None, height: int) -> list[str | None]:

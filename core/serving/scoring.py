@@ -14,7 +14,7 @@ import pyarrow as pa
 from mlyard.core.models.explain import explain_matrix
 from mlyard.core.models.features import encode
 from mlyard.core.models.loading import LoadedModel
-from mlyard.core.serving.prediction_log import Inputs, Keys
+from mlyard.core.serving.prediction_log import KEYS_NOW, Inputs, Keys
 from mlyard.core.serving.request import (
     ScoringRejected,
     json_request,
@@ -67,8 +67,7 @@ def score_rows(body: bytes, content_type: str, model: LoadedModel, reader: RowRe
     # down by segment.
     frame = frame.with_columns([sent.get_column(name).cast(pl.String)
                                 for name in reader.passed if name in sent.columns])
-    keys = tuple(frame.get_column(name).cast(pl.String).to_arrow().cast(pa.string())
-                 if name in frame.columns else [None] * frame.height for name in reader.keys)
+    keys = tuple(_key_values(frame, name) for name in reader.keys)
     return Scored(frame, values, keys, extra)
 
 
@@ -82,6 +81,15 @@ class Scored:
     values: list[Any]
     keys: Keys
     explanations: dict[str, Any] | None = None
+
+
+def _key_values(frame: pl.DataFrame, name: str) -> list[str | None] | pa.Array:
+    """A key column's values as text for the log: Arrow for a large request, as the log
+    would make them (`PredictionLog.add`), a list for a few rows."""
+    if name not in frame.columns:
+        return [None] * frame.height
+    text = frame.get_column(name).cast(pl.String)
+    return text.to_arrow().cast(pa.string()) if frame.height > KEYS_NOW else text.to_list()
 
 
 def _explained(model: LoadedModel, matrix: np.ndarray) -> dict[str, Any]:
