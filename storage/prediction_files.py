@@ -25,6 +25,7 @@ from urllib.parse import quote, unquote
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from filelock import FileLock, Timeout
 
 from mlyard.storage.engine import engine_unit
 from mlyard.storage.regular_files import regular
@@ -32,6 +33,9 @@ from mlyard.storage.regular_files import regular
 SUFFIX = ".parquet"
 PENDING = ".partial"
 MANIFEST = "compacting.json"  # present only while a day is being compacted
+LOCK = "compacting.lock"  # in a model's folder while one of its days is merged
+MERGED = "compacted"  # the end of a merged file's name
+GATHER_AT = 256  # a day's flushes merged into one file once there are this many
 
 MERGE_BATCH_ROWS = 20_000  # rows in memory at a time while a day is compacted
 PREDICTION_SCHEMA = pa.schema(
@@ -224,25 +228,44 @@ def count_rows(root: Path, model: str) -> int:
 
 def compact(root: Path, model: str, before_day: str) -> int:
     """Merge each day before `before_day` that has several files into one file; return
-    how many days were compacted. Safe to interrupt: a manifest names the merged file
-    and its sources, and the next call (or a reader) finishes or undoes it."""
-    compacted = 0
-    for day in day_dirs(root, model):
-        if day.name >= f"date={before_day}":
-            continue
-        _finish_interrupted(day)
-        sources = regular(sorted(day.glob("*" + SUFFIX)))
-        if len(sources) < 2:
-            continue
-        merged_name = f"{time.time_ns():020d}-compacted"
-        (day / MANIFEST).write_text(json.dumps({"merged": merged_name + SUFFIX,
-                                                "sources": [p.name for p in sources]}))
-        _merge(sources, day, merged_name)
-        for path in sources:
-            path.unlink(missing_ok=True)
-        (day / MANIFEST).unlink()
-        compacted += 1
-    return compacted
+    how many days were compacted."""
+    return sum(_replace(day, regular(sorted(day.glob("*" + SUFFIX))), at_least=2)
+               for day in day_dirs(root, model) if day.name < f"date={before_day}")
+
+
+def gather(root: Path, model: str, day: str) -> bool:
+    """Merge the day's flushes so far (not what was merged before) into one file once
+    there are GATHER_AT of them. A server flushing once a second writes 3,600 files an
+    hour, and every reader opens each; `compact` merges the whole day once it is over."""
+    folder = model_dir(root, model) / f"date={day}"
+    if not folder.is_dir():
+        return False
+    flushes = [path for path in regular(sorted(folder.glob("*" + SUFFIX)))
+               if not path.stem.endswith(MERGED)]
+    return _replace(folder, flushes, at_least=GATHER_AT)
+
+
+def _replace(day: Path, sources: list[Path], at_least: int) -> bool:
+    """`sources` merged into one file, when there are `at_least` of them. Safe to
+    interrupt: a manifest names the merged file and its sources, and the next call (or a
+    reader) finishes or undoes it. One process at a time (two servers of one model):
+    another that finds the day locked leaves it."""
+    try:
+        with FileLock(day.parent / LOCK, timeout=0):  # the model's folder: days stay clean
+            _finish_interrupted(day)
+            sources = [path for path in sources if path.exists()]
+            if len(sources) < at_least:
+                return False
+            merged_name = f"{time.time_ns():020d}-{MERGED}"
+            (day / MANIFEST).write_text(json.dumps({"merged": merged_name + SUFFIX,
+                                                    "sources": [p.name for p in sources]}))
+            _merge(sources, day, merged_name)
+            for path in sources:
+                path.unlink(missing_ok=True)
+            (day / MANIFEST).unlink()
+            return True
+    except Timeout:
+        return False
 
 
 def _merge(sources: list[Path], day: Path, name: str) -> Path:
@@ -283,8 +306,8 @@ def _finish_interrupted(day: Path) -> None:
     if (day / plan["merged"]).exists():  # merged and renamed: the sources are redundant
         for name in plan["sources"]:
             (day / name).unlink(missing_ok=True)
-    for pending in day.glob("*" + PENDING):
-        pending.unlink()
+    # Only the merge's own unfinished file: a server's flush may be being written.
+    (day / (plan["merged"].removesuffix(SUFFIX) + PENDING)).unlink(missing_ok=True)
     manifest.unlink()
 
 

@@ -10,6 +10,7 @@ import httpx
 import polars as pl
 import pyarrow as pa
 import pytest
+from filelock import FileLock
 
 from mlyard.core.serving.prediction_log import Prediction, PredictionLog
 from mlyard.core.workspace import open_workspace
@@ -170,6 +171,63 @@ def test_an_interrupted_compaction_is_finished_without_double_counting(tmp_path:
     assert len(prediction_files.read(root, "churn")) == 10  # readers skip the sources
     prediction_files.compact(root, "churn", before_day=prediction_files.day_of(time.time()))
     assert sorted(p.name for p in day.iterdir()) == [merged.name]
+
+
+def test_todays_flushes_are_gathered_into_one_file_and_reads_see_each_row_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server flushing every second would leave 86,400 files by night, each opened by
+    every reader: the log merges today's flushes a few hundred at a time, beside what it
+    merged before, and the day's end makes one file of all."""
+    monkeypatch.setattr(prediction_files, "GATHER_AT", 4)
+    catalog = Catalog(tmp_path)
+    root = catalog.predictions_dir
+    start = (time.time() // DAY) * DAY + 1  # today, from its first second
+    log = PredictionLog(catalog, housekeeping_interval=None)
+
+    def flush(count: int, first: int) -> None:
+        for second in range(first, first + count):
+            prediction_files.write(root, table(requests(2, start + second)))
+
+    flush(3, 0)
+    log.gather(start)
+    assert len(prediction_files.files(root, "churn")) == 3  # too few to bother
+    flush(2, 3)
+    log.gather(start)
+    assert len(prediction_files.files(root, "churn")) == 1
+    flush(5, 5)
+    day = prediction_files.model_dir(root, "churn") / f"date={prediction_files.day_of(start)}"
+    with FileLock(day.parent / prediction_files.LOCK, timeout=0):  # another server merging
+        log.gather(start)
+        assert len(prediction_files.files(root, "churn")) == 6
+    log.gather(start)
+    assert len(prediction_files.files(root, "churn")) == 2  # the earlier merge stays
+    assert [ts for ts, *_ in prediction_files.read(root, "churn")] == sorted(
+        start + second + i * 0.001 for second in range(10) for i in range(2))
+    assert prediction_files.count_rows(root, "churn") == 40
+    assert prediction_files.compact(root, "churn", prediction_files.day_of(start + DAY)) == 1
+    assert len(prediction_files.files(root, "churn")) == 1
+    assert prediction_files.count_rows(root, "churn") == 40
+
+
+def test_an_unfinished_merge_is_undone_without_touching_a_flush_being_written(
+        tmp_path: Path) -> None:
+    root = tmp_path / "predictions"
+    yesterday = time.time() - DAY
+    sources = [prediction_files.write(root, table(requests(5, yesterday + i)))[0]
+               for i in range(2)]
+    day = sources[0].parent
+    # Killed mid-merge: its manifest and half-written file are there, and a server is
+    # writing its next flush under a temporary name right now.
+    (day / prediction_files.MANIFEST).write_text(
+        '{"merged": "9-compacted.parquet", "sources": ["%s", "%s"]}'
+        % (sources[0].name, sources[1].name))
+    (day / ("9-compacted" + prediction_files.PENDING)).write_bytes(b"half")
+    flushing = day / ("8-flush" + prediction_files.PENDING)
+    flushing.write_bytes(b"being written")
+    assert prediction_files.compact(root, "churn", prediction_files.day_of(time.time())) == 1
+    assert flushing.exists()
+    assert not (day / ("9-compacted" + prediction_files.PENDING)).exists()
+    assert len(prediction_files.read(root, "churn")) == 10
 
 
 def test_predictions_an_older_mlyard_kept_in_the_catalog_move_to_the_files(

@@ -7,10 +7,10 @@ A request appends to memory and returns; the shared buffered writer
 `.mlyard/logs/predictions/` (`mlyard.storage.prediction_files`), never into the catalog,
 so no amount of traffic can make the catalog too large to checkpoint. A failed write
 keeps the rows and retries; rows past the cap are dropped and counted, and /health and
-/metrics say so. Old days are compacted into one file and removed after
-`[serve] keep_predictions`. A shadow's records (`mlyard.storage.shadow_files`) are
-written the same way, by the shadow's own process, into `.mlyard/logs/shadow/`; the
-server's log keeps that folder as long.
+/metrics say so. Today's flushes are merged a few hundred at a time, old days compacted
+into one file and removed after `[serve] keep_predictions`. A shadow's records
+(`mlyard.storage.shadow_files`) are written the same way, by the shadow's own process,
+into `.mlyard/logs/shadow/`; the server's log keeps that folder as long.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from mlyard.storage.prediction_files import PREDICTION_SCHEMA
 # milliseconds once a second).
 Inputs = pl.DataFrame | str
 ARROW_NOW = 4096  # characters of a request's JSON past which it is converted when logged
+GATHER_EVERY = 60.0  # seconds between looks at how many files today's log has
 # A request's values of each key column the log keeps (the id, then segment columns), one
 # text or None per row: a tuple or list, or for a large request an Arrow array (made
 # where it was scored, or in `add`).
@@ -68,6 +69,7 @@ class PredictionLog(BufferedWriter):
         self.keep_seconds = keep_seconds
         self.housekeeping_interval = housekeeping_interval
         self._next_housekeeping = 0.0
+        self._next_gathering = 0.0
         # pyarrow's first conversion of Python values imports ~170 ms of modules; done now,
         # not in the first flush, where it held the GIL while requests waited.
         pa.array([], pa.string())
@@ -110,7 +112,17 @@ class PredictionLog(BufferedWriter):
         if self.housekeeping_interval is not None and now >= self._next_housekeeping:
             self._next_housekeeping = now + self.housekeeping_interval
             self.housekeeping(now)
+        if self.housekeeping_interval is not None and now >= self._next_gathering:
+            self._next_gathering = now + GATHER_EVERY
+            self.gather(now)
         return True
+
+    def gather(self, now: float) -> None:
+        """Merge today's many flushes into one file (`prediction_files.gather`)."""
+        today = prediction_files.day_of(now)
+        for root in (self.root, self.shadow_root):
+            for model in prediction_files.models(root):
+                prediction_files.gather(root, model, today)
 
     def housekeeping(self, now: float) -> None:
         """Compact finished days into one file each; drop days past the retention."""
