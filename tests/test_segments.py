@@ -31,6 +31,7 @@ from sklearn.metrics import accuracy_score, roc_auc_score, root_mean_squared_err
 from mlyard.core.config import load_config, logged_keys
 from mlyard.core.models.loading import load_model
 from mlyard.core.serving.prediction_log import PredictionLog
+from mlyard.core.tracking.evaluation import evaluate
 from mlyard.core.tracking.segments import MIN_ROWS, segment_figures
 from mlyard.core.workspace import open_workspace
 from mlyard.storage import prediction_files
@@ -458,3 +459,36 @@ def test_labels_join_the_same_whether_the_log_kept_keys_or_only_the_rows(
     # A finished day is compacted into one file, keys null for the rows logged before.
     assert prediction_files.compact(logs, "fair", before_day="2100-01-01") == 1
     assert fed() == before
+
+
+def test_deliveries_fold_into_one_file_that_reads_the_same(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every feedback reads all deliveries so far; past a few they are folded into one
+    file of the newest label per id. The window is what the deliveries together give,
+    and a later delivery that corrects labels still wins over the folded file."""
+    project = trained_fair(tmp_path, monkeypatch, rows=600)
+    rows = pl.read_csv(project / "data" / "batch.csv").head(300)
+    serve_logged(project, rows, ["row_id", "region", "x"], keyed=True)
+    scores = load_model(open_workspace(project), "latest").predict(rows)
+    labels_dir = open_workspace(project).catalog.labels_dir
+
+    def delivered(labels: pl.DataFrame) -> dict[str, Any]:
+        labels.write_csv(project / "labels.csv")
+        result = mlyard("feedback", "labels.csv", "--json")
+        assert result.exit_code == 0, result.stderr
+        [window] = json.loads(result.stdout)["windows"]
+        return dict(window)
+
+    for part in range(5):  # the fourth folds the four so far into one
+        window = delivered(rows.slice(part * 60, 60).select("row_id", "label"))
+    assert len(list(labels_dir.glob("*.parquet"))) == 2  # the fold and the fifth
+    truth = rows["label"].cast(pl.Float64).to_numpy().copy()
+    assert window["rows"] == 300
+    assert window["metrics"]["auc"] == pytest.approx(
+        evaluate("binary", truth, scores)["auc"], abs=1e-12)
+    corrected = rows.head(90).select("row_id", (1 - pl.col("label")).alias("label"))
+    window = delivered(corrected)  # kept beside the fold, and read after it
+    truth[:90] = 1 - truth[:90]
+    assert window["rows"] == 300
+    assert window["metrics"]["auc"] == pytest.approx(
+        evaluate("binary", truth, scores)["auc"], abs=1e-12)

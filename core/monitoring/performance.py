@@ -97,6 +97,7 @@ def typed_labels(labels: pl.DataFrame, spec: FeatureSpec) -> pl.DataFrame:
 
 
 NEWEST = "__newest"  # feedback's mark for labels the file it was given holds
+FOLD_AT = 4  # deliveries kept past which feedback folds them into one (label_files.fold)
 
 
 def all_labels(ws: Workspace, id_column: str, spec: FeatureSpec,
@@ -150,8 +151,9 @@ def feedback(ws: Workspace, path: Path, window: str = "1d") -> FeedbackResult:
     in_time = logged if logged.get_column("ts").is_sorted() else logged.sort(
         "ts", maintain_order=True)
     latest = last_of_each(in_time, id_column)
-    joined = join_on(latest, all_labels(ws, id_column, spec, newest=(kept, labels)),
-                     id_column)
+    delivered = label_files.paths(ws.catalog.labels_dir, (id_column, spec.target))
+    every = all_labels(ws, id_column, spec, newest=(kept, labels))
+    joined = join_on(latest, every, id_column)
     matched = int(joined.get_column(NEWEST).sum())
     joined = joined.drop(NEWEST)
     unseen: dict[str, int] = {}
@@ -197,6 +199,8 @@ def feedback(ws: Workspace, path: Path, window: str = "1d") -> FeedbackResult:
         if alerts:
             meta_store.add_event(con, "alert.segment", model_name, "mlyard feedback",
                                  {"severity": "warning", "findings": alerts})
+    if len(delivered) >= FOLD_AT:  # every delivery read: the next feedback reads one file
+        label_files.fold(ws.catalog.labels_dir, every.drop(NEWEST).to_arrow(), delivered)
     return FeedbackResult(labels.height, matched, windows, unseen, by_segment, notes, alerts)
 
 
