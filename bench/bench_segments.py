@@ -11,6 +11,9 @@ Three measurements, mlyard's the median of 3 and Fairlearn's one run (it takes m
 - inside it, labelled as such: `segment_figures` on the rows in memory (AUC, log loss,
   accuracy, F1, precision, recall, selection rate, TPR and FPR per group, the fairness
   figures of the sensitive segment);
+- the same command again on one copy, as a daily delivery of labels would run it
+  (DELIVERIES times): feedback reads every delivery kept so far, folded into one file
+  once there are four, so these should not grow;
 - Fairlearn: one `MetricFrame` per segment with AUC, accuracy, selection rate, TPR and
   FPR, plus its demographic parity and equalized odds differences for the sensitive one
   (fewer figures than mlyard computes).
@@ -49,6 +52,7 @@ OUT = Path(__file__).parent / "out" / "segments"
 SEGMENTS = {"store": 50, "product": 20, "age_band": 5}
 REQUEST_ROWS = 1000
 REPEATS = 3
+DELIVERIES = 7
 
 
 def data(rows: int) -> tuple[np.ndarray, np.ndarray, pl.DataFrame]:
@@ -116,6 +120,20 @@ def feedback_seconds(root: Path) -> float:
     return time.perf_counter() - started
 
 
+def repeated_deliveries(root: Path) -> list[float]:
+    """`mlyard feedback` run DELIVERIES times on one copy, each a whole process."""
+    fresh = OUT / "repeated"
+    shutil.rmtree(fresh, ignore_errors=True)
+    shutil.copytree(root, fresh)
+    seconds = []
+    for _ in range(DELIVERIES):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "mlyard", "feedback", "labels.csv", "--json"],
+                       cwd=fresh, capture_output=True, check=True)
+        seconds.append(round(time.perf_counter() - started, 2))
+    return seconds
+
+
 def ours(truth: np.ndarray, scores: np.ndarray, groups: pl.DataFrame) -> float:
     started = time.perf_counter()
     segment_figures("binary", truth, scores, groups, [(name,) for name in SEGMENTS],
@@ -151,6 +169,7 @@ def main() -> None:
     for _ in range(REPEATS):  # interleaved, so a busy neighbour slows both alike
         timings["feedback"].append(feedback_seconds(root))
         timings["segment_figures"].append(ours(truth, scores, groups))
+    repeated = repeated_deliveries(root)
     # Fairlearn once: it takes minutes at this size, and its spread matters little then.
     timings["fairlearn"].append(fairlearn(truth, scores, groups))
     print(json.dumps({
@@ -160,6 +179,7 @@ def main() -> None:
         "segment_figures_s (inside, in memory)": round(
             statistics.median(timings["segment_figures"]), 2),
         "fairlearn_metricframe_s": round(statistics.median(timings["fairlearn"]), 2),
+        f"mlyard_feedback_s, {DELIVERIES} deliveries in turn": repeated,
         "runs": {k: [round(v, 2) for v in vs] for k, vs in timings.items()}}))
 
 
