@@ -4,6 +4,7 @@ malformed bodies get a 4xx, never a 500."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 
 from mlyard.core.automation import promotion
 from mlyard.core.models import registry
-from mlyard.core.serving.server import HeaderTimeoutHttp
+from mlyard.core.serving.server import HeaderTimeoutHttp, create_app
 from mlyard.core.workspace import open_workspace
 from mlyard.storage import prediction_files
 from tests.conftest import wait_for
@@ -60,6 +61,35 @@ def test_a_slow_sender_is_cut_off_with_408(trained: Path) -> None:  # noqa: F811
                     break
                 answer += chunk
     assert answer.startswith(b"HTTP/1.1 408"), answer[:80]
+
+
+def test_a_server_stopping_mid_body_is_a_cancel_not_a_408(trained: Path) -> None:  # noqa: F811
+    """The body's deadline cancels the request's own task; a cancel from elsewhere (the
+    server stopping) must stay a cancel, and the deadline must still answer 408."""
+    app = create_app(open_workspace(trained), "champion", body_timeout=0.3,
+                     log_predictions=False)
+    scope = {"type": "http", "method": "POST", "path": "/invocations", "query_string": b"",
+             "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/json")]}
+    sent: list[dict[str, object]] = []
+
+    async def silent() -> dict[str, object]:  # a client that sent headers, then nothing
+        await asyncio.Event().wait()
+        return {}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    async def stopped_meanwhile() -> None:
+        request = asyncio.create_task(app(scope, silent, send))
+        await asyncio.sleep(0.05)
+        request.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await request
+
+    asyncio.run(stopped_meanwhile())
+    assert sent == []
+    asyncio.run(app(scope, silent, send))
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 408
 
 
 def test_a_foreign_host_header_is_refused(trained: Path) -> None:  # noqa: F811

@@ -81,22 +81,32 @@ class Invocations:
                                 f"{self.max_body}")
         chunks: list[bytes] = []
         size = 0
+        # The deadline as one timer that cancels this task: `asyncio.timeout` did the same
+        # with more bookkeeping, 7 µs of a one-row request's ~190.
+        task = asyncio.current_task()
+        assert task is not None  # an ASGI app runs in a task
+        expired: list[bool] = []
+        deadline = asyncio.get_running_loop().call_later(self.body_timeout, _expire, task,
+                                                         expired)
         try:
-            async with asyncio.timeout(self.body_timeout):
-                while True:
-                    message = await receive()
-                    if message["type"] == "http.disconnect":
-                        return None
-                    chunk = message.get("body", b"")
-                    size += len(chunk)
-                    if size > self.max_body:
-                        raise _Refused(413, f"body is over the limit of {self.max_body} bytes")
-                    chunks.append(chunk)
-                    if not message.get("more_body", False):
-                        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        except TimeoutError:
-            raise _Refused(408, f"the request body did not arrive within "
-                                f"{self.body_timeout:g}s", "REQUEST_TIMEOUT") from None
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return None
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > self.max_body:
+                    raise _Refused(413, f"body is over the limit of {self.max_body} bytes")
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        except asyncio.CancelledError:
+            if expired and task.uncancel() == 0:  # ours alone, not the server stopping
+                raise _Refused(408, f"the request body did not arrive within "
+                                    f"{self.body_timeout:g}s", "REQUEST_TIMEOUT") from None
+            raise
+        finally:
+            deadline.cancel()
 
     async def _score(self, scope: Scope, body: bytes, send: Send) -> Answered:
         if self.waiting >= self.max_queued:
@@ -131,6 +141,11 @@ class Invocations:
             (b"x-mlyard-model-version", str(version.version).encode())])
         return Answered(request_id, now, body, content_type, version.model, version.version,
                         rows, text, seconds)
+
+
+def _expire(task: asyncio.Task[None], expired: list[bool]) -> None:
+    expired.append(True)
+    task.cancel()
 
 
 def _answer(outputs: bytes, result: Scored) -> bytes:
