@@ -71,7 +71,7 @@ class BufferedWriter:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._last_write = 0.0
-        self._last_flush = 0.0  # time.monotonic() of the last flush
+        self._last_flush = 0.0  # time.monotonic() of the last flush that had rows
         self._first_flush = first_flush
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
 
@@ -198,7 +198,8 @@ class BufferedWriter:
             self._wake.clear()
             if self._stop.is_set():
                 return
-            self._last_flush = time.monotonic()
+            if self.pending:  # an idle tick writes nothing: the quiet spell goes on
+                self._last_flush = time.monotonic()
             try:
                 self.flush()
             except Exception as exc:  # kept for the next try; this thread must not die

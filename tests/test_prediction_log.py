@@ -117,10 +117,34 @@ def test_after_a_quiet_spell_the_first_rows_are_written_at_once_then_once_an_int
     writer.start()
     try:
         writer.add_rows("predictions", requests(1, time.time()))
-        wait_for(lambda: writer.pending == 0, timeout=30, what="the first row written")
+        wait_for(lambda: writer.flushed == [1], timeout=30, what="the first row written")
         for _ in range(5):  # not quiet any more: these wait for the interval
             writer.add_rows("predictions", requests(1, time.time()))
         assert writer.pending == 5 and writer.flushed == [1]
+    finally:
+        writer.stop()
+
+
+def test_a_lone_request_after_idle_ticks_is_written_at_once(tmp_path: Path) -> None:
+    """The writer ticks every interval even with nothing to write; those ticks are not
+    flushes, so a request after a quiet spell is still written at once (they counted:
+    a request right after `serve --detach` waited for the next tick, and a `feedback`
+    started at once found nothing logged)."""
+    class Counting(BufferedWriter):
+        flushed: list[int] = []
+
+        def store(self, batches: dict[str, pa.Table], now: float) -> bool:
+            self.flushed.append(sum(b.num_rows for b in batches.values()))
+            return True
+
+    writer = Counting(Catalog(tmp_path), "counting", {"predictions": table},
+                      flush_interval=120.0, first_flush=0.05)
+    writer.start()
+    try:
+        wait_for(lambda: writer.flushed == [0], timeout=30, what="an idle tick")
+        writer.add_rows("predictions", requests(1, time.time()))
+        # The next tick is 30 s away (the longest the writer sleeps): well before it.
+        wait_for(lambda: writer.flushed == [0, 1], timeout=15, what="the lone row written")
     finally:
         writer.stop()
 
