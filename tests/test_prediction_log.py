@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import polars as pl
@@ -101,17 +102,22 @@ def test_a_writer_whose_store_raises_anything_keeps_running(tmp_path: Path) -> N
         writer.stop()
 
 
+class Counting(BufferedWriter):
+    """A writer that only counts the rows of each flush (idle ticks flush none)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.flushed: list[int] = []
+
+    def store(self, batches: dict[str, pa.Table], now: float) -> bool:
+        self.flushed.append(sum(b.num_rows for b in batches.values()))
+        return True
+
+
 def test_after_a_quiet_spell_the_first_rows_are_written_at_once_then_once_an_interval(
         tmp_path: Path) -> None:
     """A lone request is stored before a script's next line reads it; a steady stream
     is still batched by the interval (here an hour, so only the quiet rule can write)."""
-    class Counting(BufferedWriter):
-        flushed: list[int] = []
-
-        def store(self, batches: dict[str, pa.Table], now: float) -> bool:
-            self.flushed.append(sum(b.num_rows for b in batches.values()))
-            return True
-
     writer = Counting(Catalog(tmp_path), "counting", {"predictions": table},
                       flush_interval=3600.0)
     writer.start()
@@ -130,13 +136,6 @@ def test_a_lone_request_after_idle_ticks_is_written_at_once(tmp_path: Path) -> N
     flushes, so a request after a quiet spell is still written at once (they counted:
     a request right after `serve --detach` waited for the next tick, and a `feedback`
     started at once found nothing logged)."""
-    class Counting(BufferedWriter):
-        flushed: list[int] = []
-
-        def store(self, batches: dict[str, pa.Table], now: float) -> bool:
-            self.flushed.append(sum(b.num_rows for b in batches.values()))
-            return True
-
     writer = Counting(Catalog(tmp_path), "counting", {"predictions": table},
                       flush_interval=120.0, first_flush=0.05)
     writer.start()
