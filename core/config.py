@@ -450,14 +450,19 @@ def segment_columns(config: Config) -> list[tuple[str, ...]]:
     return found
 
 
+def segment_column_names(config: Config) -> tuple[str, ...]:
+    """Every column some segment is made of, each once, in the order they are named."""
+    return tuple(dict.fromkeys(name for columns in segment_columns(config)
+                               for name in columns))
+
+
 def logged_keys(config: Config) -> tuple[str, ...]:
     """The columns the server keeps beside each logged row, so labels join by id and live
     figures break down by segment without reading the rows back: the id column, then
     each segment column once."""
     id_column = config.data.id_column
     return tuple(dict.fromkeys([*([id_column] if id_column else []),
-                                *(name for columns in segment_columns(config)
-                                  for name in columns)]))
+                                *segment_column_names(config)]))
 
 
 def _check_segments(config: Config, source: str) -> None:

@@ -197,9 +197,13 @@ def read_keyed(root: Path, model: str, id_column: str, keys: Sequence[str]
             unkeyed.append(file.read(columns=plain).filter(without))
             table = table.filter(pc.invert(without))
         keyed.append(table)
-    # Files of servers keeping different segments: a key one did not keep is null there.
-    return tuple(pa.concat_tables(tables, promote_options="default") if tables else None
-                 for tables in (keyed, unkeyed))  # type: ignore[return-value]
+    return _together(keyed), _together(unkeyed)
+
+
+def _together(tables: list[pa.Table]) -> pa.Table | None:
+    """Files of servers keeping different segments as one table: a key one did not keep
+    is null there."""
+    return pa.concat_tables(tables, promote_options="default") if tables else None
 
 
 def recent(root: Path, model: str, limit: int) -> list[tuple[str, float, int, int, str, str]]:

@@ -12,7 +12,7 @@ import msgspec
 import numpy as np
 import polars as pl
 
-from mlyard.core.config import segment_columns
+from mlyard.core.config import segment_column_names, segment_columns
 from mlyard.core.data.values import parse_column, plain_numbers
 from mlyard.core.durations import parse_every
 from mlyard.core.errors import MlyardError, UsageError
@@ -134,7 +134,7 @@ def feedback(ws: Workspace, path: Path, window: str = "1d") -> FeedbackResult:
     labels = read_labels(path, id_column, spec)
     kept = label_files.keep(ws.catalog.labels_dir, labels.to_arrow())  # for later deliveries
     segments = segment_columns(ws.config)
-    carried = tuple(dict.fromkeys(name for columns in segments for name in columns))
+    carried = segment_column_names(ws.config)
     logged = logged_predictions(ws, model_name, id_column, carried)
     if logged.is_empty():
         scored = prediction_files.count_rows(ws.catalog.predictions_dir, model_name)

@@ -19,7 +19,7 @@ import msgspec
 import numpy as np
 import polars as pl
 
-from mlyard.core.config import Config, Device, ParamValue, segment_columns
+from mlyard.core.config import Config, Device, ParamValue, segment_column_names, segment_columns
 from mlyard.core.data import versions
 from mlyard.core.data.contract import contract_hash
 from mlyard.core.data.inference import time_like_columns
@@ -199,7 +199,7 @@ class Fitted:
 def segment_names(cfg: Config, columns: Sequence[str]) -> list[str]:
     """The columns `[monitor] segments` breaks figures down by, checked to be among the
     dataset's `columns`."""
-    wanted = list(dict.fromkeys(name for names in segment_columns(cfg) for name in names))
+    wanted = list(segment_column_names(cfg))
     missing = [name for name in wanted if name not in columns]
     if missing:
         raise UsageError(f"[monitor] segments: no column {missing[0]!r} in the dataset "
